@@ -1,0 +1,134 @@
+//! Builds the running daemon from a validated config: opens the store, creates the AWS
+//! clients, spawns every task under one shutdown token, serves HTTP, and on shutdown waits
+//! (bounded) for tasks to flush before closing the database.
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::http::{AppState, app};
+use crate::metrics::Metrics;
+use crate::store::{OpenMode, Store, now_ms};
+use crate::supervise::spawn_supervised;
+use anyhow::Context;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for tasks to flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// Runs the daemon until `shutdown` resolves. Returns once everything is flushed.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let metrics = Metrics::new();
+    let health = Health::default();
+    let store = Store::open(Path::new(&config.storage.path), OpenMode::Writer, config.storage.rejected_max_bytes)
+        .await
+        .with_context(|| format!("opening the database {}", config.storage.path))?;
+    let sdk = crate::aws::sdk_config(&config.aws).await;
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", config.http.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, "Serving /metrics, /healthz, /readyz and /api/v1.");
+
+    let state = AppState { config: config.clone(), metrics: metrics.clone(), store: store.clone(), health: health.clone() };
+
+    // Retention.
+    {
+        let (store, metrics, token, config) = (store.clone(), metrics.clone(), token.clone(), config.clone());
+        spawn_supervised(&tracker, token.clone(), metrics.clone(), "retention", move || {
+            retention_loop(store.clone(), metrics.clone(), config.clone(), token.clone())
+        });
+    }
+
+    crate::sources::spawn_all(&crate::sources::Context {
+        config: config.clone(),
+        sdk: sdk.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        tracker: tracker.clone(),
+        shutdown: token.clone(),
+    });
+
+    // HTTP keeps answering until every other task has stopped, so a scrape during shutdown works.
+    let http_token = CancellationToken::new();
+    let server = {
+        let http_token = http_token.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(async move { http_token.cancelled().await })
+                .await
+        })
+    };
+
+    tokio::select! {
+        _ = shutdown => tracing::info!("Shutdown requested; flushing."),
+        _ = token.cancelled() => {}
+    }
+    token.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "Tasks did not stop in time; closing anyway.");
+    }
+    http_token.cancel();
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error."),
+        Err(_) => tracing::warn!("HTTP connections still open at shutdown; dropping them."),
+        _ => {}
+    }
+    store.close().await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+async fn retention_loop(store: Store, metrics: Metrics, config: Arc<Config>, token: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        let cutoff = now_ms() - config.storage.retention.as_millis() as i64;
+        match store.purge_before(cutoff).await {
+            Ok(n) => {
+                metrics.retention_deleted.inc_by(n);
+                if n > 0 {
+                    tracing::info!(deleted = n, "Retention removed old rows.");
+                }
+            }
+            Err(e) => {
+                metrics.store_errors.with_label_values(&[e.code()]).inc();
+                tracing::warn!(error = %e, "Retention failed; will retry.");
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(config.storage.retention_interval) => {}
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

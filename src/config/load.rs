@@ -1,0 +1,148 @@
+//! Reading a config file: TOML syntax, then every section and key checked on its own so that
+//! all mistakes are reported together, then secrets expanded from the environment, then
+//! `validate`.
+
+use super::{BudgetConfig, Config, Secret};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// One problem with the configuration, named by its key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path such as `logs.poll_interval` or `budgets[1].p95` (empty for the whole file).
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+/// Reads and validates a config file; every error found, or the config.
+pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError::new("", format!("cannot read {}: {e}", path.display()))]
+    })?;
+    load_str(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates config text; `env` looks up environment variables (a parameter so
+/// tests need not touch the process environment).
+pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![ConfigError::new("", format!("invalid TOML: {}", e.message()))])?;
+    let mut errors = Vec::new();
+    let mut config = Config::default();
+    for (key, value) in &table {
+        macro_rules! section {
+            ($field:ident) => {{
+                match value.as_table() {
+                    Some(t) => {
+                        if let Some(v) = check_table(key, t, &mut errors) {
+                            config.$field = v;
+                        }
+                    }
+                    None => errors.push(ConfigError::new(key.as_str(), "expected a table ([section])")),
+                }
+            }};
+        }
+        match key.as_str() {
+            "aws" => section!(aws),
+            "storage" => section!(storage),
+            "http" => section!(http),
+            "logs" => section!(logs),
+            "xray" => section!(xray),
+            "cloudwatch" => section!(cloudwatch),
+            "environments" => section!(environments),
+            "alerts" => section!(alerts),
+            "metrics" => section!(metrics),
+            "shard" => section!(shard),
+            "budgets" => match value.as_array() {
+                Some(items) => {
+                    let mut budgets = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("budgets[{i}]");
+                        match item.as_table() {
+                            Some(t) => {
+                                if let Some(b) = check_table::<BudgetConfig>(&path, t, &mut errors) {
+                                    budgets.push(b);
+                                }
+                            }
+                            None => errors.push(ConfigError::new(path, "expected a table ([[budgets]])")),
+                        }
+                    }
+                    config.budgets = budgets;
+                }
+                None => errors.push(ConfigError::new("budgets", "expected an array of tables ([[budgets]])")),
+            },
+            other => errors.push(ConfigError::new(
+                other,
+                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, budgets)",
+            )),
+        }
+    }
+    expand_secret(&mut config.alerts.webhook_url, "alerts.webhook_url", "SENTINEL_WEBHOOK_URL", env, &mut errors);
+    expand_secret(&mut config.http.api_token, "http.api_token", "SENTINEL_API_TOKEN", env, &mut errors);
+    errors.extend(super::validate::validate(&config));
+    if errors.is_empty() { Ok(config) } else { Err(errors) }
+}
+
+/// Deserializes a section; when that fails, retries key by key so every bad key is named,
+/// and keeps the good keys so later checks see what the user meant.
+fn check_table<T: DeserializeOwned>(path: &str, table: &toml::Table, errors: &mut Vec<ConfigError>) -> Option<T> {
+    match T::deserialize(toml::Value::Table(table.clone())) {
+        Ok(v) => Some(v),
+        Err(whole) => {
+            let mut good = toml::Table::new();
+            for (k, v) in table {
+                let mut single = toml::Table::new();
+                single.insert(k.clone(), v.clone());
+                match T::deserialize(toml::Value::Table(single)) {
+                    Ok(_) => {
+                        good.insert(k.clone(), v.clone());
+                    }
+                    Err(e) => errors.push(ConfigError::new(format!("{path}.{k}"), e.message().to_string())),
+                }
+            }
+            if good.len() == table.len() {
+                errors.push(ConfigError::new(path, whole.message().to_string()));
+                return None;
+            }
+            T::deserialize(toml::Value::Table(good)).ok()
+        }
+    }
+}
+
+/// `"${NAME}"` is replaced by the variable's value; an empty value falls back to `fallback_var`.
+fn expand_secret(
+    secret: &mut Secret,
+    key: &str,
+    fallback_var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let raw = secret.0.trim();
+    if let Some(name) = raw.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        match env(name) {
+            Some(v) if !v.is_empty() => secret.0 = v,
+            _ => errors.push(ConfigError::new(key, format!("environment variable {name} is not set"))),
+        }
+    } else if raw.is_empty() {
+        if let Some(v) = env(fallback_var) {
+            secret.0 = v;
+        }
+    }
+}

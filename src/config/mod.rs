@@ -1,0 +1,425 @@
+//! The daemon's configuration: one documented struct per TOML section, every default in
+//! one place (`impl Default`), durations as humantime strings. Loading reports every error
+//! at once with its key path (`logs.poll_interval: expected a duration like "30s", got "fast"`);
+//! `validate` adds the checks that span several keys.
+
+mod duration;
+mod load;
+mod validate;
+
+pub use load::{ConfigError, load_file, load_str};
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A value that must never appear in logs or `/metrics` (webhook URLs carry tokens).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() { f.write_str("\"\"") } else { f.write_str("\"<redacted>\"") }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub aws: AwsConfig,
+    pub storage: StorageConfig,
+    pub http: HttpConfig,
+    pub logs: LogsConfig,
+    pub xray: XrayConfig,
+    pub cloudwatch: CloudWatchConfig,
+    pub environments: EnvironmentsConfig,
+    pub alerts: AlertsConfig,
+    pub metrics: MetricsConfig,
+    pub shard: ShardConfig,
+    /// Latency budgets; an event is judged by the most specific budget that matches it.
+    pub budgets: Vec<BudgetConfig>,
+}
+
+/// `[aws]`: how to reach AWS. The standard `AWS_REGION`, `AWS_ENDPOINT_URL`, credential and
+/// profile variables work too; values set here win over them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    /// AWS region (e.g. "us-west-2"). Empty: taken from the environment/profile.
+    pub region: String,
+    /// Endpoint override for every AWS API (an emulator such as moto's server). Empty: AWS.
+    pub endpoint_url: String,
+    /// Per-attempt timeout of an AWS API call.
+    #[serde(with = "duration")]
+    pub call_timeout: Duration,
+    /// Attempts per call before the poller gives up on this round (with jittered backoff).
+    pub max_attempts: u32,
+}
+
+/// `[storage]`: the embedded SQLite database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Path of the SQLite database file (created if missing, with a `.lock` file beside it).
+    pub path: String,
+    /// How long raw timing events (and rejected inputs) are kept.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// How long hourly rollups are kept (long-range reports use them).
+    #[serde(with = "duration")]
+    pub rollup_retention: Duration,
+    /// Raw text kept per rejected input, in bytes (the rest is cut).
+    pub rejected_max_bytes: usize,
+    /// How often retention runs.
+    #[serde(with = "duration")]
+    pub retention_interval: Duration,
+}
+
+/// `[http]`: the Prometheus, health and API endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address. Loopback by default: widen it deliberately.
+    pub listen: String,
+    /// Bearer token protecting `/api/*` when set. Use `"${ENV_VAR}"`, or leave empty and
+    /// set `SENTINEL_API_TOKEN`.
+    pub api_token: Secret,
+    /// Whether `/metrics` also requires the token.
+    pub protect_metrics: bool,
+    /// Time limit for one request.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+}
+
+/// `[logs]`: tailing Lambda log groups in CloudWatch Logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Whether the log tailer runs.
+    pub enabled: bool,
+    /// Log groups to tail by exact name (`/aws/lambda/GenerateDynamicScenarioHandler`).
+    pub log_groups: Vec<String>,
+    /// Log group name prefixes; every matching group is tailed (re-discovered periodically).
+    pub log_group_prefixes: Vec<String>,
+    /// How often a busy group is polled.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How far behind its checkpoint each poll re-reads, to pick up late-ingested events.
+    #[serde(with = "duration")]
+    pub ingestion_delay: Duration,
+    /// On first start, how far back to read.
+    #[serde(with = "duration")]
+    pub start_lookback: Duration,
+    /// Account-wide FilterLogEvents budget shared by all groups (the real quota is 5/s).
+    pub requests_per_second: f64,
+    /// How often prefixes are re-discovered.
+    #[serde(with = "duration")]
+    pub discovery_interval: Duration,
+    /// Longest interval an idle group waits between polls (adaptive scheduling).
+    #[serde(with = "duration")]
+    pub idle_poll_interval: Duration,
+    /// Groups polled at the same time.
+    pub max_concurrency: usize,
+}
+
+/// `[xray]`: polling X-Ray traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XrayConfig {
+    /// Whether the X-Ray poller runs.
+    pub enabled: bool,
+    /// How often traces are polled.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Traces younger than this are left for the next poll (segments still arriving).
+    #[serde(with = "duration")]
+    pub settle_delay: Duration,
+    /// Overlap re-read behind the checkpoint each poll (late segments).
+    #[serde(with = "duration")]
+    pub lookback: Duration,
+    /// On first start, how far back to read.
+    #[serde(with = "duration")]
+    pub start_lookback: Duration,
+    /// X-Ray filter expression applied to GetTraceSummaries (empty: all traces).
+    pub filter_expression: String,
+    /// X-Ray API calls per second (its quotas are low).
+    pub requests_per_second: f64,
+    /// How many polls an in-progress or partial trace is re-fetched before it is stored as is.
+    pub max_refetches: u32,
+    /// Annotation keys kept as event attributes (empty: none; they can hold personal data).
+    pub annotation_allow_list: Vec<String>,
+    /// Metadata keys kept as event attributes (empty: none).
+    pub metadata_allow_list: Vec<String>,
+}
+
+/// `[cloudwatch]`: publishing latency metrics back to CloudWatch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudWatchConfig {
+    /// Whether metrics are published (PutMetricData costs money: off by default).
+    pub enabled: bool,
+    /// Metric namespace (must not start with `AWS/`).
+    pub namespace: String,
+    /// How often metrics are published.
+    #[serde(with = "duration")]
+    pub publish_interval: Duration,
+}
+
+/// `[environments]`: how an event is attributed to an environment (Dev, PROD, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvironmentsConfig {
+    /// Resolve function versions to aliases through the Lambda API (ListAliases history).
+    pub lambda_aliases: bool,
+    /// Regex over the function name with a `(?P<env>...)` group, for teams that deploy
+    /// `app-dev-worker` and `app-prod-worker` (empty: unused).
+    pub function_name_pattern: String,
+    /// Environment of events nothing else attributes.
+    pub default: String,
+    /// How often aliases are re-listed.
+    #[serde(with = "duration")]
+    pub alias_refresh_interval: Duration,
+}
+
+/// `[alerts]`: budget evaluation and where alerts go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often every budget is evaluated.
+    #[serde(with = "duration")]
+    pub evaluation_interval: Duration,
+    /// Webhook receiving alert transitions as JSON (may hold a token: use `"${ENV_VAR}"` or
+    /// `SENTINEL_WEBHOOK_URL`).
+    pub webhook_url: Secret,
+    /// Alertmanager base URL (`http://127.0.0.1:9093`); alerts go to `/api/v2/alerts`.
+    pub alertmanager_url: String,
+    /// Base URL of this daemon, used in alert links to the report.
+    pub external_url: String,
+    /// Timeout of one delivery attempt.
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
+}
+
+/// `[metrics]`: rolling windows and the Prometheus endpoint's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Window of the quantiles exported for every series.
+    #[serde(with = "duration")]
+    pub quantile_window: Duration,
+    /// Most (env, function, operation, source) series exported; the rest are counted as dropped.
+    pub max_series: usize,
+}
+
+/// `[shard]`: split log groups across several daemons by a stable hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShardConfig {
+    /// This instance's shard, from 0 to `count - 1`.
+    pub index: u32,
+    /// Number of instances sharing the log groups (1: no sharding).
+    pub count: u32,
+}
+
+/// `[[budgets]]`: a latency budget for the operations it matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Name used in alerts (default: derived from the patterns).
+    pub name: String,
+    /// Function glob (`*` matches all, `?` one character).
+    pub function: String,
+    /// Operation glob.
+    pub operation: String,
+    /// Environment glob.
+    pub env: String,
+    /// Budget for the 50th percentile.
+    #[serde(with = "duration::option")]
+    pub p50: Option<Duration>,
+    /// Budget for the 90th percentile.
+    #[serde(with = "duration::option")]
+    pub p90: Option<Duration>,
+    /// Budget for the 95th percentile.
+    #[serde(with = "duration::option")]
+    pub p95: Option<Duration>,
+    /// Budget for the 99th percentile.
+    #[serde(with = "duration::option")]
+    pub p99: Option<Duration>,
+    /// Window the quantile is computed over (by event time).
+    #[serde(with = "duration")]
+    pub window: Duration,
+    /// How long the budget must be exceeded before the alert fires.
+    #[serde(rename = "for", with = "duration")]
+    pub for_: Duration,
+    /// How long the quantile must stay under budget before a firing alert resolves.
+    #[serde(with = "duration")]
+    pub keep_firing_for: Duration,
+    /// Fewest events in the window for the budget to be judged.
+    pub min_samples: u64,
+    /// `severity` label of the alert.
+    pub severity: String,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            region: String::new(),
+            endpoint_url: String::new(),
+            call_timeout: Duration::from_secs(30),
+            max_attempts: 5,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: "latency-sentinel.db".into(),
+            retention: Duration::from_secs(30 * 86_400),
+            rollup_retention: Duration::from_secs(400 * 86_400),
+            rejected_max_bytes: 4096,
+            retention_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9750".into(),
+            api_token: Secret::default(),
+            protect_metrics: false,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            enabled: true,
+            log_groups: Vec::new(),
+            log_group_prefixes: Vec::new(),
+            poll_interval: Duration::from_secs(30),
+            ingestion_delay: Duration::from_secs(120),
+            start_lookback: Duration::from_secs(3600),
+            requests_per_second: 5.0,
+            discovery_interval: Duration::from_secs(300),
+            idle_poll_interval: Duration::from_secs(300),
+            max_concurrency: 4,
+        }
+    }
+}
+
+impl Default for XrayConfig {
+    fn default() -> Self {
+        XrayConfig {
+            enabled: true,
+            poll_interval: Duration::from_secs(60),
+            settle_delay: Duration::from_secs(30),
+            lookback: Duration::from_secs(300),
+            start_lookback: Duration::from_secs(3600),
+            filter_expression: String::new(),
+            requests_per_second: 2.0,
+            max_refetches: 5,
+            annotation_allow_list: Vec::new(),
+            metadata_allow_list: Vec::new(),
+        }
+    }
+}
+
+impl Default for CloudWatchConfig {
+    fn default() -> Self {
+        CloudWatchConfig {
+            enabled: false,
+            namespace: "LatencySentinel".into(),
+            publish_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for EnvironmentsConfig {
+    fn default() -> Self {
+        EnvironmentsConfig {
+            lambda_aliases: true,
+            function_name_pattern: String::new(),
+            default: "default".into(),
+            alias_refresh_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            evaluation_interval: Duration::from_secs(30),
+            webhook_url: Secret::default(),
+            alertmanager_url: String::new(),
+            external_url: "http://127.0.0.1:9750".into(),
+            send_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { quantile_window: Duration::from_secs(300), max_series: 10_000 }
+    }
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig { index: 0, count: 1 }
+    }
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            name: String::new(),
+            function: "*".into(),
+            operation: "*".into(),
+            env: "*".into(),
+            p50: None,
+            p90: None,
+            p95: None,
+            p99: None,
+            window: Duration::from_secs(300),
+            for_: Duration::from_secs(60),
+            keep_firing_for: Duration::from_secs(120),
+            min_samples: 20,
+            severity: "warning".into(),
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// The (quantile, threshold) this budget sets; validation guarantees exactly one.
+    pub fn threshold(&self) -> Option<(f64, Duration)> {
+        [(0.5, self.p50), (0.9, self.p90), (0.95, self.p95), (0.99, self.p99)]
+            .into_iter()
+            .find_map(|(q, d)| d.map(|d| (q, d)))
+    }
+
+    /// The budget's name, or one derived from its patterns.
+    pub fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            format!("{}/{}@{}", self.function, self.operation, self.env)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

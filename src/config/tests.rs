@@ -1,0 +1,148 @@
+//! Config loading: the shipped example, defaults, and error reporting.
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn example_config_parses_and_matches_defaults_where_it_should() {
+    let text = include_str!("../../config/example.toml");
+    let c = load_str(text, &no_env).expect("example config is valid");
+    assert_eq!(c.http.listen, "127.0.0.1:9750");
+    assert_eq!(c.logs.poll_interval, Duration::from_secs(30));
+    assert_eq!(c.storage.retention, Duration::from_secs(30 * 86400));
+    assert_eq!(c.budgets.len(), 2);
+    assert_eq!(c.budgets[0].threshold(), Some((0.95, Duration::from_secs(5))));
+    // Every section of the example equals the defaults, except the values an example must set.
+    let d = Config::default();
+    assert_eq!(c.storage, d.storage);
+    assert_eq!(c.http, d.http);
+    assert_eq!(c.xray, d.xray);
+    assert_eq!(c.cloudwatch, d.cloudwatch);
+    assert_eq!(c.environments, d.environments);
+    assert_eq!(c.alerts, d.alerts);
+    assert_eq!(c.metrics, d.metrics);
+    assert_eq!(c.shard, d.shard);
+    assert_eq!(c.logs, LogsConfig { log_group_prefixes: vec!["/aws/lambda/".into()], ..d.logs });
+}
+
+#[test]
+fn defaults_round_trip_through_toml() {
+    let mut c = Config::default();
+    c.logs.log_groups = vec!["/aws/lambda/x".into()];
+    c.budgets.push(BudgetConfig { p95: Some(Duration::from_secs(2)), ..BudgetConfig::default() });
+    let text = toml::to_string(&c).unwrap();
+    assert_eq!(load_str(&text, &no_env).unwrap(), c);
+}
+
+#[test]
+fn three_mistakes_are_all_reported_with_key_paths() {
+    let text = r#"
+[logs]
+log_groups = ["/aws/lambda/a"]
+poll_interval = "fast"
+[http]
+listen = "everywhere"
+[xray]
+enabeld = true
+"#;
+    let errors = load_str(text, &no_env).unwrap_err();
+    let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 3, "{shown:#?}");
+    assert!(shown.contains(&"logs.poll_interval: expected a duration like \"30s\", got \"fast\"".to_string()), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("http.listen: expected an address")), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("xray.enabeld: unknown field `enabeld`")), "{shown:#?}");
+}
+
+#[test]
+fn several_bad_keys_in_one_section_are_each_named() {
+    let text = r#"
+[logs]
+log_groups = "not-a-list"
+poll_interval = 30
+ingestion_delay = "2 fortnights please"
+"#;
+    let errors = load_str(text, &no_env).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"logs.log_groups") && keys.contains(&"logs.poll_interval") && keys.contains(&"logs.ingestion_delay"), "{errors:?}");
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_are_redacted() {
+    let text = r#"
+[logs]
+log_groups = ["/aws/lambda/a"]
+[alerts]
+webhook_url = "${HOOK}"
+"#;
+    let env = |k: &str| match k {
+        "HOOK" => Some("https://hooks.example.test/T000/secret-token".to_string()),
+        "SENTINEL_API_TOKEN" => Some("tok".to_string()),
+        _ => None,
+    };
+    let c = load_str(text, &env).unwrap();
+    assert_eq!(c.alerts.webhook_url.expose(), "https://hooks.example.test/T000/secret-token");
+    assert_eq!(c.http.api_token.expose(), "tok");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("secret-token") && !debug.contains("\"tok\""), "{debug}");
+    let missing = load_str(text, &no_env).unwrap_err();
+    assert_eq!(missing[0].to_string(), "alerts.webhook_url: environment variable HOOK is not set");
+}
+
+#[test]
+fn conflicting_and_unreachable_budgets_are_rejected() {
+    let text = r#"
+[logs]
+log_groups = ["/aws/lambda/a"]
+[[budgets]]
+operation = "Bedrock.*"
+p95 = "5s"
+[[budgets]]
+operation = "*k.Invoke*"
+p95 = "3s"
+[[budgets]]
+operation = "Bedrock.*"
+p99 = "9s"
+[[budgets]]
+operation = "DynamoDB.PutItem"
+p95 = "1s"
+p99 = "2s"
+"#;
+    let errors = load_str(text, &no_env).unwrap_err();
+    let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(shown.iter().any(|s| s.starts_with("budgets[1]: conflicts with budgets[0]")), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("budgets[2]: unreachable: same patterns as budgets[0]")), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("budgets[3].p95: set exactly one")), "{shown:#?}");
+    // More specific budgets don't conflict with general ones.
+    let ok = r#"
+[logs]
+log_groups = ["/aws/lambda/a"]
+[[budgets]]
+p95 = "10s"
+[[budgets]]
+operation = "Bedrock.InvokeModel"
+p95 = "5s"
+[[budgets]]
+operation = "Bedrock.InvokeModel"
+env = "PROD"
+p95 = "4s"
+"#;
+    load_str(ok, &no_env).unwrap();
+}
+
+#[test]
+fn env_budget_unreachable_without_any_env_source() {
+    let text = r#"
+[logs]
+log_groups = ["/aws/lambda/a"]
+[environments]
+lambda_aliases = false
+[[budgets]]
+env = "PROD"
+p95 = "1s"
+"#;
+    let errors = load_str(text, &no_env).unwrap_err();
+    assert!(errors[0].to_string().starts_with("budgets[0].env: unreachable"), "{errors:?}");
+}

@@ -1,0 +1,173 @@
+//! Checks that need more than one key or more than a type: addresses, regexes, URLs, limits,
+//! and budgets that conflict with each other or can never match.
+
+use super::{Config, ConfigError};
+use crate::glob;
+use std::time::Duration;
+
+/// Every semantic problem in `config` (empty when it is usable).
+pub fn validate(c: &Config) -> Vec<ConfigError> {
+    let mut e = Vec::new();
+    let mut err = |k: &str, r: String| e.push(ConfigError::new(k, r));
+
+    if !c.aws.endpoint_url.is_empty() && !is_http_url(&c.aws.endpoint_url) {
+        err("aws.endpoint_url", format!("expected an http:// or https:// URL, got {:?}", c.aws.endpoint_url));
+    }
+    if c.aws.max_attempts == 0 {
+        err("aws.max_attempts", "must be at least 1".into());
+    }
+    if c.storage.path.trim().is_empty() {
+        err("storage.path", "must not be empty".into());
+    }
+    if c.storage.retention < Duration::from_secs(3600) {
+        err("storage.retention", "must be at least 1h".into());
+    }
+    if c.storage.rollup_retention < c.storage.retention {
+        err("storage.rollup_retention", "must be at least storage.retention".into());
+    }
+    if !(64..=1_048_576).contains(&c.storage.rejected_max_bytes) {
+        err("storage.rejected_max_bytes", "must be between 64 and 1048576".into());
+    }
+    if c.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        err("http.listen", format!("expected an address like \"127.0.0.1:9750\", got {:?}", c.http.listen));
+    }
+    if c.logs.enabled && c.logs.log_groups.is_empty() && c.logs.log_group_prefixes.is_empty() {
+        err("logs.log_groups", "no log groups or prefixes to tail (set logs.enabled = false to turn the tailer off)".into());
+    }
+    for (i, p) in c.logs.log_group_prefixes.iter().enumerate() {
+        if p.is_empty() {
+            err(&format!("logs.log_group_prefixes[{i}]"), "must not be empty".into());
+        }
+    }
+    if c.logs.poll_interval < Duration::from_secs(1) {
+        err("logs.poll_interval", "must be at least 1s".into());
+    }
+    if c.logs.idle_poll_interval < c.logs.poll_interval {
+        err("logs.idle_poll_interval", "must be at least logs.poll_interval".into());
+    }
+    if !(c.logs.requests_per_second > 0.0 && c.logs.requests_per_second <= 1000.0) {
+        err("logs.requests_per_second", format!("must be in (0, 1000], got {}", c.logs.requests_per_second));
+    }
+    if c.logs.max_concurrency == 0 {
+        err("logs.max_concurrency", "must be at least 1".into());
+    }
+    if c.xray.poll_interval < Duration::from_secs(1) {
+        err("xray.poll_interval", "must be at least 1s".into());
+    }
+    if !(c.xray.requests_per_second > 0.0 && c.xray.requests_per_second <= 1000.0) {
+        err("xray.requests_per_second", format!("must be in (0, 1000], got {}", c.xray.requests_per_second));
+    }
+    if c.xray.filter_expression.len() > 2000 {
+        err("xray.filter_expression", "longer than X-Ray's 2000 characters".into());
+    }
+    let ns = &c.cloudwatch.namespace;
+    if ns.is_empty() || ns.len() > 255 || ns.starts_with("AWS/") {
+        err("cloudwatch.namespace", format!("must be 1-255 characters and not start with \"AWS/\", got {ns:?}"));
+    }
+    if c.cloudwatch.publish_interval < Duration::from_secs(1) {
+        err("cloudwatch.publish_interval", "must be at least 1s".into());
+    }
+    if !c.environments.function_name_pattern.is_empty() {
+        match regex::Regex::new(&c.environments.function_name_pattern) {
+            Ok(re) if re.capture_names().flatten().any(|n| n == "env") => {}
+            Ok(_) => err("environments.function_name_pattern", "must have a (?P<env>...) group".into()),
+            Err(x) => err("environments.function_name_pattern", format!("invalid regex: {x}")),
+        }
+    }
+    if c.environments.default.trim().is_empty() {
+        err("environments.default", "must not be empty".into());
+    }
+    if c.alerts.evaluation_interval < Duration::from_secs(1) {
+        err("alerts.evaluation_interval", "must be at least 1s".into());
+    }
+    if !c.alerts.webhook_url.is_empty() && !is_http_url(c.alerts.webhook_url.expose()) {
+        // The value is a secret: describe it without echoing it.
+        err("alerts.webhook_url", "expected an http:// or https:// URL".into());
+    }
+    if !c.alerts.alertmanager_url.is_empty() && !is_http_url(&c.alerts.alertmanager_url) {
+        err("alerts.alertmanager_url", format!("expected an http:// or https:// URL, got {:?}", c.alerts.alertmanager_url));
+    }
+    if c.metrics.quantile_window < Duration::from_secs(1) {
+        err("metrics.quantile_window", "must be at least 1s".into());
+    }
+    if c.metrics.max_series == 0 {
+        err("metrics.max_series", "must be at least 1".into());
+    }
+    if c.shard.count == 0 {
+        err("shard.count", "must be at least 1".into());
+    } else if c.shard.index >= c.shard.count {
+        err("shard.index", format!("must be below shard.count ({})", c.shard.count));
+    }
+    validate_budgets(c, &mut e);
+    e
+}
+
+fn validate_budgets(c: &Config, e: &mut Vec<ConfigError>) {
+    for (i, b) in c.budgets.iter().enumerate() {
+        let key = |k: &str| format!("budgets[{i}].{k}");
+        let set = [b.p50, b.p90, b.p95, b.p99].iter().filter(|d| d.is_some()).count();
+        if set != 1 {
+            e.push(ConfigError::new(key("p95"), format!("set exactly one of p50, p90, p95, p99 (found {set})")));
+        }
+        if let Some((_, d)) = b.threshold() {
+            if d.is_zero() {
+                e.push(ConfigError::new(key("p95"), "the budget must be above 0s"));
+            }
+        }
+        for (k, v) in [("function", &b.function), ("operation", &b.operation), ("env", &b.env)] {
+            if v.is_empty() {
+                e.push(ConfigError::new(key(k), "must not be empty (use \"*\" to match all)"));
+            }
+        }
+        if b.window < Duration::from_secs(1) {
+            e.push(ConfigError::new(key("window"), "must be at least 1s"));
+        }
+        if b.min_samples == 0 {
+            e.push(ConfigError::new(key("min_samples"), "must be at least 1"));
+        }
+        if b.severity.trim().is_empty() {
+            e.push(ConfigError::new(key("severity"), "must not be empty"));
+        }
+        // With neither aliases nor a name pattern, every event is in the default env.
+        if !c.environments.lambda_aliases
+            && c.environments.function_name_pattern.is_empty()
+            && !glob::matches(&b.env, &c.environments.default)
+            && !glob::matches(&b.env, "$LATEST")
+        {
+            e.push(ConfigError::new(
+                key("env"),
+                format!(
+                    "unreachable: {:?} can never match, since every event's env is {:?} (environments.lambda_aliases is off and no function_name_pattern is set)",
+                    b.env, c.environments.default
+                ),
+            ));
+        }
+        for (j, other) in c.budgets.iter().enumerate().take(i) {
+            if budget_specificity(b) == budget_specificity(other)
+                && glob::intersects(&b.function, &other.function)
+                && glob::intersects(&b.operation, &other.operation)
+                && glob::intersects(&b.env, &other.env)
+            {
+                let what = if (&b.function, &b.operation, &b.env) == (&other.function, &other.operation, &other.env) {
+                    "unreachable: same patterns as"
+                } else {
+                    "conflicts with"
+                };
+                e.push(ConfigError::new(
+                    format!("budgets[{i}]"),
+                    format!("{what} budgets[{j}]: both can match the same events and neither is more specific"),
+                ));
+            }
+        }
+    }
+}
+
+/// How specific a budget is; the most specific matching budget wins. Compared field by
+/// field: operation first (a budget is mostly about an operation), then function, then env.
+pub fn budget_specificity(b: &super::BudgetConfig) -> (usize, usize, usize) {
+    (glob::specificity(&b.operation), glob::specificity(&b.function), glob::specificity(&b.env))
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len() && !s.contains(char::is_whitespace)
+}

@@ -1,0 +1,31 @@
+//! # Latency Sentinel
+//!
+//! A long-running collector that tails Lambda log groups and polls X-Ray, stores every
+//! timing event in SQLite, and tells which operation is slow, since when, in which
+//! environment, and whether it is over its budget.
+//!
+//! ## Layout (data flows one way: sources → parse → store → evaluate → sinks)
+//! - [`config`]: the TOML config, documented structs, all errors at once.
+//! - [`model`]: timing events, sources, rejected inputs, checkpoints.
+//! - [`parse`]: pure parsers for every log and trace format (no I/O, no clock).
+//! - [`critical_path`]: where a trace's time went.
+//! - [`sources`]: the AWS pollers (CloudWatch Logs, X-Ray).
+//! - [`store`]: the only owner of SQLite.
+//! - [`aws`]: SDK config, retry policy, rate limiters.
+//! - [`metrics`], [`health`]: the daemon's own metrics and readiness.
+//! - [`http`], [`api`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*`.
+//! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
+//! - [`glob`]: budget patterns.
+
+pub mod api;
+pub mod app;
+pub mod aws;
+pub mod config;
+pub mod glob;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod sources;
+pub mod store;
+pub mod supervise;

@@ -1,0 +1,92 @@
+//! The `latency-sentinel` command: the daemon (`run`), `check-config`, and the tools that
+//! read or feed the store. `anyhow` stops here.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "latency-sentinel",
+    version,
+    about = "Watches AWS Lambda latency from CloudWatch Logs and X-Ray, and alerts when an operation's p95 goes over its budget.",
+    after_help = "Examples:\n  latency-sentinel check-config --config config/example.toml\n  latency-sentinel run --config /etc/latency-sentinel/config.toml\n  RUST_LOG=latency_sentinel=debug latency-sentinel run --config config/example.toml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon until SIGINT/SIGTERM.
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file: exit 0, or print every error with its key and exit 2.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<latency_sentinel::config::Config, ExitCode> {
+    latency_sentinel::config::load_file(path).map_err(|errors| {
+        eprintln!("{}: {} error(s):", path.display(), errors.len());
+        for e in &errors {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    match cli.command {
+        Command::CheckConfig { config } => match load_config(&config) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => {
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(latency_sentinel::app::run(config, latency_sentinel::app::shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "Daemon stopped with an error.");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The data every stage passes along: timing events, their sources, rejected inputs and
+//! source positions. Nothing here does I/O; the store owns persistence.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a timing event was read from. Stored as its `as_str()` form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// An application's structured timing line (the seed's `TIMING`/`END` JSON).
+    Logs,
+    /// A Lambda platform record (`REPORT` text line or JSON `platform.report`).
+    Report,
+    /// A CloudWatch Embedded Metric Format record.
+    Emf,
+    /// An X-Ray segment or subsegment.
+    Xray,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Logs, Source::Report, Source::Emf, Source::Xray];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Logs => "logs",
+            Source::Report => "report",
+            Source::Emf => "emf",
+            Source::Xray => "xray",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One measured duration of one operation, attributed to an environment and a function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingEvent {
+    /// Event time in epoch milliseconds: the AWS event's own time, never arrival time.
+    pub time_ms: i64,
+    /// Environment (Lambda alias such as `PROD`/`Dev`, `$LATEST`, or a configured default).
+    pub env: String,
+    /// Lambda function name (from the log group or the trace), never an app abbreviation.
+    pub function: String,
+    /// Operation name (`Bedrock.InvokeModel`, `BedrockCallDuration`, `Lambda.Duration`, ...).
+    pub operation: String,
+    pub source: Source,
+    /// Duration in seconds; finite and non-negative (parsers reject anything else).
+    pub duration_s: f64,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    /// Resolved function version (`12`, `$LATEST`) when known.
+    pub function_version: Option<String>,
+    pub cold_start: bool,
+    pub error: bool,
+    /// Unique per AWS observation; storing the same key twice is a no-op.
+    pub idem_key: String,
+    /// Extra, allow-listed attributes (app abbreviation, aws.operation, namespace...).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// An input that could not be used, kept for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// When it was seen (event time if known), epoch ms.
+    pub time_ms: i64,
+    /// `logs` or `xray`.
+    pub source: String,
+    /// Where it came from (log group + stream + event id, or trace id + segment id).
+    pub origin: String,
+    /// A short, bounded reason code (`invalid_json`, `bad_value`, `too_large`, ...).
+    pub reason: &'static str,
+    /// Human detail for the operator.
+    pub detail: String,
+    /// The raw input, capped by the store before it is written.
+    pub raw: String,
+}
+
+/// A source position: what a source has committed up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// `logs` or `xray`.
+    pub source: String,
+    /// Position key inside the source (a log group name, `traces`).
+    pub key: String,
+    /// Committed high-water mark, epoch ms.
+    pub position_ms: i64,
+    /// Free-form state the source needs to resume (JSON).
+    pub state: Option<String>,
+}

@@ -1,0 +1,770 @@
+//! Log-message parsing: turns one CloudWatch Logs event message into a [`Parsed`] value.
+//!
+//! This module owns the public parse types, the classifier [`parse_message`] and the helpers
+//! every format shares (lenient JSON, number checks, trace-id normalisation). Each format
+//! lives in its own file; [`stream`] correlates a log stream's messages into timing events.
+//! Everything here is pure: no I/O, no clock, no global state, and no panics on any input.
+//!
+//! Classification order, cheapest test first:
+//! 1. over [`MAX_MESSAGE_BYTES`] → rejected `too_large`;
+//! 2. starts with `{` → JSON: platform record, EMF, Powertools, JSON-mode app record, seed;
+//! 3. starts with a platform keyword (`START`, `REPORT`, ...) → [`lambda_text`];
+//! 4. `Task timed out`, `RequestId: ... Error:`, a runtime prefix (`[INFO]\t...`), OOM text;
+//! 5. anything else → ignored `not_timing`.
+
+pub mod emf;
+pub mod lambda_json;
+pub mod lambda_text;
+pub mod powertools;
+pub mod seed;
+pub mod stream;
+
+use serde_json::{Map, Value};
+
+use crate::model::Source;
+
+/// Longest message we parse; longer ones are rejected as `too_large` (Lambda truncates at 256 KB).
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// How deep a JSON-mode `message` string may nest another JSON document we still open.
+/// Lambda double-encodes once; anything deeper is not a shape we know.
+const MAX_NESTING: u8 = 2;
+
+/// What one CloudWatch event message says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// `START RequestId: ... Version: ...` or JSON `platform.start`.
+    Start { request_id: String, version: Option<String> },
+    /// `END RequestId: ...` or JSON `platform.runtimeDone`.
+    End { request_id: String },
+    /// `REPORT ...` (with its optional `XRAY` suffix) or JSON `platform.report`.
+    Report(Report),
+    /// `INIT_START` / `RESTORE_START` or JSON `platform.initStart` / `platform.restoreStart`:
+    /// a new execution environment is initialising, so the next invocation is probably cold.
+    InitStart {
+        /// `on-demand`, `provisioned-concurrency`, `snap-start`, ... when the record says so.
+        initialization_type: Option<String>,
+        runtime_version: Option<String>,
+    },
+    /// `INIT_REPORT ...` or JSON `platform.initReport`.
+    InitReport {
+        init_ms: Option<f64>,
+        phase: Option<String>,
+        status: Option<String>,
+        error_type: Option<String>,
+    },
+    /// One or more application timings (seed TIMING / END total_function_duration, EMF time
+    /// metrics, seed JSON inside a runtime prefix, inside JSON-mode `message` (string or
+    /// object), or inside Powertools lines).
+    Timings { ctx: LineContext, timings: Vec<AppTiming> },
+    /// A line with invocation context but no timing (Powertools log line, seed START line,
+    /// runtime-prefixed app log with a request id, a lone `XRAY TraceId:` line).
+    Context(LineContext),
+    /// `<ts> <request id> Task timed out after 3.00 seconds`.
+    Timeout { request_id: Option<String>, after_s: f64 },
+    /// `RequestId: ... Error: Runtime exited ...`, or a line carrying a known out-of-memory text.
+    RuntimeError { request_id: Option<String>, oom: bool },
+    /// Nothing timing-related (ordinary application log); reason is a short bounded code.
+    Ignored(&'static str),
+    /// Looked like timing but broken. reason: bounded code (`invalid_json`, `bad_value`,
+    /// `negative_value`, `non_finite_value`, `too_large`, `bad_report`, ...).
+    Rejected { reason: &'static str, detail: String },
+}
+
+/// Invocation facts a single line carries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LineContext {
+    pub request_id: Option<String>,
+    /// Normalised to `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`.
+    pub trace_id: Option<String>,
+    /// The invoked ARN (Powertools `function_arn`); its qualifier is the alias.
+    pub function_arn: Option<String>,
+    pub cold_start: Option<bool>,
+    /// The seed's `function_name`: an application abbreviation such as `GDSH`.
+    pub app_function: Option<String>,
+    /// The seed's `event_type: START` line.
+    pub is_start: bool,
+    /// Powertools `function_memory_size` (seen both as `"256"` and `256`).
+    pub memory_size_mb: Option<u64>,
+}
+
+/// One application-reported duration found in a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppTiming {
+    pub operation: String,
+    /// Finite and non-negative.
+    pub seconds: f64,
+    /// [`Source::Logs`] or [`Source::Emf`].
+    pub source: Source,
+    /// Position within the line, for idempotency keys.
+    pub index: u32,
+}
+
+/// A Lambda platform report. Only the request id and duration are required.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub request_id: String,
+    pub duration_ms: f64,
+    pub billed_ms: Option<f64>,
+    pub memory_size_mb: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+    /// Present ⇒ cold start.
+    pub init_ms: Option<f64>,
+    /// SnapStart restore; present ⇒ cold start.
+    pub restore_ms: Option<f64>,
+    /// `success`, `error`, `failure`, `timeout` as written.
+    pub status: Option<String>,
+    pub error_type: Option<String>,
+    pub trace_id: Option<String>,
+    /// `Sampled: false` means no trace exists for `trace_id`.
+    pub sampled: Option<bool>,
+}
+
+impl LineContext {
+    /// Fills every unset field from `other`; fields already set win.
+    pub fn fill_from(&mut self, other: &LineContext) {
+        fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        }
+        fill(&mut self.request_id, &other.request_id);
+        fill(&mut self.trace_id, &other.trace_id);
+        fill(&mut self.function_arn, &other.function_arn);
+        fill(&mut self.cold_start, &other.cold_start);
+        fill(&mut self.app_function, &other.app_function);
+        fill(&mut self.memory_size_mb, &other.memory_size_mb);
+        self.is_start |= other.is_start;
+    }
+
+    fn has_invocation_facts(&self) -> bool {
+        self.request_id.is_some()
+            || self.trace_id.is_some()
+            || self.function_arn.is_some()
+            || self.cold_start.is_some()
+    }
+}
+
+/// Classifies and parses one CloudWatch event message.
+pub fn parse_message(message: &str) -> Parsed {
+    if message.len() > MAX_MESSAGE_BYTES {
+        return rejected(
+            "too_large",
+            format!("message is {} bytes; limit is {MAX_MESSAGE_BYTES}", message.len()),
+        );
+    }
+    let msg = message.trim();
+    let Some(&first) = msg.as_bytes().first() else {
+        return Parsed::Ignored("empty");
+    };
+    if first == b'{' {
+        return parse_json_line(msg, &LineContext::default(), 0);
+    }
+    if let Some(parsed) = lambda_text::parse_platform(msg) {
+        return parsed;
+    }
+    if let Some(parsed) = lambda_text::parse_timeout(msg) {
+        return parsed;
+    }
+    if let Some(parsed) = lambda_text::parse_runtime_error(msg) {
+        return parsed;
+    }
+    if let Some(prefix) = lambda_text::split_runtime_prefix(msg) {
+        return parse_prefixed(prefix);
+    }
+    if lambda_text::is_oom(msg) {
+        return Parsed::RuntimeError { request_id: None, oom: true };
+    }
+    if msg == "Runtime.ExitError" {
+        // The error type printed under `RequestId: ... Error: Runtime exited ...`; that
+        // line already counted the failure.
+        return Parsed::Ignored("runtime_error_detail");
+    }
+    Parsed::Ignored("not_timing")
+}
+
+/// The part of a runtime-prefixed line after `[LEVEL]\t<ts>\t<request id>\t`.
+fn parse_prefixed(prefix: lambda_text::RuntimePrefix<'_>) -> Parsed {
+    let outer = LineContext {
+        request_id: prefix.request_id.map(str::to_owned),
+        ..LineContext::default()
+    };
+    let body = prefix.message.trim();
+    if body.starts_with('{') {
+        return parse_json_line(body, &outer, 0);
+    }
+    if let Some(Parsed::Timeout { request_id, after_s }) = lambda_text::parse_timeout(body) {
+        return Parsed::Timeout { request_id: request_id.or(outer.request_id), after_s };
+    }
+    if lambda_text::is_oom(body) {
+        return Parsed::RuntimeError { request_id: outer.request_id, oom: true };
+    }
+    if outer.request_id.is_some() {
+        Parsed::Context(outer)
+    } else {
+        Parsed::Ignored("not_timing")
+    }
+}
+
+/// Parses a message (or a prefixed/embedded part of one) that starts with `{`.
+fn parse_json_line(text: &str, outer: &LineContext, depth: u8) -> Parsed {
+    match parse_json_lenient(text) {
+        Ok(Value::Object(obj)) => classify_object(&obj, outer, depth),
+        Ok(_) => Parsed::Ignored("not_timing"),
+        Err(err) if looks_like_timing(text) => rejected("invalid_json", err.to_string()),
+        Err(_) => Parsed::Ignored("not_timing"),
+    }
+}
+
+/// Substrings that make an unparseable `{...}` worth a rejection instead of a silent skip.
+fn looks_like_timing(text: &str) -> bool {
+    ["event_type", "_aws", "value_sec", "total_function_duration", "platform."]
+        .iter()
+        .any(|needle| text.contains(needle))
+}
+
+/// Routes one JSON object to the format it belongs to.
+fn classify_object(obj: &Map<String, Value>, outer: &LineContext, depth: u8) -> Parsed {
+    if let Some(Value::String(kind)) = obj.get("type")
+        && kind.starts_with("platform.")
+    {
+        return lambda_json::parse_platform(kind, obj);
+    }
+
+    let mut ctx = powertools::context(obj);
+    if ctx.request_id.is_none() {
+        ctx.request_id = lambda_json::record_request_id(obj);
+    }
+    ctx.fill_from(outer);
+
+    if obj.contains_key("_aws") {
+        return emf::parse(obj, ctx);
+    }
+
+    let is_powertools = powertools::is_powertools(obj);
+    let mut timings = Vec::new();
+    match seed::collect(obj, &mut timings) {
+        Err(bad) => return bad.into(),
+        Ok(found) => {
+            ctx.is_start |= found.is_start;
+            if found.app_function.is_some() {
+                ctx.app_function = found.app_function;
+            }
+        }
+    }
+
+    if timings.is_empty() && !ctx.is_start {
+        match obj.get("message") {
+            Some(Value::Object(inner)) => match seed::collect(inner, &mut timings) {
+                Err(bad) => return bad.into(),
+                Ok(found) => {
+                    ctx.is_start |= found.is_start;
+                    if found.app_function.is_some() {
+                        ctx.app_function = found.app_function;
+                    }
+                }
+            },
+            Some(Value::String(text)) => {
+                let text = text.trim();
+                if text.starts_with('{') && depth < MAX_NESTING {
+                    let inner = parse_json_line(text, &ctx, depth + 1);
+                    return match inner {
+                        // The outer line decides what a message without timing means.
+                        Parsed::Ignored(_) => without_timing(ctx, is_powertools, outer, depth),
+                        other => other,
+                    };
+                }
+                if let Some(Parsed::Timeout { request_id, after_s }) =
+                    lambda_text::parse_timeout(text)
+                {
+                    return Parsed::Timeout { request_id: request_id.or(ctx.request_id), after_s };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if !timings.is_empty() {
+        return Parsed::Timings { ctx, timings };
+    }
+    if lambda_json::is_oom_record(obj) {
+        return Parsed::RuntimeError { request_id: ctx.request_id, oom: true };
+    }
+    without_timing(ctx, is_powertools, outer, depth)
+}
+
+/// The result for a JSON object that holds no timing.
+fn without_timing(ctx: LineContext, is_powertools: bool, outer: &LineContext, depth: u8) -> Parsed {
+    if ctx.is_start || (is_powertools && ctx.has_invocation_facts()) {
+        return Parsed::Context(ctx);
+    }
+    // A runtime prefix carried a request id: the line is an app log of that invocation.
+    if outer.request_id.is_some() && depth == 0 {
+        return Parsed::Context(ctx);
+    }
+    Parsed::Ignored("no_timing")
+}
+
+/// A value that looked like timing data but is unusable; becomes [`Parsed::Rejected`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Bad {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl From<Bad> for Parsed {
+    fn from(bad: Bad) -> Parsed {
+        Parsed::Rejected { reason: bad.reason, detail: bad.detail }
+    }
+}
+
+pub(crate) fn rejected(reason: &'static str, detail: String) -> Parsed {
+    Parsed::Rejected { reason, detail }
+}
+
+/// Parses JSON, accepting the bare `NaN`, `Infinity` and `-Infinity` tokens Python's
+/// `json.dumps` writes. They become strings, which [`number_value`] then rejects as
+/// `non_finite_value` instead of the whole line failing as `invalid_json`.
+pub(crate) fn parse_json_lenient(text: &str) -> Result<Value, serde_json::Error> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(err) => match quote_non_finite(text) {
+            Some(fixed) => serde_json::from_str(&fixed),
+            None => Err(err),
+        },
+    }
+}
+
+/// Rewrites bare non-finite tokens outside strings as JSON strings; `None` when there are none.
+fn quote_non_finite(text: &str) -> Option<String> {
+    const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied_to = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        // Tokens are ASCII and start at an ASCII byte, so every slice boundary below is a
+        // char boundary.
+        let rest = &bytes[i..];
+        if let Some(token) = TOKENS.iter().find(|t| rest.starts_with(t.as_bytes())) {
+            let buf = out.get_or_insert_with(|| String::with_capacity(text.len() + 8));
+            buf.push_str(&text[copied_to..i]);
+            buf.push('"');
+            buf.push_str(token);
+            buf.push('"');
+            i += token.len();
+            copied_to = i;
+            continue;
+        }
+        i += 1;
+    }
+    let mut buf = out?;
+    buf.push_str(&text[copied_to..]);
+    Some(buf)
+}
+
+/// Reads a duration-like value: a number or a numeric string, finite and non-negative.
+pub(crate) fn number_value(value: &Value, field: &str) -> Result<f64, Bad> {
+    let x = match value {
+        Value::Number(n) => n.as_f64().ok_or_else(|| Bad {
+            reason: "bad_value",
+            detail: format!("{field} is not representable as f64"),
+        })?,
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| Bad {
+            reason: "bad_value",
+            detail: format!("{field} is not a number: {:?}", truncate(s, 64)),
+        })?,
+        Value::Null => {
+            return Err(Bad { reason: "bad_value", detail: format!("{field} is null") });
+        }
+        other => {
+            return Err(Bad {
+                reason: "bad_value",
+                detail: format!("{field} has type {}", json_type(other)),
+            });
+        }
+    };
+    check_duration(x, field)
+}
+
+/// Rejects NaN, infinities and negatives; folds `-0.0` into `0.0`.
+pub(crate) fn check_duration(x: f64, field: &str) -> Result<f64, Bad> {
+    if !x.is_finite() {
+        return Err(Bad { reason: "non_finite_value", detail: format!("{field} is {x}") });
+    }
+    if x < 0.0 {
+        return Err(Bad { reason: "negative_value", detail: format!("{field} is {x}") });
+    }
+    Ok(x + 0.0)
+}
+
+/// A memory size in MB, given as `256`, `256.0` or `"256"`.
+pub(crate) fn json_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().and_then(f64_to_u64)),
+        Value::String(s) => text_u64(s),
+        _ => None,
+    }
+}
+
+pub(crate) fn text_u64(s: &str) -> Option<u64> {
+    let s = s.trim();
+    s.parse::<u64>().ok().or_else(|| s.parse::<f64>().ok().and_then(f64_to_u64))
+}
+
+fn f64_to_u64(x: f64) -> Option<u64> {
+    // 2^53: beyond it f64 no longer holds every integer, and no memory size is that big.
+    (x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= 9_007_199_254_740_992.0)
+        .then_some(x as u64)
+}
+
+/// A non-empty, trimmed, bounded string field.
+pub(crate) fn json_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    match obj.get(key) {
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            (!s.is_empty() && s.len() <= 512).then_some(s)
+        }
+        _ => None,
+    }
+}
+
+/// A request id as found in app output: empty and Node's `undefined` mean "none".
+pub(crate) fn clean_request_id(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty() && s != "undefined" && s.len() <= 128).then(|| s.to_owned())
+}
+
+/// Normalises a trace id to the X-Ray form `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`.
+///
+/// Accepts the X-Ray form, a `Root=...;Parent=...;Sampled=...` header (fields in any order,
+/// extra fields allowed) and a 32-hex W3C/OTel id. Anything else is `None`.
+pub fn normalize_trace_id(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let id = if raw.contains('=') {
+        raw.split(';').find_map(|part| {
+            let (k, v) = part.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("root").then_some(v.trim())
+        })?
+    } else {
+        raw
+    };
+    let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = id.split('-');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("1"), Some(epoch), Some(unique), None)
+            if epoch.len() == 8 && unique.len() == 24 && is_hex(epoch) && is_hex(unique) =>
+        {
+            Some(format!("1-{}-{}", epoch.to_ascii_lowercase(), unique.to_ascii_lowercase()))
+        }
+        (Some(hex), None, None, None) if hex.len() == 32 && is_hex(hex) => {
+            let hex = hex.to_ascii_lowercase();
+            Some(format!("1-{}-{}", &hex[..8], &hex[8..]))
+        }
+        _ => None,
+    }
+}
+
+/// Reads `Sampled=1|0` from an `X-Amzn-Trace-Id` header value.
+pub(crate) fn header_sampled(header: &str) -> Option<bool> {
+    header.split(';').find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("sampled") {
+            return None;
+        }
+        match v.trim() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        }
+    })
+}
+
+/// Caps text for a rejection detail without splitting a UTF-8 character.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every example message in `tests/fixtures/logs/messages.json`, for mutation testing.
+    pub(crate) fn fixture_messages() -> Vec<String> {
+        let raw = include_str!("../../tests/fixtures/logs/messages.json");
+        let entries: Vec<Value> = serde_json::from_str(raw).expect("fixture file is JSON");
+        entries
+            .iter()
+            .filter_map(|e| e.get("message").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    }
+
+    fn check_invariants(parsed: &Parsed) {
+        if let Parsed::Timings { timings, .. } = parsed {
+            assert!(!timings.is_empty());
+            for (i, t) in timings.iter().enumerate() {
+                assert!(t.seconds.is_finite() && t.seconds >= 0.0, "{t:?}");
+                assert!(t.seconds.is_sign_positive(), "{t:?}");
+                assert_eq!(t.index as usize, i);
+                assert!(!t.operation.is_empty());
+                assert!(matches!(t.source, Source::Logs | Source::Emf));
+            }
+        }
+        if let Parsed::Report(r) = parsed {
+            for x in [Some(r.duration_ms), r.billed_ms, r.init_ms, r.restore_ms].into_iter().flatten()
+            {
+                assert!(x.is_finite() && x >= 0.0, "{r:?}");
+            }
+        }
+        if let Parsed::InitReport { init_ms: Some(x), .. } = parsed {
+            assert!(x.is_finite() && *x >= 0.0);
+        }
+        if let Parsed::Timeout { after_s, .. } = parsed {
+            assert!(after_s.is_finite() && *after_s >= 0.0);
+        }
+    }
+
+    #[test]
+    fn too_large_is_rejected_before_any_parsing() {
+        let mut line = String::from(
+            r#"{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": 2.847, "pad": ""#,
+        );
+        line.push_str(&"x".repeat(300 * 1024));
+        line.push_str("\"}");
+        match parse_message(&line) {
+            Parsed::Rejected { reason, .. } => assert_eq!(reason, "too_large"),
+            other => panic!("{other:?}"),
+        }
+        let plain = "y".repeat(MAX_MESSAGE_BYTES + 1);
+        assert!(matches!(parse_message(&plain), Parsed::Rejected { reason: "too_large", .. }));
+        let at_limit = "y".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(parse_message(&at_limit), Parsed::Ignored("not_timing"));
+    }
+
+    #[test]
+    fn blank_and_plain_text_are_ignored() {
+        assert_eq!(parse_message(""), Parsed::Ignored("empty"));
+        assert_eq!(parse_message(" \n\t"), Parsed::Ignored("empty"));
+        for line in [
+            "[AWS Parameters and Secrets Lambda Extension] 2024/04/11 10:00:00 PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL is info",
+            "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code.",
+            "[ERROR] Runtime.ImportModuleError: Unable to import module 'lambda_handler': No module named 'x'\nTraceback (most recent call last):",
+            "hello world",
+            "[1, 2, 3]",
+            "{not json at all",
+            "{}",
+            r#"{"level": "INFO", "message": "hello"}"#,
+        ] {
+            let parsed = parse_message(line);
+            assert!(matches!(parsed, Parsed::Ignored(_)), "{line:?} -> {parsed:?}");
+        }
+        assert_eq!(parse_message("Runtime.ExitError"), Parsed::Ignored("runtime_error_detail"));
+        assert_eq!(parse_message("Runtime.ExitError\n"), Parsed::Ignored("runtime_error_detail"));
+    }
+
+    #[test]
+    fn trace_ids_are_normalised() {
+        let want = Some("1-5d83c0ad-b8eb33a0b1de97d804fac890".to_owned());
+        for raw in [
+            "1-5d83c0ad-b8eb33a0b1de97d804fac890",
+            " 1-5D83C0AD-B8EB33A0B1DE97D804FAC890 ",
+            "Root=1-5d83c0ad-b8eb33a0b1de97d804fac890;Parent=31255c3b19bd3637;Sampled=1",
+            "Parent=31255c3b19bd3637;Root=1-5d83c0ad-b8eb33a0b1de97d804fac890;Sampled=0;Lineage=a87bd80c:1",
+            "5d83c0adb8eb33a0b1de97d804fac890",
+        ] {
+            assert_eq!(normalize_trace_id(raw), want, "{raw}");
+        }
+        for raw in [
+            "",
+            "1-5d83c0ad",
+            "2-5d83c0ad-b8eb33a0b1de97d804fac890",
+            "1-5d83c0ad-b8eb33a0b1de97d804fac89",
+            "1-5d83c0ad-b8eb33a0b1de97d804fac890-00",
+            "Parent=31255c3b19bd3637;Sampled=1",
+            "1-zzzzzzzz-b8eb33a0b1de97d804fac890",
+            "5d83c0adb8eb33a0b1de97d804fac89g",
+        ] {
+            assert_eq!(normalize_trace_id(raw), None, "{raw}");
+        }
+        assert_eq!(header_sampled("Root=1-a-b;Parent=c;Sampled=1"), Some(true));
+        assert_eq!(header_sampled("Root=1-a-b;Sampled=0"), Some(false));
+        assert_eq!(header_sampled("Root=1-a-b;Sampled=?"), None);
+        assert_eq!(header_sampled("Root=1-a-b"), None);
+    }
+
+    #[test]
+    fn lenient_json_quotes_only_bare_non_finite_tokens() {
+        assert_eq!(quote_non_finite(r#"{"a": 1}"#), None);
+        assert_eq!(
+            quote_non_finite(r#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN Infinity"}"#)
+                .as_deref(),
+            Some(r#"{"a": "NaN", "b": ["Infinity", "-Infinity"], "c": "NaN Infinity"}"#)
+        );
+        assert_eq!(
+            quote_non_finite(r#"{"s": "esc \" NaN", "v": NaN, "é": "ü"}"#).as_deref(),
+            Some(r#"{"s": "esc \" NaN", "v": "NaN", "é": "ü"}"#)
+        );
+        assert!(parse_json_lenient(r#"{"v": NaN}"#).is_ok());
+        assert!(parse_json_lenient(r#"{"v": NaN"#).is_err());
+    }
+
+    #[test]
+    fn number_values() {
+        use serde_json::json;
+        let ok = |v: Value| number_value(&v, "value_sec").map_err(|b| b.reason);
+        assert_eq!(ok(json!(2.847)), Ok(2.847));
+        assert_eq!(ok(json!(3)), Ok(3.0));
+        assert_eq!(ok(json!("2.847")), Ok(2.847));
+        assert_eq!(ok(json!(" 1e-3 ")), Ok(0.001));
+        assert_eq!(ok(json!(-0.0)), Ok(0.0));
+        assert!(ok(json!(-0.0)).unwrap().is_sign_positive());
+        assert_eq!(ok(json!("abc")), Err("bad_value"));
+        assert_eq!(ok(json!(null)), Err("bad_value"));
+        assert_eq!(ok(json!(true)), Err("bad_value"));
+        assert_eq!(ok(json!([1.0])), Err("bad_value"));
+        assert_eq!(ok(json!(-1.5)), Err("negative_value"));
+        assert_eq!(ok(json!("NaN")), Err("non_finite_value"));
+        assert_eq!(ok(json!("-Infinity")), Err("non_finite_value"));
+        assert_eq!(json_u64(&json!("256")), Some(256));
+        assert_eq!(json_u64(&json!(256)), Some(256));
+        assert_eq!(json_u64(&json!(12.0)), Some(12));
+        assert_eq!(json_u64(&json!(12.5)), None);
+        assert_eq!(json_u64(&json!(-1)), None);
+        assert_eq!(truncate("héllo", 2), "h");
+    }
+
+    #[test]
+    fn every_fixture_parses_without_breaking_invariants() {
+        let fixtures = fixture_messages();
+        assert!(fixtures.len() >= 40, "fixture corpus too small: {}", fixtures.len());
+        for m in &fixtures {
+            check_invariants(&parse_message(m));
+        }
+    }
+
+    /// One edit applied to a fixture line.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Insert(usize, char),
+        Delete(usize),
+        Replace(usize, char),
+        Truncate(usize),
+    }
+
+    fn apply(line: &str, edits: &[Edit]) -> String {
+        let mut chars: Vec<char> = line.chars().collect();
+        for edit in edits {
+            let len = chars.len();
+            match *edit {
+                Edit::Insert(at, c) => chars.insert(at % (len + 1), c),
+                Edit::Delete(at) if len > 0 => {
+                    chars.remove(at % len);
+                }
+                Edit::Replace(at, c) if len > 0 => chars[at % len] = c,
+                Edit::Truncate(at) => chars.truncate(at % (len + 1)),
+                _ => {}
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    fn interesting_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            prop::sample::select(vec![
+                '{', '}', '[', ']', '"', '\\', ':', ',', '\t', '\n', '\r', ' ', '-', '.', 'e',
+                'E', '0', '9', 'N', 'I', '=', ';', 'é', '\u{0}', '\u{1F600}'
+            ]),
+            any::<char>(),
+        ]
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), interesting_char()).prop_map(|(a, c)| Edit::Insert(a, c)),
+            any::<usize>().prop_map(Edit::Delete),
+            (any::<usize>(), interesting_char()).prop_map(|(a, c)| Edit::Replace(a, c)),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics_on_arbitrary_strings(s in any::<String>()) {
+            check_invariants(&parse_message(&s));
+        }
+
+        #[test]
+        fn never_panics_on_json_ish_strings(s in r#"[{}\[\]":, 0-9a-zA-Z_.\-\t\n\\]{0,200}"#) {
+            check_invariants(&parse_message(&s));
+        }
+
+        #[test]
+        fn never_panics_on_mutated_fixtures(
+            pick in any::<prop::sample::Index>(),
+            edits in prop::collection::vec(edit(), 1..6),
+        ) {
+            let fixtures = fixture_messages();
+            let line = &fixtures[pick.index(fixtures.len())];
+            check_invariants(&parse_message(&apply(line, &edits)));
+        }
+
+        #[test]
+        fn seed_timing_values_are_finite_and_non_negative(
+            value in prop_oneof![
+                any::<f64>().prop_map(|x| format!("{x}")),
+                any::<f64>().prop_map(|x| format!("\"{x}\"")),
+                any::<f64>().prop_map(|x| format!("{x:e}")),
+                Just("NaN".to_owned()),
+                Just("-Infinity".to_owned()),
+                "[-+0-9.eE]{1,12}",
+            ],
+        ) {
+            let line = format!(
+                r#"{{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": {value}}}"#
+            );
+            let parsed = parse_message(&line);
+            check_invariants(&parsed);
+            prop_assert!(matches!(parsed, Parsed::Timings { .. } | Parsed::Rejected { .. }), "{parsed:?}");
+        }
+    }
+}

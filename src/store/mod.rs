@@ -1,0 +1,199 @@
+//! The only owner of SQLite: opening (WAL, busy timeout, a lock so two daemons never share a
+//! database), migrations, and the writes every source makes: events, the facts learned about
+//! them later, rejected inputs, stream state and checkpoints, all in one transaction.
+//! Retention lives in `retention.rs`; reads for reports and evaluation in their own modules.
+
+mod retention;
+mod write;
+
+pub use write::{Annotation, Batch, BatchOutcome, StreamStateRow};
+
+use crate::model::Checkpoint;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Errors the store reports; callers decide whether to retry (a full disk, a busy database)
+/// or give up (a locked or corrupt database).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path} is in use by another latency-sentinel (lock file {lock} is held); stop it or point storage.path elsewhere")]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("cannot open lock file {path}: {source}")]
+    LockFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database's disk is full: {0}")]
+    DiskFull(sqlx::Error),
+    #[error("database error: {0}")]
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let full = match &e {
+            sqlx::Error::Database(d) => {
+                d.code().as_deref() == Some("13") || d.message().contains("disk is full") || d.message().contains("disk I/O error")
+            }
+            _ => false,
+        };
+        if full { StoreError::DiskFull(e) } else { StoreError::Sql(e) }
+    }
+}
+
+impl StoreError {
+    /// A short, bounded code for metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Locked { .. } | StoreError::LockFile { .. } => "locked",
+            StoreError::Migrate(_) => "migrate",
+            StoreError::DiskFull(_) => "disk_full",
+            StoreError::Sql(_) => "sql",
+        }
+    }
+}
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The daemon (and `ingest`): takes the exclusive lock and applies migrations.
+    Writer,
+    /// Reports: no lock, migrations applied only if the database is new.
+    Reader,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    /// Held for the store's life: the OS releases it if the process dies, even by SIGKILL.
+    _lock: Option<Arc<File>>,
+    rejected_max_bytes: usize,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub async fn open(path: &Path, mode: OpenMode, rejected_max_bytes: usize) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let lock = match mode {
+            OpenMode::Writer => Some(Arc::new(take_lock(path)?)),
+            OpenMode::Reader => None,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, _lock: lock, rejected_max_bytes })
+    }
+
+    /// An in-memory store for tests and benchmarks (one connection, so one database).
+    pub async fn open_memory() -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, _lock: None, rejected_max_bytes: 4096 })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A cheap query proving the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The committed position of one source key.
+    pub async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT position_ms, state FROM checkpoints WHERE source = ? AND key = ?")
+                .bind(source)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(position_ms, state)| Checkpoint {
+            source: source.to_string(),
+            key: key.to_string(),
+            position_ms,
+            state,
+        }))
+    }
+
+    /// Every checkpoint of a source (for `/readyz` and resuming).
+    pub async fn checkpoints(&self, source: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows: Vec<(String, i64, Option<String>)> =
+            sqlx::query_as("SELECT key, position_ms, state FROM checkpoints WHERE source = ? ORDER BY key")
+                .bind(source)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, position_ms, state)| Checkpoint { source: source.to_string(), key, position_ms, state })
+            .collect())
+    }
+
+    /// The saved per-stream states of one log group, by stream name.
+    pub async fn stream_states(&self, log_group: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT stream, state FROM stream_state WHERE log_group = ?")
+            .bind(log_group)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Number of stored events (optionally of one source); used by tests and `/readyz`.
+    pub async fn count_events(&self, source: Option<&str>) -> Result<i64, StoreError> {
+        let n: i64 = match source {
+            Some(s) => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE source = ?").bind(s).fetch_one(&self.pool).await?,
+            None => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?,
+        };
+        Ok(n)
+    }
+
+    /// Closes the pool, checkpointing the WAL so the file on disk is complete.
+    pub async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        self.pool.close().await;
+    }
+}
+
+fn take_lock(db: &Path) -> Result<File, StoreError> {
+    let mut lock_path = db.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::LockFile { path: lock_path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: db.to_path_buf(), lock: lock_path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile { path: lock_path, source }),
+    }
+}
+
+/// Current wall-clock time in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
