@@ -17,6 +17,10 @@ It starts the launcher on port 0, waits for its port file, then checks:
   raw HTTP, with a FilterExpression, must answer 200 with ``Users`` lists;
   BatchGetTraces; Get/UpdateTraceSegmentDestination.
 * CloudWatch Logs: create_log_group / put_log_events / filter_log_events.
+* Lambda: publish_version / create_alias / list_aliases / list_versions_by_function.
+* Every JSON response the boto3 clients above receive is type-checked against the
+  botocore model (a list where the model says list, a number where it says
+  double, ...), the way the Rust SDK's strict deserializers would.
 
 Prints one line per check and "N passed, N failed"; exits 1 if any check failed.
 """
@@ -57,6 +61,62 @@ def check(name: str, cond: bool, detail: str = "") -> bool:
     RESULTS.append((name, bool(cond), detail))
     print(f"{'ok  ' if cond else 'FAIL'} {name}{'' if cond or not detail else ' -- ' + detail}", flush=True)
     return bool(cond)
+
+
+TYPE_PROBLEMS: list[str] = []
+TYPE_CHECKED: list[str] = []
+
+
+def _type_walk(v, shape, path: str) -> None:
+    """Flag JSON values whose type a strict client (the Rust SDK) would reject."""
+    if v is None:
+        return
+    t = shape.type_name
+    if t in ("integer", "long"):
+        good = isinstance(v, int) and not isinstance(v, bool)
+    elif t in ("double", "float"):
+        good = isinstance(v, (int, float)) and not isinstance(v, bool)
+    elif t == "timestamp":
+        good = isinstance(v, (int, float, str)) and not isinstance(v, bool)
+    else:
+        good = isinstance(v, {"structure": dict, "map": dict, "list": list, "string": str,
+                              "boolean": bool, "blob": str}.get(t, object))
+    if not good:
+        TYPE_PROBLEMS.append(f"{path}: model says {t} ({shape.name}), got {json.dumps(v)[:60]}")
+        return
+    if t == "structure":
+        for k, x in v.items():
+            if k in shape.members:
+                _type_walk(x, shape.members[k], f"{path}.{k}")
+    elif t == "list":
+        for i, x in enumerate(v):
+            _type_walk(x, shape.member, f"{path}[{i}]")
+    elif t == "map":
+        for k, x in v.items():
+            _type_walk(x, shape.value, f"{path}{{{k}}}")
+
+
+def _type_hook(operation_model, response_dict, **_kw) -> None:
+    body = response_dict.get("body") or b""
+    if operation_model.output_shape is None or response_dict.get("status_code", 200) >= 300:
+        return
+    try:
+        doc = json.loads(body) if body.strip() else None
+    except ValueError:
+        return  # not JSON (XML / CBOR): parsed strictly by botocore itself
+    if doc is None:
+        return
+    name = f"{operation_model.service_model.service_name}.{operation_model.name}"
+    TYPE_CHECKED.append(name)
+    _type_walk(doc, operation_model.output_shape, name)
+
+
+def aws(service: str, base: str):
+    """A boto3 client on the emulator whose JSON responses are type-checked against the model."""
+    client = boto3.client(service, region_name=REGION, endpoint_url=base,
+                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    client.meta.events.register("before-parse", _type_hook)
+    return client
 
 
 class Raw:
@@ -310,8 +370,7 @@ def check_cloudwatch(base: str) -> None:
         check("botocore cbor client", False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
 
     # boto3's default client (awsJson, straight to moto) sees the same data.
-    cwj = boto3.client("cloudwatch", region_name=REGION, endpoint_url=base,
-                       aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    cwj = aws("cloudwatch", base)
     out = cwj.get_metric_statistics(Namespace=ns, MetricName="Latency", Dimensions=dims, Period=600,
                                     StartTime=now - dt.timedelta(minutes=5),
                                     EndTime=now + dt.timedelta(minutes=5), Statistics=["SampleCount", "Sum"])
@@ -326,8 +385,7 @@ def xray_ids(start: float) -> str:
 
 def check_xray(base: str) -> None:
     raw = Raw(base)
-    xr = boto3.client("xray", region_name=REGION, endpoint_url=base,
-                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    xr = aws("xray", base)
     t0 = time.time() - 60
     trace_id = xray_ids(t0)
     root = {"name": "orders-api", "id": uuid.uuid4().hex[:16], "trace_id": trace_id,
@@ -354,6 +412,9 @@ def check_xray(base: str) -> None:
     check("every TraceSummary has Users as a list",
           bool(summaries) and all(isinstance(s.get("Users"), list) for s in summaries), repr(summaries))
 
+    out = xr.get_trace_summaries(StartTime=t0 - 60, EndTime=time.time() + 60)
+    check("boto3 GetTraceSummaries finds the trace",
+          any(s.get("Id") == trace_id for s in out.get("TraceSummaries", [])), repr(out))
     out = xr.batch_get_traces(TraceIds=[trace_id])
     segs = (out.get("Traces") or [{}])[0].get("Segments") or []
     docs = [json.loads(s["Document"]) for s in segs]
@@ -374,8 +435,7 @@ def check_xray(base: str) -> None:
 
 
 def check_logs(base: str) -> None:
-    logs = boto3.client("logs", region_name=REGION, endpoint_url=base,
-                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    logs = aws("logs", base)
     group = f"/aws/lambda/sentinel-check-{uuid.uuid4().hex[:8]}"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="2026/01/01/[$LATEST]abc")
@@ -399,6 +459,33 @@ def check_logs(base: str) -> None:
           [e["message"] for e in out.get("events", [])] == [messages[2]], repr(out.get("events")))
 
 
+def check_lambda(base: str) -> None:
+    import io
+    import zipfile
+
+    iam = aws("iam", base)
+    lam = aws("lambda", base)
+    role = iam.create_role(RoleName=f"sentinel-check-{uuid.uuid4().hex[:6]}",
+                           AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("index.py", "def handler(event, context):\n    return 1\n")
+    name = f"sentinel-check-{uuid.uuid4().hex[:6]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler",
+                        Code={"ZipFile": buf.getvalue()})
+    v1 = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="PROD", FunctionVersion=v1)
+    lam.create_alias(FunctionName=name, Name="Dev", FunctionVersion="$LATEST")
+    aliases = sorted((a["Name"], a["FunctionVersion"]) for a in lam.list_aliases(FunctionName=name)["Aliases"])
+    check("lambda publish_version / create_alias / list_aliases",
+          aliases == [("Dev", "$LATEST"), ("PROD", v1)], repr(aliases))
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]]
+    check("lambda list_versions_by_function", versions == ["$LATEST", v1], repr(versions))
+    conf = lam.get_function_configuration(FunctionName=name, Qualifier="PROD")
+    check("lambda get_function_configuration(Qualifier=PROD) resolves the version",
+          conf.get("Version") == v1, repr(conf.get("Version")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="self-test of scripts/moto_server.py")
     parser.add_argument("--verbose", action="store_true", help="let the server log to stderr")
@@ -406,11 +493,13 @@ def main() -> int:
     proc, base, tmp = start_server(args.verbose)
     print(f"moto_server.py pid {proc.pid} at {base}", flush=True)
     try:
-        for part in (check_cloudwatch, check_xray, check_logs):
+        for part in (check_cloudwatch, check_xray, check_logs, check_lambda):
             try:
                 part(base)
             except Exception as e:  # noqa: BLE001
                 check(part.__name__, False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        check(f"{len(TYPE_CHECKED)} JSON responses ({', '.join(sorted(set(TYPE_CHECKED)))}) "
+              "match the model's types", bool(TYPE_CHECKED) and not TYPE_PROBLEMS, "; ".join(TYPE_PROBLEMS))
     finally:
         proc.terminate()
         try:

@@ -35,7 +35,37 @@ between moto 5.x and the current AWS SDK for Rust:
     ``MOTO_XRAY_DESTINATION`` (``XRay`` or ``CloudWatchLogs``); an
     UpdateTraceSegmentDestination call changes it for the life of the server.
 
-Everything else goes to moto untouched.
+Everything else goes to moto untouched.  (UpdateTraceSegmentDestination answers
+``Status: ACTIVE`` at once, where AWS first reports ``PENDING``.)
+
+Known moto 5.2 gaps NOT fixed here (checked with boto3 against this launcher):
+
+* CloudWatch: percentile stats (p95, p99.9, tm99, ...) in GetMetricData make moto
+  raise (answered as a 500 InternalServiceFault); GetMetricStatistics drops
+  ExtendedStatistics silently; GetMetricData with Dimensions ignores the
+  Namespace; GetMetricStatistics without Dimensions also matches dimensioned
+  data; buckets start at StartTime (GetMetricData) or at the first datum
+  (GetMetricStatistics), not on period boundaries; fractional Counts are
+  truncated and each count is stored as one sample; ListMetrics lists a metric
+  once per PutMetricData.
+* Logs: filterPattern knows only plain terms (every word a case-sensitive
+  substring) and one "quoted phrase"; any other pattern ({ $.x = 1 }, ?a ?b,
+  -a, [w1, w2], %re%) matches every event.  FilterLogEvents returns events
+  grouped by stream unless interleaved=true (AWS always interleaves), ignores
+  logStreamNamePrefix, and does not accept logGroupIdentifier.
+  DescribeLogGroups ignores logGroupNamePattern.
+* Lambda: a function ARN as FunctionName breaks ListAliases (404) and
+  ListVersionsByFunction (empty list); ListAliases ignores FunctionVersion and
+  MaxItems; ListVersionsByFunction and ListFunctions ignore MaxItems.
+* X-Ray: GetTraceSummaries ignores TimeRangeType and Sampling, truncates
+  StartTime/EndTime to whole seconds and keeps a trace only when
+  StartTime < its first segment's start and its last-started segment's end <
+  EndTime; Duration is that span truncated to whole seconds, ResponseTime is
+  always 1, HasError/HasFault/HasThrottle are true when the key is present even
+  if false.  A segment sent twice (in_progress, then complete) is stored twice
+  and leaves the trace unfinished for good: absent from GetTraceSummaries, Id
+  null in BatchGetTraces.  BatchGetTraces returns every document as put;
+  UnprocessedTraceIds lists only unknown ids.  No paging anywhere.
 
 Usage::
 

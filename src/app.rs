@@ -48,7 +48,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
 
-    crate::sources::spawn_all(&crate::sources::Context {
+    let _attributor = crate::sources::spawn_all(&crate::sources::Context {
         config: config.clone(),
         sdk: sdk.clone(),
         store: store.clone(),

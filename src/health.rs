@@ -65,8 +65,9 @@ impl Health {
 }
 
 /// Whether a source counts as ready at `now_ms` (pure, so it is tested without a clock).
+/// A source is ready when it has succeeded recently and its latest attempt did not fail.
 pub fn is_ready(h: &SourceHealth, now_ms: i64) -> bool {
-    h.last_success_ms > 0 && now_ms - h.last_success_ms <= h.stale_after_ms
+    h.last_success_ms > 0 && h.last_error.is_none() && now_ms - h.last_success_ms <= h.stale_after_ms
 }
 
 #[cfg(test)]
@@ -81,5 +82,7 @@ mod tests {
         h.success("logs", 10_000);
         assert!(is_ready(&h.snapshot()["logs"], 70_000));
         assert!(!is_ready(&h.snapshot()["logs"], 70_001));
+        h.failure("logs", "endpoint unreachable".into());
+        assert!(!is_ready(&h.snapshot()["logs"], 10_001));
     }
 }

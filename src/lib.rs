@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod app;
+pub mod attribute;
 pub mod aws;
 pub mod config;
 pub mod glob;
@@ -26,6 +27,8 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod parse;
+pub mod shard;
 pub mod sources;
 pub mod store;
 pub mod supervise;

@@ -226,11 +226,11 @@ fn split_word(text: &str) -> (&str, &str) {
 pub fn parse_timeout(msg: &str) -> Option<Parsed> {
     const PHRASE: &str = "Task timed out after";
     let at = msg.find(PHRASE)?;
-    let head: Vec<&str> = msg[..at].split_whitespace().collect();
-    let request_id = match head.as_slice() {
-        [] => None,
-        [ts] if is_timestamp(ts) => None,
-        [ts, id] if is_timestamp(ts) && is_request_id(id) => Some((*id).to_owned()),
+    let mut head = msg[..at].split_whitespace();
+    let request_id = match (head.next(), head.next(), head.next()) {
+        (None, _, _) => None,
+        (Some(ts), None, _) if is_timestamp(ts) => None,
+        (Some(ts), Some(id), None) if is_timestamp(ts) && is_request_id(id) => Some(id.to_owned()),
         // An application sentence that merely contains the phrase.
         _ => return None,
     };
@@ -283,7 +283,8 @@ pub fn split_runtime_prefix(msg: &str) -> Option<RuntimePrefix<'_>> {
 }
 
 fn python_prefix(msg: &str) -> Option<RuntimePrefix<'_>> {
-    let close = msg.get(..16)?.find(']').or_else(|| msg.find(']').filter(|i| *i < 16))?;
+    // `[CRITICAL]` is the longest Python level name.
+    let close = msg.bytes().take(13).position(|b| b == b']')?;
     let level = &msg[1..close];
     if level.is_empty() || !level.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;

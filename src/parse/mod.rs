@@ -19,6 +19,9 @@ pub mod powertools;
 pub mod seed;
 pub mod stream;
 
+use std::sync::LazyLock;
+
+use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::model::Source;
@@ -206,8 +209,28 @@ fn parse_prefixed(prefix: lambda_text::RuntimePrefix<'_>) -> Parsed {
     }
 }
 
+/// Substrings without which a JSON line can only end up `no_timing` (or as a bare runtime
+/// prefix context). One literal-set scan is much cheaper than building a `Value` for every
+/// ordinary JSON application log. `None` only if the pattern failed to compile; then every
+/// line is parsed.
+static JSON_MARKERS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"event_type|value_sec|total_function_duration|_aws|platform\.",
+        r"|cold_start|function_arn|function_request_id|xray_trace_id|lambda_request_id",
+        r"|function_memory_size|Task timed out|MemoryError|OutOfMemory",
+    ))
+    .ok()
+});
+
+fn may_hold_anything(text: &str) -> bool {
+    JSON_MARKERS.as_ref().is_none_or(|re| re.is_match(text))
+}
+
 /// Parses a message (or a prefixed/embedded part of one) that starts with `{`.
 fn parse_json_line(text: &str, outer: &LineContext, depth: u8) -> Parsed {
+    if !may_hold_anything(text) {
+        return without_timing(outer.clone(), false, outer, depth);
+    }
     match parse_json_lenient(text) {
         Ok(Value::Object(obj)) => classify_object(&obj, outer, depth),
         Ok(_) => Parsed::Ignored("not_timing"),
@@ -217,6 +240,7 @@ fn parse_json_line(text: &str, outer: &LineContext, depth: u8) -> Parsed {
 }
 
 /// Substrings that make an unparseable `{...}` worth a rejection instead of a silent skip.
+/// Kept narrower than [`JSON_MARKERS`]: a broken Powertools line is not a broken timing.
 fn looks_like_timing(text: &str) -> bool {
     ["event_type", "_aws", "value_sec", "total_function_duration", "platform."]
         .iter()

@@ -282,12 +282,12 @@ mod tests {
 
     #[test]
     fn truncated_lines() {
-        for cut in [10, 40, 80, TIMING.len() - 1] {
+        for cut in [40, 80, TIMING.len() - 1] {
             assert_eq!(reason(&TIMING[..cut]), "invalid_json", "{}", &TIMING[..cut]);
         }
         assert_eq!(reason(&END[..END.len() - 8]), "invalid_json");
         // A cut before any marker key is not recognisable as timing.
-        assert_eq!(parse_message(&TIMING[..20]), Parsed::Ignored("not_timing"));
+        assert_eq!(parse_message(&TIMING[..20]), Parsed::Ignored("no_timing"));
         assert_eq!(reason(r#"{"_aws": {"Timestamp": 1714499115695, "CloudWatchMetr"#), "invalid_json");
         // Trailing garbage after the object.
         assert_eq!(reason(&format!("{TIMING} extra")), "invalid_json");

@@ -1,10 +1,15 @@
 //! The sources: tasks that turn AWS pages into timing events and checkpoints and hand both
 //! to the store in one call. They never decide percentiles or alerts.
 
+pub mod aliases;
+pub mod logs;
+
+use crate::attribute::Attributor;
 use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::supervise::spawn_supervised;
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -22,5 +27,15 @@ pub struct Context {
     pub shutdown: CancellationToken,
 }
 
-/// Spawns every enabled source.
-pub fn spawn_all(_ctx: &Context) {}
+/// Spawns every enabled source; all share one attributor (and so one alias history).
+pub fn spawn_all(ctx: &Context) -> Attributor {
+    let attributor = Attributor::new(&ctx.config.environments);
+    let cfg = &ctx.config;
+    if cfg.logs.enabled {
+        let stale = 3 * cfg.logs.idle_poll_interval.max(cfg.logs.discovery_interval).as_millis() as i64;
+        ctx.health.register(logs::SOURCE, stale);
+        let (c, a) = (ctx.clone(), attributor.clone());
+        spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "logs", move || logs::run(c.clone(), a.clone()));
+    }
+    attributor
+}

@@ -3,10 +3,11 @@
 //! them later, rejected inputs, stream state and checkpoints, all in one transaction.
 //! Retention lives in `retention.rs`; reads for reports and evaluation in their own modules.
 
+mod aliases;
 mod retention;
 mod write;
 
-pub use write::{Annotation, Batch, BatchOutcome, StreamStateRow};
+pub use write::{Annotation, Batch, BatchOutcome, NewReport, StreamStateRow};
 
 use crate::model::Checkpoint;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};

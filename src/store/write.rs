@@ -18,6 +18,8 @@ pub struct Annotation {
     pub trace_id: Option<String>,
     pub error: bool,
     pub timeout: bool,
+    /// The invocation turned out to be a cold start (an `Init Duration` seen after its lines).
+    pub cold_start: bool,
 }
 
 /// Saved state of one log stream (the open invocation), as JSON.
@@ -57,6 +59,23 @@ pub struct BatchOutcome {
     pub duplicates: u64,
     /// Rejected inputs newly recorded.
     pub rejected: u64,
+    /// Newly stored `Lambda.Duration` events: what Lambda-level counters are derived from,
+    /// so an overlapping re-read never counts a cold start twice.
+    pub new_reports: Vec<NewReport>,
+    /// (env, function) of each invocation newly marked as timed out by a later
+    /// `Task timed out` line.
+    pub timeouts_marked: Vec<(String, String)>,
+}
+
+/// A newly stored platform report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReport {
+    pub env: String,
+    pub function: String,
+    pub cold_start: bool,
+    pub error: bool,
+    pub timeout: bool,
+    pub max_memory_mb: Option<u64>,
 }
 
 impl BatchOutcome {
@@ -96,7 +115,29 @@ impl Store {
                         .push_bind(&e.idem_key)
                         .push_bind(now);
                 });
-                inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                if source == Source::Report {
+                    q.push(" RETURNING env, function, operation, cold_start, error, attributes");
+                    let rows: Vec<(String, String, String, bool, bool, Option<String>)> =
+                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    inserted += rows.len() as u64;
+                    outcome.new_reports.extend(rows.into_iter().filter(|r| r.2 == "Lambda.Duration").map(
+                        |(env, function, _, cold_start, error, attributes)| {
+                            let attrs: serde_json::Value = attributes
+                                .and_then(|a| serde_json::from_str(&a).ok())
+                                .unwrap_or(serde_json::Value::Null);
+                            NewReport {
+                                env,
+                                function,
+                                cold_start,
+                                error,
+                                timeout: attrs.get("status").and_then(|v| v.as_str()) == Some("timeout"),
+                                max_memory_mb: attrs.get("max_memory_mb").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
+                            }
+                        },
+                    ));
+                } else {
+                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                }
             }
             if !events.is_empty() {
                 outcome.duplicates += events.len() as u64 - inserted;
@@ -106,18 +147,28 @@ impl Store {
 
         for a in &batch.annotations {
             sqlx::query(
-                "UPDATE events SET trace_id = COALESCE(trace_id, ?), error = (error OR ?), \
-                 attributes = CASE WHEN ? AND operation = 'Lambda.Duration' \
-                     THEN json_set(COALESCE(attributes, '{}'), '$.status', 'timeout') ELSE attributes END \
+                "UPDATE events SET trace_id = COALESCE(trace_id, ?), error = (error OR ?), cold_start = (cold_start OR ?) \
                  WHERE request_id = ? AND function = ?",
             )
             .bind(&a.trace_id)
             .bind(a.error || a.timeout)
-            .bind(a.timeout)
+            .bind(a.cold_start)
             .bind(&a.request_id)
             .bind(&a.function)
             .execute(&mut *tx)
             .await?;
+            if a.timeout {
+                let marked: Vec<(String, String)> = sqlx::query_as(
+                    "UPDATE events SET attributes = json_set(COALESCE(attributes, '{}'), '$.status', 'timeout') \
+                     WHERE request_id = ? AND function = ? AND operation = 'Lambda.Duration' \
+                     AND COALESCE(json_extract(attributes, '$.status'), '') <> 'timeout' RETURNING env, function",
+                )
+                .bind(&a.request_id)
+                .bind(&a.function)
+                .fetch_all(&mut *tx)
+                .await?;
+                outcome.timeouts_marked.extend(marked);
+            }
         }
 
         for r in &batch.rejections {
@@ -244,6 +295,7 @@ mod tests {
             trace_id: Some("1-5d83c0ad-b8eb33a0b1de97d804fac890".into()),
             error: false,
             timeout: true,
+            cold_start: false,
         };
         store.commit(&Batch { annotations: vec![ann], ..Batch::default() }).await.unwrap();
         let rows: Vec<(String, Option<String>, bool, Option<String>)> =

@@ -1,0 +1,195 @@
+//! Deciding an event's environment from data, never from calls: an explicit qualifier
+//! (Powertools `function_arn`, X-Ray `resource_arn`), the alias that pointed at the event's
+//! version at the event's time (history kept from ListAliases), the function-name pattern,
+//! `$LATEST`, then the configured default. The history is loaded by a task and read here
+//! through a snapshot.
+
+use regex::Regex;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// One period during which `alias` routed to `version` (with `weight`, 1.0 unless weighted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasSpan {
+    pub alias: String,
+    pub version: String,
+    pub weight: f64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+/// Alias history per function.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AliasHistory {
+    pub by_function: HashMap<String, Vec<AliasSpan>>,
+}
+
+impl AliasHistory {
+    /// The alias that pointed at `version` of `function` at `time_ms`.
+    ///
+    /// A span counts from its first sighting until the next change of that alias (the alias
+    /// is assumed to have kept pointing there between refreshes). Before the first sighting,
+    /// the earliest span stands in: events read back at first start predate our history.
+    /// When two aliases route to one version at once (PROD promoted to Dev's version), the
+    /// one that has pointed there longest wins: the code running is the same.
+    pub fn resolve(&self, function: &str, version: &str, time_ms: i64) -> Option<&str> {
+        let spans = self.by_function.get(function)?;
+        let mut best: Option<&AliasSpan> = None;
+        for s in spans.iter().filter(|s| s.version == version && s.weight > 0.0) {
+            let until = spans
+                .iter()
+                .filter(|o| o.alias == s.alias && o.first_seen_ms > s.first_seen_ms)
+                .map(|o| o.first_seen_ms)
+                .min()
+                .unwrap_or(i64::MAX);
+            let earliest_of_alias = spans.iter().filter(|o| o.alias == s.alias).map(|o| o.first_seen_ms).min() == Some(s.first_seen_ms);
+            let covers = (time_ms >= s.first_seen_ms || earliest_of_alias) && time_ms < until;
+            if covers && best.is_none_or(|b| (s.first_seen_ms, &s.alias) < (b.first_seen_ms, &b.alias)) {
+                best = Some(s);
+            }
+        }
+        best.map(|s| s.alias.as_str())
+    }
+}
+
+/// The rules, built once from config; the alias history is swapped in by the refresher.
+#[derive(Clone)]
+pub struct Attributor {
+    use_aliases: bool,
+    pattern: Option<Regex>,
+    default: String,
+    history: Arc<RwLock<Arc<AliasHistory>>>,
+}
+
+/// Is this qualifier a version (`12`, `$LATEST`) rather than an alias name?
+pub fn is_version(qualifier: &str) -> bool {
+    qualifier == "$LATEST" || (!qualifier.is_empty() && qualifier.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The qualifier of a Lambda ARN (`arn:aws:lambda:r:a:function:NAME:Dev` → `Dev`), or of a
+/// `NAME:Dev` function reference; None when unqualified.
+pub fn arn_qualifier(arn: &str) -> Option<&str> {
+    let rest = match arn.find(":function:") {
+        Some(i) => &arn[i + ":function:".len()..],
+        None if !arn.starts_with("arn:") => arn,
+        None => return None,
+    };
+    let mut parts = rest.splitn(2, ':');
+    parts.next()?;
+    parts.next().filter(|q| !q.is_empty())
+}
+
+impl Attributor {
+    pub fn new(cfg: &crate::config::EnvironmentsConfig) -> Attributor {
+        Attributor {
+            use_aliases: cfg.lambda_aliases,
+            // Validation has compiled it already; an invalid pattern here just disables the rule.
+            pattern: (!cfg.function_name_pattern.is_empty()).then(|| Regex::new(&cfg.function_name_pattern).ok()).flatten(),
+            default: cfg.default.clone(),
+            history: Arc::new(RwLock::new(Arc::new(AliasHistory::default()))),
+        }
+    }
+
+    pub fn set_history(&self, h: AliasHistory) {
+        if let Ok(mut slot) = self.history.write() {
+            *slot = Arc::new(h);
+        }
+    }
+
+    pub fn history(&self) -> Arc<AliasHistory> {
+        self.history.read().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// The environment of an event of `function` at `time_ms`, given its resolved version
+    /// and an explicit qualifier if the source had one.
+    pub fn env(&self, function: &str, version: Option<&str>, qualifier: Option<&str>, time_ms: i64) -> String {
+        self.env_with(&self.history(), function, version, qualifier, time_ms)
+    }
+
+    /// Same as `env`, with a history snapshot the caller holds for a whole batch.
+    pub fn env_with(&self, history: &AliasHistory, function: &str, version: Option<&str>, qualifier: Option<&str>, time_ms: i64) -> String {
+        let version = match qualifier {
+            Some(q) if !is_version(q) => return q.to_string(),
+            Some(q) => Some(q),
+            None => version,
+        };
+        if self.use_aliases {
+            if let Some(v) = version {
+                if let Some(alias) = history.resolve(function, v, time_ms) {
+                    return alias.to_string();
+                }
+            }
+        }
+        if let Some(re) = &self.pattern {
+            if let Some(env) = re.captures(function).and_then(|c| c.name("env")) {
+                return env.as_str().to_string();
+            }
+        }
+        if version == Some("$LATEST") {
+            return "$LATEST".to_string();
+        }
+        self.default.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvironmentsConfig;
+
+    fn span(alias: &str, version: &str, weight: f64, from: i64) -> AliasSpan {
+        AliasSpan { alias: alias.into(), version: version.into(), weight, first_seen_ms: from, last_seen_ms: from }
+    }
+
+    fn history() -> AliasHistory {
+        let mut h = AliasHistory::default();
+        h.by_function.insert(
+            "GDSH".into(),
+            vec![
+                span("PROD", "3", 1.0, 1_000),
+                span("Dev", "4", 1.0, 1_000),
+                // Dev moves to 5 at t=5000, with 10 % still on 4.
+                span("Dev", "5", 0.9, 5_000),
+                span("Dev", "4", 0.1, 5_000),
+                // PROD promoted to 5 at t=9000.
+                span("PROD", "5", 1.0, 9_000),
+            ],
+        );
+        h
+    }
+
+    #[test]
+    fn alias_at_event_time() {
+        let h = history();
+        assert_eq!(h.resolve("GDSH", "3", 2_000), Some("PROD"));
+        assert_eq!(h.resolve("GDSH", "4", 2_000), Some("Dev"));
+        assert_eq!(h.resolve("GDSH", "5", 6_000), Some("Dev"));
+        assert_eq!(h.resolve("GDSH", "4", 6_000), Some("Dev"), "weighted routing");
+        assert_eq!(h.resolve("GDSH", "3", 9_500), None, "PROD moved off 3");
+        assert_eq!(h.resolve("GDSH", "5", 9_500), Some("Dev"), "both point at 5: the longer-standing alias");
+        assert_eq!(h.resolve("GDSH", "3", 10), Some("PROD"), "before the first sighting");
+        assert_eq!(h.resolve("other", "3", 2_000), None);
+    }
+
+    #[test]
+    fn rules_in_order() {
+        let cfg = EnvironmentsConfig { function_name_pattern: "^app-(?P<env>dev|prod)-".into(), ..EnvironmentsConfig::default() };
+        let a = Attributor::new(&cfg);
+        a.set_history(history());
+        assert_eq!(a.env("GDSH", Some("3"), Some("Dev"), 2_000), "Dev", "an alias qualifier wins");
+        assert_eq!(a.env("GDSH", Some("9"), Some("4"), 2_000), "Dev", "a version qualifier is resolved");
+        assert_eq!(a.env("GDSH", Some("3"), None, 2_000), "PROD");
+        assert_eq!(a.env("app-dev-worker", Some("1"), None, 2_000), "dev");
+        assert_eq!(a.env("GDSH", Some("$LATEST"), None, 2_000), "$LATEST");
+        assert_eq!(a.env("GDSH", Some("77"), None, 2_000), "default");
+    }
+
+    #[test]
+    fn qualifiers_from_arns() {
+        assert_eq!(arn_qualifier("arn:aws:lambda:us-west-2:123:function:GDSH:Dev"), Some("Dev"));
+        assert_eq!(arn_qualifier("arn:aws:lambda:us-west-2:123:function:GDSH"), None);
+        assert_eq!(arn_qualifier("GenerateDynamicScenarioHandler:Dev"), Some("Dev"));
+        assert_eq!(arn_qualifier("arn:aws:states:us-west-2:1:execution:X:abc"), None);
+        assert!(is_version("12") && is_version("$LATEST") && !is_version("PROD"));
+    }
+}

@@ -1,0 +1,1055 @@
+//! The per-log-stream assembler: turns a stream's [`Parsed`] messages, fed in stream order
+//! (`timestamp`, then `eventId`), into timing events, late annotations, rejections and Lambda
+//! self-metric signals.
+//!
+//! One execution environment runs one invocation at a time, so a line without a request id
+//! (the seed's bare `print` output) belongs to the invocation the last `START` in the same
+//! stream opened. [`StreamState`] carries that across polls; it is serialisable so a
+//! checkpoint can hold it. Pure and deterministic: no clock, no I/O.
+//!
+//! Multi-concurrent Managed Instances break the positional rule; lines that carry their own
+//! request id (runtime prefix, JSON-mode `requestId`, Powertools) always win over the state.
+
+use serde::{Deserialize, Serialize};
+
+use super::{LineContext, Parsed, Report};
+use crate::model::{Rejection, Source, TimingEvent};
+
+/// Operation name of the REPORT duration event.
+pub const OP_DURATION: &str = "Lambda.Duration";
+/// Operation name of the init duration (REPORT `Init Duration` or `INIT_REPORT`).
+pub const OP_INIT: &str = "Lambda.InitDuration";
+/// Operation name of the SnapStart restore duration.
+pub const OP_RESTORE: &str = "Lambda.RestoreDuration";
+
+/// The parts of a Lambda log stream name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamName {
+    /// `YYYY/MM/DD` as written.
+    pub date: String,
+    /// Present in custom log groups' streams (`YYYY/MM/DD/<fn>[<version>]<id>`).
+    pub function: Option<String>,
+    /// The resolved version: `$LATEST` or a number. Never an alias.
+    pub version: String,
+    /// The execution environment id (hex).
+    pub instance_id: String,
+}
+
+/// Parses `YYYY/MM/DD/[<version>]<hex>` and `YYYY/MM/DD/<fn>[<version>]<hex>`.
+pub fn parse_stream_name(stream: &str) -> Option<StreamName> {
+    let date = stream.get(..10)?;
+    let d = date.as_bytes();
+    let digits = |r: std::ops::Range<usize>| d[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && d[4] == b'/' && digits(5..7) && d[7] == b'/' && digits(8..10)) {
+        return None;
+    }
+    let rest = stream.get(10..)?.strip_prefix('/')?;
+    let open = rest.find('[')?;
+    let after_open = &rest[open + 1..];
+    let close = after_open.find(']')?;
+    let version = &after_open[..close];
+    let instance_id = &after_open[close + 1..];
+    if version.is_empty()
+        || instance_id.is_empty()
+        || !instance_id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let function = &rest[..open];
+    Some(StreamName {
+        date: date.to_owned(),
+        function: (!function.is_empty()).then(|| function.to_owned()),
+        version: version.to_owned(),
+        instance_id: instance_id.to_owned(),
+    })
+}
+
+/// `/aws/lambda/<name>` → `name`; any other group name is returned as is.
+pub fn function_from_log_group(group: &str) -> String {
+    match group.strip_prefix("/aws/lambda/") {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => group.to_owned(),
+    }
+}
+
+/// The qualifier of a function ARN (`...:function:name:Dev` → `Dev`), if it has one.
+pub fn arn_qualifier(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    if parts.next() != Some("arn") {
+        return None;
+    }
+    // arn : partition : lambda : region : account : function : name : qualifier
+    let rest: Vec<&str> = parts.collect();
+    match rest.as_slice() {
+        [_, "lambda", _, _, "function", _, qualifier] if !qualifier.is_empty() => Some(qualifier),
+        _ => None,
+    }
+}
+
+/// What the assembler remembers about one log stream between messages (and polls).
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamState {
+    /// The invocation the last `START` (or an explicit request id) opened.
+    pub request_id: Option<String>,
+    /// From `START ... Version:`; an environment runs one version, so it survives invocations.
+    pub version: Option<String>,
+    /// Whether the current invocation is a cold start, as far as known so far.
+    pub cold_start: bool,
+    /// The current invocation's Powertools `function_arn` (its qualifier is the alias).
+    pub function_arn: Option<String>,
+    /// The current invocation's trace id, when a line has told it.
+    pub trace_id: Option<String>,
+    /// Newest event time seen, epoch ms.
+    pub last_time_ms: i64,
+    /// `INIT_START`/`RESTORE_START` seen and no `START` since: the next invocation is cold.
+    pub init_pending: bool,
+    /// Between a `START` (or a line naming a new request) and its `REPORT`.
+    pub in_invocation: bool,
+    /// The request id the `signalled_*` flags below belong to.
+    pub signalled_for: Option<String>,
+    /// Signals already sent for `signalled_for`, so a REPORT and a separate error line for the
+    /// same failure count once.
+    pub signalled_error: bool,
+    pub signalled_timeout: bool,
+    pub signalled_oom: bool,
+    /// `INIT_REPORT Phase: invoke` already produced the init event for `signalled_for`.
+    pub signalled_init: bool,
+}
+
+/// One CloudWatch Logs event and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawLogEvent<'a> {
+    pub log_group: &'a str,
+    pub stream: &'a str,
+    pub event_id: &'a str,
+    pub time_ms: i64,
+    pub message: &'a str,
+}
+
+/// Lambda health observations, for self-metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LambdaSignal {
+    ColdStart,
+    Timeout,
+    Error,
+    OutOfMemory,
+    MemoryUsed { max_mb: u64, size_mb: Option<u64> },
+}
+
+/// What the assembler produces for one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A timing event with env left empty; alias_hint = qualifier of a Powertools function_arn
+    /// when present.
+    Event { event: TimingEvent, alias_hint: Option<String> },
+    /// Facts learned after the invocation's events were emitted (REPORT's trace id, a later
+    /// `Task timed out`, Powertools' `cold_start`): the store applies them to already-stored
+    /// events of this request id. `cold_start: None` means "unchanged".
+    Annotate {
+        request_id: String,
+        trace_id: Option<String>,
+        error: bool,
+        timeout: bool,
+        cold_start: Option<bool>,
+    },
+    /// model::Rejection with source "logs", origin "<group>|<stream>|<eventId>", raw = message.
+    Rejected(Rejection),
+    Ignored(&'static str),
+    Lambda(LambdaSignal),
+}
+
+/// Folds one parsed message into the stream state and returns what it produced.
+///
+/// Lines that only move state (`START`, `END`, `INIT_START`, context lines that teach
+/// nothing new) return an empty vector.
+pub fn assemble(state: &mut StreamState, ev: &RawLogEvent, parsed: Parsed) -> Vec<Output> {
+    state.last_time_ms = state.last_time_ms.max(ev.time_ms);
+    let mut out = Vec::new();
+    match parsed {
+        Parsed::Start { request_id, version } => {
+            if version.is_some() {
+                state.version = version;
+            }
+            state.request_id = Some(request_id);
+            state.in_invocation = true;
+            state.cold_start = std::mem::take(&mut state.init_pending);
+            state.trace_id = None;
+            state.function_arn = None;
+        }
+        Parsed::End { request_id } => {
+            // END without START (stream rollover): later lines of this invocation still need it.
+            if state.request_id.is_none() {
+                state.request_id = Some(request_id);
+            }
+        }
+        Parsed::InitStart { initialization_type, .. } => {
+            // Provisioned and Managed Instances environments initialise ahead of traffic;
+            // that is not a cold start of the request that eventually lands there.
+            state.init_pending = !matches!(
+                initialization_type.as_deref(),
+                Some("provisioned-concurrency" | "lambda-managed-instances")
+            );
+        }
+        Parsed::Report(report) => on_report(state, ev, report, &mut out),
+        Parsed::InitReport { init_ms, phase, status, error_type } => {
+            on_init_report(state, ev, init_ms, phase, status, error_type, &mut out);
+        }
+        Parsed::Timings { ctx, timings } => {
+            out.extend(absorb(state, &ctx));
+            let base = Base::new(state, ev);
+            let alias_hint = state.function_arn.as_deref().and_then(arn_qualifier).map(str::to_owned);
+            for timing in timings {
+                let mut event = base.event(&timing.operation, timing.source, timing.seconds, &timing.index.to_string());
+                event.request_id = ctx.request_id.clone().or_else(|| state.request_id.clone());
+                event.trace_id = ctx.trace_id.clone().or_else(|| state.trace_id.clone());
+                event.cold_start = state.cold_start;
+                if let Some(app) = &ctx.app_function {
+                    event.attributes.push(("app_function".to_owned(), app.clone()));
+                }
+                out.push(Output::Event { event, alias_hint: alias_hint.clone() });
+            }
+        }
+        Parsed::Context(ctx) => out.extend(absorb(state, &ctx)),
+        Parsed::Timeout { request_id, .. } => {
+            let request_id = request_id.or_else(|| state.request_id.clone());
+            if let Some(id) = &request_id {
+                out.push(annotate(id, None, true, true, None));
+            }
+            if first_signal(state, request_id.as_deref(), |s| &mut s.signalled_timeout) {
+                out.push(Output::Lambda(LambdaSignal::Timeout));
+            }
+        }
+        Parsed::RuntimeError { request_id, oom } => {
+            let request_id = request_id.or_else(|| state.request_id.clone());
+            if let Some(id) = &request_id {
+                out.push(annotate(id, None, true, false, None));
+            }
+            if first_signal(state, request_id.as_deref(), |s| &mut s.signalled_error) {
+                out.push(Output::Lambda(LambdaSignal::Error));
+            }
+            if oom && first_signal(state, request_id.as_deref(), |s| &mut s.signalled_oom) {
+                out.push(Output::Lambda(LambdaSignal::OutOfMemory));
+            }
+        }
+        Parsed::Ignored(reason) => out.push(Output::Ignored(reason)),
+        Parsed::Rejected { reason, detail } => out.push(Output::Rejected(Rejection {
+            time_ms: ev.time_ms,
+            source: Source::Logs.as_str().to_owned(),
+            origin: origin(ev),
+            reason,
+            detail,
+            raw: ev.message.to_owned(),
+        })),
+    }
+    out
+}
+
+fn on_report(state: &mut StreamState, ev: &RawLogEvent, report: Report, out: &mut Vec<Output>) {
+    let rid = report.request_id;
+    if state.request_id.as_deref() != Some(rid.as_str()) {
+        // REPORT without its START: nothing known about this invocation yet.
+        state.request_id = Some(rid.clone());
+        state.trace_id = None;
+        state.function_arn = None;
+        state.cold_start = false;
+    }
+    let status = report.status.as_deref().unwrap_or("").to_ascii_lowercase();
+    let timeout = status == "timeout";
+    let error = timeout || status == "error" || status == "failure";
+    let cold = report.init_ms.is_some() || report.restore_ms.is_some();
+    // `Sampled: false` means X-Ray kept no trace; joining on that id would find nothing.
+    let new_trace = report
+        .trace_id
+        .filter(|_| report.sampled != Some(false))
+        .filter(|t| state.trace_id.as_ref() != Some(t));
+    let cold_changed = (cold != state.cold_start).then_some(cold);
+    if new_trace.is_some() {
+        state.trace_id.clone_from(&new_trace);
+    }
+    state.cold_start = cold;
+    state.in_invocation = false;
+
+    let base = Base::new(state, ev);
+    let alias_hint = state.function_arn.as_deref().and_then(arn_qualifier).map(str::to_owned);
+    let push = |operation: &str, ms: f64, suffix: &str, out: &mut Vec<Output>| {
+        let mut event = base.event(operation, Source::Report, ms / 1000.0, suffix);
+        event.request_id = Some(rid.clone());
+        event.trace_id.clone_from(&state.trace_id);
+        event.cold_start = cold;
+        event.error = error;
+        if let Some(mb) = report.memory_size_mb {
+            event.attributes.push(("memory_size_mb".to_owned(), mb.to_string()));
+        }
+        if let Some(mb) = report.max_memory_mb {
+            event.attributes.push(("max_memory_mb".to_owned(), mb.to_string()));
+        }
+        if let Some(status) = &report.status {
+            event.attributes.push(("status".to_owned(), status.clone()));
+        }
+        if let Some(error_type) = &report.error_type {
+            event.attributes.push(("error_type".to_owned(), error_type.clone()));
+        }
+        out.push(Output::Event { event, alias_hint: alias_hint.clone() });
+    };
+    push(OP_DURATION, report.duration_ms, "duration", out);
+    let init_already_sent = state.signalled_for.as_deref() == Some(rid.as_str()) && state.signalled_init;
+    if let Some(ms) = report.init_ms.filter(|_| !init_already_sent) {
+        push(OP_INIT, ms, "init", out);
+    }
+    if let Some(ms) = report.restore_ms {
+        push(OP_RESTORE, ms, "restore", out);
+    }
+
+    if new_trace.is_some() || error || cold_changed.is_some() {
+        out.push(annotate(&rid, new_trace, error, timeout, cold_changed));
+    }
+    if cold {
+        out.push(Output::Lambda(LambdaSignal::ColdStart));
+    }
+    if let Some(max_mb) = report.max_memory_mb {
+        out.push(Output::Lambda(LambdaSignal::MemoryUsed { max_mb, size_mb: report.memory_size_mb }));
+    }
+    if timeout && first_signal(state, Some(&rid), |s| &mut s.signalled_timeout) {
+        out.push(Output::Lambda(LambdaSignal::Timeout));
+    }
+    if error && !timeout && first_signal(state, Some(&rid), |s| &mut s.signalled_error) {
+        out.push(Output::Lambda(LambdaSignal::Error));
+    }
+    let oom = report.error_type.as_deref().is_some_and(super::lambda_text::is_oom);
+    if oom && first_signal(state, Some(&rid), |s| &mut s.signalled_oom) {
+        out.push(Output::Lambda(LambdaSignal::OutOfMemory));
+    }
+}
+
+fn on_init_report(
+    state: &mut StreamState,
+    ev: &RawLogEvent,
+    init_ms: Option<f64>,
+    phase: Option<String>,
+    status: Option<String>,
+    error_type: Option<String>,
+    out: &mut Vec<Output>,
+) {
+    // Only a suppressed init (`Phase: invoke`) runs inside an invocation, and only if its
+    // START has been seen; `Phase: init` happens before any START and belongs to no request.
+    let request_id = (phase.as_deref() == Some("invoke") && state.in_invocation)
+        .then(|| state.request_id.clone())
+        .flatten();
+    let status_lc = status.as_deref().unwrap_or("").to_ascii_lowercase();
+    let timeout = status_lc == "timeout";
+    let error = timeout || status_lc == "error" || status_lc == "failure";
+    if let Some(ms) = init_ms {
+        let mut event = Base::new(state, ev).event(OP_INIT, Source::Report, ms / 1000.0, "init_report");
+        event.request_id.clone_from(&request_id);
+        event.trace_id = request_id.as_ref().and(state.trace_id.clone());
+        event.cold_start = true;
+        event.error = error;
+        for (key, value) in [("phase", &phase), ("status", &status), ("error_type", &error_type)] {
+            if let Some(value) = value {
+                event.attributes.push((key.to_owned(), value.clone()));
+            }
+        }
+        let alias_hint = request_id
+            .as_ref()
+            .and(state.function_arn.as_deref())
+            .and_then(arn_qualifier)
+            .map(str::to_owned);
+        out.push(Output::Event { event, alias_hint });
+        if request_id.is_some() {
+            first_signal(state, request_id.as_deref(), |s| &mut s.signalled_init);
+        }
+    }
+    if timeout && first_signal(state, request_id.as_deref(), |s| &mut s.signalled_timeout) {
+        out.push(Output::Lambda(LambdaSignal::Timeout));
+    }
+    if error && !timeout && first_signal(state, request_id.as_deref(), |s| &mut s.signalled_error) {
+        out.push(Output::Lambda(LambdaSignal::Error));
+    }
+}
+
+/// Takes a line's context into the state; returns an annotation when it taught something
+/// that events already stored for this request lack.
+fn absorb(state: &mut StreamState, ctx: &LineContext) -> Option<Output> {
+    if let Some(rid) = &ctx.request_id
+        && state.request_id.as_ref() != Some(rid)
+    {
+        // A line naming another request means its START was missed (or the stream is
+        // multi-concurrent): facts about the previous invocation no longer apply.
+        state.request_id = Some(rid.clone());
+        state.in_invocation = true;
+        state.trace_id = None;
+        state.function_arn = None;
+        state.cold_start = false;
+    }
+    if let Some(arn) = &ctx.function_arn {
+        state.function_arn = Some(arn.clone());
+    }
+    let new_trace = ctx.trace_id.clone().filter(|t| state.trace_id.as_ref() != Some(t));
+    if new_trace.is_some() {
+        state.trace_id.clone_from(&new_trace);
+    }
+    let new_cold = ctx.cold_start.filter(|c| *c != state.cold_start);
+    if let Some(cold) = new_cold {
+        state.cold_start = cold;
+    }
+    if new_trace.is_none() && new_cold.is_none() {
+        return None;
+    }
+    let rid = state.request_id.as_deref()?;
+    Some(annotate(rid, new_trace, false, false, new_cold))
+}
+
+fn annotate(
+    request_id: &str,
+    trace_id: Option<String>,
+    error: bool,
+    timeout: bool,
+    cold_start: Option<bool>,
+) -> Output {
+    Output::Annotate { request_id: request_id.to_owned(), trace_id, error, timeout, cold_start }
+}
+
+/// Returns true the first time a signal is raised for a request id (always true without one).
+fn first_signal(
+    state: &mut StreamState,
+    request_id: Option<&str>,
+    flag: impl Fn(&mut StreamState) -> &mut bool,
+) -> bool {
+    let Some(rid) = request_id else {
+        return true;
+    };
+    if state.signalled_for.as_deref() != Some(rid) {
+        state.signalled_for = Some(rid.to_owned());
+        state.signalled_error = false;
+        state.signalled_timeout = false;
+        state.signalled_oom = false;
+        state.signalled_init = false;
+    }
+    !std::mem::replace(flag(state), true)
+}
+
+fn origin(ev: &RawLogEvent) -> String {
+    format!("{}|{}|{}", ev.log_group, ev.stream, ev.event_id)
+}
+
+/// The fields every event from one log event shares.
+struct Base {
+    time_ms: i64,
+    function: String,
+    version: Option<String>,
+    key_prefix: String,
+}
+
+impl Base {
+    fn new(state: &StreamState, ev: &RawLogEvent) -> Base {
+        let name = parse_stream_name(ev.stream);
+        // A custom log group can be shared by several functions; its stream names say which.
+        let function = name
+            .as_ref()
+            .and_then(|n| n.function.clone())
+            .unwrap_or_else(|| function_from_log_group(ev.log_group));
+        let version = state.version.clone().or_else(|| name.map(|n| n.version));
+        Base { time_ms: ev.time_ms, function, version, key_prefix: origin(ev) }
+    }
+
+    fn event(&self, operation: &str, source: Source, duration_s: f64, suffix: &str) -> TimingEvent {
+        TimingEvent {
+            time_ms: self.time_ms,
+            env: String::new(),
+            function: self.function.clone(),
+            operation: operation.to_owned(),
+            source,
+            duration_s,
+            request_id: None,
+            trace_id: None,
+            function_version: self.version.clone(),
+            cold_start: false,
+            error: false,
+            idem_key: format!("{}|{suffix}", self.key_prefix),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_message;
+    use super::*;
+    use proptest::prelude::*;
+
+    const GROUP: &str = "/aws/lambda/GenerateDynamicScenarioHandler";
+    const STREAM: &str = "2026/03/02/[7]d6c10ebbd9cb48dba94a7d9b874b49bb";
+    const RID: &str = "814ba7cb-071e-4181-9a09-fa41db5bccad";
+    const TRACE: &str = "1-5d83c0ad-b8eb33a0b1de97d804fac890";
+
+    /// Runs messages through parse + assemble the way the logs source does.
+    fn run(state: &mut StreamState, group: &str, stream: &str, messages: &[(i64, &str)]) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (i, (time_ms, message)) in messages.iter().enumerate() {
+            let event_id = format!("e{i}");
+            let ev = RawLogEvent { log_group: group, stream, event_id: &event_id, time_ms: *time_ms, message };
+            out.extend(assemble(state, &ev, parse_message(message)));
+        }
+        out
+    }
+
+    fn events(out: &[Output]) -> Vec<&TimingEvent> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn attr<'a>(event: &'a TimingEvent, key: &str) -> Option<&'a str> {
+        event.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn stream_names() {
+        assert_eq!(
+            parse_stream_name("2019/09/25/[$LATEST]d6c10ebbd9cb48dba94a7d9b874b49bb"),
+            Some(StreamName {
+                date: "2019/09/25".into(),
+                function: None,
+                version: "$LATEST".into(),
+                instance_id: "d6c10ebbd9cb48dba94a7d9b874b49bb".into()
+            })
+        );
+        assert_eq!(
+            parse_stream_name("2026/10/08/tenner-notifier[$LATEST]22be53a8cfde4e68b844f8ec293b2543"),
+            Some(StreamName {
+                date: "2026/10/08".into(),
+                function: Some("tenner-notifier".into()),
+                version: "$LATEST".into(),
+                instance_id: "22be53a8cfde4e68b844f8ec293b2543".into()
+            })
+        );
+        assert_eq!(parse_stream_name(STREAM).map(|n| n.version), Some("7".into()));
+        for bad in [
+            "",
+            "2019/09/25",
+            "2019/09/25/",
+            "2019/09/25/[]abc",
+            "2019/09/25/[$LATEST]",
+            "2019/09/25/[$LATEST]xyz",
+            "2019/09/25/[$LATEST",
+            "2019-09-25/[$LATEST]abc",
+            "20é9/09/25/[1]abc",
+            "my-stream",
+        ] {
+            assert_eq!(parse_stream_name(bad), None, "{bad}");
+        }
+        assert_eq!(function_from_log_group(GROUP), "GenerateDynamicScenarioHandler");
+        assert_eq!(function_from_log_group("/custom/shared"), "/custom/shared");
+        assert_eq!(function_from_log_group("/aws/lambda/"), "/aws/lambda/");
+        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:Dev"), Some("Dev"));
+        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:$LATEST"), Some("$LATEST"));
+        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f"), None);
+        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:"), None);
+        assert_eq!(arn_qualifier("nope"), None);
+    }
+
+    #[test]
+    fn text_stream_with_seed_lines() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1000, "INIT_START Runtime Version: python:3.12.mainlinev2.v27\tRuntime Version ARN: arn:aws:lambda:us-west-2::runtime:abc\n"),
+                (1200, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7\n"),
+                (1201, "{\"level\": \"INFO\", \"event_type\": \"START\", \"function_name\": \"GDSH\", \"message\": \"Function started\"}\n"),
+                (4048, "{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 2.847}\n"),
+                (4326, "{\"level\": \"INFO\", \"event_type\": \"END\", \"function_name\": \"GDSH\", \"message\": \"Function completed\", \"total_function_duration\": 3.125}\n"),
+                (4327, "END RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\n"),
+                (4327, "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3127.87 ms\tBilled Duration: 3300 ms\tMemory Size: 128 MB\tMax Memory Used: 98 MB\tInit Duration: 170.40 ms\t\nXRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true\n"),
+            ],
+        );
+        let evs = events(&out);
+        let summary: Vec<(&str, f64, Source, &str)> = evs
+            .iter()
+            .map(|e| (e.operation.as_str(), e.duration_s, e.source, e.idem_key.as_str()))
+            .collect();
+        let key = |i: usize, s: &str| format!("{GROUP}|{STREAM}|e{i}|{s}");
+        assert_eq!(summary.len(), 4);
+        assert_eq!(summary[0], ("BedrockCallDuration", 2.847, Source::Logs, key(3, "0").as_str()));
+        assert_eq!(summary[1], ("total_function_duration", 3.125, Source::Logs, key(4, "0").as_str()));
+        assert_eq!(summary[2].0, OP_DURATION);
+        assert!((summary[2].1 - 3.12787).abs() < 1e-12);
+        assert_eq!(summary[2].3, key(6, "duration"));
+        assert_eq!(summary[3].0, OP_INIT);
+        assert!((summary[3].1 - 0.1704).abs() < 1e-12);
+        assert_eq!(summary[3].3, key(6, "init"));
+
+        for e in &evs {
+            assert_eq!(e.function, "GenerateDynamicScenarioHandler");
+            assert_eq!(e.env, "");
+            assert_eq!(e.function_version.as_deref(), Some("7"));
+            assert_eq!(e.request_id.as_deref(), Some(RID));
+            assert!(e.cold_start, "{e:?}");
+            assert!(!e.error);
+        }
+        // Seed events were emitted before the trace id was known; REPORT's comes as an annotation.
+        assert_eq!(evs[0].trace_id, None);
+        assert_eq!(evs[0].time_ms, 4048);
+        assert_eq!(attr(evs[0], "app_function"), Some("GDSH"));
+        assert_eq!(evs[2].trace_id.as_deref(), Some(TRACE));
+        assert_eq!(attr(evs[2], "memory_size_mb"), Some("128"));
+        assert_eq!(attr(evs[2], "max_memory_mb"), Some("98"));
+        assert_eq!(attr(evs[2], "status"), None);
+        assert!(out.contains(&Output::Annotate {
+            request_id: RID.into(),
+            trace_id: Some(TRACE.into()),
+            error: false,
+            timeout: false,
+            cold_start: None,
+        }));
+        assert!(out.contains(&Output::Lambda(LambdaSignal::ColdStart)));
+        assert!(out.contains(&Output::Lambda(LambdaSignal::MemoryUsed { max_mb: 98, size_mb: Some(128) })));
+        assert!(!out.iter().any(|o| matches!(o, Output::Ignored(_) | Output::Rejected(_))));
+
+        // The next, warm invocation in the same environment.
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (9000, "START RequestId: 9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11 Version: 7\n"),
+                (9500, "{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 0.4}\n"),
+                (9600, "REPORT RequestId: 9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11\tDuration: 600.00 ms\tBilled Duration: 600 ms\tMemory Size: 128 MB\tMax Memory Used: 99 MB\t\n"),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.len(), 2);
+        assert!(evs.iter().all(|e| !e.cold_start && e.trace_id.is_none()));
+        assert_eq!(evs[0].request_id.as_deref(), Some("9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11"));
+        assert!(!out.iter().any(|o| matches!(o, Output::Annotate { .. })));
+        assert!(!out.contains(&Output::Lambda(LambdaSignal::ColdStart)));
+        assert_eq!(state.last_time_ms, 9600);
+    }
+
+    #[test]
+    fn late_cold_start_is_annotated() {
+        // No INIT_START seen (earlier poll window), so the seed event is stamped warm first.
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7"),
+                (2, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
+                (3, "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3.0 ms\tInit Duration: 1.0 ms"),
+            ],
+        );
+        assert!(!events(&out)[0].cold_start);
+        assert!(out.contains(&Output::Annotate {
+            request_id: RID.into(),
+            trace_id: None,
+            error: false,
+            timeout: false,
+            cold_start: Some(true),
+        }));
+    }
+
+    #[test]
+    fn timeout_after_report() {
+        let mut state = StreamState::default();
+        let rid = "7c9567b5-107b-4a6c-8798-0157ac21db52";
+        let out = run(
+            &mut state,
+            "/aws/lambda/timeout-fn",
+            "2020/06/09/[$LATEST]b249865adaaf4fad80f95f8ad09725b8",
+            &[
+                (1591714943150, "START RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52 Version: $LATEST\n"),
+                (1591714946151, "END RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52\n"),
+                (1591714946151, "REPORT RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52\tDuration: 3003.16 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 48 MB\tInit Duration: 127.02 ms\t\n"),
+                (1591714946151, "2020-06-09T15:02:26.150Z 7c9567b5-107b-4a6c-8798-0157ac21db52 Task timed out after 3.00 seconds\n\n"),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.len(), 2);
+        assert!(evs.iter().all(|e| !e.error && e.function == "timeout-fn"));
+        assert_eq!(evs[0].function_version.as_deref(), Some("$LATEST"));
+        assert!(out.contains(&Output::Annotate {
+            request_id: rid.into(),
+            trace_id: None,
+            error: true,
+            timeout: true,
+            cold_start: None,
+        }));
+        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Timeout)).count(), 1);
+    }
+
+    #[test]
+    fn status_timeout_report_then_timeout_line_signals_once() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "REPORT RequestId: 13222b1e-f16b-4550-89df-869ab0a9806d\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 1024 MB\tMax Memory Used: 64 MB\tStatus: timeout"),
+                (1, "2024-01-01T00:00:03.000Z 13222b1e-f16b-4550-89df-869ab0a9806d Task timed out after 3.00 seconds"),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.len(), 1);
+        assert!(evs[0].error);
+        assert_eq!(attr(evs[0], "status"), Some("timeout"));
+        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Timeout)).count(), 1);
+        assert!(!out.contains(&Output::Lambda(LambdaSignal::Error)));
+    }
+
+    #[test]
+    fn crash_and_oom() {
+        let mut state = StreamState::default();
+        let rid = "dde1acb5-7158-4518-9547-a5beae8996d2";
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "START RequestId: dde1acb5-7158-4518-9547-a5beae8996d2 Version: $LATEST"),
+                (2, "RequestId: dde1acb5-7158-4518-9547-a5beae8996d2 Error: Runtime exited with error: signal: killed"),
+                (2, "Runtime.ExitError"),
+                (3, "END RequestId: dde1acb5-7158-4518-9547-a5beae8996d2"),
+                (3, "REPORT RequestId: dde1acb5-7158-4518-9547-a5beae8996d2\tDuration: 35.50 ms\tBilled Duration: 36 ms\tMemory Size: 512 MB\tMax Memory Used: 512 MB\tStatus: error\tError Type: Runtime.OutOfMemory"),
+            ],
+        );
+        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Error)).count(), 1);
+        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::OutOfMemory)).count(), 1);
+        assert!(out.contains(&Output::Annotate {
+            request_id: rid.into(),
+            trace_id: None,
+            error: true,
+            timeout: false,
+            cold_start: None,
+        }));
+        assert!(out.contains(&Output::Ignored("runtime_error_detail")));
+        let evs = events(&out);
+        assert_eq!(evs.len(), 1);
+        assert!(evs[0].error);
+        assert_eq!(attr(evs[0], "error_type"), Some("Runtime.OutOfMemory"));
+        // The stream name says $LATEST, but START said so too; START wins either way.
+        assert_eq!(evs[0].function_version.as_deref(), Some("$LATEST"));
+    }
+
+    #[test]
+    fn snapstart_and_init_report() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            "2024/01/01/[3]0123abcd",
+            &[
+                (1, "RESTORE_START Runtime Version: java:21.v20\tRuntime Version ARN: arn:x"),
+                (2, "START RequestId: 55bc566d-1e2c-11e7-93e6-6705ceb4c1cc Version: 3"),
+                (3, "REPORT RequestId: 55bc566d-1e2c-11e7-93e6-6705ceb4c1cc\tDuration: 469.40 ms\tBilled Duration: 500 ms\tMemory Size: 1024 MB\tMax Memory Used: 21 MB\tRestore Duration: 474.16 ms\tBilled Restore Duration: 75 ms"),
+            ],
+        );
+        let ops: Vec<(&str, &str)> =
+            events(&out).iter().map(|e| (e.operation.as_str(), e.idem_key.rsplit('|').next().unwrap_or(""))).collect();
+        assert_eq!(ops, [(OP_DURATION, "duration"), (OP_RESTORE, "restore")]);
+        assert!(events(&out).iter().all(|e| e.cold_start));
+        assert!(!out.iter().any(|o| matches!(o, Output::Annotate { .. })));
+
+        // Suppressed init that timed out inside an invocation; the REPORT does not repeat it.
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "START RequestId: a1b2c3d4-0000-4000-8000-000000000001 Version: 7"),
+                (2, "INIT_REPORT Init Duration: 45045.69 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown"),
+                (3, "REPORT RequestId: a1b2c3d4-0000-4000-8000-000000000001\tDuration: 45000.00 ms\tInit Duration: 45045.69 ms\tStatus: error\tError Type: Runtime.Unknown"),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.iter().filter(|e| e.operation == OP_INIT).count(), 1);
+        assert_eq!(evs[0].request_id.as_deref(), Some("a1b2c3d4-0000-4000-8000-000000000001"));
+        assert_eq!(attr(evs[0], "phase"), Some("invoke"));
+        assert!(evs[0].error);
+        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Error)).count(), 1);
+
+        // Init-phase failure: no request.
+        let mut state = StreamState::default();
+        let out = run(&mut state, GROUP, STREAM, &[(1, "INIT_REPORT Init Duration: 10337.01 ms\tPhase: init\tStatus: timeout")]);
+        let evs = events(&out);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].request_id, None);
+        assert!((evs[0].duration_s - 10.33701).abs() < 1e-9);
+        assert!(out.contains(&Output::Lambda(LambdaSignal::Timeout)));
+    }
+
+    #[test]
+    fn powertools_context_gives_alias_and_trace() {
+        let mut state = StreamState::default();
+        let rid = "3d27ad41-a4a6-450c-8bca-3e251ab3259e";
+        let out = run(
+            &mut state,
+            "/aws/lambda/pycon2024-InstrumentedFunction-hQQueiDV6k81",
+            "2024/04/30/[$LATEST]0123456789abcdef0123456789abcdef",
+            &[
+                (1, "START RequestId: 3d27ad41-a4a6-450c-8bca-3e251ab3259e Version: $LATEST"),
+                (2, r#"{"level":"INFO","location":"handler:62","message":{"detail":"submit_user successful","user_id":"brian1"},"timestamp":"2024-04-30 17:45:15,695+0000","service":"instrumented-user-registration","cold_start":true,"function_name":"pycon2024-InstrumentedFunction-hQQueiDV6k81","function_memory_size":"256","function_arn":"arn:aws:lambda:us-east-1:408023262302:function:pycon2024-InstrumentedFunction-hQQueiDV6k81:Dev","function_request_id":"3d27ad41-a4a6-450c-8bca-3e251ab3259e","xray_trace_id":"1-66312e29-264cecca790badd378afa449"}"#),
+                (3, r#"{"event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": 1.5}"#),
+                (4, r#"{"_aws":{"Timestamp":4,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","Latency":[120,80]}"#),
+                (5, "REPORT RequestId: 3d27ad41-a4a6-450c-8bca-3e251ab3259e\tDuration: 412.20 ms\tBilled Duration: 1142 ms\tMemory Size: 256 MB\tMax Memory Used: 80 MB\tInit Duration: 729.86 ms\nXRAY TraceId: 1-66312e29-264cecca790badd378afa449\tSegmentId: 29b2db393960f3d1\tSampled: true"),
+            ],
+        );
+        assert!(out.contains(&Output::Annotate {
+            request_id: rid.into(),
+            trace_id: Some("1-66312e29-264cecca790badd378afa449".into()),
+            error: false,
+            timeout: false,
+            cold_start: Some(true),
+        }));
+        // REPORT repeats what Powertools said: no second annotation.
+        assert_eq!(out.iter().filter(|o| matches!(o, Output::Annotate { .. })).count(), 1);
+        let hints: Vec<(&str, Option<&str>, Source, bool)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event { event, alias_hint } => {
+                    Some((event.operation.as_str(), alias_hint.as_deref(), event.source, event.trace_id.is_some() && event.cold_start))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            hints,
+            [
+                ("BedrockCallDuration", Some("Dev"), Source::Logs, true),
+                ("Latency", Some("Dev"), Source::Emf, true),
+                ("Latency", Some("Dev"), Source::Emf, true),
+                (OP_DURATION, Some("Dev"), Source::Report, true),
+                (OP_INIT, Some("Dev"), Source::Report, true),
+            ]
+        );
+        let keys: Vec<String> = events(&out).iter().map(|e| e.idem_key.clone()).collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+    }
+
+    #[test]
+    fn json_mode_stream() {
+        let mut state = StreamState::default();
+        let rid = "79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36";
+        let out = run(
+            &mut state,
+            "/custom/shared-group",
+            "2026/10/08/tenner-notifier[$LATEST]22be53a8cfde4e68b844f8ec293b2543",
+            &[
+                (1, r#"{"time":"2026-10-08T07:30:27.768Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init","runtimeVersion":"nodejs:22.mainline.v122","functionName":"tenner-notifier","functionVersion":"$LATEST"}}"#),
+                (2, r#"{"time":"2026-10-08T07:30:28.235Z","type":"platform.start","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","functionArn":"arn:aws:lambda:eu-central-1:825765399535:function:tenner-notifier","version":"$LATEST"}}"#),
+                (3, r#"{"timestamp":"2026-10-08T07:30:29.000Z","level":"INFO","requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","message":"{\"level\":\"INFO\",\"event_type\":\"TIMING\",\"function_name\":\"TN\",\"metric\":\"WidgetCall\",\"value_sec\":0.75}"}"#),
+                (4, r#"{"time":"2026-10-08T07:30:29.469Z","type":"platform.runtimeDone","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","status":"success","metrics":{"durationMs":1233.0}}}"#),
+                (5, r#"{"time":"2026-10-08T07:30:29.470Z","type":"platform.report","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","metrics":{"durationMs":1233.96,"billedDurationMs":1698,"memorySizeMB":256,"maxMemoryUsedMB":123,"initDurationMs":463.512},"status":"success","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-6630daf6-0123456789abcdef01234567;Parent=1111111111111111;Sampled=0"}}}"#),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.len(), 3);
+        assert!(evs.iter().all(|e| e.function == "tenner-notifier" && e.request_id.as_deref() == Some(rid)));
+        assert!(evs.iter().all(|e| e.cold_start && e.trace_id.is_none()));
+        assert_eq!(attr(evs[1], "status"), Some("success"));
+        assert!(!evs[1].error);
+        // Sampled=0: the trace id names no trace, so nothing to annotate.
+        assert!(!out.iter().any(|o| matches!(o, Output::Annotate { .. })));
+    }
+
+    #[test]
+    fn lines_before_any_start_and_rejections() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "{\"event_type\": \"TIMING\", \"metric\": \"InitWork\", \"value_sec\": 0.2}"),
+                (2, "{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}"),
+                (3, "just text"),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.len(), 1);
+        assert_eq!((evs[0].request_id.as_ref(), evs[0].function_version.as_deref()), (None, Some("7")));
+        let rejection = out.iter().find_map(|o| match o {
+            Output::Rejected(r) => Some(r),
+            _ => None,
+        });
+        let r = rejection.expect("a rejection");
+        assert_eq!((r.reason, r.source.as_str(), r.time_ms), ("bad_value", "logs", 2));
+        assert_eq!(r.origin, format!("{GROUP}|{STREAM}|e1"));
+        assert_eq!(r.raw, "{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}");
+        assert!(out.contains(&Output::Ignored("not_timing")));
+    }
+
+    #[test]
+    fn prefixed_request_id_overrides_position() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7"),
+                (2, "[INFO]\t2024-01-01T00:00:00.002Z\t9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11\t{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
+                (3, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 2}"),
+            ],
+        );
+        let rids: Vec<Option<&str>> = events(&out).iter().map(|e| e.request_id.as_deref()).collect();
+        assert_eq!(rids, [Some("9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11"); 2]);
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut state = StreamState::default();
+        run(&mut state, GROUP, STREAM, &[(5, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7")]);
+        let text = serde_json::to_string(&state).expect("serialise");
+        let back: StreamState = serde_json::from_str(&text).expect("deserialise");
+        assert_eq!(back, state);
+        // Older checkpoints without the newer fields still load.
+        let old: StreamState = serde_json::from_str(r#"{"request_id":"r-1","last_time_ms":3}"#).expect("old shape");
+        assert_eq!(old.request_id.as_deref(), Some("r-1"));
+        assert!(!old.init_pending);
+    }
+
+    #[test]
+    fn fixture_stream() {
+        let raw = include_str!("../../tests/fixtures/logs/stream_text_seed.json");
+        let doc: serde_json::Value = serde_json::from_str(raw).expect("fixture is JSON");
+        let group = doc["log_group"].as_str().unwrap_or_default();
+        let stream = doc["log_stream"].as_str().unwrap_or_default();
+        let mut state = StreamState::default();
+        let mut out = Vec::new();
+        for e in doc["events"].as_array().into_iter().flatten() {
+            let ev = RawLogEvent {
+                log_group: group,
+                stream,
+                event_id: e["eventId"].as_str().unwrap_or_default(),
+                time_ms: e["timestamp"].as_i64().unwrap_or_default(),
+                message: e["message"].as_str().unwrap_or_default(),
+            };
+            out.extend(assemble(&mut state, &ev, parse_message(ev.message)));
+        }
+        let evs = events(&out);
+        let ops: Vec<&str> = evs.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "SecretsManagerDuration",
+                "SalesforceAuthDuration",
+                "BedrockCallDuration",
+                "total_function_duration",
+                OP_DURATION,
+                OP_INIT,
+                "SecretsManagerDuration",
+                "BedrockCallDuration",
+                "total_function_duration",
+                OP_DURATION,
+            ]
+        );
+        assert!(evs.iter().all(|e| e.function == "LexFulfillmentHandler" && e.function_version.as_deref() == Some("4")));
+        assert!(evs[..6].iter().all(|e| e.cold_start));
+        assert!(evs[6..].iter().all(|e| !e.cold_start));
+        assert_eq!(out.iter().filter(|o| matches!(o, Output::Annotate { .. })).count(), 2);
+    }
+
+    fn arbitrary_parsed() -> impl Strategy<Value = Parsed> {
+        let text = "[a-f0-9-]{0,12}";
+        let opt = proptest::option::of(text);
+        let ctx = (proptest::option::of(text), proptest::option::of(text), proptest::option::of("arn:aws:lambda:r:1:function:f(:[A-Za-z$]{0,6})?"), proptest::option::of(any::<bool>()), any::<bool>())
+            .prop_map(|(request_id, trace_id, function_arn, cold_start, is_start)| LineContext {
+                request_id,
+                trace_id,
+                function_arn,
+                cold_start,
+                app_function: None,
+                is_start,
+                memory_size_mb: None,
+            });
+        let timing = ("[A-Za-z]{1,8}", 0.0..1e6f64, any::<u32>()).prop_map(|(operation, seconds, index)| super::super::AppTiming {
+            operation,
+            seconds,
+            source: Source::Logs,
+            index,
+        });
+        prop_oneof![
+            (text, opt.clone()).prop_map(|(request_id, version)| Parsed::Start { request_id, version }),
+            text.prop_map(|request_id| Parsed::End { request_id }),
+            (text, 0.0..1e6f64, proptest::option::of(0.0..1e4f64), proptest::option::of(0.0..1e4f64), proptest::option::of("timeout|error|success|"), opt.clone(), proptest::option::of(any::<bool>()), proptest::option::of(any::<u64>()))
+                .prop_map(|(request_id, duration_ms, init_ms, restore_ms, status, trace_id, sampled, max_memory_mb)| Parsed::Report(Report {
+                    request_id,
+                    duration_ms,
+                    billed_ms: None,
+                    memory_size_mb: None,
+                    max_memory_mb,
+                    init_ms,
+                    restore_ms,
+                    status,
+                    error_type: None,
+                    trace_id,
+                    sampled,
+                })),
+            (proptest::option::of("on-demand|provisioned-concurrency"),).prop_map(|(t,)| Parsed::InitStart { initialization_type: t, runtime_version: None }),
+            (proptest::option::of(0.0..1e6f64), proptest::option::of("init|invoke"), proptest::option::of("timeout|error")).prop_map(|(init_ms, phase, status)| Parsed::InitReport { init_ms, phase, status, error_type: None }),
+            (ctx.clone(), prop::collection::vec(timing, 0..4)).prop_map(|(ctx, timings)| Parsed::Timings { ctx, timings }),
+            ctx.prop_map(Parsed::Context),
+            (opt.clone(), 0.0..900.0f64).prop_map(|(request_id, after_s)| Parsed::Timeout { request_id, after_s }),
+            (opt, any::<bool>()).prop_map(|(request_id, oom)| Parsed::RuntimeError { request_id, oom }),
+            Just(Parsed::Ignored("not_timing")),
+            ".{0,20}".prop_map(|detail| Parsed::Rejected { reason: "bad_value", detail }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn assemble_never_panics(
+            steps in prop::collection::vec((any::<i64>(), arbitrary_parsed()), 0..40),
+            group in ".{0,30}",
+            stream in ".{0,40}",
+        ) {
+            let mut state = StreamState::default();
+            for (i, (time_ms, parsed)) in steps.into_iter().enumerate() {
+                let id = i.to_string();
+                let ev = RawLogEvent { log_group: &group, stream: &stream, event_id: &id, time_ms, message: "m" };
+                for o in assemble(&mut state, &ev, parsed) {
+                    if let Output::Event { event, .. } = o {
+                        prop_assert!(event.duration_s.is_finite() && event.duration_s >= 0.0);
+                        let prefix = format!("{group}|{stream}|{id}|");
+                        prop_assert!(event.idem_key.starts_with(&prefix));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn assemble_never_panics_on_raw_lines(
+            lines in prop::collection::vec(".{0,120}", 0..30),
+            stream in prop_oneof![Just(STREAM.to_owned()), ".{0,40}"],
+        ) {
+            let mut state = StreamState::default();
+            for (i, line) in lines.iter().enumerate() {
+                let id = i.to_string();
+                let ev = RawLogEvent { log_group: GROUP, stream: &stream, event_id: &id, time_ms: i as i64, message: line };
+                let _ = assemble(&mut state, &ev, parse_message(line));
+            }
+        }
+
+        #[test]
+        fn stream_name_parser_never_panics(s in ".{0,80}") {
+            let _ = parse_stream_name(&s);
+            let _ = arn_qualifier(&s);
+            let _ = function_from_log_group(&s);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Keeping the alias history current: ListAliases for every watched function (every page,
+//! weighted routing included), recorded with the time it was seen, and the attributor's
+//! snapshot refreshed from the store. Functions Lambda doesn't know are skipped quietly.
+
+use super::Context;
+use crate::attribute::Attributor;
+use crate::aws::{RateLimiter, call};
+use crate::store::now_ms;
+use std::collections::BTreeSet;
+
+pub struct AliasRefresher {
+    ctx: Context,
+    client: aws_sdk_lambda::Client,
+    limiter: RateLimiter,
+    attributor: Attributor,
+}
+
+impl AliasRefresher {
+    pub fn new(ctx: &Context, attributor: Attributor) -> AliasRefresher {
+        AliasRefresher {
+            ctx: ctx.clone(),
+            client: aws_sdk_lambda::Client::new(&ctx.sdk),
+            // ListAliases shares Lambda's control-plane quota (15/s); stay well below it.
+            limiter: RateLimiter::new(5.0),
+            attributor,
+        }
+    }
+
+    /// Loads the stored history into the attributor.
+    pub async fn load(&self) {
+        match self.ctx.store.alias_history().await {
+            Ok(h) => self.attributor.set_history(h),
+            Err(e) => tracing::warn!(error = %e, "Cannot load the alias history."),
+        }
+    }
+
+    /// Lists the aliases of each function, records them, and reloads the snapshot.
+    pub async fn refresh(&self, functions: &BTreeSet<String>) {
+        let now = now_ms();
+        for function in functions {
+            let mut routes: Vec<(String, String, f64)> = Vec::new();
+            let mut marker: Option<String> = None;
+            let ok = loop {
+                let resp = call("ListAliases", &self.ctx.metrics, Some(&self.limiter), self.ctx.config.aws.max_attempts, &self.ctx.shutdown, || {
+                    self.client.list_aliases().function_name(function).set_marker(marker.clone()).send()
+                })
+                .await;
+                match resp {
+                    Ok(r) => {
+                        for a in r.aliases() {
+                            let (Some(name), Some(version)) = (a.name(), a.function_version()) else { continue };
+                            let extra: f64 = a
+                                .routing_config()
+                                .and_then(|rc| rc.additional_version_weights())
+                                .map(|w| w.values().sum())
+                                .unwrap_or(0.0);
+                            routes.push((name.to_string(), version.to_string(), 1.0 - extra));
+                            if let Some(weights) = a.routing_config().and_then(|rc| rc.additional_version_weights()) {
+                                for (v, w) in weights {
+                                    routes.push((name.to_string(), v.clone(), *w));
+                                }
+                            }
+                        }
+                        match r.next_marker() {
+                            Some(m) if Some(m) != marker.as_deref() => marker = Some(m.to_string()),
+                            _ => break true,
+                        }
+                    }
+                    Err(e) if e.is_not_found() => {
+                        tracing::debug!(function = %function, "Not a Lambda function (no aliases).");
+                        break false;
+                    }
+                    Err(e) => {
+                        tracing::warn!(function = %function, error = %e, "ListAliases failed; keeping the last known aliases.");
+                        break false;
+                    }
+                }
+            };
+            if ok {
+                routes.sort_by(|a, b| a.0.cmp(&b.0));
+                if let Err(e) = self.ctx.store.record_aliases(function, &routes, now).await {
+                    tracing::warn!(function = %function, error = %e, "Cannot record aliases.");
+                }
+            }
+        }
+        self.load().await;
+    }
+}

@@ -1,0 +1,368 @@
+//! The CloudWatch Logs tailer: discovers log groups (names and prefixes, every page, this
+//! shard's share), polls each with FilterLogEvents from `checkpoint − ingestion_delay` to
+//! now through every page, and commits each page's events with the stream state, the last
+//! page also with the checkpoint. Groups are polled concurrently under one account-wide
+//! limiter, busy ones more often than idle ones; a deleted or denied group is reported and
+//! skipped while the others go on.
+
+pub mod process;
+pub mod schedule;
+
+use super::Context;
+use crate::attribute::Attributor;
+use crate::aws::{AwsError, RateLimiter, call};
+use crate::model::Checkpoint;
+use crate::store::{Store, StoreError, now_ms};
+use process::{PageEvent, StreamMemory, process_page};
+use schedule::{PollResult, next_interval};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Checkpoint source name.
+pub const SOURCE: &str = "logs";
+/// Most pages one poll follows before it commits its checkpoint and yields; the next poll
+/// resumes there (keeps one huge backlog from starving other groups).
+const MAX_PAGES_PER_POLL: usize = 200;
+
+/// Why a poll of one group failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct GroupSchedule {
+    next_due: Instant,
+    interval: Duration,
+    /// Explicitly configured groups are kept even when discovery no longer lists them.
+    explicit: bool,
+    unavailable: Option<String>,
+}
+
+/// Everything a poll needs, shared by the concurrent polls.
+struct Shared {
+    ctx: Context,
+    client: aws_sdk_cloudwatchlogs::Client,
+    limiter: RateLimiter,
+    attributor: Attributor,
+}
+
+/// Runs the tailer until shutdown.
+pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
+    let cfg = ctx.config.logs.clone();
+    let shared = Arc::new(Shared {
+        client: aws_sdk_cloudwatchlogs::Client::new(&ctx.sdk),
+        limiter: RateLimiter::new(cfg.requests_per_second),
+        attributor,
+        ctx: ctx.clone(),
+    });
+    let aliases = super::aliases::AliasRefresher::new(&ctx, shared.attributor.clone());
+    aliases.load().await;
+
+    let mut groups: BTreeMap<String, GroupSchedule> = BTreeMap::new();
+    let mut next_discovery = Instant::now();
+    let mut next_alias_refresh = Instant::now();
+    let mut in_flight: JoinSet<(String, Result<PollResult, PollError>)> = JoinSet::new();
+    let mut running: BTreeSet<String> = BTreeSet::new();
+
+    loop {
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_discovery {
+            match discover(&shared).await {
+                Ok(found) => {
+                    merge_groups(&mut groups, found, &cfg.log_groups, &ctx);
+                    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string()]).set(groups.len() as i64);
+                    ctx.health.success(SOURCE, now_ms());
+                }
+                Err(e) if e.code == "cancelled" => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Log group discovery failed; keeping the known groups.");
+                    ctx.health.failure(SOURCE, format!("discovery: {e}"));
+                    if groups.is_empty() {
+                        // Nothing else to do yet: retry discovery soon.
+                        next_discovery = now + cfg.poll_interval;
+                        sleep_or_cancel(&ctx, cfg.poll_interval.min(Duration::from_secs(5))).await;
+                        continue;
+                    }
+                }
+            }
+            next_discovery = now + cfg.discovery_interval;
+        }
+        if ctx.config.environments.lambda_aliases && now >= next_alias_refresh {
+            let functions: BTreeSet<String> = groups.keys().map(|g| crate::parse::stream::function_from_log_group(g)).collect();
+            aliases.refresh(&functions).await;
+            next_alias_refresh = now + ctx.config.environments.alias_refresh_interval;
+        }
+
+        // Start every due group, up to the concurrency limit, most overdue first.
+        let mut due: Vec<(&String, Instant)> = groups
+            .iter()
+            .filter(|(g, s)| s.next_due <= now && !running.contains(*g))
+            .map(|(g, s)| (g, s.next_due))
+            .collect();
+        due.sort_by_key(|(_, t)| *t);
+        for (group, _) in due.into_iter().take(cfg.max_concurrency.saturating_sub(running.len())) {
+            let group = group.clone();
+            running.insert(group.clone());
+            let shared = shared.clone();
+            in_flight.spawn(async move {
+                let r = poll_group(&shared, &group).await;
+                (group, r)
+            });
+        }
+
+        let wake = groups
+            .iter()
+            .filter(|(g, _)| !running.contains(*g))
+            .map(|(_, s)| s.next_due)
+            .chain([next_discovery])
+            .min()
+            .unwrap_or(next_discovery);
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Ok((group, result)) = done {
+                    running.remove(&group);
+                    finish_poll(&ctx, &mut groups, &group, result);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
+    // Polls in flight see the cancelled token at their next AWS call and return; what they
+    // committed is consistent (each page is one transaction).
+    while in_flight.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn sleep_or_cancel(ctx: &Context, d: Duration) {
+    tokio::select! {
+        _ = ctx.shutdown.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}
+
+fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<String>, explicit: &[String], ctx: &Context) {
+    let shard = &ctx.config.shard;
+    let wanted: BTreeSet<String> = found
+        .into_iter()
+        .chain(explicit.iter().cloned())
+        .filter(|g| crate::shard::owns(g, shard.index, shard.count))
+        .collect();
+    groups.retain(|g, s| {
+        let keep = wanted.contains(g) || s.explicit;
+        if !keep {
+            tracing::info!(log_group = %g, "Log group no longer discovered; stopped tailing it.");
+            ctx.health.set_detail(SOURCE, g, None);
+            ctx.metrics.log_group_unavailable.with_label_values(&[g]).set(0);
+        }
+        keep
+    });
+    for g in wanted {
+        groups.entry(g.clone()).or_insert_with(|| {
+            tracing::info!(log_group = %g, "Tailing log group.");
+            GroupSchedule {
+                next_due: Instant::now(),
+                interval: ctx.config.logs.poll_interval,
+                explicit: explicit.contains(&g),
+                unavailable: None,
+            }
+        });
+    }
+}
+
+fn finish_poll(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, group: &str, result: Result<PollResult, PollError>) {
+    let cfg = &ctx.config.logs;
+    let Some(s) = groups.get_mut(group) else { return };
+    let outcome = match result {
+        Ok(r) => {
+            if s.unavailable.take().is_some() {
+                tracing::info!(log_group = %group, "Log group is available again.");
+                ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(0);
+                ctx.health.set_detail(SOURCE, group, None);
+            }
+            ctx.health.success(SOURCE, now_ms());
+            r
+        }
+        Err(PollError::Aws(e)) if e.code == "cancelled" => return,
+        Err(PollError::Aws(e)) if e.is_not_found() || e.is_access_denied() => {
+            let why = if e.is_not_found() { "deleted or not found" } else { "access denied" };
+            if s.unavailable.is_none() {
+                tracing::warn!(log_group = %group, reason = why, "Log group unavailable; skipping it until it returns.");
+            }
+            s.unavailable = Some(why.to_string());
+            ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(1);
+            ctx.health.set_detail(SOURCE, group, Some(why.to_string()));
+            PollResult::Failed
+        }
+        Err(e) => {
+            tracing::warn!(log_group = %group, error = %e, "Poll failed; the position is kept and the poll retried.");
+            if let PollError::Store(se) = &e {
+                ctx.metrics.store_errors.with_label_values(&[se.code()]).inc();
+            }
+            ctx.health.failure(SOURCE, format!("{group}: {e}"));
+            PollResult::Failed
+        }
+    };
+    s.interval = next_interval(s.interval, outcome, cfg.poll_interval, cfg.idle_poll_interval);
+    s.next_due = Instant::now() + s.interval;
+}
+
+/// Lists every log group under the configured prefixes (every page).
+async fn discover(shared: &Shared) -> Result<BTreeSet<String>, AwsError> {
+    let ctx = &shared.ctx;
+    let mut found = BTreeSet::new();
+    for prefix in &ctx.config.logs.log_group_prefixes {
+        let mut token: Option<String> = None;
+        loop {
+            let resp = call("DescribeLogGroups", &ctx.metrics, Some(&shared.limiter), ctx.config.aws.max_attempts, &ctx.shutdown, || {
+                shared
+                    .client
+                    .describe_log_groups()
+                    .log_group_name_prefix(prefix)
+                    .set_next_token(token.clone())
+                    .send()
+            })
+            .await?;
+            for g in resp.log_groups() {
+                if let Some(name) = g.log_group_name() {
+                    // Emulators may ignore the prefix: filter here too.
+                    if name.starts_with(prefix.as_str()) {
+                        found.insert(name.to_string());
+                    }
+                }
+            }
+            match resp.next_token() {
+                Some(t) if Some(t) != token.as_deref() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Polls one group from its checkpoint to now; commits page by page.
+async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollError> {
+    let ctx = &shared.ctx;
+    let cfg = &ctx.config.logs;
+    let store: &Store = &ctx.store;
+    let end = now_ms();
+    let checkpoint = store.checkpoint(SOURCE, group).await?;
+    let start = match &checkpoint {
+        Some(c) => c.position_ms - cfg.ingestion_delay.as_millis() as i64,
+        None => end - cfg.start_lookback.as_millis() as i64,
+    };
+    let mut streams: HashMap<String, StreamMemory> = store
+        .stream_states(group)
+        .await?
+        .into_iter()
+        .filter_map(|(stream, json)| serde_json::from_str(&json).ok().map(|m| (stream, m)))
+        .collect();
+    let history = shared.attributor.history();
+    let mut token: Option<String> = None;
+    let mut stored = 0u64;
+    let mut newest: Option<i64> = None;
+    for page_no in 0.. {
+        let resp = call("FilterLogEvents", &ctx.metrics, Some(&shared.limiter), ctx.config.aws.max_attempts, &ctx.shutdown, || {
+            shared
+                .client
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(start)
+                .end_time(end)
+                .set_next_token(token.clone())
+                .send()
+        })
+        .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if e.throttled {
+                    ctx.metrics.log_group_throttles.with_label_values(&[group]).inc();
+                }
+                return Err(e.into());
+            }
+        };
+        let page: Vec<PageEvent> = resp
+            .events()
+            .iter()
+            .filter_map(|e| {
+                Some(PageEvent {
+                    stream: e.log_stream_name()?.to_string(),
+                    time_ms: e.timestamp()?,
+                    event_id: e.event_id()?.to_string(),
+                    message: e.message().unwrap_or_default().to_string(),
+                })
+            })
+            .collect();
+        let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
+        let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history);
+        let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
+        if last_page {
+            // A cut-short poll resumes from its last page's newest event, not from `end`.
+            let position = if next.is_none() { end } else { stats.newest_event_ms.unwrap_or(start).max(start) };
+            batch.checkpoints.push(Checkpoint { source: SOURCE.into(), key: group.to_string(), position_ms: position, state: None });
+        }
+        let outcome = store.commit(&batch).await?;
+        record_page_metrics(ctx, group, &outcome, &stats);
+        stored += outcome.inserted_total();
+        newest = newest.max(stats.newest_event_ms);
+        if last_page {
+            break;
+        }
+        token = next;
+    }
+    let now = now_ms();
+    ctx.metrics.log_group_last_poll.with_label_values(&[group]).set(now as f64 / 1000.0);
+    ctx.metrics.source_last_success.with_label_values(&[SOURCE]).set(now as f64 / 1000.0);
+    if let Some(n) = newest {
+        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group]).set(((now - n) as f64 / 1000.0).max(0.0));
+    }
+    if stored > 0 {
+        tracing::debug!(log_group = %group, stored, "Poll stored events.");
+    }
+    Ok(if newest.is_some() { PollResult::Events } else { PollResult::Empty })
+}
+
+fn record_page_metrics(ctx: &Context, group: &str, outcome: &crate::store::BatchOutcome, stats: &process::PageStats) {
+    let m = &ctx.metrics;
+    for (source, n) in &outcome.inserted {
+        m.events_stored.with_label_values(&[source.as_str()]).inc_by(*n);
+    }
+    m.log_group_events.with_label_values(&[group]).inc_by(outcome.inserted_total());
+    if outcome.duplicates > 0 {
+        m.events_duplicate.with_label_values(&[SOURCE]).inc_by(outcome.duplicates);
+    }
+    for (reason, n) in &stats.rejected {
+        m.inputs_rejected.with_label_values(&[SOURCE, reason]).inc_by(*n);
+    }
+    for (reason, n) in &stats.ignored {
+        m.lines_ignored.with_label_values(&[reason]).inc_by(*n);
+    }
+    for r in &outcome.new_reports {
+        let labels = [r.env.as_str(), r.function.as_str()];
+        if r.cold_start {
+            m.lambda_cold_starts.with_label_values(&labels).inc();
+        }
+        if r.timeout {
+            m.lambda_timeouts.with_label_values(&labels).inc();
+        }
+        if r.error {
+            m.lambda_errors.with_label_values(&labels).inc();
+        }
+        if let Some(mb) = r.max_memory_mb {
+            m.lambda_max_memory_used.with_label_values(&labels).set((mb * 1024 * 1024) as i64);
+        }
+    }
+    for (env, function) in &outcome.timeouts_marked {
+        m.lambda_timeouts.with_label_values(&[env, function]).inc();
+    }
+}

@@ -1,0 +1,221 @@
+//! Turning one page of FilterLogEvents results into a store batch: parse each message,
+//! correlate it with its stream's open invocation, attribute the env, and collect
+//! rejections and ignore counts. Pure: no I/O, no clock.
+//!
+//! Seed lines carry no request id, so they belong to the invocation whose START is the
+//! latest at or before their timestamp in the same stream. The stream memory keeps recent
+//! STARTs by time, so a re-read of an overlap window (or a restart) attributes every line
+//! the same way as the first read did.
+
+use crate::attribute::{AliasHistory, Attributor};
+use crate::model::TimingEvent;
+use crate::parse::stream::{Output, RawLogEvent, StreamState, assemble};
+use crate::parse::{Parsed, parse_message};
+use crate::store::{Annotation, Batch, StreamStateRow};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// STARTs remembered per stream; one execution environment runs one invocation at a time,
+/// so a handful covers any overlap window.
+const STARTS_KEPT: usize = 64;
+
+/// What is persisted per log stream between polls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamMemory {
+    pub state: StreamState,
+    /// (START time ms, request id, version), oldest first.
+    pub starts: Vec<(i64, String, Option<String>)>,
+}
+
+impl StreamMemory {
+    fn remember_start(&mut self, time_ms: i64, request_id: &str, version: Option<&String>) {
+        if self.starts.iter().any(|(_, r, _)| r == request_id) {
+            return;
+        }
+        let at = self.starts.partition_point(|(t, _, _)| *t <= time_ms);
+        self.starts.insert(at, (time_ms, request_id.to_string(), version.cloned()));
+        if self.starts.len() > STARTS_KEPT {
+            self.starts.remove(0);
+        }
+    }
+
+    /// Points the state at the invocation open at `time_ms`, if we know which it was.
+    fn seek(&mut self, time_ms: i64) {
+        let at = self.starts.partition_point(|(t, _, _)| *t <= time_ms);
+        if at == 0 {
+            return;
+        }
+        let (_, request_id, version) = &self.starts[at - 1];
+        if self.state.request_id.as_deref() != Some(request_id.as_str()) {
+            self.state.request_id = Some(request_id.clone());
+            self.state.trace_id = None;
+            self.state.cold_start = false;
+            if version.is_some() {
+                self.state.version.clone_from(version);
+            }
+        }
+    }
+}
+
+/// One event of a FilterLogEvents page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageEvent {
+    pub stream: String,
+    pub time_ms: i64,
+    pub event_id: String,
+    pub message: String,
+}
+
+/// Counts the caller turns into metrics.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PageStats {
+    pub ignored: BTreeMap<&'static str, u64>,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub newest_event_ms: Option<i64>,
+}
+
+/// Processes a page. `streams` holds the memories loaded for this group and is updated;
+/// every stream touched is written back in the batch.
+pub fn process_page(
+    log_group: &str,
+    mut events: Vec<PageEvent>,
+    streams: &mut HashMap<String, StreamMemory>,
+    attributor: &Attributor,
+    history: &AliasHistory,
+) -> (Batch, PageStats) {
+    // Within a stream, order by time then event id (identical milliseconds are common).
+    events.sort_by(|a, b| (&a.stream, a.time_ms, &a.event_id).cmp(&(&b.stream, b.time_ms, &b.event_id)));
+    let mut batch = Batch::default();
+    let mut stats = PageStats::default();
+    let mut touched: Vec<String> = Vec::new();
+    for ev in &events {
+        stats.newest_event_ms = stats.newest_event_ms.max(Some(ev.time_ms));
+        let memory = streams.entry(ev.stream.clone()).or_default();
+        if touched.last() != Some(&ev.stream) && !touched.contains(&ev.stream) {
+            touched.push(ev.stream.clone());
+        }
+        let parsed = parse_message(&ev.message);
+        match &parsed {
+            Parsed::Start { request_id, version } => memory.remember_start(ev.time_ms, request_id, version.as_ref()),
+            _ => memory.seek(ev.time_ms),
+        }
+        let raw = RawLogEvent {
+            log_group,
+            stream: &ev.stream,
+            event_id: &ev.event_id,
+            time_ms: ev.time_ms,
+            message: &ev.message,
+        };
+        for out in assemble(&mut memory.state, &raw, parsed) {
+            match out {
+                Output::Event { event, alias_hint } => batch.events.push(with_env(event, alias_hint, attributor, history)),
+                Output::Annotate { request_id, trace_id, error, timeout, cold_start } => batch.annotations.push(Annotation {
+                    function: crate::parse::stream::function_from_log_group(log_group),
+                    request_id,
+                    trace_id,
+                    error,
+                    timeout,
+                    cold_start: cold_start.unwrap_or(false),
+                }),
+                Output::Rejected(r) => {
+                    *stats.rejected.entry(r.reason).or_default() += 1;
+                    batch.rejections.push(r);
+                }
+                Output::Ignored(reason) => *stats.ignored.entry(reason).or_default() += 1,
+                Output::Lambda(_) => {}
+            }
+        }
+    }
+    for stream in touched {
+        if let Some(memory) = streams.get(&stream) {
+            if let Ok(state) = serde_json::to_string(memory) {
+                batch.stream_states.push(StreamStateRow { log_group: log_group.to_string(), stream, state });
+            }
+        }
+    }
+    (batch, stats)
+}
+
+fn with_env(mut event: TimingEvent, alias_hint: Option<String>, attributor: &Attributor, history: &AliasHistory) -> TimingEvent {
+    event.env = attributor.env_with(
+        history,
+        &event.function,
+        event.function_version.as_deref(),
+        alias_hint.as_deref(),
+        event.time_ms,
+    );
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::AliasSpan;
+    use crate::config::EnvironmentsConfig;
+
+    fn ev(stream: &str, t: i64, id: u32, msg: &str) -> PageEvent {
+        PageEvent { stream: stream.into(), time_ms: t, event_id: format!("{id:056}"), message: msg.into() }
+    }
+
+    const G: &str = "/aws/lambda/GenerateDynamicScenarioHandler";
+    const S12: &str = "2026/11/22/[12]0123456789abcdef0123456789abcdef";
+
+    fn invocation(stream: &str, t: i64, id0: u32, req: &str, bedrock: f64) -> Vec<PageEvent> {
+        vec![
+            ev(stream, t, id0, &format!("START RequestId: {req} Version: 12\n")),
+            ev(stream, t + 1, id0 + 1, r#"{"level": "INFO", "event_type": "START", "function_name": "GDSH", "message": "Function started"}"#),
+            ev(stream, t + 2, id0 + 2, &format!(r#"{{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": {bedrock}}}"#)),
+            ev(stream, t + 3, id0 + 3, r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "message": "Function completed", "total_function_duration": 3.125}"#),
+            ev(stream, t + 3, id0 + 4, &format!("END RequestId: {req}\n")),
+            ev(stream, t + 3, id0 + 5, &format!("REPORT RequestId: {req}\tDuration: 3125.00 ms\tBilled Duration: 3126 ms\tMemory Size: 1024 MB\tMax Memory Used: 102 MB\t\nXRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true\n")),
+        ]
+    }
+
+    fn attributor() -> (Attributor, AliasHistory) {
+        let a = Attributor::new(&EnvironmentsConfig::default());
+        let mut h = AliasHistory::default();
+        h.by_function.insert(
+            "GenerateDynamicScenarioHandler".into(),
+            vec![AliasSpan { alias: "Dev".into(), version: "12".into(), weight: 1.0, first_seen_ms: 0, last_seen_ms: 0 }],
+        );
+        (a, h)
+    }
+
+    #[test]
+    fn seed_lines_get_the_request_and_env_of_their_invocation() {
+        let (a, h) = attributor();
+        let mut streams = HashMap::new();
+        let mut page = invocation(S12, 1_000, 0, "req-a", 2.847);
+        page.extend(invocation(S12, 5_000, 10, "req-b", 9.1));
+        page.push(ev(S12, 5_500, 99, "just an application log line"));
+        let (batch, stats) = process_page(G, page, &mut streams, &a, &h);
+        let bedrock: Vec<&TimingEvent> = batch.events.iter().filter(|e| e.operation == "BedrockCallDuration").collect();
+        assert_eq!(bedrock.len(), 2);
+        assert_eq!(bedrock[0].request_id.as_deref(), Some("req-a"));
+        assert_eq!(bedrock[1].request_id.as_deref(), Some("req-b"));
+        assert!(batch.events.iter().all(|e| e.env == "Dev" && e.function == "GenerateDynamicScenarioHandler"), "{:?}", batch.events);
+        assert_eq!(batch.events.iter().filter(|e| e.operation == "Lambda.Duration").count(), 2);
+        assert_eq!(stats.ignored.values().sum::<u64>() >= 1, true);
+        assert_eq!(batch.stream_states.len(), 1);
+        assert_eq!(stats.newest_event_ms, Some(5_500));
+    }
+
+    #[test]
+    fn rereading_an_overlap_after_a_restart_attributes_lines_the_same_way() {
+        let (a, h) = attributor();
+        let mut page = invocation(S12, 1_000, 0, "req-a", 1.0);
+        page.extend(invocation(S12, 5_000, 10, "req-b", 2.0));
+        let mut first = HashMap::new();
+        let (all, _) = process_page(G, page.clone(), &mut first, &a, &h);
+        // Restart: memory comes back from its JSON; the overlap re-read starts mid-invocation b.
+        let saved: StreamMemory = serde_json::from_str(&all.stream_states[0].state).unwrap();
+        let mut second = HashMap::from([(S12.to_string(), saved)]);
+        let overlap: Vec<PageEvent> = page.into_iter().filter(|e| e.time_ms >= 5_002).collect();
+        let (again, _) = process_page(G, overlap, &mut second, &a, &h);
+        for e in &again.events {
+            let original = all.events.iter().find(|o| o.idem_key == e.idem_key).expect("same keys");
+            assert_eq!(original, e);
+        }
+        assert!(!again.events.is_empty());
+    }
+}

@@ -1,0 +1,120 @@
+//! The daemon as a process against moto's server: it becomes ready, serves metrics that
+//! promtool accepts, refuses a second instance on the same database, and on SIGTERM exits 0
+//! within 10 s leaving a consistent database.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub fn base_config(moto: &Moto) -> String {
+    format!(
+        r#"
+[aws]
+region = "us-east-1"
+endpoint_url = "{}"
+max_attempts = 3
+[storage]
+path = "{{DB}}"
+[http]
+listen = "{{LISTEN}}"
+[logs]
+log_group_prefixes = ["/aws/lambda/"]
+poll_interval = "1s"
+idle_poll_interval = "2s"
+discovery_interval = "2s"
+ingestion_delay = "5s"
+[xray]
+enabled = false
+"#,
+        moto.url()
+    )
+}
+
+#[test]
+fn starts_ready_serves_valid_metrics_and_stops_cleanly_on_sigterm() {
+    let moto = Moto::start();
+    moto.boto("logs = client('logs')\nlogs.create_log_group(logGroupName='/aws/lambda/Hello')\n");
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(dir.path(), &base_config(&moto));
+
+    let body = wait_for("/readyz 200", Duration::from_secs(30), || {
+        daemon.get("/readyz").filter(|(s, _)| *s == 200).map(|(_, b)| b)
+    });
+    assert!(body.contains("\"logs\""), "{body}");
+
+    let metrics = wait_for("a completed poll of the group", Duration::from_secs(30), || {
+        daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_last_poll_timestamp_seconds{log_group=\"/aws/lambda/Hello\"}"))
+    });
+    assert!(metrics.contains("sentinel_build_info"), "{metrics}");
+    assert!(metrics.contains("sentinel_aws_requests_total{api=\"DescribeLogGroups\",outcome=\"ok\"}"), "{metrics}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/test-env.sh install puts it there)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A second daemon on the same database refuses to start, with a clear message.
+    let second_cfg = dir.path().join("second.toml");
+    std::fs::write(
+        &second_cfg,
+        base_config(&moto)
+            .replace("{DB}", daemon.db().to_str().unwrap())
+            .replace("{LISTEN}", &format!("127.0.0.1:{}", free_port())),
+    )
+    .unwrap();
+    let second = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["run", "--config"])
+        .arg(&second_cfg)
+        .envs(AWS_ENV.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another latency-sentinel"), "{stderr}");
+
+    daemon.proc.signal("TERM");
+    let status = daemon.proc.wait_exit(Duration::from_secs(10)).expect("exit within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}\n{}", daemon.logs());
+
+    // The database is consistent and no longer locked.
+    assert_eq!(query_string(&daemon.db(), "PRAGMA integrity_check"), "ok");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = latency_sentinel::store::Store::open(&daemon.db(), latency_sentinel::store::OpenMode::Writer, 4096)
+            .await
+            .expect("lock released after exit");
+        assert!(store.checkpoint("logs", "/aws/lambda/Hello").await.unwrap().is_some(), "the poll's checkpoint was committed");
+    });
+}
+
+#[test]
+fn check_config_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["check-config", "--config"])
+        .arg(repo().join("config/example.toml"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[logs]\nlog_groups = [\"/aws/lambda/a\"]\npoll_interval = \"fast\"\n[http]\nlisten = \"nowhere\"\n[alerts]\nalertmanager_url = \"ftp://x\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel")).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in ["logs.poll_interval:", "http.listen:", "alerts.alertmanager_url:"] {
+        assert!(stderr.contains(key), "{key} missing in:\n{stderr}");
+    }
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+}
