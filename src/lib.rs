@@ -22,6 +22,7 @@ pub mod app;
 pub mod attribute;
 pub mod aws;
 pub mod config;
+pub mod critical_path;
 pub mod glob;
 pub mod health;
 pub mod http;

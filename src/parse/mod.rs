@@ -18,6 +18,7 @@ pub mod lambda_text;
 pub mod powertools;
 pub mod seed;
 pub mod stream;
+pub mod xray;
 
 use std::sync::LazyLock;
 

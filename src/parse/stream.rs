@@ -909,6 +909,76 @@ mod tests {
     }
 
     #[test]
+    fn init_report_outside_an_invocation_has_no_request() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7"),
+                (2, "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3.0 ms"),
+                (3, "INIT_REPORT Init Duration: 45045.69 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown"),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(evs.len(), 2);
+        assert_eq!((evs[1].operation.as_str(), evs[1].request_id.as_ref()), (OP_INIT, None));
+    }
+
+    #[test]
+    fn provisioned_and_managed_inits_are_not_cold_starts() {
+        for kind in ["provisioned-concurrency", "lambda-managed-instances"] {
+            let mut state = StreamState::default();
+            let init = format!(r#"{{"time":"t","type":"platform.initStart","record":{{"initializationType":"{kind}"}}}}"#);
+            let out = run(
+                &mut state,
+                GROUP,
+                STREAM,
+                &[
+                    (1, init.as_str()),
+                    (2, r#"{"time":"t","type":"platform.start","record":{"requestId":"814ba7cb-071e-4181-9a09-fa41db5bccad","version":"7"}}"#),
+                    (3, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
+                ],
+            );
+            assert!(!events(&out)[0].cold_start, "{kind}");
+        }
+    }
+
+    #[test]
+    fn lone_xray_line_and_latest_qualifier() {
+        let mut state = StreamState::default();
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[
+                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: $LATEST"),
+                (2, r#"{"level":"INFO","location":"h:1","service":"s","message":"m","function_arn":"arn:aws:lambda:us-west-2:1:function:GenerateDynamicScenarioHandler:$LATEST"}"#),
+                (3, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
+                (4, "XRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true"),
+                (5, r#"{"level": "INFO", "message": "ordinary JSON log", "user": "x"}"#),
+            ],
+        );
+        let hints: Vec<Option<&str>> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event { alias_hint, .. } => Some(alias_hint.as_deref()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hints, [Some("$LATEST")]);
+        assert!(out.contains(&Output::Annotate {
+            request_id: RID.into(),
+            trace_id: Some(TRACE.into()),
+            error: false,
+            timeout: false,
+            cold_start: None,
+        }));
+        assert_eq!(out.last(), Some(&Output::Ignored("no_timing")));
+    }
+
+    #[test]
     fn state_round_trips_through_json() {
         let mut state = StreamState::default();
         run(&mut state, GROUP, STREAM, &[(5, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7")]);
