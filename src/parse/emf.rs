@@ -30,7 +30,10 @@ pub fn parse(obj: &Map<String, Value>, ctx: LineContext) -> Parsed {
         .and_then(|aws| aws.get("CloudWatchMetrics"))
         .and_then(Value::as_array)
     else {
-        return rejected("bad_emf", "_aws.CloudWatchMetrics is missing or not an array".to_owned());
+        return rejected(
+            "bad_emf",
+            "_aws.CloudWatchMetrics is missing or not an array".to_owned(),
+        );
     };
 
     let mut seen: Vec<&str> = Vec::new();
@@ -43,7 +46,10 @@ pub fn parse(obj: &Map<String, Value>, ctx: LineContext) -> Parsed {
         let Some(name) = definition.get("Name").and_then(Value::as_str) else {
             continue;
         };
-        let Some(divisor) = definition.get("Unit").and_then(Value::as_str).and_then(units_per_second)
+        let Some(divisor) = definition
+            .get("Unit")
+            .and_then(Value::as_str)
+            .and_then(units_per_second)
         else {
             continue;
         };
@@ -52,7 +58,10 @@ pub fn parse(obj: &Map<String, Value>, ctx: LineContext) -> Parsed {
         }
         seen.push(name);
         if name.trim().is_empty() || name.len() > 255 {
-            return rejected("bad_metric", format!("unusable EMF metric name {:?}", truncate(name, 64)));
+            return rejected(
+                "bad_metric",
+                format!("unusable EMF metric name {:?}", truncate(name, 64)),
+            );
         }
         let values: &[Value] = match obj.get(name) {
             Some(Value::Array(values)) => values,
@@ -65,7 +74,12 @@ pub fn parse(obj: &Map<String, Value>, ctx: LineContext) -> Parsed {
                 Err(bad) => return bad.into(),
             };
             let index = u32::try_from(timings.len()).unwrap_or(u32::MAX);
-            timings.push(AppTiming { operation: name.to_owned(), seconds, source: Source::Emf, index });
+            timings.push(AppTiming {
+                operation: name.to_owned(),
+                seconds,
+                source: Source::Emf,
+                index,
+            });
         }
     }
     if timings.is_empty() {
@@ -84,7 +98,10 @@ mod tests {
         match parse_message(msg) {
             Parsed::Timings { timings, .. } => {
                 assert!(timings.iter().all(|t| t.source == Source::Emf));
-                timings.into_iter().map(|t| (t.operation, t.seconds, t.index)).collect()
+                timings
+                    .into_iter()
+                    .map(|t| (t.operation, t.seconds, t.index))
+                    .collect()
             }
             other => panic!("{msg} -> {other:?}"),
         }
@@ -97,11 +114,15 @@ mod tests {
     #[test]
     fn count_metrics_are_not_timings() {
         assert_eq!(
-            parse_message(r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Pycon2024","Dimensions":[["service"]],"Metrics":[{"Name":"SuccessfulSubmission","Unit":"Count"}]}]},"service":"instrumented-user-registration","SuccessfulSubmission":[1.0]}"#),
+            parse_message(
+                r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Pycon2024","Dimensions":[["service"]],"Metrics":[{"Name":"SuccessfulSubmission","Unit":"Count"}]}]},"service":"instrumented-user-registration","SuccessfulSubmission":[1.0]}"#
+            ),
             Parsed::Ignored("no_timing")
         );
         assert_eq!(
-            parse_message(r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Pycon2024","Dimensions":[["function_name","service"]],"Metrics":[{"Name":"ColdStart","Unit":"Count"}]}]},"function_name":"pycon2024-InstrumentedFunction-hQQueiDV6k81","service":"instrumented-user-registration","ColdStart":[1.0]}"#),
+            parse_message(
+                r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Pycon2024","Dimensions":[["function_name","service"]],"Metrics":[{"Name":"ColdStart","Unit":"Count"}]}]},"function_name":"pycon2024-InstrumentedFunction-hQQueiDV6k81","service":"instrumented-user-registration","ColdStart":[1.0]}"#
+            ),
             Parsed::Ignored("no_timing")
         );
     }
@@ -109,22 +130,39 @@ mod tests {
     #[test]
     fn arrays_and_units() {
         // Powertools' multi-value shape, with a time unit.
-        let got = timings(r#"{"_aws":{"Timestamp":1656685750622,"CloudWatchMetrics":[{"Namespace":"ServerlessAirline","Dimensions":[["environment","service"]],"Metrics":[{"Name":"TurbineReads","Unit":"Milliseconds"}]}]},"environment":"dev","service":"booking","TurbineReads":[1.0,8.0]}"#);
-        assert_eq!(got, [("TurbineReads".into(), 0.001, 0), ("TurbineReads".into(), 0.008, 1)]);
+        let got = timings(
+            r#"{"_aws":{"Timestamp":1656685750622,"CloudWatchMetrics":[{"Namespace":"ServerlessAirline","Dimensions":[["environment","service"]],"Metrics":[{"Name":"TurbineReads","Unit":"Milliseconds"}]}]},"environment":"dev","service":"booking","TurbineReads":[1.0,8.0]}"#,
+        );
+        assert_eq!(
+            got,
+            [
+                ("TurbineReads".into(), 0.001, 0),
+                ("TurbineReads".into(), 0.008, 1)
+            ]
+        );
 
-        let got = timings(r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Atlas","Dimensions":[["service"]],"Metrics":[{"Name":"BedrockLatency","Unit":"Seconds"},{"Name":"Calls","Unit":"Count"},{"Name":"DdbLatency","Unit":"Microseconds","StorageResolution":1}]}]},"service":"gdsh","BedrockLatency":2.5,"Calls":3,"DdbLatency":[1500,"2500"]}"#);
+        let got = timings(
+            r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Atlas","Dimensions":[["service"]],"Metrics":[{"Name":"BedrockLatency","Unit":"Seconds"},{"Name":"Calls","Unit":"Count"},{"Name":"DdbLatency","Unit":"Microseconds","StorageResolution":1}]}]},"service":"gdsh","BedrockLatency":2.5,"Calls":3,"DdbLatency":[1500,"2500"]}"#,
+        );
         assert_eq!(got.len(), 3);
-        assert_eq!((got[0].0.as_str(), got[0].1, got[0].2), ("BedrockLatency", 2.5, 0));
+        assert_eq!(
+            (got[0].0.as_str(), got[0].1, got[0].2),
+            ("BedrockLatency", 2.5, 0)
+        );
         assert!(close(got[1].1, 0.0015) && got[1].2 == 1 && got[1].0 == "DdbLatency");
         assert!(close(got[2].1, 0.0025) && got[2].2 == 2);
 
         // The same metric in two directives is one value, read once.
-        let got = timings(r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]},{"Namespace":"A","Dimensions":[["service","route"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","route":"/x","Latency":250}"#);
+        let got = timings(
+            r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]},{"Namespace":"A","Dimensions":[["service","route"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","route":"/x","Latency":250}"#,
+        );
         assert_eq!(got, [("Latency".into(), 0.25, 0)]);
 
         // Empty array: nothing to report.
         assert_eq!(
-            parse_message(r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":[]}"#),
+            parse_message(
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":[]}"#
+            ),
             Parsed::Ignored("no_timing")
         );
     }
@@ -134,16 +172,27 @@ mod tests {
         let emf = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","Latency":[120],"function_request_id":"3d27ad41-a4a6-450c-8bca-3e251ab3259e","xray_trace_id":"1-66312e29-264cecca790badd378afa449"}"#;
         match parse_message(emf) {
             Parsed::Timings { ctx, .. } => {
-                assert_eq!(ctx.request_id.as_deref(), Some("3d27ad41-a4a6-450c-8bca-3e251ab3259e"));
-                assert_eq!(ctx.trace_id.as_deref(), Some("1-66312e29-264cecca790badd378afa449"));
+                assert_eq!(
+                    ctx.request_id.as_deref(),
+                    Some("3d27ad41-a4a6-450c-8bca-3e251ab3259e")
+                );
+                assert_eq!(
+                    ctx.trace_id.as_deref(),
+                    Some("1-66312e29-264cecca790badd378afa449")
+                );
             }
             other => panic!("{other:?}"),
         }
         let emf = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","Latency":[120]}"#;
-        let prefixed = format!("2024-04-30T17:45:15.695Z\t3d27ad41-a4a6-450c-8bca-3e251ab3259e\tINFO\t{emf}\n");
+        let prefixed = format!(
+            "2024-04-30T17:45:15.695Z\t3d27ad41-a4a6-450c-8bca-3e251ab3259e\tINFO\t{emf}\n"
+        );
         match parse_message(&prefixed) {
             Parsed::Timings { ctx, timings } => {
-                assert_eq!(ctx.request_id.as_deref(), Some("3d27ad41-a4a6-450c-8bca-3e251ab3259e"));
+                assert_eq!(
+                    ctx.request_id.as_deref(),
+                    Some("3d27ad41-a4a6-450c-8bca-3e251ab3259e")
+                );
                 assert!(close(timings[0].seconds, 0.12));
             }
             other => panic!("{other:?}"),
@@ -155,16 +204,40 @@ mod tests {
     #[test]
     fn bad_records() {
         for (line, want) in [
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":"abc"}"#, "bad_value"),
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":[1.0,-2.0]}"#, "negative_value"),
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":[NaN]}"#, "non_finite_value"),
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":null}"#, "bad_value"),
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]}}"#, "bad_value"),
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":" ","Unit":"Seconds"}]}]}," ":1}"#, "bad_metric"),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":"abc"}"#,
+                "bad_value",
+            ),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":[1.0,-2.0]}"#,
+                "negative_value",
+            ),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":[NaN]}"#,
+                "non_finite_value",
+            ),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]},"Latency":null}"#,
+                "bad_value",
+            ),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"Latency","Unit":"Seconds"}]}]}}"#,
+                "bad_value",
+            ),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":" ","Unit":"Seconds"}]}]}," ":1}"#,
+                "bad_metric",
+            ),
             (r#"{"_aws":{"Timestamp":1}}"#, "bad_emf"),
             (r#"{"_aws":[]}"#, "bad_emf"),
-            (r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":{}}}"#, "bad_emf"),
-            (r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Pycon2024","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Millis"#, "invalid_json"),
+            (
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":{}}}"#,
+                "bad_emf",
+            ),
+            (
+                r#"{"_aws":{"Timestamp":1714499115695,"CloudWatchMetrics":[{"Namespace":"Pycon2024","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Millis"#,
+                "invalid_json",
+            ),
         ] {
             match parse_message(line) {
                 Parsed::Rejected { reason, .. } => assert_eq!(reason, want, "{line}"),
@@ -173,7 +246,9 @@ mod tests {
         }
         // Directives or definitions of the wrong shape are skipped, not fatal.
         assert_eq!(
-            parse_message(r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[7,{"Metrics":"x"},{"Metrics":[{"Unit":"Seconds"},{"Name":"L"}]}]},"L":1}"#),
+            parse_message(
+                r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[7,{"Metrics":"x"},{"Metrics":[{"Unit":"Seconds"},{"Name":"L"}]}]},"L":1}"#
+            ),
             Parsed::Ignored("no_timing")
         );
     }

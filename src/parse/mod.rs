@@ -38,7 +38,10 @@ const MAX_NESTING: u8 = 2;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     /// `START RequestId: ... Version: ...` or JSON `platform.start`.
-    Start { request_id: String, version: Option<String> },
+    Start {
+        request_id: String,
+        version: Option<String>,
+    },
     /// `END RequestId: ...` or JSON `platform.runtimeDone`.
     End { request_id: String },
     /// `REPORT ...` (with its optional `XRAY` suffix) or JSON `platform.report`.
@@ -60,19 +63,31 @@ pub enum Parsed {
     /// One or more application timings (seed TIMING / END total_function_duration, EMF time
     /// metrics, seed JSON inside a runtime prefix, inside JSON-mode `message` (string or
     /// object), or inside Powertools lines).
-    Timings { ctx: LineContext, timings: Vec<AppTiming> },
+    Timings {
+        ctx: LineContext,
+        timings: Vec<AppTiming>,
+    },
     /// A line with invocation context but no timing (Powertools log line, seed START line,
     /// runtime-prefixed app log with a request id, a lone `XRAY TraceId:` line).
     Context(LineContext),
     /// `<ts> <request id> Task timed out after 3.00 seconds`.
-    Timeout { request_id: Option<String>, after_s: f64 },
+    Timeout {
+        request_id: Option<String>,
+        after_s: f64,
+    },
     /// `RequestId: ... Error: Runtime exited ...`, or a line carrying a known out-of-memory text.
-    RuntimeError { request_id: Option<String>, oom: bool },
+    RuntimeError {
+        request_id: Option<String>,
+        oom: bool,
+    },
     /// Nothing timing-related (ordinary application log); reason is a short bounded code.
     Ignored(&'static str),
     /// Looked like timing but broken. reason: bounded code (`invalid_json`, `bad_value`,
     /// `negative_value`, `non_finite_value`, `too_large`, `bad_report`, ...).
-    Rejected { reason: &'static str, detail: String },
+    Rejected {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 /// Invocation facts a single line carries.
@@ -154,7 +169,10 @@ pub fn parse_message(message: &str) -> Parsed {
     if message.len() > MAX_MESSAGE_BYTES {
         return rejected(
             "too_large",
-            format!("message is {} bytes; limit is {MAX_MESSAGE_BYTES}", message.len()),
+            format!(
+                "message is {} bytes; limit is {MAX_MESSAGE_BYTES}",
+                message.len()
+            ),
         );
     }
     let msg = message.trim();
@@ -177,7 +195,10 @@ pub fn parse_message(message: &str) -> Parsed {
         return parse_prefixed(prefix);
     }
     if lambda_text::is_oom(msg) {
-        return Parsed::RuntimeError { request_id: None, oom: true };
+        return Parsed::RuntimeError {
+            request_id: None,
+            oom: true,
+        };
     }
     if msg == "Runtime.ExitError" {
         // The error type printed under `RequestId: ... Error: Runtime exited ...`; that
@@ -197,11 +218,21 @@ fn parse_prefixed(prefix: lambda_text::RuntimePrefix<'_>) -> Parsed {
     if body.starts_with('{') {
         return parse_json_line(body, &outer, 0);
     }
-    if let Some(Parsed::Timeout { request_id, after_s }) = lambda_text::parse_timeout(body) {
-        return Parsed::Timeout { request_id: request_id.or(outer.request_id), after_s };
+    if let Some(Parsed::Timeout {
+        request_id,
+        after_s,
+    }) = lambda_text::parse_timeout(body)
+    {
+        return Parsed::Timeout {
+            request_id: request_id.or(outer.request_id),
+            after_s,
+        };
     }
     if lambda_text::is_oom(body) {
-        return Parsed::RuntimeError { request_id: outer.request_id, oom: true };
+        return Parsed::RuntimeError {
+            request_id: outer.request_id,
+            oom: true,
+        };
     }
     if outer.request_id.is_some() {
         Parsed::Context(outer)
@@ -234,18 +265,23 @@ fn parse_json_line(text: &str, outer: &LineContext, depth: u8) -> Parsed {
     }
     match parse_json_lenient(text) {
         Ok(Value::Object(obj)) => classify_object(&obj, outer, depth),
-        Ok(_) => Parsed::Ignored("not_timing"),
         Err(err) if looks_like_timing(text) => rejected("invalid_json", err.to_string()),
-        Err(_) => Parsed::Ignored("not_timing"),
+        Ok(_) | Err(_) => without_timing(outer.clone(), false, outer, depth),
     }
 }
 
 /// Substrings that make an unparseable `{...}` worth a rejection instead of a silent skip.
 /// Kept narrower than [`JSON_MARKERS`]: a broken Powertools line is not a broken timing.
 fn looks_like_timing(text: &str) -> bool {
-    ["event_type", "_aws", "value_sec", "total_function_duration", "platform."]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "event_type",
+        "_aws",
+        "value_sec",
+        "total_function_duration",
+        "platform.",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// Routes one JSON object to the format it belongs to.
@@ -299,10 +335,15 @@ fn classify_object(obj: &Map<String, Value>, outer: &LineContext, depth: u8) -> 
                         other => other,
                     };
                 }
-                if let Some(Parsed::Timeout { request_id, after_s }) =
-                    lambda_text::parse_timeout(text)
+                if let Some(Parsed::Timeout {
+                    request_id,
+                    after_s,
+                }) = lambda_text::parse_timeout(text)
                 {
-                    return Parsed::Timeout { request_id: request_id.or(ctx.request_id), after_s };
+                    return Parsed::Timeout {
+                        request_id: request_id.or(ctx.request_id),
+                        after_s,
+                    };
                 }
             }
             _ => {}
@@ -313,7 +354,10 @@ fn classify_object(obj: &Map<String, Value>, outer: &LineContext, depth: u8) -> 
         return Parsed::Timings { ctx, timings };
     }
     if lambda_json::is_oom_record(obj) {
-        return Parsed::RuntimeError { request_id: ctx.request_id, oom: true };
+        return Parsed::RuntimeError {
+            request_id: ctx.request_id,
+            oom: true,
+        };
     }
     without_timing(ctx, is_powertools, outer, depth)
 }
@@ -339,7 +383,10 @@ pub(crate) struct Bad {
 
 impl From<Bad> for Parsed {
     fn from(bad: Bad) -> Parsed {
-        Parsed::Rejected { reason: bad.reason, detail: bad.detail }
+        Parsed::Rejected {
+            reason: bad.reason,
+            detail: bad.detail,
+        }
     }
 }
 
@@ -419,7 +466,10 @@ pub(crate) fn number_value(value: &Value, field: &str) -> Result<f64, Bad> {
             detail: format!("{field} is not a number: {:?}", truncate(s, 64)),
         })?,
         Value::Null => {
-            return Err(Bad { reason: "bad_value", detail: format!("{field} is null") });
+            return Err(Bad {
+                reason: "bad_value",
+                detail: format!("{field} is null"),
+            });
         }
         other => {
             return Err(Bad {
@@ -434,10 +484,16 @@ pub(crate) fn number_value(value: &Value, field: &str) -> Result<f64, Bad> {
 /// Rejects NaN, infinities and negatives; folds `-0.0` into `0.0`.
 pub(crate) fn check_duration(x: f64, field: &str) -> Result<f64, Bad> {
     if !x.is_finite() {
-        return Err(Bad { reason: "non_finite_value", detail: format!("{field} is {x}") });
+        return Err(Bad {
+            reason: "non_finite_value",
+            detail: format!("{field} is {x}"),
+        });
     }
     if x < 0.0 {
-        return Err(Bad { reason: "negative_value", detail: format!("{field} is {x}") });
+        return Err(Bad {
+            reason: "negative_value",
+            detail: format!("{field} is {x}"),
+        });
     }
     Ok(x + 0.0)
 }
@@ -453,7 +509,9 @@ pub(crate) fn json_u64(value: &Value) -> Option<u64> {
 
 pub(crate) fn text_u64(s: &str) -> Option<u64> {
     let s = s.trim();
-    s.parse::<u64>().ok().or_else(|| s.parse::<f64>().ok().and_then(f64_to_u64))
+    s.parse::<u64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().and_then(f64_to_u64))
 }
 
 fn f64_to_u64(x: f64) -> Option<u64> {
@@ -499,7 +557,11 @@ pub fn normalize_trace_id(raw: &str) -> Option<String> {
         (Some("1"), Some(epoch), Some(unique), None)
             if epoch.len() == 8 && unique.len() == 24 && is_hex(epoch) && is_hex(unique) =>
         {
-            Some(format!("1-{}-{}", epoch.to_ascii_lowercase(), unique.to_ascii_lowercase()))
+            Some(format!(
+                "1-{}-{}",
+                epoch.to_ascii_lowercase(),
+                unique.to_ascii_lowercase()
+            ))
         }
         (Some(hex), None, None, None) if hex.len() == 32 && is_hex(hex) => {
             let hex = hex.to_ascii_lowercase();
@@ -574,12 +636,17 @@ mod tests {
             }
         }
         if let Parsed::Report(r) = parsed {
-            for x in [Some(r.duration_ms), r.billed_ms, r.init_ms, r.restore_ms].into_iter().flatten()
+            for x in [Some(r.duration_ms), r.billed_ms, r.init_ms, r.restore_ms]
+                .into_iter()
+                .flatten()
             {
                 assert!(x.is_finite() && x >= 0.0, "{r:?}");
             }
         }
-        if let Parsed::InitReport { init_ms: Some(x), .. } = parsed {
+        if let Parsed::InitReport {
+            init_ms: Some(x), ..
+        } = parsed
+        {
             assert!(x.is_finite() && *x >= 0.0);
         }
         if let Parsed::Timeout { after_s, .. } = parsed {
@@ -599,7 +666,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let plain = "y".repeat(MAX_MESSAGE_BYTES + 1);
-        assert!(matches!(parse_message(&plain), Parsed::Rejected { reason: "too_large", .. }));
+        assert!(matches!(
+            parse_message(&plain),
+            Parsed::Rejected {
+                reason: "too_large",
+                ..
+            }
+        ));
         let at_limit = "y".repeat(MAX_MESSAGE_BYTES);
         assert_eq!(parse_message(&at_limit), Parsed::Ignored("not_timing"));
     }
@@ -619,10 +692,19 @@ mod tests {
             r#"{"level": "INFO", "message": "hello"}"#,
         ] {
             let parsed = parse_message(line);
-            assert!(matches!(parsed, Parsed::Ignored(_)), "{line:?} -> {parsed:?}");
+            assert!(
+                matches!(parsed, Parsed::Ignored(_)),
+                "{line:?} -> {parsed:?}"
+            );
         }
-        assert_eq!(parse_message("Runtime.ExitError"), Parsed::Ignored("runtime_error_detail"));
-        assert_eq!(parse_message("Runtime.ExitError\n"), Parsed::Ignored("runtime_error_detail"));
+        assert_eq!(
+            parse_message("Runtime.ExitError"),
+            Parsed::Ignored("runtime_error_detail")
+        );
+        assert_eq!(
+            parse_message("Runtime.ExitError\n"),
+            Parsed::Ignored("runtime_error_detail")
+        );
     }
 
     #[test]
@@ -699,7 +781,11 @@ mod tests {
     #[test]
     fn every_fixture_parses_without_breaking_invariants() {
         let fixtures = fixture_messages();
-        assert!(fixtures.len() >= 40, "fixture corpus too small: {}", fixtures.len());
+        assert!(
+            fixtures.len() >= 40,
+            "fixture corpus too small: {}",
+            fixtures.len()
+        );
         for m in &fixtures {
             check_invariants(&parse_message(m));
         }
@@ -734,8 +820,31 @@ mod tests {
     fn interesting_char() -> impl Strategy<Value = char> {
         prop_oneof![
             prop::sample::select(vec![
-                '{', '}', '[', ']', '"', '\\', ':', ',', '\t', '\n', '\r', ' ', '-', '.', 'e',
-                'E', '0', '9', 'N', 'I', '=', ';', 'é', '\u{0}', '\u{1F600}'
+                '{',
+                '}',
+                '[',
+                ']',
+                '"',
+                '\\',
+                ':',
+                ',',
+                '\t',
+                '\n',
+                '\r',
+                ' ',
+                '-',
+                '.',
+                'e',
+                'E',
+                '0',
+                '9',
+                'N',
+                'I',
+                '=',
+                ';',
+                'é',
+                '\u{0}',
+                '\u{1F600}'
             ]),
             any::<char>(),
         ]

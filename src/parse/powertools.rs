@@ -106,7 +106,10 @@ mod tests {
         let line = r#"{"level":"Information","message":"hi","lambda_function_name":"f","lambda_function_arn":"arn:aws:lambda:us-east-1:1:function:f:featureDev","lambda_request_id":"c6af9ac6-7b61-11e6-9a41-93e812345678","cold_start":1}"#;
         match parse_message(line) {
             Parsed::Context(ctx) => {
-                assert_eq!(ctx.request_id.as_deref(), Some("c6af9ac6-7b61-11e6-9a41-93e812345678"));
+                assert_eq!(
+                    ctx.request_id.as_deref(),
+                    Some("c6af9ac6-7b61-11e6-9a41-93e812345678")
+                );
                 assert_eq!(ctx.cold_start, Some(true));
                 assert!(ctx.function_arn.unwrap().ends_with(":featureDev"));
             }
@@ -116,14 +119,19 @@ mod tests {
         let line = r#"{"level":"INFO","location":"h:1","service":"s","message":"m","xray_trace_id":"Root=1-66312e29-264cecca790badd378afa449;Parent=29b2db393960f3d1;Sampled=1","function_memory_size":"lots"}"#;
         match parse_message(line) {
             Parsed::Context(ctx) => {
-                assert_eq!(ctx.trace_id.as_deref(), Some("1-66312e29-264cecca790badd378afa449"));
+                assert_eq!(
+                    ctx.trace_id.as_deref(),
+                    Some("1-66312e29-264cecca790badd378afa449")
+                );
                 assert_eq!(ctx.memory_size_mb, None);
             }
             other => panic!("{other:?}"),
         }
         // Powertools without inject_lambda_context carries no invocation facts.
         assert_eq!(
-            parse_message(r#"{"level":"INFO","location":"h:1","message":"m","timestamp":"2021-05-03 11:47:12,494+0200","service":"payment","sampling_rate":0.1}"#),
+            parse_message(
+                r#"{"level":"INFO","location":"h:1","message":"m","timestamp":"2021-05-03 11:47:12,494+0200","service":"payment","sampling_rate":0.1}"#
+            ),
             Parsed::Ignored("no_timing")
         );
     }
@@ -137,7 +145,10 @@ mod tests {
             index: 0,
         }];
         let want = |app: Option<&str>| Parsed::Timings {
-            ctx: LineContext { app_function: app.map(str::to_owned), ..pycon_ctx() },
+            ctx: LineContext {
+                app_function: app.map(str::to_owned),
+                ..pycon_ctx()
+            },
             timings: timing.clone(),
         };
         // message as an object holding the seed keys.

@@ -67,7 +67,9 @@ fn operation_name(obj: &Map<String, Value>) -> Result<String, Bad> {
     match obj.get("metric") {
         Some(Value::String(name)) => {
             let name = name.trim();
-            if name.is_empty() || name.len() > MAX_OPERATION_LEN || name.chars().any(char::is_control)
+            if name.is_empty()
+                || name.len() > MAX_OPERATION_LEN
+                || name.chars().any(char::is_control)
             {
                 return Err(Bad {
                     reason: "bad_metric",
@@ -76,15 +78,26 @@ fn operation_name(obj: &Map<String, Value>) -> Result<String, Bad> {
             }
             Ok(name.to_owned())
         }
-        Some(_) => Err(Bad { reason: "bad_metric", detail: "metric is not a string".to_owned() }),
-        None => Err(Bad { reason: "bad_metric", detail: "value_sec without metric".to_owned() }),
+        Some(_) => Err(Bad {
+            reason: "bad_metric",
+            detail: "metric is not a string".to_owned(),
+        }),
+        None => Err(Bad {
+            reason: "bad_metric",
+            detail: "value_sec without metric".to_owned(),
+        }),
     }
 }
 
 fn push(out: &mut Vec<AppTiming>, operation: String, seconds: f64) {
     // Lines hold a handful of timings; saturating keeps the index total without a panic path.
     let index = u32::try_from(out.len()).unwrap_or(u32::MAX);
-    out.push(AppTiming { operation, seconds, source: Source::Logs, index });
+    out.push(AppTiming {
+        operation,
+        seconds,
+        source: Source::Logs,
+        index,
+    });
 }
 
 #[cfg(test)]
@@ -97,11 +110,19 @@ mod tests {
     const END: &str = r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "message": "Function completed", "total_function_duration": 3.125}"#;
 
     fn gdsh() -> LineContext {
-        LineContext { app_function: Some("GDSH".into()), ..Default::default() }
+        LineContext {
+            app_function: Some("GDSH".into()),
+            ..Default::default()
+        }
     }
 
     fn one(operation: &str, seconds: f64) -> Vec<AppTiming> {
-        vec![AppTiming { operation: operation.into(), seconds, source: Source::Logs, index: 0 }]
+        vec![AppTiming {
+            operation: operation.into(),
+            seconds,
+            source: Source::Logs,
+            index: 0,
+        }]
     }
 
     fn reason(msg: &str) -> &'static str {
@@ -115,24 +136,40 @@ mod tests {
     fn the_seeds_three_lines() {
         assert_eq!(
             parse_message(START),
-            Parsed::Context(LineContext { is_start: true, ..gdsh() })
+            Parsed::Context(LineContext {
+                is_start: true,
+                ..gdsh()
+            })
         );
         assert_eq!(
             parse_message(TIMING),
-            Parsed::Timings { ctx: gdsh(), timings: one("BedrockCallDuration", 2.847) }
+            Parsed::Timings {
+                ctx: gdsh(),
+                timings: one("BedrockCallDuration", 2.847)
+            }
         );
         assert_eq!(
             parse_message(END),
-            Parsed::Timings { ctx: gdsh(), timings: one("total_function_duration", 3.125) }
+            Parsed::Timings {
+                ctx: gdsh(),
+                timings: one("total_function_duration", 3.125)
+            }
         );
         assert_eq!(
-            parse_message(r#"{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": 9.234}"#),
-            Parsed::Timings { ctx: gdsh(), timings: one("BedrockCallDuration", 9.234) }
+            parse_message(
+                r#"{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": 9.234}"#
+            ),
+            Parsed::Timings {
+                ctx: gdsh(),
+                timings: one("BedrockCallDuration", 9.234)
+            }
         );
         // print() output keeps its newline; compact separators parse the same.
         assert_eq!(parse_message(&format!("{TIMING}\n")), parse_message(TIMING));
         assert_eq!(
-            parse_message(r#"{"level":"INFO","event_type":"TIMING","function_name":"GDSH","metric":"BedrockCallDuration","value_sec":2.847}"#),
+            parse_message(
+                r#"{"level":"INFO","event_type":"TIMING","function_name":"GDSH","metric":"BedrockCallDuration","value_sec":2.847}"#
+            ),
             parse_message(TIMING)
         );
     }
@@ -148,11 +185,16 @@ mod tests {
             ("IOCH", "DynamoDBUpdateDuration"),
             ("ULH", "SalesforceUpdateDuration"),
         ] {
-            let line = format!(r#"{{"level": "INFO", "event_type": "TIMING", "function_name": "{abbr}", "metric": "{metric}", "value_sec": 0.5}}"#);
+            let line = format!(
+                r#"{{"level": "INFO", "event_type": "TIMING", "function_name": "{abbr}", "metric": "{metric}", "value_sec": 0.5}}"#
+            );
             assert_eq!(
                 parse_message(&line),
                 Parsed::Timings {
-                    ctx: LineContext { app_function: Some(abbr.into()), ..Default::default() },
+                    ctx: LineContext {
+                        app_function: Some(abbr.into()),
+                        ..Default::default()
+                    },
                     timings: one(metric, 0.5)
                 }
             );
@@ -162,48 +204,84 @@ mod tests {
     #[test]
     fn behind_runtime_prefixes() {
         let rid = "1c8df7d3-xmpl-46da-9778-518e6eca8125";
-        let with_rid = LineContext { request_id: Some(rid.into()), ..gdsh() };
+        let with_rid = LineContext {
+            request_id: Some(rid.into()),
+            ..gdsh()
+        };
         assert_eq!(
-            parse_message(&format!("[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{TIMING}\n")),
-            Parsed::Timings { ctx: with_rid.clone(), timings: one("BedrockCallDuration", 2.847) }
+            parse_message(&format!(
+                "[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{TIMING}\n"
+            )),
+            Parsed::Timings {
+                ctx: with_rid.clone(),
+                timings: one("BedrockCallDuration", 2.847)
+            }
         );
         // Empty request id during INIT.
         assert_eq!(
             parse_message(&format!("[INFO]\t2020-01-31T22:12:58.534Z\t\t{TIMING}\n")),
-            Parsed::Timings { ctx: gdsh(), timings: one("BedrockCallDuration", 2.847) }
+            Parsed::Timings {
+                ctx: gdsh(),
+                timings: one("BedrockCallDuration", 2.847)
+            }
         );
         // Copied with spaces.
         assert_eq!(
             parse_message(&format!("[INFO] 2020-01-31T22:12:58.534Z {rid} {END}")),
-            Parsed::Timings { ctx: with_rid.clone(), timings: one("total_function_duration", 3.125) }
+            Parsed::Timings {
+                ctx: with_rid.clone(),
+                timings: one("total_function_duration", 3.125)
+            }
         );
         assert_eq!(
-            parse_message(&format!("2019-06-05T19:30:03.173Z\t{rid}\tINFO\t{TIMING}\n")),
-            Parsed::Timings { ctx: with_rid.clone(), timings: one("BedrockCallDuration", 2.847) }
+            parse_message(&format!(
+                "2019-06-05T19:30:03.173Z\t{rid}\tINFO\t{TIMING}\n"
+            )),
+            Parsed::Timings {
+                ctx: with_rid.clone(),
+                timings: one("BedrockCallDuration", 2.847)
+            }
         );
         assert_eq!(
-            parse_message(&format!("2019-06-05T19:30:03.173Z\tundefined\tINFO\t{TIMING}")),
-            Parsed::Timings { ctx: gdsh(), timings: one("BedrockCallDuration", 2.847) }
+            parse_message(&format!(
+                "2019-06-05T19:30:03.173Z\tundefined\tINFO\t{TIMING}"
+            )),
+            Parsed::Timings {
+                ctx: gdsh(),
+                timings: one("BedrockCallDuration", 2.847)
+            }
         );
         assert_eq!(
             parse_message(&format!("[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{START}")),
-            Parsed::Context(LineContext { is_start: true, ..with_rid.clone() })
+            Parsed::Context(LineContext {
+                is_start: true,
+                ..with_rid.clone()
+            })
         );
         assert_eq!(
-            reason(&format!("[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": 2.")),
+            reason(&format!(
+                "[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": 2."
+            )),
             "invalid_json"
         );
         // A prefixed JSON line without timing still tells which invocation is running.
         assert_eq!(
-            parse_message(&format!("[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{{\"status\": \"ok\"}}")),
-            Parsed::Context(LineContext { request_id: Some(rid.into()), ..Default::default() })
+            parse_message(&format!(
+                "[INFO]\t2020-01-31T22:12:58.534Z\t{rid}\t{{\"status\": \"ok\"}}"
+            )),
+            Parsed::Context(LineContext {
+                request_id: Some(rid.into()),
+                ..Default::default()
+            })
         );
     }
 
     #[test]
     fn type_drift() {
         let line = |v: &str| {
-            format!(r#"{{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": {v}}}"#)
+            format!(
+                r#"{{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": {v}}}"#
+            )
         };
         let ok = |v: &str| match parse_message(&line(v)) {
             Parsed::Timings { timings, .. } => timings[0].seconds,
@@ -235,25 +313,48 @@ mod tests {
             assert_eq!(reason(&line(v)), want, "{v}");
         }
         assert_eq!(
-            reason(r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "message": "Function completed", "total_function_duration": NaN}"#),
+            reason(
+                r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "message": "Function completed", "total_function_duration": NaN}"#
+            ),
             "non_finite_value"
         );
         assert_eq!(
-            reason(r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "total_function_duration": "slow"}"#),
+            reason(
+                r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "total_function_duration": "slow"}"#
+            ),
             "bad_value"
         );
     }
 
     #[test]
     fn missing_or_odd_keys() {
-        assert_eq!(reason(r#"{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "value_sec": 1.0}"#), "bad_metric");
-        assert_eq!(reason(r#"{"event_type": "TIMING", "metric": "", "value_sec": 1.0}"#), "bad_metric");
-        assert_eq!(reason(r#"{"event_type": "TIMING", "metric": 7, "value_sec": 1.0}"#), "bad_metric");
-        assert_eq!(reason(r#"{"event_type": "TIMING", "metric": "a\nb", "value_sec": 1.0}"#), "bad_metric");
-        assert_eq!(reason(r#"{"event_type": "TIMING", "function_name": "GDSH", "metric": "X"}"#), "bad_value");
+        assert_eq!(
+            reason(
+                r#"{"level": "INFO", "event_type": "TIMING", "function_name": "GDSH", "value_sec": 1.0}"#
+            ),
+            "bad_metric"
+        );
+        assert_eq!(
+            reason(r#"{"event_type": "TIMING", "metric": "", "value_sec": 1.0}"#),
+            "bad_metric"
+        );
+        assert_eq!(
+            reason(r#"{"event_type": "TIMING", "metric": 7, "value_sec": 1.0}"#),
+            "bad_metric"
+        );
+        assert_eq!(
+            reason(r#"{"event_type": "TIMING", "metric": "a\nb", "value_sec": 1.0}"#),
+            "bad_metric"
+        );
+        assert_eq!(
+            reason(r#"{"event_type": "TIMING", "function_name": "GDSH", "metric": "X"}"#),
+            "bad_value"
+        );
         // END without a total, or an unknown event type: JSON without timing.
         assert_eq!(
-            parse_message(r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "message": "Function completed"}"#),
+            parse_message(
+                r#"{"level": "INFO", "event_type": "END", "function_name": "GDSH", "message": "Function completed"}"#
+            ),
             Parsed::Ignored("no_timing")
         );
         assert_eq!(
@@ -267,14 +368,24 @@ mod tests {
         ));
         assert_eq!(
             parse_message(r#"{"metric": "X", "value_sec": 1}"#),
-            Parsed::Timings { ctx: LineContext::default(), timings: one("X", 1.0) }
+            Parsed::Timings {
+                ctx: LineContext::default(),
+                timings: one("X", 1.0)
+            }
         );
         // Both keys in one line: two timings, indices 0 and 1.
-        match parse_message(r#"{"event_type": "END", "metric": "Last", "value_sec": 0.25, "total_function_duration": 3}"#) {
+        match parse_message(
+            r#"{"event_type": "END", "metric": "Last", "value_sec": 0.25, "total_function_duration": 3}"#,
+        ) {
             Parsed::Timings { timings, .. } => {
-                let got: Vec<(&str, f64, u32)> =
-                    timings.iter().map(|t| (t.operation.as_str(), t.seconds, t.index)).collect();
-                assert_eq!(got, [("Last", 0.25, 0), ("total_function_duration", 3.0, 1)]);
+                let got: Vec<(&str, f64, u32)> = timings
+                    .iter()
+                    .map(|t| (t.operation.as_str(), t.seconds, t.index))
+                    .collect();
+                assert_eq!(
+                    got,
+                    [("Last", 0.25, 0), ("total_function_duration", 3.0, 1)]
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -288,7 +399,10 @@ mod tests {
         assert_eq!(reason(&END[..END.len() - 8]), "invalid_json");
         // A cut before any marker key is not recognisable as timing.
         assert_eq!(parse_message(&TIMING[..20]), Parsed::Ignored("no_timing"));
-        assert_eq!(reason(r#"{"_aws": {"Timestamp": 1714499115695, "CloudWatchMetr"#), "invalid_json");
+        assert_eq!(
+            reason(r#"{"_aws": {"Timestamp": 1714499115695, "CloudWatchMetr"#),
+            "invalid_json"
+        );
         // Trailing garbage after the object.
         assert_eq!(reason(&format!("{TIMING} extra")), "invalid_json");
     }

@@ -142,7 +142,10 @@ pub enum LambdaSignal {
 pub enum Output {
     /// A timing event with env left empty; alias_hint = qualifier of a Powertools function_arn
     /// when present.
-    Event { event: TimingEvent, alias_hint: Option<String> },
+    Event {
+        event: TimingEvent,
+        alias_hint: Option<String>,
+    },
     /// Facts learned after the invocation's events were emitted (REPORT's trace id, a later
     /// `Task timed out`, Powertools' `cold_start`): the store applies them to already-stored
     /// events of this request id. `cold_start: None` means "unchanged".
@@ -167,7 +170,10 @@ pub fn assemble(state: &mut StreamState, ev: &RawLogEvent, parsed: Parsed) -> Ve
     state.last_time_ms = state.last_time_ms.max(ev.time_ms);
     let mut out = Vec::new();
     match parsed {
-        Parsed::Start { request_id, version } => {
+        Parsed::Start {
+            request_id,
+            version,
+        } => {
             if version.is_some() {
                 state.version = version;
             }
@@ -183,7 +189,10 @@ pub fn assemble(state: &mut StreamState, ev: &RawLogEvent, parsed: Parsed) -> Ve
                 state.request_id = Some(request_id);
             }
         }
-        Parsed::InitStart { initialization_type, .. } => {
+        Parsed::InitStart {
+            initialization_type,
+            ..
+        } => {
             // Provisioned and Managed Instances environments initialise ahead of traffic;
             // that is not a cold start of the request that eventually lands there.
             state.init_pending = !matches!(
@@ -192,22 +201,41 @@ pub fn assemble(state: &mut StreamState, ev: &RawLogEvent, parsed: Parsed) -> Ve
             );
         }
         Parsed::Report(report) => on_report(state, ev, report, &mut out),
-        Parsed::InitReport { init_ms, phase, status, error_type } => {
+        Parsed::InitReport {
+            init_ms,
+            phase,
+            status,
+            error_type,
+        } => {
             on_init_report(state, ev, init_ms, phase, status, error_type, &mut out);
         }
         Parsed::Timings { ctx, timings } => {
             out.extend(absorb(state, &ctx));
             let base = Base::new(state, ev);
-            let alias_hint = state.function_arn.as_deref().and_then(arn_qualifier).map(str::to_owned);
+            let alias_hint = state
+                .function_arn
+                .as_deref()
+                .and_then(arn_qualifier)
+                .map(str::to_owned);
             for timing in timings {
-                let mut event = base.event(&timing.operation, timing.source, timing.seconds, &timing.index.to_string());
+                let mut event = base.event(
+                    &timing.operation,
+                    timing.source,
+                    timing.seconds,
+                    &timing.index.to_string(),
+                );
                 event.request_id = ctx.request_id.clone().or_else(|| state.request_id.clone());
                 event.trace_id = ctx.trace_id.clone().or_else(|| state.trace_id.clone());
                 event.cold_start = state.cold_start;
                 if let Some(app) = &ctx.app_function {
-                    event.attributes.push(("app_function".to_owned(), app.clone()));
+                    event
+                        .attributes
+                        .push(("app_function".to_owned(), app.clone()));
                 }
-                out.push(Output::Event { event, alias_hint: alias_hint.clone() });
+                out.push(Output::Event {
+                    event,
+                    alias_hint: alias_hint.clone(),
+                });
             }
         }
         Parsed::Context(ctx) => out.extend(absorb(state, &ctx)),
@@ -271,7 +299,11 @@ fn on_report(state: &mut StreamState, ev: &RawLogEvent, report: Report, out: &mu
     state.in_invocation = false;
 
     let base = Base::new(state, ev);
-    let alias_hint = state.function_arn.as_deref().and_then(arn_qualifier).map(str::to_owned);
+    let alias_hint = state
+        .function_arn
+        .as_deref()
+        .and_then(arn_qualifier)
+        .map(str::to_owned);
     let push = |operation: &str, ms: f64, suffix: &str, out: &mut Vec<Output>| {
         let mut event = base.event(operation, Source::Report, ms / 1000.0, suffix);
         event.request_id = Some(rid.clone());
@@ -279,21 +311,31 @@ fn on_report(state: &mut StreamState, ev: &RawLogEvent, report: Report, out: &mu
         event.cold_start = cold;
         event.error = error;
         if let Some(mb) = report.memory_size_mb {
-            event.attributes.push(("memory_size_mb".to_owned(), mb.to_string()));
+            event
+                .attributes
+                .push(("memory_size_mb".to_owned(), mb.to_string()));
         }
         if let Some(mb) = report.max_memory_mb {
-            event.attributes.push(("max_memory_mb".to_owned(), mb.to_string()));
+            event
+                .attributes
+                .push(("max_memory_mb".to_owned(), mb.to_string()));
         }
         if let Some(status) = &report.status {
             event.attributes.push(("status".to_owned(), status.clone()));
         }
         if let Some(error_type) = &report.error_type {
-            event.attributes.push(("error_type".to_owned(), error_type.clone()));
+            event
+                .attributes
+                .push(("error_type".to_owned(), error_type.clone()));
         }
-        out.push(Output::Event { event, alias_hint: alias_hint.clone() });
+        out.push(Output::Event {
+            event,
+            alias_hint: alias_hint.clone(),
+        });
     };
     push(OP_DURATION, report.duration_ms, "duration", out);
-    let init_already_sent = state.signalled_for.as_deref() == Some(rid.as_str()) && state.signalled_init;
+    let init_already_sent =
+        state.signalled_for.as_deref() == Some(rid.as_str()) && state.signalled_init;
     if let Some(ms) = report.init_ms.filter(|_| !init_already_sent) {
         push(OP_INIT, ms, "init", out);
     }
@@ -308,7 +350,10 @@ fn on_report(state: &mut StreamState, ev: &RawLogEvent, report: Report, out: &mu
         out.push(Output::Lambda(LambdaSignal::ColdStart));
     }
     if let Some(max_mb) = report.max_memory_mb {
-        out.push(Output::Lambda(LambdaSignal::MemoryUsed { max_mb, size_mb: report.memory_size_mb }));
+        out.push(Output::Lambda(LambdaSignal::MemoryUsed {
+            max_mb,
+            size_mb: report.memory_size_mb,
+        }));
     }
     if timeout && first_signal(state, Some(&rid), |s| &mut s.signalled_timeout) {
         out.push(Output::Lambda(LambdaSignal::Timeout));
@@ -316,7 +361,10 @@ fn on_report(state: &mut StreamState, ev: &RawLogEvent, report: Report, out: &mu
     if error && !timeout && first_signal(state, Some(&rid), |s| &mut s.signalled_error) {
         out.push(Output::Lambda(LambdaSignal::Error));
     }
-    let oom = report.error_type.as_deref().is_some_and(super::lambda_text::is_oom);
+    let oom = report
+        .error_type
+        .as_deref()
+        .is_some_and(super::lambda_text::is_oom);
     if oom && first_signal(state, Some(&rid), |s| &mut s.signalled_oom) {
         out.push(Output::Lambda(LambdaSignal::OutOfMemory));
     }
@@ -340,14 +388,19 @@ fn on_init_report(
     let timeout = status_lc == "timeout";
     let error = timeout || status_lc == "error" || status_lc == "failure";
     if let Some(ms) = init_ms {
-        let mut event = Base::new(state, ev).event(OP_INIT, Source::Report, ms / 1000.0, "init_report");
+        let mut event =
+            Base::new(state, ev).event(OP_INIT, Source::Report, ms / 1000.0, "init_report");
         event.request_id.clone_from(&request_id);
         event.trace_id = request_id.as_ref().and(state.trace_id.clone());
         event.cold_start = true;
         event.error = error;
-        for (key, value) in [("phase", &phase), ("status", &status), ("error_type", &error_type)] {
+        for (key, value) in [
+            ("phase", phase),
+            ("status", status),
+            ("error_type", error_type),
+        ] {
             if let Some(value) = value {
-                event.attributes.push((key.to_owned(), value.clone()));
+                event.attributes.push((key.to_owned(), value));
             }
         }
         let alias_hint = request_id
@@ -385,7 +438,10 @@ fn absorb(state: &mut StreamState, ctx: &LineContext) -> Option<Output> {
     if let Some(arn) = &ctx.function_arn {
         state.function_arn = Some(arn.clone());
     }
-    let new_trace = ctx.trace_id.clone().filter(|t| state.trace_id.as_ref() != Some(t));
+    let new_trace = ctx
+        .trace_id
+        .clone()
+        .filter(|t| state.trace_id.as_ref() != Some(t));
     if new_trace.is_some() {
         state.trace_id.clone_from(&new_trace);
     }
@@ -407,7 +463,13 @@ fn annotate(
     timeout: bool,
     cold_start: Option<bool>,
 ) -> Output {
-    Output::Annotate { request_id: request_id.to_owned(), trace_id, error, timeout, cold_start }
+    Output::Annotate {
+        request_id: request_id.to_owned(),
+        trace_id,
+        error,
+        timeout,
+        cold_start,
+    }
 }
 
 /// Returns true the first time a signal is raised for a request id (always true without one).
@@ -450,7 +512,12 @@ impl Base {
             .and_then(|n| n.function.clone())
             .unwrap_or_else(|| function_from_log_group(ev.log_group));
         let version = state.version.clone().or_else(|| name.map(|n| n.version));
-        Base { time_ms: ev.time_ms, function, version, key_prefix: origin(ev) }
+        Base {
+            time_ms: ev.time_ms,
+            function,
+            version,
+            key_prefix: origin(ev),
+        }
     }
 
     fn event(&self, operation: &str, source: Source, duration_s: f64, suffix: &str) -> TimingEvent {
@@ -484,11 +551,22 @@ mod tests {
     const TRACE: &str = "1-5d83c0ad-b8eb33a0b1de97d804fac890";
 
     /// Runs messages through parse + assemble the way the logs source does.
-    fn run(state: &mut StreamState, group: &str, stream: &str, messages: &[(i64, &str)]) -> Vec<Output> {
+    fn run(
+        state: &mut StreamState,
+        group: &str,
+        stream: &str,
+        messages: &[(i64, &str)],
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         for (i, (time_ms, message)) in messages.iter().enumerate() {
             let event_id = format!("e{i}");
-            let ev = RawLogEvent { log_group: group, stream, event_id: &event_id, time_ms: *time_ms, message };
+            let ev = RawLogEvent {
+                log_group: group,
+                stream,
+                event_id: &event_id,
+                time_ms: *time_ms,
+                message,
+            };
             out.extend(assemble(state, &ev, parse_message(message)));
         }
         out
@@ -504,7 +582,11 @@ mod tests {
     }
 
     fn attr<'a>(event: &'a TimingEvent, key: &str) -> Option<&'a str> {
-        event.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        event
+            .attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -519,7 +601,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_stream_name("2026/10/08/tenner-notifier[$LATEST]22be53a8cfde4e68b844f8ec293b2543"),
+            parse_stream_name(
+                "2026/10/08/tenner-notifier[$LATEST]22be53a8cfde4e68b844f8ec293b2543"
+            ),
             Some(StreamName {
                 date: "2026/10/08".into(),
                 function: Some("tenner-notifier".into()),
@@ -527,7 +611,10 @@ mod tests {
                 instance_id: "22be53a8cfde4e68b844f8ec293b2543".into()
             })
         );
-        assert_eq!(parse_stream_name(STREAM).map(|n| n.version), Some("7".into()));
+        assert_eq!(
+            parse_stream_name(STREAM).map(|n| n.version),
+            Some("7".into())
+        );
         for bad in [
             "",
             "2019/09/25",
@@ -542,13 +629,25 @@ mod tests {
         ] {
             assert_eq!(parse_stream_name(bad), None, "{bad}");
         }
-        assert_eq!(function_from_log_group(GROUP), "GenerateDynamicScenarioHandler");
+        assert_eq!(
+            function_from_log_group(GROUP),
+            "GenerateDynamicScenarioHandler"
+        );
         assert_eq!(function_from_log_group("/custom/shared"), "/custom/shared");
         assert_eq!(function_from_log_group("/aws/lambda/"), "/aws/lambda/");
-        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:Dev"), Some("Dev"));
-        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:$LATEST"), Some("$LATEST"));
+        assert_eq!(
+            arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:Dev"),
+            Some("Dev")
+        );
+        assert_eq!(
+            arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:$LATEST"),
+            Some("$LATEST")
+        );
         assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f"), None);
-        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:"), None);
+        assert_eq!(
+            arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:"),
+            None
+        );
         assert_eq!(arn_qualifier("nope"), None);
     }
 
@@ -560,24 +659,68 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1000, "INIT_START Runtime Version: python:3.12.mainlinev2.v27\tRuntime Version ARN: arn:aws:lambda:us-west-2::runtime:abc\n"),
-                (1200, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7\n"),
-                (1201, "{\"level\": \"INFO\", \"event_type\": \"START\", \"function_name\": \"GDSH\", \"message\": \"Function started\"}\n"),
-                (4048, "{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 2.847}\n"),
-                (4326, "{\"level\": \"INFO\", \"event_type\": \"END\", \"function_name\": \"GDSH\", \"message\": \"Function completed\", \"total_function_duration\": 3.125}\n"),
-                (4327, "END RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\n"),
-                (4327, "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3127.87 ms\tBilled Duration: 3300 ms\tMemory Size: 128 MB\tMax Memory Used: 98 MB\tInit Duration: 170.40 ms\t\nXRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true\n"),
+                (
+                    1000,
+                    "INIT_START Runtime Version: python:3.12.mainlinev2.v27\tRuntime Version ARN: arn:aws:lambda:us-west-2::runtime:abc\n",
+                ),
+                (
+                    1200,
+                    "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7\n",
+                ),
+                (
+                    1201,
+                    "{\"level\": \"INFO\", \"event_type\": \"START\", \"function_name\": \"GDSH\", \"message\": \"Function started\"}\n",
+                ),
+                (
+                    4048,
+                    "{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 2.847}\n",
+                ),
+                (
+                    4326,
+                    "{\"level\": \"INFO\", \"event_type\": \"END\", \"function_name\": \"GDSH\", \"message\": \"Function completed\", \"total_function_duration\": 3.125}\n",
+                ),
+                (
+                    4327,
+                    "END RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\n",
+                ),
+                (
+                    4327,
+                    "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3127.87 ms\tBilled Duration: 3300 ms\tMemory Size: 128 MB\tMax Memory Used: 98 MB\tInit Duration: 170.40 ms\t\nXRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true\n",
+                ),
             ],
         );
         let evs = events(&out);
         let summary: Vec<(&str, f64, Source, &str)> = evs
             .iter()
-            .map(|e| (e.operation.as_str(), e.duration_s, e.source, e.idem_key.as_str()))
+            .map(|e| {
+                (
+                    e.operation.as_str(),
+                    e.duration_s,
+                    e.source,
+                    e.idem_key.as_str(),
+                )
+            })
             .collect();
         let key = |i: usize, s: &str| format!("{GROUP}|{STREAM}|e{i}|{s}");
         assert_eq!(summary.len(), 4);
-        assert_eq!(summary[0], ("BedrockCallDuration", 2.847, Source::Logs, key(3, "0").as_str()));
-        assert_eq!(summary[1], ("total_function_duration", 3.125, Source::Logs, key(4, "0").as_str()));
+        assert_eq!(
+            summary[0],
+            (
+                "BedrockCallDuration",
+                2.847,
+                Source::Logs,
+                key(3, "0").as_str()
+            )
+        );
+        assert_eq!(
+            summary[1],
+            (
+                "total_function_duration",
+                3.125,
+                Source::Logs,
+                key(4, "0").as_str()
+            )
+        );
         assert_eq!(summary[2].0, OP_DURATION);
         assert!((summary[2].1 - 3.12787).abs() < 1e-12);
         assert_eq!(summary[2].3, key(6, "duration"));
@@ -609,8 +752,14 @@ mod tests {
             cold_start: None,
         }));
         assert!(out.contains(&Output::Lambda(LambdaSignal::ColdStart)));
-        assert!(out.contains(&Output::Lambda(LambdaSignal::MemoryUsed { max_mb: 98, size_mb: Some(128) })));
-        assert!(!out.iter().any(|o| matches!(o, Output::Ignored(_) | Output::Rejected(_))));
+        assert!(out.contains(&Output::Lambda(LambdaSignal::MemoryUsed {
+            max_mb: 98,
+            size_mb: Some(128)
+        })));
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::Ignored(_) | Output::Rejected(_)))
+        );
 
         // The next, warm invocation in the same environment.
         let out = run(
@@ -618,15 +767,27 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (9000, "START RequestId: 9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11 Version: 7\n"),
-                (9500, "{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 0.4}\n"),
-                (9600, "REPORT RequestId: 9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11\tDuration: 600.00 ms\tBilled Duration: 600 ms\tMemory Size: 128 MB\tMax Memory Used: 99 MB\t\n"),
+                (
+                    9000,
+                    "START RequestId: 9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11 Version: 7\n",
+                ),
+                (
+                    9500,
+                    "{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 0.4}\n",
+                ),
+                (
+                    9600,
+                    "REPORT RequestId: 9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11\tDuration: 600.00 ms\tBilled Duration: 600 ms\tMemory Size: 128 MB\tMax Memory Used: 99 MB\t\n",
+                ),
             ],
         );
         let evs = events(&out);
         assert_eq!(evs.len(), 2);
         assert!(evs.iter().all(|e| !e.cold_start && e.trace_id.is_none()));
-        assert_eq!(evs[0].request_id.as_deref(), Some("9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11"));
+        assert_eq!(
+            evs[0].request_id.as_deref(),
+            Some("9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11")
+        );
         assert!(!out.iter().any(|o| matches!(o, Output::Annotate { .. })));
         assert!(!out.contains(&Output::Lambda(LambdaSignal::ColdStart)));
         assert_eq!(state.last_time_ms, 9600);
@@ -641,9 +802,18 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7"),
-                (2, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
-                (3, "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3.0 ms\tInit Duration: 1.0 ms"),
+                (
+                    1,
+                    "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7",
+                ),
+                (
+                    2,
+                    "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}",
+                ),
+                (
+                    3,
+                    "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3.0 ms\tInit Duration: 1.0 ms",
+                ),
             ],
         );
         assert!(!events(&out)[0].cold_start);
@@ -665,10 +835,22 @@ mod tests {
             "/aws/lambda/timeout-fn",
             "2020/06/09/[$LATEST]b249865adaaf4fad80f95f8ad09725b8",
             &[
-                (1591714943150, "START RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52 Version: $LATEST\n"),
-                (1591714946151, "END RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52\n"),
-                (1591714946151, "REPORT RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52\tDuration: 3003.16 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 48 MB\tInit Duration: 127.02 ms\t\n"),
-                (1591714946151, "2020-06-09T15:02:26.150Z 7c9567b5-107b-4a6c-8798-0157ac21db52 Task timed out after 3.00 seconds\n\n"),
+                (
+                    1591714943150,
+                    "START RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52 Version: $LATEST\n",
+                ),
+                (
+                    1591714946151,
+                    "END RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52\n",
+                ),
+                (
+                    1591714946151,
+                    "REPORT RequestId: 7c9567b5-107b-4a6c-8798-0157ac21db52\tDuration: 3003.16 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 48 MB\tInit Duration: 127.02 ms\t\n",
+                ),
+                (
+                    1591714946151,
+                    "2020-06-09T15:02:26.150Z 7c9567b5-107b-4a6c-8798-0157ac21db52 Task timed out after 3.00 seconds\n\n",
+                ),
             ],
         );
         let evs = events(&out);
@@ -682,7 +864,12 @@ mod tests {
             timeout: true,
             cold_start: None,
         }));
-        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Timeout)).count(), 1);
+        assert_eq!(
+            out.iter()
+                .filter(|o| **o == Output::Lambda(LambdaSignal::Timeout))
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -693,15 +880,26 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "REPORT RequestId: 13222b1e-f16b-4550-89df-869ab0a9806d\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 1024 MB\tMax Memory Used: 64 MB\tStatus: timeout"),
-                (1, "2024-01-01T00:00:03.000Z 13222b1e-f16b-4550-89df-869ab0a9806d Task timed out after 3.00 seconds"),
+                (
+                    1,
+                    "REPORT RequestId: 13222b1e-f16b-4550-89df-869ab0a9806d\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 1024 MB\tMax Memory Used: 64 MB\tStatus: timeout",
+                ),
+                (
+                    1,
+                    "2024-01-01T00:00:03.000Z 13222b1e-f16b-4550-89df-869ab0a9806d Task timed out after 3.00 seconds",
+                ),
             ],
         );
         let evs = events(&out);
         assert_eq!(evs.len(), 1);
         assert!(evs[0].error);
         assert_eq!(attr(evs[0], "status"), Some("timeout"));
-        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Timeout)).count(), 1);
+        assert_eq!(
+            out.iter()
+                .filter(|o| **o == Output::Lambda(LambdaSignal::Timeout))
+                .count(),
+            1
+        );
         assert!(!out.contains(&Output::Lambda(LambdaSignal::Error)));
     }
 
@@ -714,15 +912,34 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "START RequestId: dde1acb5-7158-4518-9547-a5beae8996d2 Version: $LATEST"),
-                (2, "RequestId: dde1acb5-7158-4518-9547-a5beae8996d2 Error: Runtime exited with error: signal: killed"),
+                (
+                    1,
+                    "START RequestId: dde1acb5-7158-4518-9547-a5beae8996d2 Version: $LATEST",
+                ),
+                (
+                    2,
+                    "RequestId: dde1acb5-7158-4518-9547-a5beae8996d2 Error: Runtime exited with error: signal: killed",
+                ),
                 (2, "Runtime.ExitError"),
                 (3, "END RequestId: dde1acb5-7158-4518-9547-a5beae8996d2"),
-                (3, "REPORT RequestId: dde1acb5-7158-4518-9547-a5beae8996d2\tDuration: 35.50 ms\tBilled Duration: 36 ms\tMemory Size: 512 MB\tMax Memory Used: 512 MB\tStatus: error\tError Type: Runtime.OutOfMemory"),
+                (
+                    3,
+                    "REPORT RequestId: dde1acb5-7158-4518-9547-a5beae8996d2\tDuration: 35.50 ms\tBilled Duration: 36 ms\tMemory Size: 512 MB\tMax Memory Used: 512 MB\tStatus: error\tError Type: Runtime.OutOfMemory",
+                ),
             ],
         );
-        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Error)).count(), 1);
-        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::OutOfMemory)).count(), 1);
+        assert_eq!(
+            out.iter()
+                .filter(|o| **o == Output::Lambda(LambdaSignal::Error))
+                .count(),
+            1
+        );
+        assert_eq!(
+            out.iter()
+                .filter(|o| **o == Output::Lambda(LambdaSignal::OutOfMemory))
+                .count(),
+            1
+        );
         assert!(out.contains(&Output::Annotate {
             request_id: rid.into(),
             trace_id: None,
@@ -747,13 +964,29 @@ mod tests {
             GROUP,
             "2024/01/01/[3]0123abcd",
             &[
-                (1, "RESTORE_START Runtime Version: java:21.v20\tRuntime Version ARN: arn:x"),
-                (2, "START RequestId: 55bc566d-1e2c-11e7-93e6-6705ceb4c1cc Version: 3"),
-                (3, "REPORT RequestId: 55bc566d-1e2c-11e7-93e6-6705ceb4c1cc\tDuration: 469.40 ms\tBilled Duration: 500 ms\tMemory Size: 1024 MB\tMax Memory Used: 21 MB\tRestore Duration: 474.16 ms\tBilled Restore Duration: 75 ms"),
+                (
+                    1,
+                    "RESTORE_START Runtime Version: java:21.v20\tRuntime Version ARN: arn:x",
+                ),
+                (
+                    2,
+                    "START RequestId: 55bc566d-1e2c-11e7-93e6-6705ceb4c1cc Version: 3",
+                ),
+                (
+                    3,
+                    "REPORT RequestId: 55bc566d-1e2c-11e7-93e6-6705ceb4c1cc\tDuration: 469.40 ms\tBilled Duration: 500 ms\tMemory Size: 1024 MB\tMax Memory Used: 21 MB\tRestore Duration: 474.16 ms\tBilled Restore Duration: 75 ms",
+                ),
             ],
         );
-        let ops: Vec<(&str, &str)> =
-            events(&out).iter().map(|e| (e.operation.as_str(), e.idem_key.rsplit('|').next().unwrap_or(""))).collect();
+        let ops: Vec<(&str, &str)> = events(&out)
+            .iter()
+            .map(|e| {
+                (
+                    e.operation.as_str(),
+                    e.idem_key.rsplit('|').next().unwrap_or(""),
+                )
+            })
+            .collect();
         assert_eq!(ops, [(OP_DURATION, "duration"), (OP_RESTORE, "restore")]);
         assert!(events(&out).iter().all(|e| e.cold_start));
         assert!(!out.iter().any(|o| matches!(o, Output::Annotate { .. })));
@@ -765,21 +998,46 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "START RequestId: a1b2c3d4-0000-4000-8000-000000000001 Version: 7"),
-                (2, "INIT_REPORT Init Duration: 45045.69 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown"),
-                (3, "REPORT RequestId: a1b2c3d4-0000-4000-8000-000000000001\tDuration: 45000.00 ms\tInit Duration: 45045.69 ms\tStatus: error\tError Type: Runtime.Unknown"),
+                (
+                    1,
+                    "START RequestId: a1b2c3d4-0000-4000-8000-000000000001 Version: 7",
+                ),
+                (
+                    2,
+                    "INIT_REPORT Init Duration: 45045.69 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown",
+                ),
+                (
+                    3,
+                    "REPORT RequestId: a1b2c3d4-0000-4000-8000-000000000001\tDuration: 45000.00 ms\tInit Duration: 45045.69 ms\tStatus: error\tError Type: Runtime.Unknown",
+                ),
             ],
         );
         let evs = events(&out);
         assert_eq!(evs.iter().filter(|e| e.operation == OP_INIT).count(), 1);
-        assert_eq!(evs[0].request_id.as_deref(), Some("a1b2c3d4-0000-4000-8000-000000000001"));
+        assert_eq!(
+            evs[0].request_id.as_deref(),
+            Some("a1b2c3d4-0000-4000-8000-000000000001")
+        );
         assert_eq!(attr(evs[0], "phase"), Some("invoke"));
         assert!(evs[0].error);
-        assert_eq!(out.iter().filter(|o| **o == Output::Lambda(LambdaSignal::Error)).count(), 1);
+        assert_eq!(
+            out.iter()
+                .filter(|o| **o == Output::Lambda(LambdaSignal::Error))
+                .count(),
+            1
+        );
 
         // Init-phase failure: no request.
         let mut state = StreamState::default();
-        let out = run(&mut state, GROUP, STREAM, &[(1, "INIT_REPORT Init Duration: 10337.01 ms\tPhase: init\tStatus: timeout")]);
+        let out = run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[(
+                1,
+                "INIT_REPORT Init Duration: 10337.01 ms\tPhase: init\tStatus: timeout",
+            )],
+        );
         let evs = events(&out);
         assert_eq!(evs.len(), 1);
         assert_eq!(evs[0].request_id, None);
@@ -796,11 +1054,26 @@ mod tests {
             "/aws/lambda/pycon2024-InstrumentedFunction-hQQueiDV6k81",
             "2024/04/30/[$LATEST]0123456789abcdef0123456789abcdef",
             &[
-                (1, "START RequestId: 3d27ad41-a4a6-450c-8bca-3e251ab3259e Version: $LATEST"),
-                (2, r#"{"level":"INFO","location":"handler:62","message":{"detail":"submit_user successful","user_id":"brian1"},"timestamp":"2024-04-30 17:45:15,695+0000","service":"instrumented-user-registration","cold_start":true,"function_name":"pycon2024-InstrumentedFunction-hQQueiDV6k81","function_memory_size":"256","function_arn":"arn:aws:lambda:us-east-1:408023262302:function:pycon2024-InstrumentedFunction-hQQueiDV6k81:Dev","function_request_id":"3d27ad41-a4a6-450c-8bca-3e251ab3259e","xray_trace_id":"1-66312e29-264cecca790badd378afa449"}"#),
-                (3, r#"{"event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": 1.5}"#),
-                (4, r#"{"_aws":{"Timestamp":4,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","Latency":[120,80]}"#),
-                (5, "REPORT RequestId: 3d27ad41-a4a6-450c-8bca-3e251ab3259e\tDuration: 412.20 ms\tBilled Duration: 1142 ms\tMemory Size: 256 MB\tMax Memory Used: 80 MB\tInit Duration: 729.86 ms\nXRAY TraceId: 1-66312e29-264cecca790badd378afa449\tSegmentId: 29b2db393960f3d1\tSampled: true"),
+                (
+                    1,
+                    "START RequestId: 3d27ad41-a4a6-450c-8bca-3e251ab3259e Version: $LATEST",
+                ),
+                (
+                    2,
+                    r#"{"level":"INFO","location":"handler:62","message":{"detail":"submit_user successful","user_id":"brian1"},"timestamp":"2024-04-30 17:45:15,695+0000","service":"instrumented-user-registration","cold_start":true,"function_name":"pycon2024-InstrumentedFunction-hQQueiDV6k81","function_memory_size":"256","function_arn":"arn:aws:lambda:us-east-1:408023262302:function:pycon2024-InstrumentedFunction-hQQueiDV6k81:Dev","function_request_id":"3d27ad41-a4a6-450c-8bca-3e251ab3259e","xray_trace_id":"1-66312e29-264cecca790badd378afa449"}"#,
+                ),
+                (
+                    3,
+                    r#"{"event_type": "TIMING", "function_name": "GDSH", "metric": "BedrockCallDuration", "value_sec": 1.5}"#,
+                ),
+                (
+                    4,
+                    r#"{"_aws":{"Timestamp":4,"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["service"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"service":"s","Latency":[120,80]}"#,
+                ),
+                (
+                    5,
+                    "REPORT RequestId: 3d27ad41-a4a6-450c-8bca-3e251ab3259e\tDuration: 412.20 ms\tBilled Duration: 1142 ms\tMemory Size: 256 MB\tMax Memory Used: 80 MB\tInit Duration: 729.86 ms\nXRAY TraceId: 1-66312e29-264cecca790badd378afa449\tSegmentId: 29b2db393960f3d1\tSampled: true",
+                ),
             ],
         );
         assert!(out.contains(&Output::Annotate {
@@ -811,13 +1084,21 @@ mod tests {
             cold_start: Some(true),
         }));
         // REPORT repeats what Powertools said: no second annotation.
-        assert_eq!(out.iter().filter(|o| matches!(o, Output::Annotate { .. })).count(), 1);
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, Output::Annotate { .. }))
+                .count(),
+            1
+        );
         let hints: Vec<(&str, Option<&str>, Source, bool)> = out
             .iter()
             .filter_map(|o| match o {
-                Output::Event { event, alias_hint } => {
-                    Some((event.operation.as_str(), alias_hint.as_deref(), event.source, event.trace_id.is_some() && event.cold_start))
-                }
+                Output::Event { event, alias_hint } => Some((
+                    event.operation.as_str(),
+                    alias_hint.as_deref(),
+                    event.source,
+                    event.trace_id.is_some() && event.cold_start,
+                )),
                 _ => None,
             })
             .collect();
@@ -847,16 +1128,34 @@ mod tests {
             "/custom/shared-group",
             "2026/10/08/tenner-notifier[$LATEST]22be53a8cfde4e68b844f8ec293b2543",
             &[
-                (1, r#"{"time":"2026-10-08T07:30:27.768Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init","runtimeVersion":"nodejs:22.mainline.v122","functionName":"tenner-notifier","functionVersion":"$LATEST"}}"#),
-                (2, r#"{"time":"2026-10-08T07:30:28.235Z","type":"platform.start","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","functionArn":"arn:aws:lambda:eu-central-1:825765399535:function:tenner-notifier","version":"$LATEST"}}"#),
-                (3, r#"{"timestamp":"2026-10-08T07:30:29.000Z","level":"INFO","requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","message":"{\"level\":\"INFO\",\"event_type\":\"TIMING\",\"function_name\":\"TN\",\"metric\":\"WidgetCall\",\"value_sec\":0.75}"}"#),
-                (4, r#"{"time":"2026-10-08T07:30:29.469Z","type":"platform.runtimeDone","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","status":"success","metrics":{"durationMs":1233.0}}}"#),
-                (5, r#"{"time":"2026-10-08T07:30:29.470Z","type":"platform.report","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","metrics":{"durationMs":1233.96,"billedDurationMs":1698,"memorySizeMB":256,"maxMemoryUsedMB":123,"initDurationMs":463.512},"status":"success","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-6630daf6-0123456789abcdef01234567;Parent=1111111111111111;Sampled=0"}}}"#),
+                (
+                    1,
+                    r#"{"time":"2026-10-08T07:30:27.768Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init","runtimeVersion":"nodejs:22.mainline.v122","functionName":"tenner-notifier","functionVersion":"$LATEST"}}"#,
+                ),
+                (
+                    2,
+                    r#"{"time":"2026-10-08T07:30:28.235Z","type":"platform.start","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","functionArn":"arn:aws:lambda:eu-central-1:825765399535:function:tenner-notifier","version":"$LATEST"}}"#,
+                ),
+                (
+                    3,
+                    r#"{"timestamp":"2026-10-08T07:30:29.000Z","level":"INFO","requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","message":"{\"level\":\"INFO\",\"event_type\":\"TIMING\",\"function_name\":\"TN\",\"metric\":\"WidgetCall\",\"value_sec\":0.75}"}"#,
+                ),
+                (
+                    4,
+                    r#"{"time":"2026-10-08T07:30:29.469Z","type":"platform.runtimeDone","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","status":"success","metrics":{"durationMs":1233.0}}}"#,
+                ),
+                (
+                    5,
+                    r#"{"time":"2026-10-08T07:30:29.470Z","type":"platform.report","record":{"requestId":"79b5e81f-9cdd-4145-b1f6-7c50ef8a2a36","metrics":{"durationMs":1233.96,"billedDurationMs":1698,"memorySizeMB":256,"maxMemoryUsedMB":123,"initDurationMs":463.512},"status":"success","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-6630daf6-0123456789abcdef01234567;Parent=1111111111111111;Sampled=0"}}}"#,
+                ),
             ],
         );
         let evs = events(&out);
         assert_eq!(evs.len(), 3);
-        assert!(evs.iter().all(|e| e.function == "tenner-notifier" && e.request_id.as_deref() == Some(rid)));
+        assert!(
+            evs.iter()
+                .all(|e| e.function == "tenner-notifier" && e.request_id.as_deref() == Some(rid))
+        );
         assert!(evs.iter().all(|e| e.cold_start && e.trace_id.is_none()));
         assert_eq!(attr(evs[1], "status"), Some("success"));
         assert!(!evs[1].error);
@@ -872,22 +1171,40 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "{\"event_type\": \"TIMING\", \"metric\": \"InitWork\", \"value_sec\": 0.2}"),
-                (2, "{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}"),
+                (
+                    1,
+                    "{\"event_type\": \"TIMING\", \"metric\": \"InitWork\", \"value_sec\": 0.2}",
+                ),
+                (
+                    2,
+                    "{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}",
+                ),
                 (3, "just text"),
             ],
         );
         let evs = events(&out);
         assert_eq!(evs.len(), 1);
-        assert_eq!((evs[0].request_id.as_ref(), evs[0].function_version.as_deref()), (None, Some("7")));
+        assert_eq!(
+            (
+                evs[0].request_id.as_ref(),
+                evs[0].function_version.as_deref()
+            ),
+            (None, Some("7"))
+        );
         let rejection = out.iter().find_map(|o| match o {
             Output::Rejected(r) => Some(r),
             _ => None,
         });
         let r = rejection.expect("a rejection");
-        assert_eq!((r.reason, r.source.as_str(), r.time_ms), ("bad_value", "logs", 2));
+        assert_eq!(
+            (r.reason, r.source.as_str(), r.time_ms),
+            ("bad_value", "logs", 2)
+        );
         assert_eq!(r.origin, format!("{GROUP}|{STREAM}|e1"));
-        assert_eq!(r.raw, "{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}");
+        assert_eq!(
+            r.raw,
+            "{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}"
+        );
         assert!(out.contains(&Output::Ignored("not_timing")));
     }
 
@@ -899,12 +1216,24 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7"),
-                (2, "[INFO]\t2024-01-01T00:00:00.002Z\t9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11\t{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
-                (3, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 2}"),
+                (
+                    1,
+                    "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7",
+                ),
+                (
+                    2,
+                    "[INFO]\t2024-01-01T00:00:00.002Z\t9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11\t{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}",
+                ),
+                (
+                    3,
+                    "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 2}",
+                ),
             ],
         );
-        let rids: Vec<Option<&str>> = events(&out).iter().map(|e| e.request_id.as_deref()).collect();
+        let rids: Vec<Option<&str>> = events(&out)
+            .iter()
+            .map(|e| e.request_id.as_deref())
+            .collect();
         assert_eq!(rids, [Some("9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11"); 2]);
     }
 
@@ -916,29 +1245,49 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7"),
-                (2, "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3.0 ms"),
-                (3, "INIT_REPORT Init Duration: 45045.69 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown"),
+                (
+                    1,
+                    "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7",
+                ),
+                (
+                    2,
+                    "REPORT RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad\tDuration: 3.0 ms",
+                ),
+                (
+                    3,
+                    "INIT_REPORT Init Duration: 45045.69 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown",
+                ),
             ],
         );
         let evs = events(&out);
         assert_eq!(evs.len(), 2);
-        assert_eq!((evs[1].operation.as_str(), evs[1].request_id.as_ref()), (OP_INIT, None));
+        assert_eq!(
+            (evs[1].operation.as_str(), evs[1].request_id.as_ref()),
+            (OP_INIT, None)
+        );
     }
 
     #[test]
     fn provisioned_and_managed_inits_are_not_cold_starts() {
         for kind in ["provisioned-concurrency", "lambda-managed-instances"] {
             let mut state = StreamState::default();
-            let init = format!(r#"{{"time":"t","type":"platform.initStart","record":{{"initializationType":"{kind}"}}}}"#);
+            let init = format!(
+                r#"{{"time":"t","type":"platform.initStart","record":{{"initializationType":"{kind}"}}}}"#
+            );
             let out = run(
                 &mut state,
                 GROUP,
                 STREAM,
                 &[
                     (1, init.as_str()),
-                    (2, r#"{"time":"t","type":"platform.start","record":{"requestId":"814ba7cb-071e-4181-9a09-fa41db5bccad","version":"7"}}"#),
-                    (3, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
+                    (
+                        2,
+                        r#"{"time":"t","type":"platform.start","record":{"requestId":"814ba7cb-071e-4181-9a09-fa41db5bccad","version":"7"}}"#,
+                    ),
+                    (
+                        3,
+                        "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}",
+                    ),
                 ],
             );
             assert!(!events(&out)[0].cold_start, "{kind}");
@@ -953,11 +1302,26 @@ mod tests {
             GROUP,
             STREAM,
             &[
-                (1, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: $LATEST"),
-                (2, r#"{"level":"INFO","location":"h:1","service":"s","message":"m","function_arn":"arn:aws:lambda:us-west-2:1:function:GenerateDynamicScenarioHandler:$LATEST"}"#),
-                (3, "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}"),
-                (4, "XRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true"),
-                (5, r#"{"level": "INFO", "message": "ordinary JSON log", "user": "x"}"#),
+                (
+                    1,
+                    "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: $LATEST",
+                ),
+                (
+                    2,
+                    r#"{"level":"INFO","location":"h:1","service":"s","message":"m","function_arn":"arn:aws:lambda:us-west-2:1:function:GenerateDynamicScenarioHandler:$LATEST"}"#,
+                ),
+                (
+                    3,
+                    "{\"event_type\": \"TIMING\", \"metric\": \"M\", \"value_sec\": 1}",
+                ),
+                (
+                    4,
+                    "XRAY TraceId: 1-5d83c0ad-b8eb33a0b1de97d804fac890\tSegmentId: 31255c3b19bd3637\tSampled: true",
+                ),
+                (
+                    5,
+                    r#"{"level": "INFO", "message": "ordinary JSON log", "user": "x"}"#,
+                ),
             ],
         );
         let hints: Vec<Option<&str>> = out
@@ -981,12 +1345,21 @@ mod tests {
     #[test]
     fn state_round_trips_through_json() {
         let mut state = StreamState::default();
-        run(&mut state, GROUP, STREAM, &[(5, "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7")]);
+        run(
+            &mut state,
+            GROUP,
+            STREAM,
+            &[(
+                5,
+                "START RequestId: 814ba7cb-071e-4181-9a09-fa41db5bccad Version: 7",
+            )],
+        );
         let text = serde_json::to_string(&state).expect("serialise");
         let back: StreamState = serde_json::from_str(&text).expect("deserialise");
         assert_eq!(back, state);
         // Older checkpoints without the newer fields still load.
-        let old: StreamState = serde_json::from_str(r#"{"request_id":"r-1","last_time_ms":3}"#).expect("old shape");
+        let old: StreamState =
+            serde_json::from_str(r#"{"request_id":"r-1","last_time_ms":3}"#).expect("old shape");
         assert_eq!(old.request_id.as_deref(), Some("r-1"));
         assert!(!old.init_pending);
     }
@@ -1026,56 +1399,121 @@ mod tests {
                 OP_DURATION,
             ]
         );
-        assert!(evs.iter().all(|e| e.function == "LexFulfillmentHandler" && e.function_version.as_deref() == Some("4")));
+        assert!(
+            evs.iter().all(|e| e.function == "LexFulfillmentHandler"
+                && e.function_version.as_deref() == Some("4"))
+        );
         assert!(evs[..6].iter().all(|e| e.cold_start));
         assert!(evs[6..].iter().all(|e| !e.cold_start));
-        assert_eq!(out.iter().filter(|o| matches!(o, Output::Annotate { .. })).count(), 2);
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, Output::Annotate { .. }))
+                .count(),
+            2
+        );
     }
 
     fn arbitrary_parsed() -> impl Strategy<Value = Parsed> {
         let text = "[a-f0-9-]{0,12}";
         let opt = proptest::option::of(text);
-        let ctx = (proptest::option::of(text), proptest::option::of(text), proptest::option::of("arn:aws:lambda:r:1:function:f(:[A-Za-z$]{0,6})?"), proptest::option::of(any::<bool>()), any::<bool>())
-            .prop_map(|(request_id, trace_id, function_arn, cold_start, is_start)| LineContext {
-                request_id,
-                trace_id,
-                function_arn,
-                cold_start,
-                app_function: None,
-                is_start,
-                memory_size_mb: None,
-            });
-        let timing = ("[A-Za-z]{1,8}", 0.0..1e6f64, any::<u32>()).prop_map(|(operation, seconds, index)| super::super::AppTiming {
-            operation,
-            seconds,
-            source: Source::Logs,
-            index,
-        });
-        prop_oneof![
-            (text, opt.clone()).prop_map(|(request_id, version)| Parsed::Start { request_id, version }),
-            text.prop_map(|request_id| Parsed::End { request_id }),
-            (text, 0.0..1e6f64, proptest::option::of(0.0..1e4f64), proptest::option::of(0.0..1e4f64), proptest::option::of("timeout|error|success|"), opt.clone(), proptest::option::of(any::<bool>()), proptest::option::of(any::<u64>()))
-                .prop_map(|(request_id, duration_ms, init_ms, restore_ms, status, trace_id, sampled, max_memory_mb)| Parsed::Report(Report {
+        let ctx = (
+            proptest::option::of(text),
+            proptest::option::of(text),
+            proptest::option::of("arn:aws:lambda:r:1:function:f(:[A-Za-z$]{0,6})?"),
+            proptest::option::of(any::<bool>()),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(request_id, trace_id, function_arn, cold_start, is_start)| LineContext {
                     request_id,
-                    duration_ms,
-                    billed_ms: None,
-                    memory_size_mb: None,
-                    max_memory_mb,
-                    init_ms,
-                    restore_ms,
-                    status,
-                    error_type: None,
                     trace_id,
-                    sampled,
-                })),
-            (proptest::option::of("on-demand|provisioned-concurrency"),).prop_map(|(t,)| Parsed::InitStart { initialization_type: t, runtime_version: None }),
-            (proptest::option::of(0.0..1e6f64), proptest::option::of("init|invoke"), proptest::option::of("timeout|error")).prop_map(|(init_ms, phase, status)| Parsed::InitReport { init_ms, phase, status, error_type: None }),
-            (ctx.clone(), prop::collection::vec(timing, 0..4)).prop_map(|(ctx, timings)| Parsed::Timings { ctx, timings }),
+                    function_arn,
+                    cold_start,
+                    app_function: None,
+                    is_start,
+                    memory_size_mb: None,
+                },
+            );
+        let timing =
+            ("[A-Za-z]{1,8}", 0.0..1e6f64, any::<u32>()).prop_map(|(operation, seconds, index)| {
+                super::super::AppTiming {
+                    operation,
+                    seconds,
+                    source: Source::Logs,
+                    index,
+                }
+            });
+        prop_oneof![
+            (text, opt.clone()).prop_map(|(request_id, version)| Parsed::Start {
+                request_id,
+                version
+            }),
+            text.prop_map(|request_id| Parsed::End { request_id }),
+            (
+                text,
+                0.0..1e6f64,
+                proptest::option::of(0.0..1e4f64),
+                proptest::option::of(0.0..1e4f64),
+                proptest::option::of("timeout|error|success|"),
+                opt.clone(),
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(any::<u64>())
+            )
+                .prop_map(
+                    |(
+                        request_id,
+                        duration_ms,
+                        init_ms,
+                        restore_ms,
+                        status,
+                        trace_id,
+                        sampled,
+                        max_memory_mb,
+                    )| Parsed::Report(Report {
+                        request_id,
+                        duration_ms,
+                        billed_ms: None,
+                        memory_size_mb: None,
+                        max_memory_mb,
+                        init_ms,
+                        restore_ms,
+                        status,
+                        error_type: None,
+                        trace_id,
+                        sampled,
+                    })
+                ),
+            (proptest::option::of("on-demand|provisioned-concurrency"),).prop_map(|(t,)| {
+                Parsed::InitStart {
+                    initialization_type: t,
+                    runtime_version: None,
+                }
+            }),
+            (
+                proptest::option::of(0.0..1e6f64),
+                proptest::option::of("init|invoke"),
+                proptest::option::of("timeout|error")
+            )
+                .prop_map(|(init_ms, phase, status)| Parsed::InitReport {
+                    init_ms,
+                    phase,
+                    status,
+                    error_type: None
+                }),
+            (ctx.clone(), prop::collection::vec(timing, 0..4))
+                .prop_map(|(ctx, timings)| Parsed::Timings { ctx, timings }),
             ctx.prop_map(Parsed::Context),
-            (opt.clone(), 0.0..900.0f64).prop_map(|(request_id, after_s)| Parsed::Timeout { request_id, after_s }),
-            (opt, any::<bool>()).prop_map(|(request_id, oom)| Parsed::RuntimeError { request_id, oom }),
+            (opt.clone(), 0.0..900.0f64).prop_map(|(request_id, after_s)| Parsed::Timeout {
+                request_id,
+                after_s
+            }),
+            (opt, any::<bool>())
+                .prop_map(|(request_id, oom)| Parsed::RuntimeError { request_id, oom }),
             Just(Parsed::Ignored("not_timing")),
-            ".{0,20}".prop_map(|detail| Parsed::Rejected { reason: "bad_value", detail }),
+            ".{0,20}".prop_map(|detail| Parsed::Rejected {
+                reason: "bad_value",
+                detail
+            }),
         ]
     }
 
