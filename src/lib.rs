@@ -26,6 +26,7 @@ pub mod critical_path;
 pub mod glob;
 pub mod health;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod parse;

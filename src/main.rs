@@ -10,7 +10,7 @@ use std::process::ExitCode;
     name = "latency-sentinel",
     version,
     about = "Watches AWS Lambda latency from CloudWatch Logs and X-Ray, and alerts when an operation's p95 goes over its budget.",
-    after_help = "Examples:\n  latency-sentinel check-config --config config/example.toml\n  latency-sentinel run --config /etc/latency-sentinel/config.toml\n  RUST_LOG=latency_sentinel=debug latency-sentinel run --config config/example.toml"
+    after_help = "Examples:\n  latency-sentinel check-config --config config/example.toml\n  latency-sentinel run --config /etc/latency-sentinel/config.toml\n  aws logs filter-log-events --log-group-name /aws/lambda/GDSH > gdsh.json\n  latency-sentinel ingest --config config/example.toml --log-group /aws/lambda/GDSH gdsh.json\n  RUST_LOG=latency_sentinel=debug latency-sentinel run --config config/example.toml"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,6 +32,18 @@ enum Command {
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Feed log files through the parser into the store: the JSON `aws logs filter-log-events`
+    /// prints, or text files with one log event per line. Re-ingesting a file adds nothing.
+    Ingest {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Log group the events belong to (`/aws/lambda/<function>`); names the function.
+        #[arg(long)]
+        log_group: String,
+        /// Files to read.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -67,6 +79,44 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Ingest { config, log_group, paths } => {
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = rt.block_on(async {
+                let store = latency_sentinel::store::Store::open(
+                    std::path::Path::new(&config.storage.path),
+                    latency_sentinel::store::OpenMode::Writer,
+                    config.storage.rejected_max_bytes,
+                )
+                .await?;
+                let attributor = latency_sentinel::attribute::Attributor::new(&config.environments);
+                let summary = latency_sentinel::ingest::ingest_files(&store, &attributor, &log_group, &paths).await?;
+                store.close().await;
+                anyhow::Ok(summary)
+            });
+            match result {
+                Ok(s) => {
+                    println!(
+                        "lines={} stored={} duplicates={} rejected={} ignored={}",
+                        s.lines, s.stored, s.duplicates, s.rejected, s.ignored
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
