@@ -35,6 +35,12 @@ between moto 5.x and the current AWS SDK for Rust:
     ``MOTO_XRAY_DESTINATION`` (``XRay`` or ``CloudWatchLogs``); an
     UpdateTraceSegmentDestination call changes it for the life of the server.
 
+  - PutTraceSegments: a segment sent again with the same id (``in_progress``
+    first, then complete, as the SDKs do for long segments) replaces the earlier
+    copy in moto's backend (moto would store both and keep the trace unfinished
+    for good).  Done by patching moto's ``SegmentCollection.put_segment`` in this
+    process, not in the middleware.
+
 Everything else goes to moto untouched.  (UpdateTraceSegmentDestination answers
 ``Status: ACTIVE`` at once, where AWS first reports ``PENDING``.)
 
@@ -62,9 +68,10 @@ Known moto 5.2 gaps NOT fixed here (checked with boto3 against this launcher):
   StartTime < its first segment's start and its last-started segment's end <
   EndTime; Duration is that span truncated to whole seconds, ResponseTime is
   always 1, HasError/HasFault/HasThrottle are true when the key is present even
-  if false.  A segment sent twice (in_progress, then complete) is stored twice
-  and leaves the trace unfinished for good: absent from GetTraceSummaries, Id
-  null in BatchGetTraces.  BatchGetTraces returns every document as put;
+  if false.  A trace is finished (listed by GetTraceSummaries, Id set in
+  BatchGetTraces) only once its last-started segment has an end_time; until
+  then it is absent from GetTraceSummaries and its Id is null in
+  BatchGetTraces.  BatchGetTraces returns every document as put;
   UnprocessedTraceIds lists only unknown ids.  No paging anywhere.
 
 Usage::
@@ -722,6 +729,37 @@ class SentinelAdapter:
 # ---------------------------------------------------------------------------
 
 
+def _patch_xray_segment_replace() -> None:
+    """Make a re-sent X-Ray segment (same trace, same id) replace the stored copy.
+
+    moto 5.2 inserts every PutTraceSegments document into its trace's sorted
+    segment list; an ``in_progress`` segment sent again complete is kept twice,
+    and since ``bisect.insort_left`` puts the newer copy before the older one
+    (equal start times), the trace's last segment stays open and the trace is
+    never finished.  AWS keeps one document per segment id.
+    """
+    try:
+        from moto.xray import models as xray_models
+    except ImportError:  # moto without X-Ray: nothing to patch
+        return
+    collection = xray_models.SegmentCollection
+    if getattr(collection.put_segment, "_sentinel_replaces", False):
+        return
+    original = collection.put_segment
+
+    def put_segment(self: Any, segment: Any) -> None:
+        trace = self._traces[segment.trace_id]
+        before = len(trace["segments"])
+        trace["segments"] = [s for s in trace["segments"] if s.id != segment.id]
+        if len(trace["segments"]) != before:
+            # Recomputed by moto's own code from the remaining and the new segment.
+            trace["finished"] = False
+        original(self, segment)
+
+    put_segment._sentinel_replaces = True  # type: ignore[attr-defined]
+    collection.put_segment = put_segment
+
+
 def _write_port_file(path: str, port: int) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -758,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     if "MOTO_PORT" not in os.environ and args.port:
         os.environ["MOTO_PORT"] = str(args.port)
 
+    _patch_xray_segment_replace()
     moto_app = DomainDispatcherApplication(create_backend_app)
     moto_app.debug = True  # type: ignore[attr-defined]  (as moto's own moto_server)
     app = SentinelAdapter(moto_app, verbose=args.verbose)

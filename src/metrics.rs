@@ -3,7 +3,7 @@
 //! only from bounded sets: sources, reason codes, API names, configured log groups.
 
 use prometheus::{
-    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every self-metric the daemon exports.
@@ -31,6 +31,10 @@ pub struct Metrics {
     pub lambda_timeouts: IntCounterVec,
     pub lambda_errors: IntCounterVec,
     pub lambda_max_memory_used: IntGaugeVec,
+    pub xray_traces_fetched: IntCounter,
+    pub xray_traces_stored: IntCounterVec,
+    pub xray_traces_pending: IntGauge,
+    pub xray_destination_cloudwatch_logs: IntGauge,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -41,6 +45,18 @@ fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounte
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    reg.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn plain_counter(reg: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    reg.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn plain_int_gauge(reg: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
     reg.register(Box::new(g.clone())).expect("metric registered once");
     g
 }
@@ -128,6 +144,29 @@ impl Metrics {
                 "sentinel_lambda_max_memory_used_bytes",
                 "Max memory used by the latest invocation seen.",
                 &["env", "function"],
+            ),
+            xray_traces_fetched: plain_counter(
+                &r,
+                "sentinel_xray_traces_fetched_total",
+                "Traces returned by BatchGetTraces (re-fetches of unfinished traces included).",
+            ),
+            xray_traces_stored: counter(
+                &r,
+                "sentinel_xray_traces_stored_total",
+                "Traces finished with: complete (every span closed), incomplete (stored as they were \
+                 after xray.max_refetches re-fetches), missing (never returned by BatchGetTraces).",
+                &["state"],
+            ),
+            xray_traces_pending: plain_int_gauge(
+                &r,
+                "sentinel_xray_traces_pending",
+                "Traces in progress, partial or not yet returned, waiting for a later poll.",
+            ),
+            xray_destination_cloudwatch_logs: plain_int_gauge(
+                &r,
+                "sentinel_xray_destination_cloudwatch_logs",
+                "1 when the account sends trace segments to CloudWatch Logs (Transaction Search): \
+                 BatchGetTraces then finds almost nothing.",
             ),
             registry: r,
         };

@@ -3,6 +3,7 @@
 
 pub mod aliases;
 pub mod logs;
+pub mod xray;
 
 use crate::attribute::Attributor;
 use crate::config::Config;
@@ -36,6 +37,13 @@ pub fn spawn_all(ctx: &Context) -> Attributor {
         ctx.health.register(logs::SOURCE, stale);
         let (c, a) = (ctx.clone(), attributor.clone());
         spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "logs", move || logs::run(c.clone(), a.clone()));
+    }
+    if cfg.xray.enabled {
+        // Polls can take a while under X-Ray's low rate limits: allow three intervals plus a minute.
+        let stale = 3 * cfg.xray.poll_interval.as_millis() as i64 + 60_000;
+        ctx.health.register(xray::SOURCE, stale);
+        let (c, a) = (ctx.clone(), attributor.clone());
+        spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "xray", move || xray::run(c.clone(), a.clone()));
     }
     attributor
 }

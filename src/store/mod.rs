@@ -5,6 +5,7 @@
 
 mod aliases;
 mod retention;
+pub mod traces;
 mod write;
 
 pub use write::{Annotation, Batch, BatchOutcome, NewReport, StreamStateRow};

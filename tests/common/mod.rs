@@ -108,6 +108,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts moto with extra environment variables (`MOTO_XRAY_DESTINATION`, ...).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
@@ -116,6 +121,7 @@ impl Moto {
             .args(["--host", "127.0.0.1", "--port", "0", "--port-file"])
             .arg(&port_file)
             .envs(AWS_ENV.iter().copied())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
