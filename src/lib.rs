@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod parse;
+pub mod report;
 pub mod shard;
 pub mod sources;
 pub mod store;

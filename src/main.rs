@@ -33,6 +33,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Reports from the store (the daemon may be running).
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
     /// Feed log files through the parser into the store: the JSON `aws logs filter-log-events`
     /// prints, or text files with one log event per line. Re-ingesting a file adds nothing.
     Ingest {
@@ -45,6 +50,60 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Config file (its storage.path is read).
+    #[arg(long, short, conflicts_with = "db")]
+    config: Option<PathBuf>,
+    /// Database file, instead of --config.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Time range: from this long ago until now.
+    #[arg(long, default_value = "1h")]
+    since: String,
+    /// Only this environment.
+    #[arg(long)]
+    env: Option<String>,
+    /// Only this function.
+    #[arg(long)]
+    function: Option<String>,
+    /// table, json or csv.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The slowest operations: count, p50/p95/p99/max per (env, function, operation).
+    Top(ReportArgs),
+}
+
+async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let ReportCommand::Top(args) = cmd;
+    let db = match (&args.db, &args.config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(c)) => PathBuf::from(load_config(c).map_err(|_| anyhow::anyhow!("invalid config"))?.storage.path),
+        (None, None) => anyhow::bail!("give --config or --db"),
+    };
+    let since = humantime::parse_duration(&args.since).with_context(|| format!("--since: expected a duration like \"1h\", got {:?}", args.since))?;
+    let store = latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?;
+    let now = latency_sentinel::store::now_ms();
+    let filter = latency_sentinel::report::top::Filter {
+        from_ms: now - since.as_millis() as i64,
+        to_ms: now + 1,
+        env: args.env,
+        function: args.function,
+    };
+    let rows = latency_sentinel::report::top::top(&store, &filter).await?;
+    Ok(match args.format.as_str() {
+        "json" => serde_json::to_string_pretty(&serde_json::json!({ "operations": rows }))? + "\n",
+        "csv" => latency_sentinel::report::top::csv(&rows),
+        "table" => latency_sentinel::report::top::table(&rows),
+        other => anyhow::bail!("--format: expected table, json or csv, got {other:?}"),
+    })
 }
 
 fn init_tracing(format: &str) {
@@ -79,6 +138,25 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Report { report: cmd } => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(report(cmd)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Ingest { config, log_group, paths } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
