@@ -15,6 +15,10 @@ use std::time::Duration;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn config(moto: &Moto, max_refetches: u32) -> String {
+    config_with_lookback(moto, max_refetches, "10m")
+}
+
+fn config_with_lookback(moto: &Moto, max_refetches: u32, lookback: &str) -> String {
     format!(
         r#"
 [aws]
@@ -30,7 +34,7 @@ enabled = false
 [xray]
 poll_interval = "1s"
 settle_delay = "0s"
-lookback = "10m"
+lookback = "{lookback}"
 start_lookback = "10m"
 requests_per_second = 50.0
 max_refetches = {max_refetches}
@@ -209,7 +213,8 @@ print(json.dumps({'ids': ids, 'reput': later['prod_in_progress']}))
     assert_eq!(count(&db, "SELECT COUNT(*) FROM trace_attribution"), 5);
     // It is fetched again on later polls while it stays in progress.
     wait_for("re-fetches of the pending trace", DEADLINE, || {
-        (count(&db, &format!("SELECT refetches FROM xray_traces WHERE trace_id = '{}'", id("prod_in_progress"))) >= 2)
+        (count(&db, &format!("SELECT COALESCE(MAX(refetches), -1) FROM xray_traces WHERE trace_id = '{}'", id("prod_in_progress")))
+            >= 2)
             .then_some(())
     });
 
@@ -384,6 +389,44 @@ print(json.dumps({'id': tid}))
     // One fetch and two re-fetches.
     assert_eq!(metric(&m, "sentinel_xray_traces_fetched_total", &[]), Some(3.0), "{m}");
     assert_eq!(metric(&m, "sentinel_xray_traces_pending", &[]), Some(0.0), "{m}");
+}
+
+#[test]
+fn pending_traces_survive_a_restart_and_keep_their_refetch_count() {
+    let moto = Moto::start();
+    let ids = run_py(
+        &moto,
+        r#"
+tid, docs, _ = invocation(NOW - 120, 'Dev', 2.0, service_in_progress=True)
+put(docs)
+print(json.dumps({'id': tid}))
+"#,
+    );
+    let trace = ids["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(dir.path(), &config(&moto, 1000));
+    let db = daemon.db();
+    wait_for("the trace re-fetched while pending", DEADLINE, || {
+        (count(&db, &format!("SELECT COALESCE(MAX(refetches), -1) FROM xray_traces WHERE trace_id = '{trace}' AND state = 'pending'"))
+            >= 1)
+            .then_some(())
+    });
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM events"), 0);
+    daemon.proc.signal("KILL");
+    daemon.proc.wait_exit(Duration::from_secs(10)).expect("killed");
+
+    // After the restart no window reaches back to the trace (1 s lookback): only the stored
+    // pending list brings it back, and its count goes on from where it was.
+    let daemon = Daemon::start(dir.path(), &config_with_lookback(&moto, 2, "1s"));
+    wait_for("the trace stored as incomplete", DEADLINE, || {
+        (count(&db, &format!("SELECT COUNT(*) FROM xray_traces WHERE trace_id = '{trace}' AND state = 'incomplete'")) == 1)
+            .then_some(())
+    });
+    assert_eq!(series(&db), expected_series([1, 1, 0, 1, 1, 1, 1], [0; 7]));
+    let m = metrics(&daemon);
+    assert_eq!(metric(&m, "sentinel_xray_traces_fetched_total", &[]), Some(1.0), "{m}");
+    assert_eq!(metric(&m, "sentinel_xray_traces_stored_total", &[("state", "incomplete")]), Some(1.0), "{m}");
+    assert_eq!(metric(&m, "sentinel_events_stored_total", &[("source", "xray")]), Some(6.0), "{m}");
 }
 
 #[test]
