@@ -8,16 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub fn base_config(moto: &Moto) -> String {
-    format!(
+    daemon_config(
+        moto,
         r#"
-[aws]
-region = "us-east-1"
-endpoint_url = "{}"
-max_attempts = 3
-[storage]
-path = "{{DB}}"
-[http]
-listen = "{{LISTEN}}"
 [logs]
 log_group_prefixes = ["/aws/lambda/"]
 poll_interval = "1s"
@@ -27,7 +20,6 @@ ingestion_delay = "5s"
 [xray]
 enabled = false
 "#,
-        moto.url()
     )
 }
 

@@ -9,16 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn config(moto: &Moto) -> String {
-    format!(
+    daemon_config(
+        moto,
         r#"
-[aws]
-endpoint_url = "{}"
-region = "us-east-1"
-max_attempts = 3
-[storage]
-path = "{{DB}}"
-[http]
-listen = "{{LISTEN}}"
 [logs]
 log_groups = ["/aws/lambda/Doomed"]
 log_group_prefixes = ["/aws/lambda/"]
@@ -34,7 +27,6 @@ alias_refresh_interval = "1h"
 [xray]
 enabled = false
 "#,
-        moto.url()
     )
 }
 

@@ -19,16 +19,10 @@ fn config(moto: &Moto, max_refetches: u32) -> String {
 }
 
 fn config_with_lookback(moto: &Moto, max_refetches: u32, lookback: &str) -> String {
-    format!(
-        r#"
-[aws]
-endpoint_url = "{}"
-region = "us-east-1"
-max_attempts = 3
-[storage]
-path = "{{DB}}"
-[http]
-listen = "{{LISTEN}}"
+    daemon_config(
+        moto,
+        &format!(
+            r#"
 [logs]
 enabled = false
 [xray]
@@ -38,8 +32,8 @@ lookback = "{lookback}"
 start_lookback = "10m"
 requests_per_second = 50.0
 max_refetches = {max_refetches}
-"#,
-        moto.url()
+"#
+        ),
     )
 }
 

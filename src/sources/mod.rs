@@ -16,6 +16,15 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Why one poll failed; the source keeps its committed position and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// What every source needs.
 #[derive(Clone)]
 pub struct Context {

@@ -11,14 +11,14 @@
 //! to CloudWatch Logs (Transaction Search) BatchGetTraces finds almost nothing, and that is
 //! said loudly (a warning, a metric, a `/readyz` detail) instead of reporting zero traces.
 
-use super::Context;
+use super::{Context, PollError};
 use crate::attribute::{AliasHistory, Attributor};
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::critical_path::critical_path;
 use crate::model::{Checkpoint, Rejection, TimingEvent};
 use crate::parse::xray::{AllowList, ParsedTrace, parse_trace, trace_events};
 use crate::store::traces::{AttributionRow, TraceRecord, TraceState, TraceUpdate};
-use crate::store::{Batch, StoreError, now_ms};
+use crate::store::{Batch, now_ms};
 use aws_sdk_xray::primitives::DateTime;
 use aws_sdk_xray::types::{TimeRangeType, TraceSegmentDestination};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,15 +37,6 @@ const IDS_PER_CALL: usize = 5;
 const DESTINATION_RECHECK: Duration = Duration::from_secs(3600);
 /// Health detail key for the segment destination.
 const DESTINATION_DETAIL: &str = "destination";
-
-/// Why a poll failed; the checkpoint stays where the last committed window left it.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 struct Poller {
     ctx: Context,

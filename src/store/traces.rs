@@ -160,19 +160,7 @@ impl Store {
             .await?;
         }
         if let Some(c) = checkpoint {
-            // Never backwards (a wall clock stepped back must not re-open covered windows).
-            sqlx::query(
-                "INSERT INTO checkpoints (source, key, position_ms, state, updated_ms) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (source, key) DO UPDATE SET position_ms = MAX(checkpoints.position_ms, excluded.position_ms), \
-                 state = excluded.state, updated_ms = excluded.updated_ms",
-            )
-            .bind(&c.source)
-            .bind(&c.key)
-            .bind(c.position_ms)
-            .bind(&c.state)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            super::write::upsert_checkpoint(&mut tx, c, now).await?;
         }
         tx.commit().await?;
         Ok(outcome)

@@ -203,23 +203,31 @@ impl Store {
         }
 
         for c in &batch.checkpoints {
-            sqlx::query(
-                "INSERT INTO checkpoints (source, key, position_ms, state, updated_ms) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (source, key) DO UPDATE SET position_ms = excluded.position_ms, state = excluded.state, \
-                 updated_ms = excluded.updated_ms",
-            )
-            .bind(&c.source)
-            .bind(&c.key)
-            .bind(c.position_ms)
-            .bind(&c.state)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            upsert_checkpoint(&mut tx, c, now).await?;
         }
 
         tx.commit().await?;
         Ok(outcome)
     }
+}
+
+/// Writes a checkpoint inside the caller's transaction. Positions never move backwards: a
+/// wall clock stepped back must not re-open windows already covered, and a poll cut short
+/// resumes from at least the previous position minus the source's overlap anyway.
+pub(super) async fn upsert_checkpoint(conn: &mut sqlx::SqliteConnection, c: &Checkpoint, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO checkpoints (source, key, position_ms, state, updated_ms) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (source, key) DO UPDATE SET position_ms = MAX(checkpoints.position_ms, excluded.position_ms), \
+         state = excluded.state, updated_ms = excluded.updated_ms",
+    )
+    .bind(&c.source)
+    .bind(&c.key)
+    .bind(c.position_ms)
+    .bind(&c.state)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 fn attributes_json(attrs: &[(String, String)]) -> Option<String> {

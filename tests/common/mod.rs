@@ -159,6 +159,15 @@ impl Moto {
     }
 }
 
+/// The `[aws]`, `[storage]` and `[http]` sections every test daemon uses (moto's endpoint,
+/// `{DB}` and `{LISTEN}` placeholders), followed by the test's own sections.
+pub fn daemon_config(moto: &Moto, sections: &str) -> String {
+    format!(
+        "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\nmax_attempts = 3\n[storage]\npath = \"{{DB}}\"\n[http]\nlisten = \"{{LISTEN}}\"\n{sections}",
+        moto.url()
+    )
+}
+
 /// A free loopback port (bound then released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -8,11 +8,11 @@
 pub mod process;
 pub mod schedule;
 
-use super::Context;
+use super::{Context, PollError};
 use crate::attribute::Attributor;
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::model::Checkpoint;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, now_ms};
 use process::{PageEvent, StreamMemory, process_page};
 use schedule::{PollResult, next_interval};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,15 +26,6 @@ pub const SOURCE: &str = "logs";
 /// Most pages one poll follows before it commits its checkpoint and yields; the next poll
 /// resumes there (keeps one huge backlog from starving other groups).
 const MAX_PAGES_PER_POLL: usize = 200;
-
-/// Why a poll of one group failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 struct GroupSchedule {
     next_due: Instant,
