@@ -155,6 +155,7 @@ versions = json.load(open({vfile:?}))
 w = t.Writer(logs)
 v = versions['InvokeOutboundCallHandler']['Dev']
 w.json_invocation('InvokeOutboundCallHandler', 'IOCH', 'Dev', v, t.stream_name(v), int(time.time() * 1000), False)
+w.junk('InvokeOutboundCallHandler', t.stream_name(v), int(time.time() * 1000))
 print(json.dumps(dict(w.expected)))
 ",
         vfile = moto.dir.path().join("versions.json").to_str().unwrap(),
@@ -164,7 +165,12 @@ print(json.dumps(dict(w.expected)))
     let metrics = wait_for("the deleted group reported", Duration::from_secs(30), || {
         daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_unavailable{log_group=\"/aws/lambda/Doomed\"} 1"))
     });
-    assert!(metrics.contains("sentinel_inputs_rejected_total{reason=\"bad_value\",source=\"logs\"}"), "{metrics}");
+    // The running process saw the second batch of junk (the first one went to the killed process).
+    let metrics = wait_for("rejections counted", Duration::from_secs(30), || {
+        daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_inputs_rejected_total{reason=\"bad_value\",source=\"logs\"}"))
+    });
+    assert!(metrics.contains("sentinel_log_group_unavailable{log_group=\"/aws/lambda/Doomed\"} 1"));
+    assert_eq!(query_scalar_i64(&db, "SELECT COUNT(*) FROM rejected WHERE source = 'logs'"), 8);
     let (_, ready) = daemon.get("/readyz").unwrap();
     assert!(ready.contains("/aws/lambda/Doomed") && ready.contains("deleted"), "{ready}");
 }
