@@ -26,6 +26,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub enum StoreError {
     #[error("database {path} is in use by another latency-sentinel (lock file {lock} is held); stop it or point storage.path elsewhere")]
     Locked { path: PathBuf, lock: PathBuf },
+    #[error("no database at {0} (has the daemon run with this storage.path?)")]
+    Missing(PathBuf),
     #[error("cannot open lock file {path}: {source}")]
     LockFile { path: PathBuf, source: std::io::Error },
     #[error("cannot apply migrations: {0}")]
@@ -53,6 +55,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::Locked { .. } | StoreError::LockFile { .. } => "locked",
+            StoreError::Missing(_) => "missing",
             StoreError::Migrate(_) => "migrate",
             StoreError::DiskFull(_) => "disk_full",
             StoreError::Sql(_) => "sql",
@@ -65,7 +68,7 @@ impl StoreError {
 pub enum OpenMode {
     /// The daemon (and `ingest`): takes the exclusive lock and applies migrations.
     Writer,
-    /// Reports: no lock, migrations applied only if the database is new.
+    /// Reports: no lock; the database must exist (migrations bring an older one up to date).
     Reader,
 }
 
@@ -81,6 +84,10 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub async fn open(path: &Path, mode: OpenMode, rejected_max_bytes: usize) -> Result<Store, StoreError> {
+        // A report must not leave an empty database behind a mistyped path.
+        if mode == OpenMode::Reader && !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
