@@ -23,6 +23,7 @@ pub mod attribute;
 pub mod aws;
 pub mod config;
 pub mod critical_path;
+pub mod evaluate;
 pub mod glob;
 pub mod health;
 pub mod http;

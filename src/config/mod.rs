@@ -5,7 +5,7 @@
 
 mod duration;
 mod load;
-mod validate;
+pub mod validate;
 
 pub use load::{ConfigError, load_file, load_str};
 
