@@ -33,6 +33,7 @@ pub mod model;
 pub mod parse;
 pub mod report;
 pub mod shard;
+pub mod sinks;
 pub mod sources;
 pub mod store;
 pub mod supervise;

@@ -2,3 +2,27 @@
 //! state machine. Pure decisions; the evaluator task is a thin shell around them.
 
 pub mod budgets;
+
+/// The judged state of one (budget, env, function, operation), published by the evaluator
+/// after every evaluation (a `tokio::sync::watch` channel of `Arc<Vec<BudgetStatus>>`);
+/// sinks such as the CloudWatch publisher read it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BudgetStatus {
+    /// The budget's display name.
+    pub budget: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    /// 0.5, 0.9, 0.95 or 0.99.
+    pub quantile: f64,
+    /// The budget, in seconds.
+    pub budget_s: f64,
+    /// The window's quantile, when the window has events.
+    pub observed_s: Option<f64>,
+    /// Events in the budget's window.
+    pub samples: u64,
+    /// Over budget with at least `min_samples` events.
+    pub breached: bool,
+    /// `inactive`, `pending` or `firing`.
+    pub state: String,
+}
