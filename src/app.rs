@@ -38,7 +38,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let local = listener.local_addr()?;
     tracing::info!(listen = %local, "Serving /metrics, /healthz, /readyz and /api/v1.");
 
-    let state = AppState { config: config.clone(), metrics: metrics.clone(), store: store.clone(), health: health.clone() };
+    let evaluation = crate::evaluate::Shared::default();
+    let state = AppState {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        store: store.clone(),
+        health: health.clone(),
+        evaluation: evaluation.clone(),
+    };
 
     // Retention.
     {

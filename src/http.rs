@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub store: Store,
     pub health: Health,
+    /// The evaluator's latest budget statuses.
+    pub evaluation: crate::evaluate::Shared,
 }
 
 /// Errors a handler returns: bad input is shown to the caller, the rest is a 500.
@@ -141,6 +143,7 @@ mod tests {
             metrics: Metrics::new(),
             store: Store::open_memory().await.unwrap(),
             health: Health::default(),
+            evaluation: Default::default(),
         }
     }
 

@@ -3,6 +3,27 @@
 
 pub mod budgets;
 
+use std::sync::{Arc, RwLock};
+
+/// The evaluator's latest results, shared read-only with the HTTP API.
+#[derive(Clone, Default)]
+pub struct Shared {
+    inner: Arc<RwLock<Arc<Vec<BudgetStatus>>>>,
+}
+
+impl Shared {
+    pub fn set(&self, statuses: Vec<BudgetStatus>) {
+        if let Ok(mut s) = self.inner.write() {
+            *s = Arc::new(statuses);
+        }
+    }
+
+    /// The budget statuses of the last evaluation.
+    pub fn statuses(&self) -> Arc<Vec<BudgetStatus>> {
+        self.inner.read().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
 /// The judged state of one (budget, env, function, operation), published by the evaluator
 /// after every evaluation (a `tokio::sync::watch` channel of `Arc<Vec<BudgetStatus>>`);
 /// sinks such as the CloudWatch publisher read it.
