@@ -6,6 +6,12 @@ use prometheus::{
     Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Histogram buckets that resolve both a 30 ms DynamoDB call and a 9 s Bedrock call.
+pub const OPERATION_BUCKETS: [f64; 26] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5, 9.0, 10.0, 12.5,
+    15.0, 20.0, 30.0, 60.0,
+];
+
 /// Every self-metric the daemon exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -31,10 +37,22 @@ pub struct Metrics {
     pub lambda_timeouts: IntCounterVec,
     pub lambda_errors: IntCounterVec,
     pub lambda_max_memory_used: IntGaugeVec,
+    pub operation_duration: prometheus::HistogramVec,
+    pub operation_latency: GaugeVec,
+    pub operation_events: GaugeVec,
+    pub budget_seconds: GaugeVec,
+    pub alerts: GaugeVec,
+    pub series_dropped: IntCounter,
+    pub alert_notifications: IntCounterVec,
+    pub evaluation_seconds: GaugeVec,
     pub xray_traces_fetched: IntCounter,
     pub xray_traces_stored: IntCounterVec,
     pub xray_traces_pending: IntGauge,
     pub xray_destination_cloudwatch_logs: IntGauge,
+    pub cloudwatch_data_published: IntCounterVec,
+    pub cloudwatch_events_published: IntCounter,
+    pub cloudwatch_dropped: IntCounterVec,
+    pub cloudwatch_last_publish: prometheus::Gauge,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -168,6 +186,86 @@ impl Metrics {
                 "1 when the account sends trace segments to CloudWatch Logs (Transaction Search): \
                  BatchGetTraces then finds almost nothing.",
             ),
+            operation_duration: {
+                let h = prometheus::HistogramVec::new(
+                    prometheus::HistogramOpts::new(
+                        "sentinel_operation_duration_seconds",
+                        "Durations of timing events as they are stored, by env, function, operation and source.",
+                    )
+                    .buckets(OPERATION_BUCKETS.to_vec()),
+                    &["env", "function", "operation", "source"],
+                )
+                .expect("valid metric definition");
+                r.register(Box::new(h.clone())).expect("metric registered once");
+                h
+            },
+            operation_latency: gauge(
+                &r,
+                "sentinel_operation_latency_seconds",
+                "Exact quantiles of each series over metrics.quantile_window (by event time).",
+                &["env", "function", "operation", "source", "quantile"],
+            ),
+            operation_events: gauge(
+                &r,
+                "sentinel_operation_events",
+                "Events of each series in metrics.quantile_window.",
+                &["env", "function", "operation", "source"],
+            ),
+            budget_seconds: gauge(
+                &r,
+                "sentinel_budget_seconds",
+                "The latency budget that applies to each operation.",
+                &["env", "function", "operation", "quantile"],
+            ),
+            alerts: gauge(
+                &r,
+                "sentinel_alerts",
+                "1 for every pending or firing alert (like Prometheus's ALERTS).",
+                &["alertname", "alertstate", "env", "function", "operation", "quantile", "severity"],
+            ),
+            series_dropped: {
+                let c = IntCounter::new(
+                    "sentinel_series_dropped_total",
+                    "Events not exported per series because metrics.max_series was reached.",
+                )
+                .expect("valid");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            alert_notifications: counter(
+                &r,
+                "sentinel_alert_notifications_total",
+                "Alert deliveries by sink (log, webhook, alertmanager) and outcome (ok, error, dropped).",
+                &["sink", "outcome"],
+            ),
+            evaluation_seconds: gauge(&r, "sentinel_evaluation_duration_seconds", "Time the last evaluation took.", &["stage"]),
+            cloudwatch_data_published: counter(
+                &r,
+                "sentinel_cloudwatch_data_published_total",
+                "Metric data (one per MetricDatum) accepted by CloudWatch PutMetricData, by metric.",
+                &["metric"],
+            ),
+            cloudwatch_events_published: plain_counter(
+                &r,
+                "sentinel_cloudwatch_events_published_total",
+                "Timing events sent to CloudWatch as OperationLatency values.",
+            ),
+            cloudwatch_dropped: counter(
+                &r,
+                "sentinel_cloudwatch_dropped_total",
+                "Timing events (and budget statuses) not sent to CloudWatch, by reason: too_old, \
+                 too_far_future, invalid_value, invalid_dimension, rejected_by_cloudwatch.",
+                &["reason"],
+            ),
+            cloudwatch_last_publish: {
+                let g = prometheus::Gauge::new(
+                    "sentinel_cloudwatch_last_publish_timestamp_seconds",
+                    "Unix time of the last publish round that ended with everything stored sent.",
+                )
+                .expect("valid metric definition");
+                r.register(Box::new(g.clone())).expect("metric registered once");
+                g
+            },
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);

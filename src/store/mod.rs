@@ -4,6 +4,8 @@
 //! Retention lives in `retention.rs`; reads for reports and evaluation in their own modules.
 
 mod aliases;
+pub mod alerts;
+pub mod published;
 mod retention;
 pub mod traces;
 mod write;

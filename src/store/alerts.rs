@@ -1,0 +1,141 @@
+//! Alert state and history: the current phase of every active alert (so a restart neither
+//! re-fires nor forgets one) and every transition, written together in one transaction.
+
+use super::{Store, StoreError};
+use crate::evaluate::alert::Phase;
+use serde::Serialize;
+
+/// The identity and latest observation of one alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    pub key: String,
+    pub budget: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub quantile: f64,
+    pub phase: Phase,
+    pub value_s: Option<f64>,
+    pub budget_s: f64,
+    pub samples: u64,
+    pub severity: String,
+}
+
+/// A recorded transition.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TransitionRow {
+    pub time_ms: i64,
+    pub alert_key: String,
+    pub budget: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub quantile: f64,
+    pub transition: String,
+    pub value_s: Option<f64>,
+    pub budget_s: f64,
+    pub samples: i64,
+    pub severity: String,
+}
+
+impl Store {
+    /// Writes the alerts whose phase changed and their transitions, atomically. Inactive
+    /// alerts are deleted from the state table.
+    pub async fn save_alerts(&self, changed: &[AlertRow], transitions: &[(i64, &AlertRow, &str)], now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for a in changed {
+            if a.phase == Phase::Inactive {
+                sqlx::query("DELETE FROM alert_state WHERE alert_key = ?").bind(&a.key).execute(&mut *tx).await?;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO alert_state (alert_key, budget, env, function, operation, quantile, phase, value_s, budget_s, samples, updated_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_key) DO UPDATE SET phase = excluded.phase, \
+                 value_s = excluded.value_s, budget_s = excluded.budget_s, samples = excluded.samples, updated_ms = excluded.updated_ms",
+            )
+            .bind(&a.key)
+            .bind(&a.budget)
+            .bind(&a.env)
+            .bind(&a.function)
+            .bind(&a.operation)
+            .bind(a.quantile)
+            .bind(serde_json::to_string(&a.phase).unwrap_or_default())
+            .bind(a.value_s)
+            .bind(a.budget_s)
+            .bind(a.samples as i64)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (time_ms, a, transition) in transitions {
+            sqlx::query(
+                "INSERT INTO alert_transitions (time_ms, alert_key, budget, env, function, operation, quantile, transition, value_s, budget_s, samples, severity) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(time_ms)
+            .bind(&a.key)
+            .bind(&a.budget)
+            .bind(&a.env)
+            .bind(&a.function)
+            .bind(&a.operation)
+            .bind(a.quantile)
+            .bind(transition)
+            .bind(a.value_s)
+            .bind(a.budget_s)
+            .bind(a.samples as i64)
+            .bind(&a.severity)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Phases of every alert that is not inactive, by key.
+    pub async fn alert_phases(&self) -> Result<Vec<(String, Phase)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT alert_key, phase FROM alert_state").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().filter_map(|(k, p)| serde_json::from_str(&p).ok().map(|p| (k, p))).collect())
+    }
+
+    /// Transitions since `since_ms`, newest first, at most `limit`.
+    pub async fn alert_transitions(&self, since_ms: i64, limit: i64) -> Result<Vec<TransitionRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT time_ms, alert_key, budget, env, function, operation, quantile, transition, value_s, budget_s, samples, severity \
+             FROM alert_transitions WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?",
+        )
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn state_round_trips_and_inactive_is_removed() {
+        let s = Store::open_memory().await.unwrap();
+        let mut a = AlertRow {
+            key: "k".into(),
+            budget: "b".into(),
+            env: "Dev".into(),
+            function: "f".into(),
+            operation: "op".into(),
+            quantile: 0.95,
+            phase: Phase::Firing { active_at: 1, fired_at: 2, last_breach: 3 },
+            value_s: Some(9.0),
+            budget_s: 5.0,
+            samples: 30,
+            severity: "warning".into(),
+        };
+        s.save_alerts(&[a.clone()], &[(2, &a, "firing")], 2).await.unwrap();
+        assert_eq!(s.alert_phases().await.unwrap(), vec![("k".to_string(), a.phase)]);
+        a.phase = Phase::Inactive;
+        s.save_alerts(&[a.clone()], &[(9, &a, "resolved")], 9).await.unwrap();
+        assert!(s.alert_phases().await.unwrap().is_empty());
+        let t = s.alert_transitions(0, 10).await.unwrap();
+        assert_eq!(t.iter().map(|t| t.transition.as_str()).collect::<Vec<_>>(), vec!["resolved", "firing"]);
+    }
+}
