@@ -55,6 +55,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
 
+    // Evaluation: windows, budgets, alert state; alert receivers behind their own queues.
+    {
+        let sink = crate::sinks::alerts::spawn(config.clone(), metrics.clone(), &tracker, token.clone());
+        let (store, config, metrics, evaluation, token) = (store.clone(), config.clone(), metrics.clone(), evaluation.clone(), token.clone());
+        spawn_supervised(&tracker, token.clone(), metrics.clone(), "evaluator", move || {
+            let evaluator = crate::evaluate::run::Evaluator::new(store.clone(), config.clone(), metrics.clone(), evaluation.clone(), Some(sink.clone()));
+            crate::evaluate::run::run(evaluator, token.clone())
+        });
+    }
+
     let _attributor = crate::sources::spawn_all(&crate::sources::Context {
         config: config.clone(),
         sdk: sdk.clone(),
@@ -64,6 +74,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         tracker: tracker.clone(),
         shutdown: token.clone(),
     });
+
+    // CloudWatch metrics publisher (only when cloudwatch.enabled): events since the last
+    // publish, and the evaluator's budget statuses.
+    crate::sinks::cloudwatch::spawn(
+        &crate::sources::Context {
+            config: config.clone(),
+            sdk: sdk.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            tracker: tracker.clone(),
+            shutdown: token.clone(),
+        },
+        evaluation.subscribe(),
+    );
 
     // HTTP keeps answering until every other task has stopped, so a scrape during shutdown works.
     let http_token = CancellationToken::new();

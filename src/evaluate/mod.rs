@@ -5,24 +5,36 @@ pub mod alert;
 pub mod budgets;
 pub mod window;
 
-use std::sync::{Arc, RwLock};
+pub mod run;
 
-/// The evaluator's latest results, shared read-only with the HTTP API.
-#[derive(Clone, Default)]
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The evaluator's latest results, shared read-only with the HTTP API and the sinks.
+#[derive(Clone)]
 pub struct Shared {
-    inner: Arc<RwLock<Arc<Vec<BudgetStatus>>>>,
+    tx: Arc<watch::Sender<Arc<Vec<BudgetStatus>>>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared { tx: Arc::new(watch::channel(Arc::new(Vec::new())).0) }
+    }
 }
 
 impl Shared {
     pub fn set(&self, statuses: Vec<BudgetStatus>) {
-        if let Ok(mut s) = self.inner.write() {
-            *s = Arc::new(statuses);
-        }
+        self.tx.send_replace(Arc::new(statuses));
     }
 
     /// The budget statuses of the last evaluation.
     pub fn statuses(&self) -> Arc<Vec<BudgetStatus>> {
-        self.inner.read().map(|s| s.clone()).unwrap_or_default()
+        self.tx.borrow().clone()
+    }
+
+    /// A receiver that sees every new evaluation (for sinks such as the CloudWatch publisher).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<BudgetStatus>>> {
+        self.tx.subscribe()
     }
 }
 

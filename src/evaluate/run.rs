@@ -1,0 +1,474 @@
+//! The evaluator task: reads newly stored events (by row id, so every stored event is seen
+//! once, whatever its event time), keeps the windows, exports the operation metrics, judges
+//! every (budget, env, function, operation), steps each alert through `alert::step`,
+//! persists the changes, and hands transitions and the firing set to the alert sinks
+//! without waiting for them.
+
+use super::alert::{Phase, Transition, step};
+use super::budgets::match_budget;
+use super::window::{SeriesKey, Windows};
+use super::{BudgetStatus, Shared};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sinks::alerts::{AlertEvent, Notification};
+use crate::store::alerts::AlertRow;
+use crate::store::{Store, StoreError, now_ms};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Rows read per query when catching up.
+const READ_CHUNK: i64 = 50_000;
+/// Separates the parts of an alert key (never part of a name we accept).
+const KEY_SEP: char = '\u{1f}';
+
+/// The exported quantiles.
+const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
+
+pub struct Evaluator {
+    store: Store,
+    config: Arc<Config>,
+    metrics: Metrics,
+    shared: Shared,
+    sink: Option<mpsc::Sender<Notification>>,
+    windows: Windows,
+    last_id: i64,
+    phases: BTreeMap<String, Phase>,
+    exported: HashSet<SeriesKey>,
+    exported_gauges: BTreeSet<SeriesKey>,
+}
+
+/// The alert key of a (budget, env, function, operation).
+pub fn alert_key(budget: &str, env: &str, function: &str, operation: &str) -> String {
+    format!("{budget}{KEY_SEP}{env}{KEY_SEP}{function}{KEY_SEP}{operation}")
+}
+
+fn split_key(key: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut p = key.split(KEY_SEP);
+    Some((p.next()?, p.next()?, p.next()?, p.next()?))
+}
+
+impl Evaluator {
+    pub fn new(store: Store, config: Arc<Config>, metrics: Metrics, shared: Shared, sink: Option<mpsc::Sender<Notification>>) -> Evaluator {
+        Evaluator {
+            store,
+            config,
+            metrics,
+            shared,
+            sink,
+            windows: Windows::default(),
+            last_id: 0,
+            phases: BTreeMap::new(),
+            exported: HashSet::new(),
+            exported_gauges: BTreeSet::new(),
+        }
+    }
+
+    /// The longest window anything needs.
+    fn horizon(&self) -> Duration {
+        self.config
+            .budgets
+            .iter()
+            .map(|b| b.window)
+            .chain([self.config.metrics.quantile_window])
+            .max()
+            .unwrap_or(Duration::from_secs(300))
+    }
+
+    /// Loads alert phases and the events still inside the windows.
+    pub async fn restore(&mut self, now: i64) -> Result<(), StoreError> {
+        self.phases = self.store.alert_phases().await?.into_iter().collect();
+        let from = now - self.horizon().as_millis() as i64;
+        let max_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(self.store.pool()).await?;
+        let rows: Vec<(String, String, String, String, i64, f64, bool)> = sqlx::query_as(
+            "SELECT env, function, operation, source, time_ms, duration_s, error FROM events WHERE time_ms >= ?",
+        )
+        .bind(from)
+        .fetch_all(self.store.pool())
+        .await?;
+        for (env, function, operation, source, t, d, e) in rows {
+            self.windows.insert(SeriesKey { env, function, operation, source }, t, d, e);
+        }
+        self.last_id = max_id.unwrap_or(0);
+        Ok(())
+    }
+
+    /// Reads events stored since the last call into the windows and the histogram.
+    async fn ingest_new(&mut self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let rows: Vec<(i64, String, String, String, String, i64, f64, bool)> = sqlx::query_as(
+                "SELECT id, env, function, operation, source, time_ms, duration_s, error FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(self.last_id)
+            .bind(READ_CHUNK)
+            .fetch_all(self.store.pool())
+            .await?;
+            let n = rows.len();
+            for (id, env, function, operation, source, t, d, e) in rows {
+                self.last_id = id;
+                let key = SeriesKey { env, function, operation, source };
+                if self.exported.contains(&key) || self.exported.len() < self.config.metrics.max_series {
+                    self.metrics
+                        .operation_duration
+                        .with_label_values(&[&key.env, &key.function, &key.operation, &key.source])
+                        .observe(d);
+                    self.exported.insert(key.clone());
+                } else {
+                    self.metrics.series_dropped.inc();
+                }
+                self.windows.insert(key, t, d, e);
+            }
+            total += n;
+            if (n as i64) < READ_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One evaluation at `now`: returns the budget statuses.
+    pub async fn evaluate(&mut self, now: i64) -> Result<Vec<BudgetStatus>, StoreError> {
+        let started = Instant::now();
+        self.ingest_new().await?;
+        self.windows.prune(now - self.horizon().as_millis() as i64);
+        let read = started.elapsed();
+        self.export_quantiles(now);
+
+        // Judge every operation seen, and every alert still active even if its events stopped.
+        let mut operations: BTreeSet<(String, String, String)> =
+            self.windows.series.keys().map(|k| (k.env.clone(), k.function.clone(), k.operation.clone())).collect();
+        for key in self.phases.keys() {
+            if let Some((_, env, function, operation)) = split_key(key) {
+                operations.insert((env.to_string(), function.to_string(), operation.to_string()));
+            }
+        }
+        let mut statuses = Vec::new();
+        let mut changed = Vec::new();
+        let mut transitions: Vec<(i64, AlertRow, Transition)> = Vec::new();
+        let mut current: BTreeSet<String> = BTreeSet::new();
+        for (env, function, operation) in &operations {
+            let Some((_, budget)) = match_budget(&self.config.budgets, env, function, operation) else { continue };
+            let Some((quantile, threshold)) = budget.threshold() else { continue };
+            let name = budget.display_name();
+            let stats = self.windows.merged(env, function, operation, now, budget.window.as_millis() as i64);
+            let observed = (stats.count > 0).then(|| stats.quantile(quantile));
+            let breached = stats.count >= budget.min_samples && observed.is_some_and(|v| v > threshold.as_secs_f64());
+            let key = alert_key(&name, env, function, operation);
+            current.insert(key.clone());
+            let prev = self.phases.get(&key).copied().unwrap_or(Phase::Inactive);
+            let (next, transition) =
+                step(prev, breached, now, budget.for_.as_millis() as i64, budget.keep_firing_for.as_millis() as i64);
+            let row = AlertRow {
+                key: key.clone(),
+                budget: name.clone(),
+                env: env.clone(),
+                function: function.clone(),
+                operation: operation.clone(),
+                quantile,
+                phase: next,
+                value_s: observed,
+                budget_s: threshold.as_secs_f64(),
+                samples: stats.count,
+                severity: budget.severity.clone(),
+            };
+            if next != prev || (next != Phase::Inactive && transition.is_none()) {
+                changed.push(row.clone());
+            }
+            if let Some(t) = transition {
+                transitions.push((now, row.clone(), t));
+            }
+            if next == Phase::Inactive {
+                self.phases.remove(&key);
+            } else {
+                self.phases.insert(key, next);
+            }
+            statuses.push(BudgetStatus {
+                budget: name,
+                env: env.clone(),
+                function: function.clone(),
+                operation: operation.clone(),
+                quantile,
+                budget_s: threshold.as_secs_f64(),
+                observed_s: observed,
+                samples: stats.count,
+                breached,
+                state: next.name().to_string(),
+            });
+        }
+        // Alerts of budgets no longer configured: resolve them rather than keep them forever.
+        let orphans: Vec<String> = self.phases.keys().filter(|k| !current.contains(*k)).cloned().collect();
+        for key in orphans {
+            if let (Some(Phase::Firing { .. } | Phase::Pending { .. }), Some((budget, env, function, operation))) =
+                (self.phases.remove(&key), split_key(&key))
+            {
+                let row = AlertRow {
+                    key: key.clone(),
+                    budget: budget.into(),
+                    env: env.into(),
+                    function: function.into(),
+                    operation: operation.into(),
+                    quantile: 0.95,
+                    phase: Phase::Inactive,
+                    value_s: None,
+                    budget_s: 0.0,
+                    samples: 0,
+                    severity: "warning".into(),
+                };
+                changed.push(row.clone());
+                transitions.push((now, row, Transition::Resolved));
+            }
+        }
+
+        let refs: Vec<(i64, &AlertRow, &str)> = transitions.iter().map(|(t, r, tr)| (*t, r, tr.name())).collect();
+        if !changed.is_empty() || !refs.is_empty() {
+            self.store.save_alerts(&changed, &refs, now).await?;
+        }
+        self.export_alerts(&statuses);
+        self.notify(&statuses, &transitions, now);
+        self.shared.set(statuses.clone());
+        self.metrics.evaluation_seconds.with_label_values(&["read"]).set(read.as_secs_f64());
+        self.metrics.evaluation_seconds.with_label_values(&["total"]).set(started.elapsed().as_secs_f64());
+        Ok(statuses)
+    }
+
+    fn export_quantiles(&mut self, now: i64) {
+        let window = self.config.metrics.quantile_window.as_millis() as i64;
+        let m = &self.metrics;
+        let mut live = BTreeSet::new();
+        for (key, series) in &self.windows.series {
+            if !self.exported.contains(key) {
+                continue;
+            }
+            let (values, errors) = series.window(now, window);
+            let labels = [key.env.as_str(), key.function.as_str(), key.operation.as_str(), key.source.as_str()];
+            m.operation_events.with_label_values(&labels).set(values.len() as f64);
+            if values.is_empty() {
+                for (_, q) in QUANTILES {
+                    let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
+                }
+                continue;
+            }
+            let stats = super::window::stats(values, errors);
+            for (q, label) in QUANTILES {
+                m.operation_latency.with_label_values(&[labels[0], labels[1], labels[2], labels[3], label]).set(stats.quantile(q));
+            }
+            live.insert(key.clone());
+        }
+        // Series that left the windows entirely: stop exporting stale values.
+        for gone in self.exported_gauges.difference(&live) {
+            if !self.windows.series.contains_key(gone) {
+                let labels = [gone.env.as_str(), gone.function.as_str(), gone.operation.as_str(), gone.source.as_str()];
+                let _ = m.operation_events.remove_label_values(&labels);
+                for (_, q) in QUANTILES {
+                    let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
+                }
+            }
+        }
+        self.exported_gauges = live;
+    }
+
+    fn export_alerts(&self, statuses: &[BudgetStatus]) {
+        let m = &self.metrics;
+        m.alerts.reset();
+        m.budget_seconds.reset();
+        for s in statuses {
+            let q = quantile_label(s.quantile);
+            m.budget_seconds.with_label_values(&[&s.env, &s.function, &s.operation, q]).set(s.budget_s);
+            if s.state != "inactive" {
+                let severity = self.severity_of(&s.budget);
+                m.alerts
+                    .with_label_values(&[ALERT_NAME, &s.state, &s.env, &s.function, &s.operation, q, &severity])
+                    .set(1.0);
+            }
+        }
+    }
+
+    fn severity_of(&self, budget: &str) -> String {
+        self.config.budgets.iter().find(|b| b.display_name() == budget).map(|b| b.severity.clone()).unwrap_or_else(|| "warning".into())
+    }
+
+    fn window_of(&self, budget: &str) -> Duration {
+        self.config.budgets.iter().find(|b| b.display_name() == budget).map(|b| b.window).unwrap_or_default()
+    }
+
+    fn notify(&self, statuses: &[BudgetStatus], transitions: &[(i64, AlertRow, Transition)], now: i64) {
+        let Some(sink) = &self.sink else { return };
+        let event = |row: &AlertRow, state: &str, started_ms: Option<i64>| AlertEvent {
+            budget: row.budget.clone(),
+            env: row.env.clone(),
+            function: row.function.clone(),
+            operation: row.operation.clone(),
+            quantile: row.quantile,
+            severity: row.severity.clone(),
+            state: state.to_string(),
+            value_s: row.value_s,
+            budget_s: row.budget_s,
+            window: self.window_of(&row.budget),
+            samples: row.samples,
+            starts_at_ms: started_ms.unwrap_or(now),
+            ends_at_ms: None,
+        };
+        let mut out = Vec::new();
+        for (t, row, transition) in transitions {
+            let started = match self.phases.get(&row.key) {
+                Some(Phase::Firing { active_at, .. } | Phase::Pending { active_at }) => Some(*active_at),
+                _ => None,
+            };
+            let mut e = event(row, transition.name(), started);
+            if matches!(transition, Transition::Resolved | Transition::Cleared) {
+                e.ends_at_ms = Some(*t);
+            }
+            out.push(Notification::Transition(e));
+        }
+        // Every evaluation re-sends the firing set, so Alertmanager never auto-resolves a live alert.
+        let firing: Vec<AlertEvent> = statuses
+            .iter()
+            .filter(|s| s.state == "firing")
+            .filter_map(|s| {
+                let key = alert_key(&s.budget, &s.env, &s.function, &s.operation);
+                let Some(Phase::Firing { fired_at, .. }) = self.phases.get(&key) else { return None };
+                Some(AlertEvent {
+                    budget: s.budget.clone(),
+                    env: s.env.clone(),
+                    function: s.function.clone(),
+                    operation: s.operation.clone(),
+                    quantile: s.quantile,
+                    severity: self.severity_of(&s.budget),
+                    state: "firing".into(),
+                    value_s: s.observed_s,
+                    budget_s: s.budget_s,
+                    window: self.window_of(&s.budget),
+                    samples: s.samples,
+                    starts_at_ms: *fired_at,
+                    ends_at_ms: None,
+                })
+            })
+            .collect();
+        out.push(Notification::Firing(firing));
+        for n in out {
+            if sink.try_send(n).is_err() {
+                self.metrics.alert_notifications.with_label_values(&["queue", "dropped"]).inc();
+            }
+        }
+    }
+}
+
+/// `alertname` of every budget alert.
+pub const ALERT_NAME: &str = "LatencyBudgetExceeded";
+
+/// The label value of a quantile (`0.95`).
+pub fn quantile_label(q: f64) -> &'static str {
+    QUANTILES.iter().find(|(v, _)| (*v - q).abs() < 1e-9).map(|(_, l)| *l).unwrap_or("0.95")
+}
+
+/// Runs the evaluator every `alerts.evaluation_interval` until shutdown.
+pub async fn run(mut evaluator: Evaluator, shutdown: CancellationToken) -> anyhow::Result<()> {
+    evaluator.restore(now_ms()).await?;
+    let mut tick = tokio::time::interval(evaluator.config.alerts.evaluation_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = evaluator.evaluate(now_ms()).await {
+            evaluator.metrics.store_errors.with_label_values(&[e.code()]).inc();
+            tracing::warn!(error = %e, "Evaluation failed; retrying next interval.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BudgetConfig;
+    use crate::model::{Source, TimingEvent};
+    use crate::store::Batch;
+
+    fn ev(i: usize, env: &str, op: &str, d: f64, t: i64) -> TimingEvent {
+        TimingEvent {
+            time_ms: t,
+            env: env.into(),
+            function: "GenerateDynamicScenarioHandler".into(),
+            operation: op.into(),
+            source: Source::Xray,
+            duration_s: d,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: false,
+            error: false,
+            idem_key: format!("{env}{op}{i}{t}"),
+            attributes: vec![],
+        }
+    }
+
+    fn config() -> Arc<Config> {
+        let mut c = Config::default();
+        c.budgets.push(BudgetConfig {
+            operation: "Bedrock.InvokeModel".into(),
+            p95: Some(Duration::from_secs(5)),
+            window: Duration::from_secs(60),
+            for_: Duration::from_secs(20),
+            keep_firing_for: Duration::from_secs(10),
+            min_samples: 10,
+            ..BudgetConfig::default()
+        });
+        Arc::new(c)
+    }
+
+    #[tokio::test]
+    async fn slow_operation_fires_after_for_survives_restart_and_resolves() {
+        let store = Store::open_memory().await.unwrap();
+        let t0 = 1_000_000_000;
+        let mut events = Vec::new();
+        for i in 0..20 {
+            events.push(ev(i, "Dev", "Bedrock.InvokeModel", 9.0, t0 + i as i64 * 1000));
+            events.push(ev(i, "PROD", "Bedrock.InvokeModel", 2.0, t0 + i as i64 * 1000));
+        }
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        let (tx, mut rx) = mpsc::channel(100);
+        let metrics = Metrics::new();
+        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), Some(tx));
+        let now = t0 + 20_000;
+        let s = e.evaluate(now).await.unwrap();
+        let dev = s.iter().find(|s| s.env == "Dev").unwrap();
+        assert!(dev.breached && dev.state == "pending", "{dev:?}");
+        assert!(!s.iter().find(|s| s.env == "PROD").unwrap().breached);
+        let s = e.evaluate(now + 20_000).await.unwrap();
+        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, "firing");
+        let text = metrics.render();
+        assert!(text.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
+        assert!(!text.contains("alertstate=\"firing\",env=\"PROD\""));
+
+        // A restart: the firing alert is remembered, not re-fired.
+        let (tx2, mut rx2) = mpsc::channel(100);
+        let mut again = Evaluator::new(store.clone(), config(), Metrics::new(), Shared::default(), Some(tx2));
+        again.restore(now + 25_000).await.unwrap();
+        again.evaluate(now + 25_000).await.unwrap();
+        let mut transitions = Vec::new();
+        while let Ok(n) = rx2.try_recv() {
+            if let Notification::Transition(t) = n {
+                transitions.push(t.state);
+            }
+        }
+        assert!(transitions.is_empty(), "{transitions:?}");
+
+        // Slow events leave the window; after keep_firing_for it resolves.
+        again.evaluate(now + 70_000).await.unwrap();
+        let s = again.evaluate(now + 81_000).await.unwrap();
+        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, "inactive");
+        let history = store.alert_transitions(0, 10).await.unwrap();
+        let names: Vec<&str> = history.iter().rev().map(|t| t.transition.as_str()).collect();
+        assert_eq!(names, vec!["pending", "firing", "resolved"]);
+        let mut first = Vec::new();
+        while let Ok(n) = rx.try_recv() {
+            if let Notification::Transition(t) = n {
+                first.push(t.state);
+            }
+        }
+        assert_eq!(first, vec!["pending", "firing"]);
+    }
+}

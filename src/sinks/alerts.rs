@@ -1,0 +1,295 @@
+//! Alert sinks: a structured log line per transition, a webhook (JSON per transition), and
+//! Alertmanager's API v2 (the firing set re-sent every evaluation with `endsAt` a few
+//! intervals ahead; a resolution sent once with `endsAt` = now). Each receiver has its own
+//! task and queue, with retries and a timeout, so none can hold up evaluation or another.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the evaluator hands the sinks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    /// An alert changed state (`pending`, `firing`, `resolved`, `cleared`).
+    Transition(AlertEvent),
+    /// Every alert firing now (sent every evaluation).
+    Firing(Vec<AlertEvent>),
+}
+
+/// One alert as receivers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEvent {
+    pub budget: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub quantile: f64,
+    pub severity: String,
+    pub state: String,
+    pub value_s: Option<f64>,
+    pub budget_s: f64,
+    pub window: Duration,
+    pub samples: u64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: Option<i64>,
+}
+
+/// Deliveries attempted per message.
+const ATTEMPTS: u32 = 3;
+/// Queue length per receiver; a full queue drops (and counts) rather than blocks.
+const QUEUE: usize = 256;
+
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl AlertEvent {
+    pub fn labels(&self) -> Value {
+        json!({
+            "alertname": crate::evaluate::run::ALERT_NAME,
+            "env": self.env,
+            "function": self.function,
+            "operation": self.operation,
+            "quantile": crate::evaluate::run::quantile_label(self.quantile),
+            "severity": self.severity,
+            "budget": self.budget,
+        })
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "p{} of {} in {} ({}) is {} against a budget of {}",
+            (self.quantile * 100.0).round(),
+            self.operation,
+            self.function,
+            self.env,
+            self.value_s.map(|v| format!("{v:.3}s")).unwrap_or_else(|| "unknown".into()),
+            format_args!("{:.3}s", self.budget_s)
+        )
+    }
+
+    fn report_url(&self, base: &str) -> String {
+        format!(
+            "{}/api/v1/operations?since={}&env={}&function={}",
+            base.trim_end_matches('/'),
+            humantime::format_duration(self.window),
+            url_escape(&self.env),
+            url_escape(&self.function)
+        )
+    }
+
+    fn annotations(&self, base: &str) -> Value {
+        json!({
+            "summary": self.summary(),
+            "description": format!(
+                "{} samples in the last {}; budget {:.3}s at p{}.",
+                self.samples,
+                humantime::format_duration(self.window),
+                self.budget_s,
+                (self.quantile * 100.0).round()
+            ),
+            "value": self.value_s.map(|v| format!("{v:.3}")).unwrap_or_default(),
+            "budget": format!("{:.3}", self.budget_s),
+            "report": self.report_url(base),
+        })
+    }
+
+    /// The webhook body of a transition.
+    pub fn webhook_body(&self, base: &str) -> Value {
+        json!({
+            "version": "1",
+            "status": self.state,
+            "labels": self.labels(),
+            "annotations": self.annotations(base),
+            "state": self.state,
+            "value": self.value_s,
+            "budget": self.budget_s,
+            "quantile": self.quantile,
+            "window": humantime::format_duration(self.window).to_string(),
+            "samples": self.samples,
+            "startsAt": rfc3339(self.starts_at_ms),
+            "endsAt": self.ends_at_ms.map(rfc3339),
+            "reportUrl": self.report_url(base),
+        })
+    }
+
+    /// Alertmanager's postable alert.
+    pub fn alertmanager_body(&self, base: &str, ends_at_ms: i64) -> Value {
+        json!({
+            "labels": self.labels(),
+            "annotations": self.annotations(base),
+            "startsAt": rfc3339(self.starts_at_ms),
+            "endsAt": rfc3339(ends_at_ms),
+            "generatorURL": self.report_url(base),
+        })
+    }
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Starts every configured receiver; returns the evaluator's end of the queue.
+pub fn spawn(config: Arc<Config>, metrics: Metrics, tracker: &TaskTracker, shutdown: CancellationToken) -> mpsc::Sender<Notification> {
+    let (tx, mut rx) = mpsc::channel::<Notification>(QUEUE);
+    let client = reqwest::Client::builder().timeout(config.alerts.send_timeout).build().unwrap_or_default();
+    let webhook = (!config.alerts.webhook_url.is_empty()).then(|| {
+        let (wtx, wrx) = mpsc::channel::<AlertEvent>(QUEUE);
+        tracker.spawn(webhook_loop(client.clone(), config.clone(), metrics.clone(), wrx, shutdown.clone()));
+        wtx
+    });
+    let alertmanager = (!config.alerts.alertmanager_url.is_empty()).then(|| {
+        let (atx, arx) = mpsc::channel::<Vec<Value>>(QUEUE);
+        tracker.spawn(alertmanager_loop(client.clone(), config.clone(), metrics.clone(), arx, shutdown.clone()));
+        atx
+    });
+    let base = config.alerts.external_url.clone();
+    let ahead_ms = 4 * config.alerts.evaluation_interval.as_millis().max(15_000) as i64;
+    tracker.spawn(async move {
+        loop {
+            let n = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                n = rx.recv() => match n { Some(n) => n, None => break },
+            };
+            match n {
+                Notification::Transition(e) => {
+                    log_transition(&e);
+                    metrics.alert_notifications.with_label_values(&["log", "ok"]).inc();
+                    if let Some(w) = &webhook {
+                        if w.try_send(e.clone()).is_err() {
+                            metrics.alert_notifications.with_label_values(&["webhook", "dropped"]).inc();
+                        }
+                    }
+                    if let (Some(a), "resolved") = (&alertmanager, e.state.as_str()) {
+                        let body = vec![e.alertmanager_body(&base, e.ends_at_ms.unwrap_or_else(now_ms))];
+                        if a.try_send(body).is_err() {
+                            metrics.alert_notifications.with_label_values(&["alertmanager", "dropped"]).inc();
+                        }
+                    }
+                }
+                Notification::Firing(alerts) => {
+                    if let Some(a) = &alertmanager {
+                        if alerts.is_empty() {
+                            continue;
+                        }
+                        let ends = now_ms() + ahead_ms;
+                        let body: Vec<Value> = alerts.iter().map(|e| e.alertmanager_body(&base, ends)).collect();
+                        if a.try_send(body).is_err() {
+                            metrics.alert_notifications.with_label_values(&["alertmanager", "dropped"]).inc();
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+fn log_transition(e: &AlertEvent) {
+    let value = e.value_s.unwrap_or(f64::NAN);
+    match e.state.as_str() {
+        "firing" => tracing::warn!(alert = crate::evaluate::run::ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, quantile = e.quantile, value_s = value, budget_s = e.budget_s, samples = e.samples, "Latency budget exceeded: alert firing."),
+        "resolved" => tracing::info!(alert = crate::evaluate::run::ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, budget_s = e.budget_s, "Latency back within budget: alert resolved."),
+        other => tracing::info!(alert = crate::evaluate::run::ALERT_NAME, state = other, env = %e.env, function = %e.function, operation = %e.operation, value_s = value, budget_s = e.budget_s, "Alert state changed."),
+    }
+}
+
+/// POSTs `body` with retries; true when delivered.
+async fn post(client: &reqwest::Client, url: &str, body: &Value, shutdown: &CancellationToken) -> bool {
+    for attempt in 1..=ATTEMPTS {
+        match client.post(url).json(body).send().await {
+            Ok(r) if r.status().is_success() => return true,
+            Ok(r) => tracing::debug!(status = r.status().as_u16(), attempt, "Alert delivery refused."),
+            // The error can carry the URL, which may hold a secret: log only its kind.
+            Err(e) => tracing::debug!(timeout = e.is_timeout(), connect = e.is_connect(), attempt, "Alert delivery failed."),
+        }
+        if attempt < ATTEMPTS {
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt - 1))) => {}
+            }
+        }
+    }
+    false
+}
+
+async fn webhook_loop(client: reqwest::Client, config: Arc<Config>, metrics: Metrics, mut rx: mpsc::Receiver<AlertEvent>, shutdown: CancellationToken) {
+    let url = config.alerts.webhook_url.expose().to_string();
+    loop {
+        let e = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = rx.recv() => match e { Some(e) => e, None => break },
+        };
+        let ok = post(&client, &url, &e.webhook_body(&config.alerts.external_url), &shutdown).await;
+        metrics.alert_notifications.with_label_values(&["webhook", if ok { "ok" } else { "error" }]).inc();
+        if !ok {
+            tracing::warn!(env = %e.env, function = %e.function, operation = %e.operation, state = %e.state, "Webhook delivery failed after retries.");
+        }
+    }
+}
+
+async fn alertmanager_loop(client: reqwest::Client, config: Arc<Config>, metrics: Metrics, mut rx: mpsc::Receiver<Vec<Value>>, shutdown: CancellationToken) {
+    let url = format!("{}/api/v2/alerts", config.alerts.alertmanager_url.trim_end_matches('/'));
+    loop {
+        let body = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            b = rx.recv() => match b { Some(b) => b, None => break },
+        };
+        let ok = post(&client, &url, &Value::Array(body), &shutdown).await;
+        metrics.alert_notifications.with_label_values(&["alertmanager", if ok { "ok" } else { "error" }]).inc();
+        if !ok {
+            tracing::warn!(url = %url, "Alertmanager did not accept alerts after retries.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> AlertEvent {
+        AlertEvent {
+            budget: "bedrock-p95".into(),
+            env: "Dev".into(),
+            function: "GenerateDynamicScenarioHandler".into(),
+            operation: "Bedrock.InvokeModel".into(),
+            quantile: 0.95,
+            severity: "warning".into(),
+            state: "firing".into(),
+            value_s: Some(9.1),
+            budget_s: 5.0,
+            window: Duration::from_secs(300),
+            samples: 42,
+            starts_at_ms: 1_795_341_600_000,
+            ends_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn bodies_carry_labels_values_and_times() {
+        let w = event().webhook_body("http://127.0.0.1:9750");
+        assert_eq!(w["labels"]["alertname"], "LatencyBudgetExceeded");
+        assert_eq!(w["labels"]["quantile"], "0.95");
+        assert_eq!(w["samples"], 42);
+        assert_eq!(w["startsAt"], "2026-11-22T10:00:00.000Z");
+        assert!(w["endsAt"].is_null());
+        assert!(w["annotations"]["summary"].as_str().unwrap().contains("9.100s against a budget of 5.000s"));
+        let a = event().alertmanager_body("http://x", 1_795_341_660_000);
+        assert_eq!(a["endsAt"], "2026-11-22T10:01:00.000Z");
+        assert!(a["generatorURL"].as_str().unwrap().starts_with("http://x/api/v1/operations?since=5m&env=Dev"));
+    }
+}
