@@ -2,4 +2,5 @@
 //! endpoint). Each runs as its own task with its own queue and retries, so none can block
 //! evaluation.
 
+pub mod alerts;
 pub mod cloudwatch;
