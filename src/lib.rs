@@ -16,6 +16,7 @@
 //! - [`http`], [`api`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*`.
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
 //! - [`glob`]: budget patterns.
+//! - [`simulate`]: the `simulate` command, writing the seed's application into an AWS endpoint.
 
 pub mod api;
 pub mod app;
@@ -33,6 +34,7 @@ pub mod model;
 pub mod parse;
 pub mod report;
 pub mod shard;
+pub mod simulate;
 pub mod sinks;
 pub mod sources;
 pub mod store;

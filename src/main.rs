@@ -38,6 +38,9 @@ enum Command {
         #[command(subcommand)]
         report: ReportCommand,
     },
+    /// Write the seed's Atlas Engine application (functions, PROD/Dev aliases, logs, X-Ray
+    /// traces) into an AWS endpoint: moto's server, or a real account only when told so.
+    Simulate(latency_sentinel::simulate::Args),
     /// Feed log files through the parser into the store: the JSON `aws logs filter-log-events`
     /// prints, or text files with one log event per line. Re-ingesting a file adds nothing.
     Ingest {
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Simulate(args) => latency_sentinel::simulate::main(args),
         Command::Ingest { config, log_group, paths } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
