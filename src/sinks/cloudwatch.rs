@@ -682,6 +682,23 @@ mod tests {
     }
 
     #[test]
+    fn only_invalid_requests_are_skipped_the_rest_retried() {
+        let err = |code: &str, retriable: bool| AwsError {
+            api: "PutMetricData",
+            code: code.into(),
+            message: String::new(),
+            retriable,
+            throttled: false,
+        };
+        assert!(refused_as_invalid(&err("InvalidParameterValue", false)));
+        assert!(refused_as_invalid(&err("InvalidParameterCombination", false)));
+        assert!(refused_as_invalid(&err("MissingParameter", false)));
+        for (code, retriable) in [("Throttling", true), ("InternalServiceError", true), ("AccessDenied", false), ("timeout", true)] {
+            assert!(!refused_as_invalid(&err(code, retriable)), "{code}");
+        }
+    }
+
+    #[test]
     fn sdk_datum_carries_values_counts_unit_and_minute() {
         let d = Datum {
             metric: LATENCY_METRIC,
