@@ -25,6 +25,11 @@ pub struct AliasHistory {
 }
 
 impl AliasHistory {
+    /// Whether any alias of `function` has ever been seen routing to `version`.
+    pub fn knows(&self, function: &str, version: &str) -> bool {
+        self.by_function.get(function).is_some_and(|spans| spans.iter().any(|s| s.version == version))
+    }
+
     /// The alias that pointed at `version` of `function` at `time_ms`.
     ///
     /// A span counts from its first sighting until the next change of that alias (the alias

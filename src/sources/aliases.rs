@@ -6,13 +6,20 @@ use super::Context;
 use crate::attribute::Attributor;
 use crate::aws::{RateLimiter, call};
 use crate::store::now_ms;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A function whose events name a version no alias is known to route to is re-listed at
+/// most this often (a version published and invoked between two scheduled refreshes).
+const ON_DEMAND_MIN_INTERVAL: Duration = Duration::from_secs(30);
 
 pub struct AliasRefresher {
     ctx: Context,
     client: aws_sdk_lambda::Client,
     limiter: RateLimiter,
     attributor: Attributor,
+    last_listed: Mutex<HashMap<String, Instant>>,
 }
 
 impl AliasRefresher {
@@ -23,6 +30,7 @@ impl AliasRefresher {
             // ListAliases shares Lambda's control-plane quota (15/s); stay well below it.
             limiter: RateLimiter::new(5.0),
             attributor,
+            last_listed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -34,10 +42,31 @@ impl AliasRefresher {
         }
     }
 
+    /// Before events of `function` with these versions are attributed: if a version has
+    /// never been seen behind an alias, list the function's aliases now (rate-limited), so
+    /// a freshly published version is not stored under the default env.
+    pub async fn ensure_known(&self, function: &str, versions: &BTreeSet<String>) {
+        let history = self.attributor.history();
+        if versions.iter().all(|v| v == "$LATEST" || history.knows(function, v)) {
+            return;
+        }
+        let due = self
+            .last_listed
+            .lock()
+            .map(|m| m.get(function).is_none_or(|t| t.elapsed() >= ON_DEMAND_MIN_INTERVAL))
+            .unwrap_or(true);
+        if due {
+            self.refresh(&BTreeSet::from([function.to_string()])).await;
+        }
+    }
+
     /// Lists the aliases of each function, records them, and reloads the snapshot.
     pub async fn refresh(&self, functions: &BTreeSet<String>) {
         let now = now_ms();
         for function in functions {
+            if let Ok(mut m) = self.last_listed.lock() {
+                m.insert(function.clone(), Instant::now());
+            }
             let mut routes: Vec<(String, String, f64)> = Vec::new();
             let mut marker: Option<String> = None;
             let ok = loop {

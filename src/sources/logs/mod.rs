@@ -41,6 +41,7 @@ struct Shared {
     client: aws_sdk_cloudwatchlogs::Client,
     limiter: RateLimiter,
     attributor: Attributor,
+    aliases: super::aliases::AliasRefresher,
 }
 
 /// Runs the tailer until shutdown.
@@ -49,10 +50,11 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         client: aws_sdk_cloudwatchlogs::Client::new(&ctx.sdk),
         limiter: RateLimiter::new(cfg.requests_per_second),
+        aliases: super::aliases::AliasRefresher::new(&ctx, attributor.clone()),
         attributor,
         ctx: ctx.clone(),
     });
-    let aliases = super::aliases::AliasRefresher::new(&ctx, shared.attributor.clone());
+    let aliases = &shared.aliases;
     aliases.load().await;
 
     let mut groups: BTreeMap<String, GroupSchedule> = BTreeMap::new();
@@ -295,6 +297,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
             })
             .collect();
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
+        let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await } else { history.clone() };
         let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history);
         let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
         if last_page {
@@ -321,6 +324,22 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         tracing::debug!(log_group = %group, stored, "Poll stored events.");
     }
     Ok(if newest.is_some() { PollResult::Events } else { PollResult::Empty })
+}
+
+/// Makes sure the alias history covers the versions in this page's stream names; returns
+/// the snapshot to attribute the page with.
+async fn ensure_versions_known(shared: &Shared, group: &str, page: &[PageEvent]) -> Arc<crate::attribute::AliasHistory> {
+    let mut by_function: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in page {
+        if let Some(name) = crate::parse::stream::parse_stream_name(&e.stream) {
+            let function = name.function.clone().unwrap_or_else(|| crate::parse::stream::function_from_log_group(group));
+            by_function.entry(function).or_default().insert(name.version.clone());
+        }
+    }
+    for (function, versions) in &by_function {
+        shared.aliases.ensure_known(function, versions).await;
+    }
+    shared.attributor.history()
 }
 
 fn record_page_metrics(ctx: &Context, group: &str, outcome: &crate::store::BatchOutcome, stats: &process::PageStats) {
