@@ -162,7 +162,7 @@ print(json.dumps(dict(w.expected)))
     ));
     merge(&mut expected, parse_expected(&after_delete));
     wait_counts(&db, &expected, "late and post-delete events", &daemon);
-    let metrics = wait_for("the deleted group reported", Duration::from_secs(30), || {
+    wait_for("the deleted group reported", Duration::from_secs(30), || {
         daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_unavailable{log_group=\"/aws/lambda/Doomed\"} 1"))
     });
     // The running process saw the second batch of junk (the first one went to the killed process).
