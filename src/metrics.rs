@@ -6,6 +6,93 @@ use prometheus::{
     Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Exposes a gauge vector whose `quantile` label is part of our contract as a Prometheus
+/// *summary*: promtool rejects a `quantile` label on any other type, and the text encoder
+/// cannot write untyped families. Each label set's quantiles become one summary, with
+/// `_count`/`_sum` from companion vectors when there are any (else 1 and the value's sum).
+#[derive(Clone)]
+struct AsSummary {
+    values: GaugeVec,
+    counts: Option<GaugeVec>,
+    sums: Option<GaugeVec>,
+}
+
+impl prometheus::core::Collector for AsSummary {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.values.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use prometheus::proto::{LabelPair, Metric, MetricType, Quantile, Summary};
+        let mut out = Vec::new();
+        for mut family in self.values.collect() {
+            let mut groups: std::collections::BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = Default::default();
+            for m in family.get_metric() {
+                let mut q = None;
+                let mut others = Vec::new();
+                for l in m.get_label() {
+                    if l.name() == "quantile" {
+                        q = l.value().parse::<f64>().ok();
+                    } else {
+                        others.push((l.name().to_string(), l.value().to_string()));
+                    }
+                }
+                if let Some(q) = q {
+                    groups.entry(others).or_default().push((q, m.get_gauge().get_value()));
+                }
+            }
+            let lookup = |vec: &Option<GaugeVec>, labels: &[(String, String)]| -> Option<f64> {
+                let map: std::collections::HashMap<&str, &str> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                vec.as_ref().and_then(|v| v.get_metric_with(&map).ok()).map(|g| g.get())
+            };
+            let metrics = groups
+                .into_iter()
+                .map(|(labels, mut quantiles)| {
+                    quantiles.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let mut summary = Summary::default();
+                    summary.set_sample_count(lookup(&self.counts, &labels).unwrap_or(1.0) as u64);
+                    summary.set_sample_sum(lookup(&self.sums, &labels).unwrap_or_else(|| quantiles.iter().map(|q| q.1).sum()));
+                    summary.set_quantile(
+                        quantiles
+                            .into_iter()
+                            .map(|(q, v)| {
+                                let mut x = Quantile::default();
+                                x.set_quantile(q);
+                                x.set_value(v);
+                                x
+                            })
+                            .collect(),
+                    );
+                    let mut m = Metric::default();
+                    m.set_label(
+                        labels
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let mut l = LabelPair::default();
+                                l.set_name(k);
+                                l.set_value(v);
+                                l
+                            })
+                            .collect(),
+                    );
+                    m.set_summary(summary);
+                    m
+                })
+                .collect();
+            family.set_field_type(MetricType::SUMMARY);
+            family.set_metric(metrics);
+            out.push(family);
+        }
+        out
+    }
+}
+
+fn summary_family(reg: &Registry, name: &str, help: &str, labels: &[&str], counts: Option<GaugeVec>, sums: Option<GaugeVec>) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    reg.register(Box::new(AsSummary { values: g.clone(), counts, sums })).expect("metric registered once");
+    g
+}
+
 /// Histogram buckets that resolve both a 30 ms DynamoDB call and a 9 s Bedrock call.
 pub const OPERATION_BUCKETS: [f64; 26] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5, 9.0, 10.0, 12.5,
@@ -39,6 +126,8 @@ pub struct Metrics {
     pub lambda_max_memory_used: IntGaugeVec,
     pub operation_duration: prometheus::HistogramVec,
     pub operation_latency: GaugeVec,
+    /// Sum of each series' window (the latency summary's `_sum`; not exported on its own).
+    pub operation_window_sum: GaugeVec,
     pub operation_events: GaugeVec,
     pub budget_seconds: GaugeVec,
     pub alerts: GaugeVec,
@@ -91,6 +180,17 @@ impl Metrics {
         let retention_deleted =
             IntCounter::new("sentinel_retention_deleted_rows_total", "Rows deleted by retention.").expect("valid");
         r.register(Box::new(retention_deleted.clone())).expect("registered once");
+        let operation_events = gauge(
+            &r,
+            "sentinel_operation_events",
+            "Events of each series in metrics.quantile_window.",
+            &["env", "function", "operation", "source"],
+        );
+        let operation_window_sum = GaugeVec::new(
+            Opts::new("sentinel_operation_window_sum_seconds", "Sum of durations in the window."),
+            &["env", "function", "operation", "source"],
+        )
+        .expect("valid metric definition");
         let m = Metrics {
             build_info: int_gauge(&r, "sentinel_build_info", "Build information; always 1.", &["version"]),
             events_stored: counter(&r, "sentinel_events_stored_total", "Timing events newly stored.", &["source"]),
@@ -199,29 +299,31 @@ impl Metrics {
                 r.register(Box::new(h.clone())).expect("metric registered once");
                 h
             },
-            operation_latency: gauge(
+            operation_events: operation_events.clone(),
+            operation_window_sum: operation_window_sum.clone(),
+            operation_latency: summary_family(
                 &r,
                 "sentinel_operation_latency_seconds",
-                "Exact quantiles of each series over metrics.quantile_window (by event time).",
+                "Exact quantiles of each series over metrics.quantile_window (by event time); _count and _sum cover the same window.",
                 &["env", "function", "operation", "source", "quantile"],
+                Some(operation_events),
+                Some(operation_window_sum),
             ),
-            operation_events: gauge(
-                &r,
-                "sentinel_operation_events",
-                "Events of each series in metrics.quantile_window.",
-                &["env", "function", "operation", "source"],
-            ),
-            budget_seconds: gauge(
+            budget_seconds: summary_family(
                 &r,
                 "sentinel_budget_seconds",
-                "The latency budget that applies to each operation.",
+                "The latency budget that applies to each operation, at its quantile.",
                 &["env", "function", "operation", "quantile"],
+                None,
+                None,
             ),
-            alerts: gauge(
+            alerts: summary_family(
                 &r,
                 "sentinel_alerts",
                 "1 for every pending or firing alert (like Prometheus's ALERTS).",
                 &["alertname", "alertstate", "env", "function", "operation", "quantile", "severity"],
+                None,
+                None,
             ),
             series_dropped: {
                 let c = IntCounter::new(

@@ -213,6 +213,12 @@ min_samples = 5
     assert_eq!(labels["function"], "GenerateDynamicScenarioHandler");
     assert_eq!(labels["operation"], "BedrockCallDuration");
     assert_eq!(labels["quantile"], "0.95");
+    // With every metric family populated (histogram, quantiles, budgets, alerts), the
+    // exposition still passes promtool.
+    let (_, exposition) = daemon.get("/metrics").unwrap();
+    assert!(exposition.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{exposition}");
+    assert!(exposition.contains("sentinel_operation_duration_seconds_bucket{"));
+    promtool_check_metrics(&exposition);
 
     // The slowdown ends: fast Dev traffic; the slow events leave the 20 s window.
     write_invocations(&moto, versions.to_str().unwrap(), "Dev", &[1.0, 1.1, 1.2, 1.3, 1.4, 1.5]);

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 pub fn base_config(moto: &Moto) -> String {
@@ -40,22 +40,7 @@ fn starts_ready_serves_valid_metrics_and_stops_cleanly_on_sigterm() {
     });
     assert!(metrics.contains("sentinel_build_info"), "{metrics}");
     assert!(metrics.contains("sentinel_aws_requests_total{api=\"DescribeLogGroups\",outcome=\"ok\"}"), "{metrics}");
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (scripts/test-env.sh install puts it there)");
-    use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check_metrics(&metrics);
 
     // A second daemon on the same database refuses to start, with a clear message.
     let second_cfg = dir.path().join("second.toml");

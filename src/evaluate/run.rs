@@ -244,6 +244,7 @@ impl Evaluator {
             let (values, errors) = series.window(now, window);
             let labels = [key.env.as_str(), key.function.as_str(), key.operation.as_str(), key.source.as_str()];
             m.operation_events.with_label_values(&labels).set(values.len() as f64);
+            m.operation_window_sum.with_label_values(&labels).set(values.iter().sum());
             if values.is_empty() {
                 for (_, q) in QUANTILES {
                     let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
@@ -261,6 +262,7 @@ impl Evaluator {
             if !self.windows.series.contains_key(gone) {
                 let labels = [gone.env.as_str(), gone.function.as_str(), gone.operation.as_str(), gone.source.as_str()];
                 let _ = m.operation_events.remove_label_values(&labels);
+                let _ = m.operation_window_sum.remove_label_values(&labels);
                 for (_, q) in QUANTILES {
                     let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
                 }

@@ -296,3 +296,23 @@ pub fn query_string(db: &Path, sql: &str) -> String {
         v
     })
 }
+
+/// Runs `promtool check metrics` on an exposition; panics with promtool's complaints.
+pub fn promtool_check_metrics(exposition: &str) {
+    use std::io::Write;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/test-env.sh install puts it there)");
+    promtool.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
