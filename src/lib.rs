@@ -35,6 +35,7 @@ pub mod parse;
 pub mod report;
 pub mod shard;
 pub mod simulate;
+pub mod sketch;
 pub mod sinks;
 pub mod sources;
 pub mod store;

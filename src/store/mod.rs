@@ -7,6 +7,7 @@ mod aliases;
 pub mod alerts;
 pub mod published;
 mod retention;
+pub mod rollups;
 pub mod traces;
 mod write;
 

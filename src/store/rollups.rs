@@ -1,0 +1,557 @@
+//! Rollups: per (env, function, operation, source) and hour, the count, sum, extremes,
+//! error/cold-start/timeout counts and a mergeable quantile sketch (≤ 1 % relative error,
+//! [`crate::sketch`]); each day whose 24 hours are rolled is merged into a day row too.
+//! They outlive raw events (`storage.rollup_retention`, default 400 days) and let a report
+//! over 90 days read a few thousand rows instead of millions of events.
+//!
+//! The rollup task ([`run_rollups`]) rolls every hour once it has closed, from raw events,
+//! and rolls an hour again when events for it arrive late (found through the events'
+//! `ingested_ms`), as long as raw retention still holds all of that hour. Rolling an hour
+//! replaces its rows in one transaction, so it is idempotent and a crash only means the
+//! hour is rolled again.
+
+pub mod scan;
+
+use super::{Store, StoreError, now_ms};
+use crate::config::Config;
+use crate::sketch::Sketch;
+use scan::{Bind, scan};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+/// How often the rollup task looks for closed hours and late events.
+pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
+/// Events ingested this long before a step began are looked for again by the next step: a
+/// batch takes its `ingested_ms` before its transaction commits.
+const WATERMARK_MARGIN_MS: i64 = 60_000;
+/// Rollup rows per INSERT (14 binds each).
+const INSERT_CHUNK: usize = 64;
+
+/// SQL for the timeout flag of an event row (a `Lambda.Duration` whose status is timeout).
+pub const TIMEOUT_SQL: &str =
+    "(operation = 'Lambda.Duration' AND attributes IS NOT NULL AND instr(lower(attributes), '\"status\":\"timeout\"') > 0)";
+
+/// The length of a rollup period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resolution {
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub fn seconds(self) -> i64 {
+        self.ms() / 1000
+    }
+
+    pub fn ms(self) -> i64 {
+        match self {
+            Resolution::Hour => HOUR_MS,
+            Resolution::Day => DAY_MS,
+        }
+    }
+
+    pub fn from_seconds(s: i64) -> Option<Resolution> {
+        [Resolution::Hour, Resolution::Day].into_iter().find(|r| r.seconds() == s)
+    }
+}
+
+/// `t` rounded down to a multiple of `step` (epoch-aligned, also for negative times).
+pub fn floor_to(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}
+
+/// `t` rounded up to a multiple of `step`.
+pub fn ceil_to(t: i64, step: i64) -> i64 {
+    -floor_to(-t, step)
+}
+
+/// One series over one period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub source: String,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub timeouts: u64,
+    pub sketch: Sketch,
+}
+
+impl RollupRow {
+    /// An empty row for a series.
+    pub fn new(env: &str, function: &str, operation: &str, source: &str) -> RollupRow {
+        RollupRow {
+            env: env.to_string(),
+            function: function.to_string(),
+            operation: operation.to_string(),
+            source: source.to_string(),
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            errors: 0,
+            cold_starts: 0,
+            timeouts: 0,
+            sketch: Sketch::new(),
+        }
+    }
+
+    /// Counts one event.
+    pub fn add(&mut self, duration_s: f64, error: bool, cold_start: bool, timeout: bool) {
+        self.count += 1;
+        self.sum += duration_s;
+        self.min = self.min.min(duration_s);
+        self.max = self.max.max(duration_s);
+        self.errors += u64::from(error);
+        self.cold_starts += u64::from(cold_start);
+        self.timeouts += u64::from(timeout);
+        self.sketch.insert(duration_s);
+    }
+
+    /// Adds another period of the same series.
+    pub fn merge(&mut self, o: &RollupRow) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.errors += o.errors;
+        self.cold_starts += o.cold_starts;
+        self.timeouts += o.timeouts;
+        self.sketch.merge(&o.sketch);
+    }
+
+    fn key(&self) -> (String, String, String, String) {
+        (self.env.clone(), self.function.clone(), self.operation.clone(), self.source.clone())
+    }
+}
+
+/// Where the rollup task is (see the `rollup_state` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupState {
+    /// Hours before this are rolled.
+    pub closed_until_ms: i64,
+    /// Events ingested at or after this may need their hour rolled again.
+    pub watermark_ms: i64,
+}
+
+/// What one step of the rollup task did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepSummary {
+    /// Hours rolled for the first time.
+    pub new_hours: usize,
+    /// Hours rolled again for late events.
+    pub late_hours: usize,
+    /// Days merged from their hours.
+    pub days: usize,
+    /// Rollup rows deleted by `rollup_retention`.
+    pub purged: u64,
+}
+
+impl Store {
+    /// Replaces the rows of one period with `rows` and records the period as rolled, in one
+    /// transaction.
+    pub async fn replace_rollups(&self, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?")
+            .bind(res.seconds())
+            .bind(start_ms)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO rollups (res_s, start_ms, env, function, operation, source, count, sum, min, max, errors, \
+                 cold_starts, timeouts, sketch) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(res.seconds())
+                    .push_bind(start_ms)
+                    .push_bind(&r.env)
+                    .push_bind(&r.function)
+                    .push_bind(&r.operation)
+                    .push_bind(&r.source)
+                    .push_bind(r.count as i64)
+                    .push_bind(r.sum)
+                    .push_bind(if r.count > 0 { r.min } else { 0.0 })
+                    .push_bind(if r.count > 0 { r.max } else { 0.0 })
+                    .push_bind(r.errors as i64)
+                    .push_bind(r.cold_starts as i64)
+                    .push_bind(r.timeouts as i64)
+                    .push_bind(r.sketch.encode());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO rollup_periods (res_s, start_ms, series, computed_ms) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (res_s, start_ms) DO UPDATE SET series = excluded.series, computed_ms = excluded.computed_ms",
+        )
+        .bind(res.seconds())
+        .bind(start_ms)
+        .bind(rows.len() as i64)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls the hour starting at `hour_ms` from raw events; returns the number of series.
+    pub async fn roll_hour(&self, hour_ms: i64) -> Result<usize, StoreError> {
+        let sql = format!(
+            "SELECT env, function, operation, source, duration_s, error, cold_start, {TIMEOUT_SQL} FROM events \
+             WHERE time_ms >= ?1 AND time_ms < ?2"
+        );
+        let mut rows: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
+        let mut last: Option<(String, String, String, String)> = None;
+        scan(self, &sql, &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
+            let (env, function, operation, source) = (r.text(0), r.text(1), r.text(2), r.text(3));
+            // Consecutive rows of one series skip the map's key allocation.
+            let same = last.as_ref().is_some_and(|k| k.0 == env && k.1 == function && k.2 == operation && k.3 == source);
+            if !same {
+                last = Some((env.into_owned(), function.into_owned(), operation.into_owned(), source.into_owned()));
+            }
+            let key = last.as_ref().expect("set above");
+            let row = match rows.get_mut(key) {
+                Some(row) => row,
+                None => rows.entry(key.clone()).or_insert_with(|| RollupRow::new(&key.0, &key.1, &key.2, &key.3)),
+            };
+            row.add(r.f64(4), r.i64(5) != 0, r.i64(6) != 0, r.i64(7) != 0);
+        })
+        .await?;
+        let rows: Vec<RollupRow> = rows.into_values().collect();
+        self.replace_rollups(Resolution::Hour, hour_ms, &rows).await?;
+        Ok(rows.len())
+    }
+
+    /// Merges the 24 hours of the day starting at `day_ms` into a day row. Returns false
+    /// (and writes nothing) unless all 24 hours are rolled.
+    pub async fn roll_day(&self, day_ms: i64) -> Result<bool, StoreError> {
+        let hours: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollup_periods WHERE res_s = ? AND start_ms >= ? AND start_ms < ?")
+            .bind(Resolution::Hour.seconds())
+            .bind(day_ms)
+            .bind(day_ms + DAY_MS)
+            .fetch_one(&self.pool)
+            .await?;
+        if hours < 24 {
+            return Ok(false);
+        }
+        let mut merged: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
+        let mut bad = 0u64;
+        self.scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, "", &[], &mut bad, |row| match merged.get_mut(&row.key()) {
+            Some(m) => m.merge(&row),
+            None => {
+                merged.insert(row.key(), row);
+            }
+        })
+        .await?;
+        if bad > 0 {
+            tracing::warn!(day_ms, malformed = bad, "Skipped malformed rollup sketches while merging a day.");
+        }
+        let rows: Vec<RollupRow> = merged.into_values().collect();
+        self.replace_rollups(Resolution::Day, day_ms, &rows).await?;
+        Ok(true)
+    }
+
+    /// Calls `f` on every rollup row of resolution `res` starting in `[from_ms, to_ms)`
+    /// that matches `filter_sql` (an `AND ...` fragment with plain `?` placeholders, bound
+    /// from `filter_binds`).
+    /// Rows whose sketch does not decode are counted in `malformed` and skipped.
+    pub async fn scan_rollups(
+        &self,
+        res: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+        filter_sql: &str,
+        filter_binds: &[Bind<'_>],
+        malformed: &mut u64,
+        mut f: impl FnMut(RollupRow),
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch \
+             FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3 {filter_sql}"
+        );
+        let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
+        binds.extend_from_slice(filter_binds);
+        scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
+            Ok(sketch) => f(RollupRow {
+                env: r.text(0).into_owned(),
+                function: r.text(1).into_owned(),
+                operation: r.text(2).into_owned(),
+                source: r.text(3).into_owned(),
+                count: r.i64(4).max(0) as u64,
+                sum: r.f64(5),
+                min: r.f64(6),
+                max: r.f64(7),
+                errors: r.i64(8).max(0) as u64,
+                cold_starts: r.i64(9).max(0) as u64,
+                timeouts: r.i64(10).max(0) as u64,
+                sketch,
+            }),
+            Err(_) => *malformed += 1,
+        })
+        .await
+    }
+
+    /// The rolled periods starting in `[from_ms, to_ms)`.
+    pub async fn rollup_periods(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(Resolution, i64)>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT res_s, start_ms FROM rollup_periods WHERE start_ms >= ? AND start_ms < ? ORDER BY res_s, start_ms")
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().filter_map(|(res, start)| Some((Resolution::from_seconds(res)?, start))).collect())
+    }
+
+    /// Event time of the oldest raw event, if any.
+    pub async fn oldest_event_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(time_ms) FROM events").fetch_one(&self.pool).await?)
+    }
+
+    /// Deletes rollups (and their period records) of periods that ended at or before `cutoff_ms`.
+    pub async fn purge_rollups_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM rollups WHERE rowid IN (SELECT rowid FROM rollups WHERE start_ms + res_s * 1000 <= ? LIMIT 5000)",
+            )
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < 5000 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        sqlx::query("DELETE FROM rollup_periods WHERE start_ms + res_s * 1000 <= ?").bind(cutoff_ms).execute(&self.pool).await?;
+        Ok(total)
+    }
+
+    pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as("SELECT closed_until_ms, watermark_ms FROM rollup_state WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(closed_until_ms, watermark_ms)| RollupState { closed_until_ms, watermark_ms }))
+    }
+
+    async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rollup_state (id, closed_until_ms, watermark_ms, updated_ms) VALUES (1, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET closed_until_ms = excluded.closed_until_ms, \
+             watermark_ms = excluded.watermark_ms, updated_ms = excluded.updated_ms",
+        )
+        .bind(s.closed_until_ms)
+        .bind(s.watermark_ms)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// One pass of the rollup task at wall time `now`: rolls the hours that closed since the
+/// last pass (all hours since the oldest event on the first pass), rolls again the hours
+/// late events landed in (only while raw retention still holds the whole hour), merges the
+/// days those hours complete, and applies `rollup_retention`. Progress is saved after each
+/// new hour, so a pass cut short by `shutdown` resumes where it stopped.
+pub async fn rollup_step(
+    store: &Store,
+    now: i64,
+    retention: Duration,
+    rollup_retention: Duration,
+    shutdown: &CancellationToken,
+) -> Result<StepSummary, StoreError> {
+    let closed = floor_to(now, HOUR_MS);
+    let rollup_cutoff = now - rollup_retention.as_millis() as i64;
+    let raw_complete_from = ceil_to(now - retention.as_millis() as i64, HOUR_MS);
+    let next_watermark = now - WATERMARK_MARGIN_MS;
+    let state = store.rollup_state().await?;
+    let (from, late): (i64, BTreeSet<i64>) = match state {
+        Some(s) => {
+            let late: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM events WHERE ingested_ms >= ? AND time_ms >= ? AND time_ms < ?",
+            )
+            .bind(s.watermark_ms)
+            .bind(raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)))
+            .bind(s.closed_until_ms.min(closed))
+            .fetch_all(store.pool())
+            .await?;
+            (s.closed_until_ms, late.into_iter().collect())
+        }
+        None => (store.oldest_event_ms().await?.map_or(closed, |t| floor_to(t, HOUR_MS)), BTreeSet::new()),
+    };
+    // Hours retention would delete at once are not rolled.
+    let from = from.max(ceil_to(rollup_cutoff, HOUR_MS));
+    let mut summary = StepSummary::default();
+    let mut days = BTreeSet::new();
+    for &h in &late {
+        if shutdown.is_cancelled() {
+            return Ok(summary);
+        }
+        store.roll_hour(h).await?;
+        summary.late_hours += 1;
+        days.insert(floor_to(h, DAY_MS));
+    }
+    let mut h = from;
+    while h < closed {
+        if shutdown.is_cancelled() {
+            return Ok(summary);
+        }
+        store.roll_hour(h).await?;
+        summary.new_hours += 1;
+        days.insert(floor_to(h, DAY_MS));
+        h += HOUR_MS;
+        // Late hours came first, so the new watermark already holds.
+        store.save_rollup_state(RollupState { closed_until_ms: h, watermark_ms: next_watermark }).await?;
+    }
+    store.save_rollup_state(RollupState { closed_until_ms: from.max(closed), watermark_ms: next_watermark }).await?;
+    for d in days {
+        if d + DAY_MS <= closed && store.roll_day(d).await? {
+            summary.days += 1;
+        }
+    }
+    summary.purged = store.purge_rollups_before(rollup_cutoff).await?;
+    Ok(summary)
+}
+
+/// The rollup task: a [`rollup_step`] every [`ROLLUP_INTERVAL`] until `shutdown`. A failed
+/// step is logged and tried again at the next interval.
+pub async fn run_rollups(store: Store, config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        match rollup_step(&store, now_ms(), config.storage.retention, config.storage.rollup_retention, &shutdown).await {
+            Ok(s) if s != StepSummary::default() => tracing::info!(
+                new_hours = s.new_hours,
+                late_hours = s.late_hours,
+                days = s.days,
+                purged = s.purged,
+                "Rollups written."
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Rollups failed; will retry."),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(ROLLUP_INTERVAL) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Source, TimingEvent};
+    use crate::store::Batch;
+
+    fn event(key: &str, time_ms: i64, env: &str, op: &str, duration_s: f64) -> TimingEvent {
+        TimingEvent {
+            time_ms,
+            env: env.into(),
+            function: "GenerateDynamicScenarioHandler".into(),
+            operation: op.into(),
+            source: Source::Report,
+            duration_s,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: key.ends_with('c'),
+            error: false,
+            idem_key: key.into(),
+            attributes: if key.ends_with('t') { vec![("status".into(), "timeout".into())] } else { vec![] },
+        }
+    }
+
+    const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
+
+    async fn set_ingested(store: &Store, ingested_ms: i64, key_like: &str) {
+        sqlx::query("UPDATE events SET ingested_ms = ? WHERE idem_key LIKE ?").bind(ingested_ms).bind(key_like).execute(store.pool()).await.unwrap();
+    }
+
+    async fn day_rows(store: &Store, day_ms: i64) -> Vec<RollupRow> {
+        let (mut rows, mut bad) = (Vec::new(), 0);
+        store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], &mut bad, |r| rows.push(r)).await.unwrap();
+        assert_eq!(bad, 0);
+        rows
+    }
+
+    #[tokio::test]
+    async fn hours_roll_as_they_close_late_events_roll_again_and_days_merge() {
+        let store = Store::open_memory().await.unwrap();
+        let token = CancellationToken::new();
+        let day = Duration::from_secs(86_400);
+        // 26 hours of events: one per 10 minutes, Lambda.Duration 1..=156 s.
+        let events: Vec<TimingEvent> = (0..156)
+            .map(|i| {
+                let suffix = match i % 12 {
+                    0 => "c",
+                    1 => "t",
+                    _ => "",
+                };
+                event(&format!("e{i}{suffix}"), T0 + i * 600_000, "PROD", "Lambda.Duration", (i + 1) as f64)
+            })
+            .collect();
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        // 25h30m after T0 hours 0..=24 are closed; the events arrived 5 minutes ago.
+        let now = T0 + 25 * HOUR_MS + 1_800_000;
+        set_ingested(&store, now - 300_000, "%").await;
+
+        let s = rollup_step(&store, now, 30 * day, 400 * day, &token).await.unwrap();
+        assert_eq!((s.new_hours, s.late_hours, s.days), (25, 0, 1));
+        let periods = store.rollup_periods(T0, T0 + 2 * DAY_MS).await.unwrap();
+        assert_eq!(periods.iter().filter(|p| p.0 == Resolution::Hour).count(), 25);
+        assert_eq!(periods.iter().filter(|p| p.0 == Resolution::Day).collect::<Vec<_>>(), [&(Resolution::Day, T0)]);
+        let rows = day_rows(&store, T0).await;
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.count, r.min, r.max, r.sum), (144, 1.0, 144.0, (1..=144).sum::<i64>() as f64));
+        assert_eq!((r.cold_starts, r.timeouts), (12, 12));
+        let p95 = r.sketch.quantile(0.95).unwrap();
+        assert!((p95 - 137.0).abs() <= 1.37, "{p95}");
+
+        // Nothing new: a second pass does nothing.
+        let s = rollup_step(&store, now + 1_000, 30 * day, 400 * day, &token).await.unwrap();
+        assert_eq!(s, StepSummary::default());
+
+        // A late event for hour 3 arrives: hour 3 and its day are rolled again.
+        store
+            .commit(&Batch { events: vec![event("late", T0 + 3 * HOUR_MS + 5, "PROD", "Lambda.Duration", 1000.0)], ..Batch::default() })
+            .await
+            .unwrap();
+        set_ingested(&store, now + 60_000, "late").await;
+        let s = rollup_step(&store, now + 120_000, 30 * day, 400 * day, &token).await.unwrap();
+        assert_eq!((s.new_hours, s.late_hours, s.days), (0, 1, 1), "{s:?}");
+        let rows = day_rows(&store, T0).await;
+        assert_eq!((rows[0].count, rows[0].max), (145, 1000.0));
+
+        // A day later with a one-day rollup retention: the next 24 hours are rolled, day 2
+        // merged, and whole periods that ended a day ago are gone.
+        let later = T0 + 2 * DAY_MS + HOUR_MS;
+        let s = rollup_step(&store, later, 30 * day, day, &token).await.unwrap();
+        assert_eq!((s.new_hours, s.days), (24, 1), "{s:?}");
+        assert!(s.purged > 0);
+        let left = store.rollup_periods(0, i64::MAX).await.unwrap();
+        assert!(left.iter().all(|(res, start)| start + res.ms() > later - DAY_MS), "{left:?}");
+        assert_eq!(day_rows(&store, T0 + DAY_MS).await[0].count, 12);
+    }
+
+    #[tokio::test]
+    async fn an_empty_store_starts_at_the_current_hour() {
+        let store = Store::open_memory().await.unwrap();
+        let token = CancellationToken::new();
+        let s = rollup_step(&store, T0 + 1_000, Duration::from_secs(3600), Duration::from_secs(86_400), &token).await.unwrap();
+        assert_eq!(s, StepSummary::default());
+        assert_eq!(store.rollup_state().await.unwrap().unwrap().closed_until_ms, T0);
+        let s = rollup_step(&store, T0 + HOUR_MS + 1_000, Duration::from_secs(3600), Duration::from_secs(86_400), &token).await.unwrap();
+        assert_eq!(s.new_hours, 1);
+        assert_eq!(store.rollup_periods(T0, T0 + 1).await.unwrap(), [(Resolution::Hour, T0)]);
+    }
+}
