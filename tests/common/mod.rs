@@ -316,3 +316,215 @@ pub fn promtool_check_metrics(exposition: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A webhook receiver on loopback that records every POST body.
+pub fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Read headers, then Content-Length bytes of body.
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        if let Ok(v) = serde_json::from_str(&body[..len]) {
+                            sink.lock().unwrap().push(v);
+                        }
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+
+// ---- Fault injection and scale (tests/faults.rs, tests/scale.rs) ----------------------------
+
+/// `tests/support/fault_proxy.py` between the daemon and moto: forwards every request, or
+/// injects AWS throttling, 5xx, slow or stalled answers and dropped connections.
+pub struct FaultProxy {
+    pub proc: Option<Proc>,
+    pub port: u16,
+    upstream: String,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl FaultProxy {
+    /// Starts the proxy in front of `upstream`; `args` go to fault_proxy.py (`--fault-rate`, ...).
+    pub fn start(upstream: &str, args: &[&str]) -> FaultProxy {
+        let mut p = FaultProxy {
+            proc: None,
+            port: 0,
+            upstream: upstream.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        p.spawn(0);
+        p
+    }
+
+    fn spawn(&mut self, port: u16) {
+        let port_file = self.dir.path().join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("proxy.log")).unwrap();
+        let child = Command::new(python())
+            .arg(repo().join("tests/support/fault_proxy.py"))
+            .args(["--upstream", &self.upstream, "--port", &port.to_string(), "--port-file"])
+            .arg(&port_file)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start fault_proxy.py");
+        self.proc = Some(Proc { child, name: "fault-proxy".into() });
+        self.port = wait_for("the fault proxy's port file", Duration::from_secs(30), || {
+            std::fs::read_to_string(&port_file).ok().and_then(|s| s.trim().parse::<u16>().ok())
+        });
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the proxy saw: `requests`, `faults` {api: {kind: n}}, `ok` {api: n},
+    /// `filter_log_events` {log group: n}.
+    pub fn stats(&self) -> serde_json::Value {
+        let (_, body) = http_get(&format!("{}/__proxy/stats", self.url())).expect("fault proxy answers");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Changes `fault_rate`, `weights` or queues `force`d faults at run time.
+    pub fn configure(&self, cfg: serde_json::Value) {
+        let (status, _) = http_request("POST", &format!("{}/__proxy/config", self.url()), Some(&cfg.to_string()), &[]).expect("fault proxy answers");
+        assert_eq!(status, 200);
+    }
+
+    /// Stops the proxy: its port refuses connections until `restart`.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (its counters start from zero).
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port;
+        self.spawn(port);
+    }
+}
+
+/// A daemon config (from `daemon_config`) whose AWS endpoint is `endpoint` instead of moto.
+pub fn via_endpoint(config: String, moto: &Moto, endpoint: &str) -> String {
+    config.replace(&format!("endpoint_url = \"{}\"", moto.url()), &format!("endpoint_url = \"{endpoint}\""))
+}
+
+/// Sum of the samples of `name` whose labels include every `labels` pair.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// Stored events per "env|function|operation|source".
+pub fn event_counts(db: &Path) -> std::collections::BTreeMap<String, i64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(db).read_only(true).connect().await.unwrap();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT env || '|' || function || '|' || operation || '|' || source, COUNT(*) FROM events GROUP BY 1")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        rows.into_iter().collect()
+    })
+}
+
+/// The keys whose counts differ, one "key: expected e, stored s" line each.
+pub fn count_diff(expected: &std::collections::BTreeMap<String, i64>, got: &std::collections::BTreeMap<String, i64>) -> String {
+    let keys: std::collections::BTreeSet<&String> = expected.keys().chain(got.keys()).collect();
+    let mut out = String::new();
+    for k in keys {
+        let (e, g) = (expected.get(k).copied().unwrap_or(0), got.get(k).copied().unwrap_or(0));
+        if e != g {
+            out.push_str(&format!("  {k}: expected {e}, stored {g}\n"));
+        }
+    }
+    out
+}
+
+/// Waits until the stored counts equal `expected`; panics with the difference and the
+/// daemon's log tail.
+pub fn wait_event_counts(db: &Path, expected: &std::collections::BTreeMap<String, i64>, timeout: Duration, daemon: &Daemon, what: &str) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = event_counts(db);
+        if &got == expected {
+            return;
+        }
+        if Instant::now() > deadline {
+            let logs = daemon.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            panic!(
+                "{what}: stored counts differ after {timeout:?}:\n{}\ndaemon log tail:\n{}",
+                count_diff(expected, &got),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Parses the last stdout line of a traffic script: {"env|function|operation|source": n}.
+pub fn expected_counts(stdout: &str) -> std::collections::BTreeMap<String, i64> {
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or("{}")).unwrap()
+}
+
+impl Moto {
+    /// Starts a boto3 script (same prelude as `boto`) in the background; its stdout goes to
+    /// `out`. For traffic that keeps flowing while the test does other things.
+    pub fn boto_background(&self, script: &str, out: &Path) -> Proc {
+        let prelude = format!(
+            "import boto3, json, time, sys, os\nENDPOINT = {:?}\nsys.path.insert(0, {:?})\ndef client(name):\n    return boto3.client(name, endpoint_url=ENDPOINT, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n",
+            self.url(),
+            repo().join("tests/support").to_str().unwrap(),
+        );
+        let child = Command::new(python())
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .envs(AWS_ENV.iter().copied())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::fs::File::create(out.with_extension("err")).unwrap())
+            .spawn()
+            .expect("run python");
+        Proc { child, name: "traffic".into() }
+    }
+}

@@ -1,0 +1,112 @@
+//! Ingest throughput on the daemon's real path — a file of 1 million mixed Lambda log lines
+//! read, parsed, correlated per stream, attributed and committed to SQLite (WAL, on disk) —
+//! next to a baseline measured in the same run: plain `serde_json` parsing of the same lines
+//! plus a bare prepared-statement insert of one row per timing, in one transaction.
+
+use latency_sentinel::attribute::Attributor;
+use latency_sentinel::config::EnvironmentsConfig;
+use latency_sentinel::ingest::ingest_files;
+use latency_sentinel::store::{OpenMode, Store};
+use std::io::Write;
+use std::time::Instant;
+
+const LINES: usize = 1_000_000;
+
+/// One invocation = 8 lines, 5 of them timings (3 seed lines, REPORT duration, and an init
+/// duration on every 10th); interleaved with ordinary log lines.
+fn write_file(path: &std::path::Path) -> usize {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut lines = 0;
+    let mut inv = 0u64;
+    let t0 = 1_795_341_600_000u64;
+    while lines < LINES {
+        let rid = format!("{:08x}-0b7e-4b8e-9a55-{:012x}", inv, inv);
+        let ts = |k: u64| {
+            let ms = t0 + inv * 50 + k;
+            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+        };
+        let init = if inv % 10 == 0 { "\\tInit Duration: 412.50 ms" } else { "" };
+        let block = [
+            format!("{} START RequestId: {rid} Version: 12", ts(0)),
+            format!("{} {{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": {}.{:03}}}", ts(1), inv % 9, inv % 1000),
+            format!("[INFO]\t{}\t{rid}\t{{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"SecretsManagerDuration\", \"value_sec\": 0.031}}", ts(2)),
+            format!("{} Processing lead {inv} for campaign spring-promo", ts(3)),
+            format!("{} {{\"level\": \"INFO\", \"event_type\": \"END\", \"function_name\": \"GDSH\", \"message\": \"Function completed\", \"total_function_duration\": 3.125}}", ts(4)),
+            format!("{} END RequestId: {rid}", ts(5)),
+            format!("{} REPORT RequestId: {rid}\\tDuration: 3125.00 ms\\tBilled Duration: 3126 ms\\tMemory Size: 1024 MB\\tMax Memory Used: 102 MB{init}\\t", ts(6)),
+            format!("{} {{\"level\": \"INFO\", \"message\": \"ok\"}}", ts(7)),
+        ];
+        for l in block {
+            writeln!(f, "{l}").unwrap();
+            lines += 1;
+        }
+        inv += 1;
+    }
+    lines
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lines.log");
+    let lines = write_file(&file);
+    let mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+
+    // The daemon's path.
+    let (events, ours) = rt.block_on(async {
+        let store = Store::open(&dir.path().join("ours.db"), OpenMode::Writer, 4096).await.unwrap();
+        let attributor = Attributor::new(&EnvironmentsConfig::default());
+        let t = Instant::now();
+        let s = ingest_files(&store, &attributor, "/aws/lambda/GenerateDynamicScenarioHandler", std::slice::from_ref(&file)).await.unwrap();
+        let elapsed = t.elapsed().as_secs_f64();
+        store.close().await;
+        (s.stored, elapsed)
+    });
+
+    // Baseline: serde_json on the JSON part of each line, one bare insert per timing.
+    let (base_rows, base) = rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("base.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (time_ms INTEGER, operation TEXT, duration_s REAL, k TEXT UNIQUE)").execute(&mut conn).await.unwrap();
+        let t = Instant::now();
+        let mut rows = 0u64;
+        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let Some(at) = line.find('{') else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line[at..]) else { continue };
+            let (op, d) = match (v.get("metric"), v.get("value_sec"), v.get("total_function_duration")) {
+                (Some(m), Some(d), _) => (m.as_str().unwrap_or("").to_string(), d.as_f64().unwrap_or(0.0)),
+                (_, _, Some(d)) => ("total_function_duration".to_string(), d.as_f64().unwrap_or(0.0)),
+                _ => continue,
+            };
+            sqlx::query("INSERT INTO t (time_ms, operation, duration_s, k) VALUES (?, ?, ?, ?)")
+                .bind(i as i64)
+                .bind(op)
+                .bind(d)
+                .bind(i.to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            rows += 1;
+        }
+        tx.commit().await.unwrap();
+        (rows, t.elapsed().as_secs_f64())
+    });
+
+    let eps = events as f64 / ours;
+    let base_eps = base_rows as f64 / base;
+    println!("ingest (parse → attribute → store): {events} events from {lines} lines ({mb:.0} MB) in {ours:.2} s = {eps:.0} events/s, {:.0} lines/s", lines as f64 / ours);
+    println!("baseline (serde_json + bare insert): {base_rows} rows in {base:.2} s = {base_eps:.0} rows/s");
+    println!(
+        "ingest: events_per_sec={eps:.0} lines_per_sec={:.0} baseline_events_per_sec={base_eps:.0} ratio={:.2} events={events} lines={lines}",
+        lines as f64 / ours,
+        eps / base_eps
+    );
+}

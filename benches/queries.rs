@@ -1,0 +1,118 @@
+//! Query costs and memory, each next to a baseline measured in the same run:
+//! - p95 (and p50/p90/p99/max) over a 15-minute window of 1 million events, against a full
+//!   sort of the same values;
+//! - `/metrics` rendering with 10,000 series (histogram + quantiles + counts), against
+//!   writing the same values with `format!` (the least any exposition must do);
+//! - resident memory of the windows holding 10,000 series and 1 million events, against
+//!   the raw size of those events.
+
+use latency_sentinel::evaluate::window::{SeriesKey, Windows, stats};
+use latency_sentinel::metrics::Metrics;
+use std::fmt::Write;
+use std::time::Instant;
+
+fn rss_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let v = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(v);
+    }
+    (best, last.unwrap())
+}
+
+fn main() {
+    // 1) p95 over a 15-minute window of 1M events.
+    let mut w = Windows::default();
+    let key = SeriesKey { env: "Dev".into(), function: "GenerateDynamicScenarioHandler".into(), operation: "Bedrock.InvokeModel".into(), source: "xray".into() };
+    let now = 1_795_341_600_000i64;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..1_000_000i64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let d = 0.5 + (x % 10_000) as f64 / 1000.0;
+        w.insert(key.clone(), now - 900_000 + i * 9 / 10, d, false);
+    }
+    let series = &w.series[&key];
+    let (p95_s, st) = best_of(5, || {
+        let (values, errors) = series.window(now, 900_000);
+        stats(values, errors)
+    });
+    let (sort_s, sorted_p95) = best_of(5, || {
+        let (mut values, _) = series.window(now, 900_000);
+        values.sort_by(f64::total_cmp);
+        values[((0.95 * values.len() as f64).ceil() as usize) - 1]
+    });
+    assert_eq!(st.p95, sorted_p95);
+    println!("p95 over 15 min of {} events: {:.1} ms (baseline full sort: {:.1} ms)", st.count, p95_s * 1e3, sort_s * 1e3);
+
+    // 2) /metrics with 10,000 series.
+    let metrics = Metrics::new();
+    let mut labels = Vec::new();
+    for i in 0..10_000 {
+        let l = [format!("env{}", i % 2), format!("Function{}", i / 50), format!("Operation{}", i % 50), "xray".to_string()];
+        let r: Vec<&str> = l.iter().map(String::as_str).collect();
+        metrics.operation_duration.with_label_values(&r).observe(0.03 * (i % 300) as f64);
+        metrics.operation_events.with_label_values(&r).set(100.0);
+        metrics.operation_window_sum.with_label_values(&r).set(42.0);
+        for q in ["0.5", "0.9", "0.95", "0.99"] {
+            metrics.operation_latency.with_label_values(&[r[0], r[1], r[2], r[3], q]).set(1.5);
+        }
+        labels.push(l);
+    }
+    let (render_s, text) = best_of(5, || metrics.render());
+    let (fmt_s, plain) = best_of(5, || {
+        let mut s = String::with_capacity(text.len());
+        for l in &labels {
+            for b in latency_sentinel::metrics::OPERATION_BUCKETS {
+                let _ = writeln!(s, "sentinel_operation_duration_seconds_bucket{{env=\"{}\",function=\"{}\",operation=\"{}\",source=\"{}\",le=\"{b}\"}} 1", l[0], l[1], l[2], l[3]);
+            }
+            for q in ["0.5", "0.9", "0.95", "0.99"] {
+                let _ = writeln!(s, "sentinel_operation_latency_seconds{{env=\"{}\",function=\"{}\",operation=\"{}\",source=\"{}\",quantile=\"{q}\"}} 1.5", l[0], l[1], l[2], l[3]);
+            }
+        }
+        s
+    });
+    println!(
+        "/metrics with 10000 series: {:.1} ms, {:.1} MB (baseline format!: {:.1} ms, {:.1} MB)",
+        render_s * 1e3,
+        text.len() as f64 / 1e6,
+        fmt_s * 1e3,
+        plain.len() as f64 / 1e6
+    );
+    drop(text);
+    drop(plain);
+
+    // 3) Memory: 10,000 series, 1M events in the windows.
+    drop(w);
+    let before = rss_kb("VmRSS:");
+    let mut w = Windows::default();
+    for i in 0..1_000_000i64 {
+        let s = i % 10_000;
+        let key = SeriesKey { env: format!("env{}", s % 2), function: format!("Function{}", s / 50), operation: format!("Operation{}", s % 50), source: "xray".into() };
+        w.insert(key, now - 900_000 + i, 1.0, false);
+    }
+    let after = rss_kb("VmRSS:");
+    let peak = rss_kb("VmHWM:");
+    let raw_mb = (1_000_000 * 24) as f64 / 1e6;
+    let held_mb = after.saturating_sub(before) as f64 / 1024.0;
+    println!("windows with 10000 series / {} events: +{held_mb:.1} MB resident, process peak {:.1} MB (baseline raw events: {raw_mb:.1} MB)", w.len(), peak as f64 / 1024.0);
+    println!(
+        "queries: p95_1m_ms={:.1} baseline_sort_ms={:.1} metrics_10k_series_ms={:.1} baseline_format_ms={:.1} windows_rss_mb={held_mb:.1} peak_rss_mb={:.1} baseline_raw_mb={raw_mb:.1}",
+        p95_s * 1e3,
+        sort_s * 1e3,
+        render_s * 1e3,
+        fmt_s * 1e3,
+        peak as f64 / 1024.0
+    );
+}
