@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/operations", get(operations))
         .route("/alerts", get(alerts))
         .route("/budgets", get(budgets))
+        .merge(crate::api_reports::routes())
 }
 
 /// Parses a `since`-style duration parameter, bounded by `MAX_SINCE`.

@@ -55,6 +55,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
 
+    // Rollups: hourly (and daily) per-series summaries for long-range reports.
+    {
+        let (store, token, config) = (store.clone(), token.clone(), config.clone());
+        spawn_supervised(&tracker, token.clone(), metrics.clone(), "rollups", move || {
+            crate::store::rollups::run_rollups(store.clone(), config.clone(), token.clone())
+        });
+    }
+
     // Evaluation: windows, budgets, alert state; alert receivers behind their own queues.
     {
         let sink = crate::sinks::alerts::spawn(config.clone(), metrics.clone(), &tracker, token.clone());

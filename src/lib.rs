@@ -19,6 +19,7 @@
 //! - [`simulate`]: the `simulate` command, writing the seed's application into an AWS endpoint.
 
 pub mod api;
+pub mod api_reports;
 pub mod app;
 pub mod attribute;
 pub mod aws;

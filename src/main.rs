@@ -57,15 +57,21 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ReportArgs {
-    /// Config file (its storage.path is read).
+    /// Config file (its storage.path is read; `report top` also shows its budgets).
     #[arg(long, short, conflicts_with = "db")]
     config: Option<PathBuf>,
     /// Database file, instead of --config.
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Time range: from this long ago until now.
-    #[arg(long, default_value = "1h")]
-    since: String,
+    /// Time range: from this long ago until now or --to [default: 1h; compare: 7d].
+    #[arg(long, conflicts_with = "from")]
+    since: Option<String>,
+    /// Start of the range: RFC 3339 (2026-11-22T10:00:00Z), epoch ms, or a duration ago (2d).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (same forms; default: now).
+    #[arg(long)]
+    to: Option<String>,
     /// Only this environment.
     #[arg(long)]
     env: Option<String>,
@@ -79,34 +85,139 @@ struct ReportArgs {
 
 #[derive(Subcommand)]
 enum ReportCommand {
-    /// The slowest operations: count, p50/p95/p99/max per (env, function, operation).
+    /// The slowest operations: count, p50/p95/p99/max per (env, function, operation), with
+    /// the budget that judges each and its status when --config is given.
     Top(ReportArgs),
+    /// Whole invocations per function (Lambda.Duration, total_function_duration): percentiles,
+    /// cold-start share, timeouts, and the slowest single invocations.
+    Functions {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// How many of the slowest invocations to list.
+        #[arg(long, default_value_t = 10)]
+        slowest: usize,
+    },
+    /// One operation's avg/min/max/p95/p99 by function and by env.
+    Stats {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// The operation (BedrockCallDuration, Bedrock.InvokeModel, ...).
+        #[arg(long)]
+        operation: String,
+    },
+    /// Where the slowest traces' time went, drawn as a tree, with the bottleneck marked.
+    Bottleneck {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Only this workflow (the traces' root span: a state machine or a function).
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Traces at or above this percentile of total duration.
+        #[arg(long, default_value_t = 95.0)]
+        percentile: f64,
+    },
+    /// Candidate against baseline per (function, operation): two envs over one range, or two
+    /// ranges (--baseline-range 14d..7d --candidate-range 7d..), regressions first.
+    Compare {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Baseline env (PROD).
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Candidate env (Dev).
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Baseline range FROM..TO (each end as in --from; TO may be empty for now).
+        #[arg(long, requires = "candidate_range")]
+        baseline_range: Option<String>,
+        /// Candidate range FROM..TO.
+        #[arg(long, requires = "baseline_range")]
+        candidate_range: Option<String>,
+    },
 }
 
 async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
-    use anyhow::Context;
-    let ReportCommand::Top(args) = cmd;
-    let db = match (&args.db, &args.config) {
+    use latency_sentinel::report::{self, Format, compare, parse_range};
+    let args = match &cmd {
+        ReportCommand::Top(a)
+        | ReportCommand::Functions { args: a, .. }
+        | ReportCommand::Stats { args: a, .. }
+        | ReportCommand::Bottleneck { args: a, .. }
+        | ReportCommand::Compare { args: a, .. } => a,
+    };
+    let format: Format = args.format.parse()?;
+    let config = match &args.config {
+        Some(c) => Some(load_config(c).map_err(|_| anyhow::anyhow!("invalid config"))?),
+        None => None,
+    };
+    let db = match (&args.db, &config) {
         (Some(db), _) => db.clone(),
-        (None, Some(c)) => PathBuf::from(load_config(c).map_err(|_| anyhow::anyhow!("invalid config"))?.storage.path),
+        (None, Some(c)) => PathBuf::from(&c.storage.path),
         (None, None) => anyhow::bail!("give --config or --db"),
     };
-    let since = humantime::parse_duration(&args.since).with_context(|| format!("--since: expected a duration like \"1h\", got {:?}", args.since))?;
-    let store = latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?;
     let now = latency_sentinel::store::now_ms();
-    let filter = latency_sentinel::report::top::Filter {
-        from_ms: now - since.as_millis() as i64,
-        to_ms: now + 1,
-        env: args.env,
-        function: args.function,
+    let default_since = if matches!(cmd, ReportCommand::Compare { .. }) { "7d" } else { "1h" };
+    let since = args.since.as_deref().or((args.from.is_none()).then_some(default_since));
+    let range = parse_range(since, args.from.as_deref(), args.to.as_deref(), now)?;
+    let store = latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?;
+    let sel = report::data::Selection {
+        from_ms: range.from_ms,
+        to_ms: range.to_ms,
+        env: args.env.clone(),
+        function: args.function.clone(),
+        ..Default::default()
     };
-    let rows = latency_sentinel::report::top::top(&store, &filter).await?;
-    Ok(match args.format.as_str() {
-        "json" => serde_json::to_string_pretty(&serde_json::json!({ "operations": rows }))? + "\n",
-        "csv" => latency_sentinel::report::top::csv(&rows),
-        "table" => latency_sentinel::report::top::table(&rows),
-        other => anyhow::bail!("--format: expected table, json or csv, got {other:?}"),
-    })
+    fn render<T: serde::Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> String, csv: impl FnOnce(&T) -> String) -> anyhow::Result<String> {
+        Ok(match format {
+            Format::Json => serde_json::to_string_pretty(value)? + "\n",
+            Format::Table => table(value),
+            Format::Csv => csv(value),
+        })
+    }
+    match &cmd {
+        ReportCommand::Top(_) => {
+            let filter = report::top::Filter { from_ms: range.from_ms, to_ms: range.to_ms, env: sel.env.clone(), function: sel.function.clone() };
+            let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
+            let r = report::top::report(&store, &filter, budgets).await?;
+            render(format, &r, |r| report::top::table(&r.operations), |r| report::top::csv(&r.operations))
+        }
+        ReportCommand::Functions { slowest, .. } => {
+            let r = report::functions::report(&store, &sel, (*slowest).min(1_000)).await?;
+            render(format, &r, report::functions::table, report::functions::csv)
+        }
+        ReportCommand::Stats { operation, .. } => {
+            let r = report::opstats::report(&store, &sel, operation).await?;
+            render(format, &r, report::opstats::table, report::opstats::csv)
+        }
+        ReportCommand::Bottleneck { workflow, percentile, .. } => {
+            if !(*percentile > 0.0 && *percentile <= 100.0) {
+                anyhow::bail!("--percentile: expected a number in (0, 100], got {percentile}");
+            }
+            let q = report::bottleneck::BottleneckQuery {
+                from_ms: range.from_ms,
+                to_ms: range.to_ms,
+                workflow: workflow.clone(),
+                env: sel.env.clone(),
+                percentile: *percentile,
+            };
+            let r = report::bottleneck::report(&store, &q).await?;
+            render(format, &r, report::bottleneck::text, report::bottleneck::csv)
+        }
+        ReportCommand::Compare { baseline, candidate, baseline_range, candidate_range, .. } => {
+            let q = compare::build_query(
+                baseline.as_deref(),
+                candidate.as_deref(),
+                args.env.as_deref(),
+                baseline_range.as_deref(),
+                candidate_range.as_deref(),
+                range,
+                args.function.as_deref(),
+                now,
+            )?;
+            let r = compare::report(&store, &q).await?;
+            render(format, &r, compare::table, compare::csv)
+        }
+    }
 }
 
 fn init_tracing(format: &str) {

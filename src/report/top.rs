@@ -1,7 +1,13 @@
 //! `report top`: the slowest operations over a time range (what the seed's first Logs
-//! Insights query answers), per (env, function, operation, source), with exact percentiles.
+//! Insights query answers), per (env, function, operation, source), with nearest-rank
+//! percentiles and, given the config's budgets, the budget that judges each and whether the
+//! range's quantile is over it.
 
-use super::nearest_rank;
+use super::data::{Selection, load};
+use super::table::{Table, WIDTH};
+use super::{csv_line, secs};
+use crate::config::BudgetConfig;
+use crate::evaluate::budgets::match_budget;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 
@@ -14,10 +20,26 @@ pub struct TopRow {
     pub source: String,
     pub count: usize,
     pub p50: f64,
+    pub p90: f64,
     pub p95: f64,
     pub p99: f64,
     pub max: f64,
     pub error_rate: f64,
+    /// The budget that judges this series (the most specific match), if any.
+    pub budget: Option<BudgetRef>,
+    /// `ok`, `over` (the budget's quantile over this range is above it) or
+    /// `insufficient_data` (fewer events than the budget's `min_samples`); null without a budget.
+    pub status: Option<&'static str>,
+}
+
+/// A budget as `report top` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BudgetRef {
+    pub name: String,
+    /// 0.5, 0.9, 0.95 or 0.99.
+    pub quantile: f64,
+    pub threshold_s: f64,
+    pub min_samples: u64,
 }
 
 /// Filters of a report.
@@ -29,102 +51,134 @@ pub struct Filter {
     pub function: Option<String>,
 }
 
-/// Rows sorted by p95, slowest first.
+/// `report top` with its range and provenance.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TopReport {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Some percentiles come from rollups (within 1 %) rather than every event.
+    pub approximate: bool,
+    pub operations: Vec<TopRow>,
+}
+
+/// Rows sorted by p95, slowest first (no budgets).
 pub async fn top(store: &Store, f: &Filter) -> Result<Vec<TopRow>, StoreError> {
-    let rows: Vec<(String, String, String, String, f64, bool)> = sqlx::query_as(
-        "SELECT env, function, operation, source, duration_s, error FROM events \
-         WHERE time_ms >= ? AND time_ms < ? AND (? IS NULL OR env = ?) AND (? IS NULL OR function = ?) \
-         ORDER BY env, function, operation, source, duration_s",
-    )
-    .bind(f.from_ms)
-    .bind(f.to_ms)
-    .bind(&f.env)
-    .bind(&f.env)
-    .bind(&f.function)
-    .bind(&f.function)
-    .fetch_all(store.pool())
-    .await?;
-    let mut out: Vec<TopRow> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let key = (&rows[i].0, &rows[i].1, &rows[i].2, &rows[i].3);
-        let mut j = i;
-        while j < rows.len() && (&rows[j].0, &rows[j].1, &rows[j].2, &rows[j].3) == key {
-            j += 1;
-        }
-        let values: Vec<f64> = rows[i..j].iter().map(|r| r.4).collect();
-        let errors = rows[i..j].iter().filter(|r| r.5).count();
-        out.push(TopRow {
-            env: key.0.clone(),
-            function: key.1.clone(),
-            operation: key.2.clone(),
-            source: key.3.clone(),
-            count: values.len(),
-            p50: nearest_rank(&values, 0.5).unwrap_or(0.0),
-            p95: nearest_rank(&values, 0.95).unwrap_or(0.0),
-            p99: nearest_rank(&values, 0.99).unwrap_or(0.0),
-            max: *values.last().unwrap_or(&0.0),
-            error_rate: errors as f64 / values.len() as f64,
-        });
-        i = j;
-    }
-    out.sort_by(|a, b| b.p95.total_cmp(&a.p95).then_with(|| a.function.cmp(&b.function)));
-    Ok(out)
+    Ok(report(store, f, &[]).await?.operations)
 }
 
-/// Renders rows as a table that fits 100 columns.
+/// Rows sorted by p95, slowest first, each judged by its budget from `budgets`.
+pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Result<TopReport, StoreError> {
+    let sel = Selection {
+        from_ms: f.from_ms,
+        to_ms: f.to_ms,
+        env: f.env.clone(),
+        function: f.function.clone(),
+        ..Selection::default()
+    };
+    let loaded = load(store, &sel).await?;
+    let approximate = loaded.approximate();
+    let mut out: Vec<TopRow> = loaded
+        .groups
+        .into_iter()
+        .map(|(k, mut agg)| {
+            let q = agg.quantiles(&[0.5, 0.9, 0.95, 0.99]);
+            let budget = match_budget(budgets, &k.env, &k.function, &k.operation).and_then(|(_, b)| {
+                let (quantile, threshold) = b.threshold()?;
+                Some(BudgetRef { name: b.display_name(), quantile, threshold_s: threshold.as_secs_f64(), min_samples: b.min_samples })
+            });
+            let status = budget.as_ref().map(|b| {
+                let observed = [(0.5, q[0]), (0.9, q[1]), (0.95, q[2]), (0.99, q[3])]
+                    .into_iter()
+                    .find(|(x, _)| *x == b.quantile)
+                    .map_or(0.0, |(_, v)| v);
+                if agg.count < b.min_samples {
+                    "insufficient_data"
+                } else if observed > b.threshold_s {
+                    "over"
+                } else {
+                    "ok"
+                }
+            });
+            TopRow {
+                count: agg.count as usize,
+                p50: q[0],
+                p90: q[1],
+                p95: q[2],
+                p99: q[3],
+                max: agg.max(),
+                error_rate: agg.errors as f64 / agg.count.max(1) as f64,
+                budget,
+                status,
+                env: k.env,
+                function: k.function,
+                operation: k.operation,
+                source: k.source,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.p95
+            .total_cmp(&a.p95)
+            .then_with(|| a.function.cmp(&b.function))
+            .then_with(|| a.operation.cmp(&b.operation))
+            .then_with(|| a.env.cmp(&b.env))
+            .then_with(|| a.source.cmp(&b.source))
+    });
+    Ok(TopReport { from_ms: f.from_ms, to_ms: f.to_ms, approximate, operations: out })
+}
+
+/// Renders rows as a table that fits 100 columns (budget columns when any row has one).
 pub fn table(rows: &[TopRow]) -> String {
-    let mut s = format!(
-        "{:<7} {:<26} {:<22} {:>6} {:>8} {:>8} {:>8} {:>8}\n",
-        "ENV", "FUNCTION", "OPERATION", "COUNT", "P50", "P95", "P99", "MAX"
-    );
-    for r in rows {
-        s.push_str(&format!(
-            "{:<7} {:<26} {:<22} {:>6} {:>8} {:>8} {:>8} {:>8}\n",
-            clip(&r.env, 7),
-            clip(&r.function, 26),
-            clip(&r.operation, 22),
-            r.count,
-            secs(r.p50),
-            secs(r.p95),
-            secs(r.p99),
-            secs(r.max)
-        ));
+    let budgets = rows.iter().any(|r| r.budget.is_some());
+    let mut t = Table::new().text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 14).num("COUNT");
+    t = t.num("P50").num("P95").num("P99").num("MAX");
+    if budgets {
+        t = t.num("BUDGET").text("STATUS", 4);
     }
-    s
+    for r in rows {
+        let mut cells = vec![r.env.clone(), r.function.clone(), r.operation.clone(), r.count.to_string()];
+        cells.extend([secs(r.p50), secs(r.p95), secs(r.p99), secs(r.max)]);
+        if budgets {
+            cells.push(r.budget.as_ref().map_or(String::new(), |b| format!("p{} {}", (b.quantile * 100.0).round(), secs(b.threshold_s))));
+            cells.push(match r.status {
+                Some("over") => "OVER".into(),
+                Some("insufficient_data") => "few".into(),
+                Some(s) => s.into(),
+                None => String::new(),
+            });
+        }
+        t.row(cells);
+    }
+    t.render(WIDTH)
 }
 
-/// CSV with a header row.
+/// CSV with a header row (seconds as plain numbers).
 pub fn csv(rows: &[TopRow]) -> String {
-    let mut s = String::from("env,function,operation,source,count,p50,p95,p99,max,error_rate\n");
+    let mut s = csv_line(&[
+        "env", "function", "operation", "source", "count", "p50", "p90", "p95", "p99", "max", "error_rate", "budget", "budget_quantile",
+        "budget_s", "status",
+    ]);
     for r in rows {
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
-            quote(&r.env),
-            quote(&r.function),
-            quote(&r.operation),
-            r.source,
-            r.count,
-            r.p50,
-            r.p95,
-            r.p99,
-            r.max,
-            r.error_rate
-        ));
+        let b = r.budget.as_ref();
+        s.push_str(&csv_line(&[
+            r.env.clone(),
+            r.function.clone(),
+            r.operation.clone(),
+            r.source.clone(),
+            r.count.to_string(),
+            r.p50.to_string(),
+            r.p90.to_string(),
+            r.p95.to_string(),
+            r.p99.to_string(),
+            r.max.to_string(),
+            r.error_rate.to_string(),
+            b.map_or(String::new(), |b| b.name.clone()),
+            b.map_or(String::new(), |b| b.quantile.to_string()),
+            b.map_or(String::new(), |b| b.threshold_s.to_string()),
+            r.status.unwrap_or("").to_string(),
+        ]));
     }
     s
-}
-
-fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
-}
-
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
-}
-
-fn secs(v: f64) -> String {
-    if v < 1.0 { format!("{:.0}ms", v * 1000.0) } else { format!("{v:.2}s") }
 }
 
 #[cfg(test)]
@@ -132,9 +186,10 @@ mod tests {
     use super::*;
     use crate::model::{Source, TimingEvent};
     use crate::store::Batch;
+    use std::time::Duration;
 
     #[tokio::test]
-    async fn exact_p95_per_series_slowest_first() {
+    async fn exact_p95_per_series_slowest_first_with_budgets() {
         let store = Store::open_memory().await.unwrap();
         let mut events = Vec::new();
         for i in 1..=40 {
@@ -157,13 +212,28 @@ mod tests {
             }
         }
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-        let rows = top(&store, &Filter { from_ms: 0, to_ms: i64::MAX, ..Filter::default() }).await.unwrap();
+        let f = Filter { from_ms: 0, to_ms: 10_000, ..Filter::default() };
+        let rows = top(&store, &f).await.unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].env, "Dev");
         assert_eq!(rows[0].p95, 38.0, "⌈0.95·40⌉ = 38th smallest");
         assert_eq!(rows[0].max, 40.0);
         assert_eq!(rows[0].error_rate, 1.0 / 40.0);
+        assert!(rows[0].budget.is_none() && rows[0].status.is_none());
         assert!(table(&rows).lines().all(|l| l.chars().count() <= 100));
         assert!(csv(&rows).starts_with("env,function,operation"));
+
+        let budgets = vec![
+            BudgetConfig { operation: "Bedrock.*".into(), p95: Some(Duration::from_secs(5)), ..BudgetConfig::default() },
+            BudgetConfig { env: "PROD".into(), operation: "Bedrock.*".into(), p95: Some(Duration::from_secs(5)), min_samples: 50, ..BudgetConfig::default() },
+        ];
+        let r = report(&store, &f, &budgets).await.unwrap();
+        assert!(!r.approximate);
+        let status: Vec<_> = r.operations.iter().map(|o| (o.env.as_str(), o.status)).collect();
+        assert_eq!(status, [("Dev", Some("over")), ("PROD", Some("insufficient_data"))]);
+        assert_eq!(r.operations[0].budget.as_ref().unwrap().threshold_s, 5.0);
+        let text = table(&r.operations);
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        assert!(text.contains("OVER") && text.contains("p95 5.00s"), "{text}");
     }
 }

@@ -1,0 +1,499 @@
+//! Where a report's numbers come from. A range is cut at hour boundaries and each piece is
+//! read from raw events or from rollups by one rule:
+//!
+//! 1. A whole hour (or a whole UTC day) inside the range is read from its rollup when it
+//!    has one and either the range is longer than [`RAW_SPAN_MS`] (24 h: long ranges are
+//!    answered from rollups, so 90 days take milliseconds) or raw retention may no longer
+//!    hold all of it (it starts before the first whole hour of the oldest stored event).
+//!    A day is used only when all its 24 hours qualify; with a `step`, only periods that
+//!    fit in one step.
+//! 2. Everything else (partial hours at the edges, the hour in progress, hours not rolled
+//!    yet, every hour of a range up to 24 h that raw events still hold) is read from raw
+//!    events.
+//!
+//! A group fed only by raw events has exact nearest-rank percentiles; once a rollup feeds
+//! it, its raw values join the rollup's sketch and its percentiles are within 1 %
+//! ([`Agg::approximate`]). Counts, sums, minimum and maximum are exact either way.
+
+use super::rank_index;
+use crate::sketch::Sketch;
+use crate::store::rollups::scan::{Bind, scan};
+use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, ceil_to, floor_to};
+use crate::store::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Ranges up to this long are read from raw events wherever raw retention holds them.
+pub const RAW_SPAN_MS: i64 = 24 * HOUR_MS;
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub env: Option<String>,
+    pub function: Option<String>,
+    /// Only these operations (empty: all).
+    pub operations: Vec<String>,
+    /// Split the range into epoch-aligned buckets of this many ms (None: one bucket).
+    pub step_ms: Option<i64>,
+}
+
+/// A group: one series, in one bucket (`bucket_ms` is 0 without a step).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub source: String,
+    pub bucket_ms: i64,
+}
+
+/// Everything known about one group of events.
+#[derive(Debug, Clone)]
+pub struct Agg {
+    pub count: u64,
+    pub sum: f64,
+    min: f64,
+    max: f64,
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub timeouts: u64,
+    /// Raw values not folded into the sketch yet.
+    values: Vec<f64>,
+    /// Present once a rollup (or a conversion) fed the group.
+    sketch: Option<Sketch>,
+}
+
+impl Default for Agg {
+    fn default() -> Agg {
+        Agg {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            errors: 0,
+            cold_starts: 0,
+            timeouts: 0,
+            values: Vec::new(),
+            sketch: None,
+        }
+    }
+}
+
+impl Agg {
+    /// Counts one raw event.
+    pub fn push(&mut self, v: f64, error: bool, cold_start: bool, timeout: bool) {
+        self.count += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.errors += u64::from(error);
+        self.cold_starts += u64::from(cold_start);
+        self.timeouts += u64::from(timeout);
+        self.values.push(v);
+    }
+
+    /// Adds a rollup row (its percentiles become approximate).
+    pub fn add_rollup(&mut self, r: &RollupRow) {
+        if r.count == 0 {
+            return;
+        }
+        self.count += r.count;
+        self.sum += r.sum;
+        self.min = self.min.min(r.min);
+        self.max = self.max.max(r.max);
+        self.errors += r.errors;
+        self.cold_starts += r.cold_starts;
+        self.timeouts += r.timeouts;
+        self.sketch.get_or_insert_with(Sketch::new).merge(&r.sketch);
+    }
+
+    /// Adds another group.
+    pub fn merge(&mut self, mut o: Agg) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.errors += o.errors;
+        self.cold_starts += o.cold_starts;
+        self.timeouts += o.timeouts;
+        self.values.append(&mut o.values);
+        if let Some(s) = o.sketch {
+            self.sketch.get_or_insert_with(Sketch::new).merge(&s);
+        }
+    }
+
+    /// Percentiles come from a sketch (within 1 %), not from every value.
+    pub fn approximate(&self) -> bool {
+        self.sketch.is_some()
+    }
+
+    /// Folds the raw values into a sketch, so both sides of a comparison are alike.
+    pub fn make_approximate(&mut self) {
+        let sketch = self.sketch.get_or_insert_with(Sketch::new);
+        for v in self.values.drain(..) {
+            sketch.insert(v);
+        }
+    }
+
+    pub fn min(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.min }
+    }
+
+    pub fn max(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.max }
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.sum / self.count as f64 }
+    }
+
+    /// Nearest-rank quantiles (0 when empty), in the order of `qs`. Exact over raw values
+    /// (a selection, not a full sort); from the sketch, clamped to [min, max], otherwise.
+    pub fn quantiles(&mut self, qs: &[f64]) -> Vec<f64> {
+        if self.count == 0 {
+            return vec![0.0; qs.len()];
+        }
+        if self.sketch.is_some() {
+            self.make_approximate();
+            let s = self.sketch.as_ref().expect("made above");
+            return qs.iter().map(|q| s.quantile(*q).unwrap_or(0.0).clamp(self.min, self.max)).collect();
+        }
+        let n = self.values.len();
+        let mut order: Vec<(usize, usize)> = qs.iter().enumerate().map(|(i, q)| (rank_index(*q, n), i)).collect();
+        order.sort_unstable();
+        let mut out = vec![0.0; qs.len()];
+        let mut lo = 0;
+        for (rank, i) in order {
+            // Everything before `lo` is ≤ values[lo..]; select inside the rest.
+            let (_, x, _) = self.values[lo..].select_nth_unstable_by(rank - lo, f64::total_cmp);
+            out[i] = *x;
+            lo = rank;
+        }
+        out
+    }
+
+    /// The distribution as ascending (value, count) atoms: every distinct raw value, or the
+    /// sketch's buckets.
+    pub fn dist(mut self) -> Dist {
+        let approximate = self.sketch.is_some();
+        if approximate {
+            self.make_approximate();
+            let s = self.sketch.expect("made above");
+            return Dist { atoms: s.atoms().collect(), n: s.count(), approximate };
+        }
+        self.values.sort_unstable_by(f64::total_cmp);
+        let mut atoms: Vec<(f64, u64)> = Vec::new();
+        for v in self.values {
+            match atoms.last_mut() {
+                Some((x, c)) if *x == v => *c += 1,
+                _ => atoms.push((v, 1)),
+            }
+        }
+        Dist { n: atoms.iter().map(|a| a.1).sum(), atoms, approximate }
+    }
+}
+
+/// A distribution as weighted atoms, ascending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dist {
+    pub atoms: Vec<(f64, u64)>,
+    pub n: u64,
+    pub approximate: bool,
+}
+
+impl Dist {
+    /// The value of 1-based rank `rank` (clamped to 1..=n); 0 when empty.
+    pub fn at_rank(&self, rank: u64) -> f64 {
+        let rank = rank.clamp(1, self.n.max(1));
+        let mut seen = 0;
+        for (v, c) in &self.atoms {
+            seen += c;
+            if seen >= rank {
+                return *v;
+            }
+        }
+        self.atoms.last().map_or(0.0, |a| a.0)
+    }
+
+    /// Nearest-rank quantile.
+    pub fn quantile(&self, q: f64) -> f64 {
+        self.at_rank((q * self.n as f64).ceil() as u64)
+    }
+}
+
+/// What a selection read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub groups: BTreeMap<SeriesKey, Agg>,
+    /// Raw events read.
+    pub raw_events: u64,
+    /// Rollup periods (hours or days) read.
+    pub rollup_periods: u64,
+    /// Rollup rows skipped because their sketch did not decode.
+    pub malformed: u64,
+}
+
+impl Loaded {
+    /// Some group's percentiles come from rollups.
+    pub fn approximate(&self) -> bool {
+        self.groups.values().any(Agg::approximate)
+    }
+}
+
+/// One piece of a range and where it is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Raw { from_ms: i64, to_ms: i64 },
+    Rollup { res: Resolution, from_ms: i64, to_ms: i64 },
+}
+
+/// Cuts a selection's range into raw and rollup pieces (the rule in the module comment).
+pub async fn plan(store: &Store, sel: &Selection) -> Result<Vec<Part>, StoreError> {
+    let (from, to) = (sel.from_ms, sel.to_ms);
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let long = to - from > RAW_SPAN_MS;
+    let raw_whole_from = store.oldest_event_ms().await?.map_or(i64::MAX, |t| ceil_to(t, HOUR_MS));
+    let rolled: HashSet<(Resolution, i64)> = store.rollup_periods(floor_to(from, DAY_MS), to).await?.into_iter().collect();
+    let usable = |res: Resolution, start: i64| {
+        start % res.ms() == 0
+            && start >= from
+            && start + res.ms() <= to
+            && rolled.contains(&(res, start))
+            && sel.step_ms.is_none_or(|s| s % res.ms() == 0)
+            && (long || start + res.ms() <= raw_whole_from)
+    };
+    let mut parts: Vec<Part> = Vec::new();
+    let mut push = |p: Part| match (parts.last_mut(), p) {
+        (Some(Part::Raw { to_ms, .. }), Part::Raw { from_ms, to_ms: end }) if *to_ms == from_ms => *to_ms = end,
+        (Some(Part::Rollup { res, to_ms, .. }), Part::Rollup { res: r, from_ms, to_ms: end }) if *res == r && *to_ms == from_ms => {
+            *to_ms = end
+        }
+        _ => parts.push(p),
+    };
+    let mut t = from;
+    while t < to {
+        if usable(Resolution::Day, t) {
+            push(Part::Rollup { res: Resolution::Day, from_ms: t, to_ms: t + DAY_MS });
+            t += DAY_MS;
+        } else if usable(Resolution::Hour, t) {
+            push(Part::Rollup { res: Resolution::Hour, from_ms: t, to_ms: t + HOUR_MS });
+            t += HOUR_MS;
+        } else {
+            let next = (floor_to(t, HOUR_MS) + HOUR_MS).min(to);
+            push(Part::Raw { from_ms: t, to_ms: next });
+            t = next;
+        }
+    }
+    Ok(parts)
+}
+
+/// The `AND ...` filter fragment and its binds for a selection.
+fn filters(sel: &Selection) -> (String, Vec<Bind<'_>>) {
+    let mut sql = String::new();
+    let mut binds = Vec::new();
+    if let Some(env) = &sel.env {
+        sql.push_str(" AND env = ?");
+        binds.push(Bind::Text(env));
+    }
+    if let Some(function) = &sel.function {
+        sql.push_str(" AND function = ?");
+        binds.push(Bind::Text(function));
+    }
+    if !sel.operations.is_empty() {
+        sql.push_str(" AND operation IN (");
+        sql.push_str(&vec!["?"; sel.operations.len()].join(", "));
+        sql.push(')');
+        binds.extend(sel.operations.iter().map(|o| Bind::Text(o)));
+    }
+    (sql, binds)
+}
+
+/// Groups by series key bytes without allocating a key per row.
+struct Grouper {
+    index: HashMap<Vec<u8>, usize>,
+    groups: Vec<(SeriesKey, Agg)>,
+    buf: Vec<u8>,
+}
+
+impl Grouper {
+    fn new() -> Grouper {
+        Grouper { index: HashMap::new(), groups: Vec::new(), buf: Vec::with_capacity(128) }
+    }
+
+    fn get(&mut self, env: &[u8], function: &[u8], operation: &[u8], source: &[u8], bucket_ms: i64) -> &mut Agg {
+        self.buf.clear();
+        for part in [env, function, operation, source] {
+            self.buf.extend_from_slice(part);
+            self.buf.push(0);
+        }
+        self.buf.extend_from_slice(&bucket_ms.to_le_bytes());
+        let k = match self.index.get(self.buf.as_slice()) {
+            Some(&k) => k,
+            None => {
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                let key = SeriesKey { env: text(env), function: text(function), operation: text(operation), source: text(source), bucket_ms };
+                self.groups.push((key, Agg::default()));
+                self.index.insert(self.buf.clone(), self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[k].1
+    }
+}
+
+/// Reads a selection: raw events and rollups per [`plan`], grouped by series (and bucket).
+pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> {
+    let parts = plan(store, sel).await?;
+    let (filter_sql, filter_binds) = filters(sel);
+    let bucket = |t: i64| sel.step_ms.map_or(0, |s| floor_to(t, s));
+    let mut grouper = Grouper::new();
+    let mut loaded = Loaded::default();
+    for part in parts {
+        match part {
+            Part::Raw { from_ms, to_ms } => {
+                let sql = format!(
+                    "SELECT env, function, operation, source, duration_s, error, cold_start, {TIMEOUT_SQL}, time_ms FROM events \
+                     WHERE time_ms >= ? AND time_ms < ?{filter_sql}"
+                );
+                let mut binds = vec![Bind::Int(from_ms), Bind::Int(to_ms)];
+                binds.extend_from_slice(&filter_binds);
+                loaded.raw_events += scan(store, &sql, &binds, |r| {
+                    let b = bucket(r.i64(8));
+                    grouper.get(r.bytes(0), r.bytes(1), r.bytes(2), r.bytes(3), b).push(r.f64(4), r.i64(5) != 0, r.i64(6) != 0, r.i64(7) != 0);
+                })
+                .await?;
+            }
+            Part::Rollup { res, from_ms, to_ms } => {
+                loaded.rollup_periods += ((to_ms - from_ms) / res.ms()) as u64;
+                let mut malformed = 0;
+                let mut rows: Vec<(i64, RollupRow)> = Vec::new();
+                store
+                    .scan_rollups(res, from_ms, to_ms, &filter_sql, &filter_binds, &mut malformed, |start, row| rows.push((start, row)))
+                    .await?;
+                for (start, row) in rows {
+                    grouper.get(row.env.as_bytes(), row.function.as_bytes(), row.operation.as_bytes(), row.source.as_bytes(), bucket(start)).add_rollup(&row);
+                }
+                loaded.malformed += malformed;
+            }
+        }
+    }
+    if loaded.malformed > 0 {
+        tracing::warn!(malformed = loaded.malformed, "Skipped rollup rows whose sketch does not decode.");
+    }
+    loaded.groups = grouper.groups.into_iter().collect();
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Source, TimingEvent};
+    use crate::store::Batch;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
+
+    fn ev(i: i64, t: i64, env: &str, v: f64) -> TimingEvent {
+        TimingEvent {
+            time_ms: t,
+            env: env.into(),
+            function: "GenerateDynamicScenarioHandler".into(),
+            operation: "Bedrock.InvokeModel".into(),
+            source: Source::Xray,
+            duration_s: v,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: false,
+            error: i % 10 == 0,
+            idem_key: format!("k{i}"),
+            attributes: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn short_ranges_are_exact_long_ones_use_rollups() {
+        let store = Store::open_memory().await.unwrap();
+        // 48 hours, one event every 6 minutes.
+        let events: Vec<_> = (0..480).map(|i| ev(i, T0 + i * 360_000, "PROD", 1.0 + (i % 97) as f64 / 10.0)).collect();
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        for h in 0..48 {
+            store.roll_hour(T0 + h * HOUR_MS).await.unwrap();
+        }
+        assert!(store.roll_day(T0).await.unwrap());
+
+        // 2 h: raw, exact.
+        let sel = Selection { from_ms: T0, to_ms: T0 + 2 * HOUR_MS, ..Selection::default() };
+        assert_eq!(plan(&store, &sel).await.unwrap(), [Part::Raw { from_ms: T0, to_ms: T0 + 2 * HOUR_MS }]);
+        let l = load(&store, &sel).await.unwrap();
+        assert!(!l.approximate());
+        assert_eq!(l.raw_events, 20);
+
+        // 47.5 h: a day and 23 hours of rollups, the last half hour raw.
+        let sel = Selection { from_ms: T0, to_ms: T0 + 47 * HOUR_MS + 1_800_000, ..Selection::default() };
+        let parts = plan(&store, &sel).await.unwrap();
+        assert_eq!(
+            parts,
+            [
+                Part::Rollup { res: Resolution::Day, from_ms: T0, to_ms: T0 + DAY_MS },
+                Part::Rollup { res: Resolution::Hour, from_ms: T0 + DAY_MS, to_ms: T0 + 47 * HOUR_MS },
+                Part::Raw { from_ms: T0 + 47 * HOUR_MS, to_ms: T0 + 47 * HOUR_MS + 1_800_000 },
+            ]
+        );
+        let mut l = load(&store, &sel).await.unwrap();
+        assert!(l.approximate());
+        assert_eq!((l.rollup_periods, l.raw_events), (24, 5));
+        let agg = l.groups.values_mut().next().unwrap();
+        assert_eq!(agg.count, 475);
+        assert_eq!(agg.errors, 48);
+        let mut exact: Vec<f64> = (0..475).map(|i| 1.0 + (i % 97) as f64 / 10.0).collect();
+        exact.sort_by(f64::total_cmp);
+        let p95 = agg.quantiles(&[0.95])[0];
+        let e = crate::report::nearest_rank(&exact, 0.95).unwrap();
+        assert!((p95 - e).abs() <= 0.01 * e, "{p95} vs {e}");
+
+        // Hourly steps: days are not used for 1 h buckets; every bucket is one hour.
+        let sel = Selection { from_ms: T0, to_ms: T0 + 30 * HOUR_MS, step_ms: Some(HOUR_MS), ..Selection::default() };
+        let l = load(&store, &sel).await.unwrap();
+        assert_eq!(l.groups.len(), 30);
+        assert!(l.groups.iter().all(|(k, a)| k.bucket_ms % HOUR_MS == 0 && a.count == 10));
+
+        // An hour raw retention no longer holds is read from its rollup even in a short range.
+        sqlx::query("DELETE FROM events WHERE time_ms < ?").bind(T0 + 3 * HOUR_MS + 1).execute(store.pool()).await.unwrap();
+        let sel = Selection { from_ms: T0 + 2 * HOUR_MS, to_ms: T0 + 5 * HOUR_MS, ..Selection::default() };
+        assert_eq!(
+            plan(&store, &sel).await.unwrap(),
+            [
+                Part::Rollup { res: Resolution::Hour, from_ms: T0 + 2 * HOUR_MS, to_ms: T0 + 4 * HOUR_MS },
+                Part::Raw { from_ms: T0 + 4 * HOUR_MS, to_ms: T0 + 5 * HOUR_MS },
+            ]
+        );
+        assert_eq!(load(&store, &sel).await.unwrap().groups.values().next().unwrap().count, 30);
+
+        // Filters reach both raw and rollup reads.
+        let sel = Selection { from_ms: T0, to_ms: T0 + 48 * HOUR_MS, env: Some("Dev".into()), ..Selection::default() };
+        assert!(load(&store, &sel).await.unwrap().groups.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn exact_quantiles_match_nearest_rank(v in prop::collection::vec(0.0f64..50.0, 1..300), qs in prop::collection::vec(0.0f64..=1.0, 1..6)) {
+            let mut agg = Agg::default();
+            v.iter().for_each(|x| agg.push(*x, false, false, false));
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let got = agg.quantiles(&qs);
+            for (q, g) in qs.iter().zip(got) {
+                prop_assert_eq!(g, crate::report::nearest_rank(&sorted, *q).unwrap());
+            }
+            let d = agg.dist();
+            prop_assert_eq!(d.n as usize, v.len());
+            for q in qs {
+                prop_assert_eq!(d.quantile(q), crate::report::nearest_rank(&sorted, q).unwrap());
+            }
+        }
+    }
+}
