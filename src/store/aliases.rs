@@ -7,7 +7,7 @@ impl Store {
     /// Records one ListAliases observation of `function` at `now_ms`: routes unchanged since
     /// the last observation extend their span; changed ones open a new span.
     pub async fn record_aliases(&self, function: &str, routes: &[(String, String, f64)], now_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut aliases: Vec<&str> = routes.iter().map(|(a, _, _)| a.as_str()).collect();
         aliases.dedup();
         for alias in aliases {
