@@ -695,8 +695,7 @@ impl Generator {
     pub fn until(&mut self, t_ms: i64) -> Vec<Execution> {
         let t_us = t_ms * 1000;
         let mut out = Vec::new();
-        loop {
-            let Some(i) = (0..self.envs.len()).min_by_key(|&i| (self.envs[i].next_arrival_us, i)) else { break };
+        while let Some(i) = (0..self.envs.len()).min_by_key(|&i| (self.envs[i].next_arrival_us, i)) {
             let start = self.envs[i].next_arrival_us;
             if start >= t_us {
                 break;
@@ -1535,7 +1534,7 @@ pub fn stored_zip(name: &str, data: &[u8]) -> Vec<u8> {
     let crc = crc32(data);
     let (n, len) = (name.len() as u16, data.len() as u32);
     // 1980-01-01 00:00: a fixed date keeps the archive (and the code hash) deterministic.
-    let (time, date) = (0u16, (0u16 << 9) | (1 << 5) | 1);
+    let (time, date) = (0u16, (1u16 << 5) | 1); // DOS date: (year - 1980) << 9 | month << 5 | day
     let mut z = Vec::new();
     let le16 = |z: &mut Vec<u8>, v: u16| z.extend_from_slice(&v.to_le_bytes());
     let le32 = |z: &mut Vec<u8>, v: u32| z.extend_from_slice(&v.to_le_bytes());
@@ -1703,7 +1702,9 @@ impl Writer {
     async fn write(&mut self, execs: &[Execution], d: &Deployment, summary: &mut Summary) -> anyhow::Result<()> {
         use aws_sdk_cloudwatchlogs::types::InputLogEvent;
         use futures::StreamExt as _;
-        let mut streams: BTreeMap<(String, String), Vec<(i64, usize, String)>> = BTreeMap::new();
+        // (group, stream) → (time, write order, message).
+        type Streams = BTreeMap<(String, String), Vec<(i64, usize, String)>>;
+        let mut streams: Streams = BTreeMap::new();
         let mut docs = Vec::new();
         let mut seq = 0usize;
         for exec in execs {
@@ -1908,13 +1909,15 @@ mod tests {
 
     #[test]
     fn the_most_specific_latency_rule_wins_and_slowdowns_apply_in_their_window() {
-        let mut s = Settings::default();
-        s.latency = vec![
-            LatencyRule::parse("LFH/Bedrock.InvokeModel@Dev=1s").unwrap(),
-            LatencyRule::parse("Bedrock.InvokeModel=lognormal(2s, 0.1)").unwrap(),
-        ];
+        let mut s = Settings {
+            latency: vec![
+                LatencyRule::parse("LFH/Bedrock.InvokeModel@Dev=1s").unwrap(),
+                LatencyRule::parse("Bedrock.InvokeModel=lognormal(2s, 0.1)").unwrap(),
+            ],
+            slow: vec![slow_rule("GDSH/Bedrock.InvokeModel@Dev=fixed(9s),from=-3m,until=+1m")],
+            ..Settings::default()
+        };
         s.latency.sort_by_key(|r| r.selector.specificity());
-        s.slow = vec![slow_rule("GDSH/Bedrock.InvokeModel@Dev=fixed(9s),from=-3m,until=+1m")];
         let (lfh, gdsh) = (&ATLAS[0], &ATLAS[1]);
         assert_eq!(s.dist(lfh, &lfh.ops[0], "Dev", 0), Dist::LogNormal { median: 1.0, sigma: 0.1 });
         assert_eq!(s.dist(lfh, &lfh.ops[0], "PROD", 0), Dist::LogNormal { median: 2.0, sigma: 0.1 });
