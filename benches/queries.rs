@@ -31,10 +31,26 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 fn main() {
-    // 1) p95 over a 15-minute window of 1M events.
+    // 1) Memory (first, so the process peak is this section's own): 10,000 series, 1M events in the windows.
+    let now = 1_795_341_600_000i64;
+    let before = rss_kb("VmRSS:");
+    let mut w = Windows::default();
+    for i in 0..1_000_000i64 {
+        let s = i % 10_000;
+        let key = SeriesKey { env: format!("env{}", s % 2), function: format!("Function{}", s / 50), operation: format!("Operation{}", s % 50), source: "xray".into() };
+        w.insert(key, now - 900_000 + i, 1.0, false);
+    }
+    let after = rss_kb("VmRSS:");
+    let peak = rss_kb("VmHWM:");
+    let base_rss = before as f64 / 1024.0;
+    let raw_mb = (1_000_000 * 24) as f64 / 1e6;
+    let held_mb = after.saturating_sub(before) as f64 / 1024.0;
+    println!("windows with 10000 series / {} events: +{held_mb:.1} MB resident, process peak {:.1} MB (baseline: raw events {raw_mb:.1} MB, process before {base_rss:.1} MB)", w.len(), peak as f64 / 1024.0);
+    drop(w);
+
+    // 2) p95 over a 15-minute window of 1M events.
     let mut w = Windows::default();
     let key = SeriesKey { env: "Dev".into(), function: "GenerateDynamicScenarioHandler".into(), operation: "Bedrock.InvokeModel".into(), source: "xray".into() };
-    let now = 1_795_341_600_000i64;
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for i in 0..1_000_000i64 {
         x ^= x << 13;
@@ -56,7 +72,7 @@ fn main() {
     assert_eq!(st.p95, sorted_p95);
     println!("p95 over 15 min of {} events: {:.1} ms (baseline full sort: {:.1} ms)", st.count, p95_s * 1e3, sort_s * 1e3);
 
-    // 2) /metrics with 10,000 series.
+    // 3) /metrics with 10,000 series.
     let metrics = Metrics::new();
     let mut labels = Vec::new();
     for i in 0..10_000 {
@@ -93,20 +109,6 @@ fn main() {
     drop(text);
     drop(plain);
 
-    // 3) Memory: 10,000 series, 1M events in the windows.
-    drop(w);
-    let before = rss_kb("VmRSS:");
-    let mut w = Windows::default();
-    for i in 0..1_000_000i64 {
-        let s = i % 10_000;
-        let key = SeriesKey { env: format!("env{}", s % 2), function: format!("Function{}", s / 50), operation: format!("Operation{}", s % 50), source: "xray".into() };
-        w.insert(key, now - 900_000 + i, 1.0, false);
-    }
-    let after = rss_kb("VmRSS:");
-    let peak = rss_kb("VmHWM:");
-    let raw_mb = (1_000_000 * 24) as f64 / 1e6;
-    let held_mb = after.saturating_sub(before) as f64 / 1024.0;
-    println!("windows with 10000 series / {} events: +{held_mb:.1} MB resident, process peak {:.1} MB (baseline raw events: {raw_mb:.1} MB)", w.len(), peak as f64 / 1024.0);
     println!(
         "queries: p95_1m_ms={:.1} baseline_sort_ms={:.1} metrics_10k_series_ms={:.1} baseline_format_ms={:.1} windows_rss_mb={held_mb:.1} peak_rss_mb={:.1} baseline_raw_mb={raw_mb:.1}",
         p95_s * 1e3,

@@ -71,11 +71,21 @@ pub fn read_events(path: &Path, text: &str, default_stream: &str) -> Vec<PageEve
                 stream: default_stream.to_string(),
                 time_ms: t,
                 event_id: format!("line{:08}", i + 1),
-                // Raw events end with a newline; text files lose it.
-                message: line.replace("\\t", "\t").replace("\\n", "\n"),
+                // Escaped tabs/newlines are what copied console output holds.
+                message: strip_export_timestamp(line).replace("\\t", "\t").replace("\\n", "\n"),
             }
         })
         .collect()
+}
+
+/// Exported logs (`<timestamp> <message>`, as `aws logs tail` and most consoles print them)
+/// carry the event time before the message, separated by a space: the message is what
+/// follows. Runtime lines that start with a time and a TAB (Node's prefix) are kept whole.
+fn strip_export_timestamp(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((first, rest)) if !first.contains('\t') && leading_timestamp_ms(first).is_some() => rest,
+        _ => line,
+    }
 }
 
 /// An RFC 3339 time at the start of a line or after a `[LEVEL]\t` prefix.
@@ -145,18 +155,20 @@ mod tests {
         let txt = dir.path().join("lines.log");
         std::fs::write(
             &txt,
-            "[INFO]\t2026-11-22T10:00:00.000Z\t1c8df7d3-a1b2-46da-9778-518e6eca8125\t{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 1.5}\nnot a timing line\n{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}\n",
+            "[INFO]\t2026-11-22T10:00:00.000Z\t1c8df7d3-a1b2-46da-9778-518e6eca8125\t{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": 1.5}\nnot a timing line\n2026-11-22T10:00:01.000Z {\"event_type\": \"TIMING\", \"metric\": \"ConnectCallDuration\", \"value_sec\": 0.5}\n{\"event_type\": \"TIMING\", \"metric\": \"X\", \"value_sec\": \"abc\"}\n",
         )
         .unwrap();
         let store = Store::open_memory().await.unwrap();
         let a = Attributor::new(&EnvironmentsConfig::default());
         let paths = vec![json, txt];
         let first = ingest_files(&store, &a, "/aws/lambda/GenerateDynamicScenarioHandler", &paths).await.unwrap();
-        assert_eq!(first.stored, 3, "{first:?}");
+        assert_eq!(first.stored, 4, "{first:?}");
         assert_eq!(first.rejected, 1);
         let again = ingest_files(&store, &a, "/aws/lambda/GenerateDynamicScenarioHandler", &paths).await.unwrap();
         assert_eq!(again.stored, 0);
-        assert_eq!(again.duplicates, 3);
+        assert_eq!(again.duplicates, 4);
+        let t: i64 = sqlx::query_scalar("SELECT time_ms FROM events WHERE operation = 'ConnectCallDuration'").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(t, 1_795_341_601_000, "an exported line's timestamp is its time, and the rest its message");
         let t: i64 = sqlx::query_scalar("SELECT time_ms FROM events WHERE duration_s = 1.5").fetch_one(store.pool()).await.unwrap();
         assert_eq!(t, 1_795_341_600_000, "2026-11-22T10:00:00Z from the line itself");
     }
