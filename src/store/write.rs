@@ -146,6 +146,11 @@ impl Store {
         }
 
         for a in &batch.annotations {
+            // Most REPORTs only confirm what their lines already said; an UPDATE per
+            // invocation would then be pure cost.
+            if a.trace_id.is_none() && !a.error && !a.timeout && !a.cold_start {
+                continue;
+            }
             sqlx::query(
                 "UPDATE events SET trace_id = COALESCE(trace_id, ?), error = (error OR ?), cold_start = (cold_start OR ?) \
                  WHERE request_id = ? AND function = ?",
