@@ -1438,7 +1438,11 @@ pub async fn run(
     let mut pending: Vec<Execution> = generator.until(t0);
     // Only what has finished by now is written; the rest waits (or is dropped without --follow).
     let done: Vec<Execution> = take_finished(&mut pending, now_ms());
-    w.write(&done, &deployment, &mut summary).await?;
+    // Oldest first, a time slice at a time, as CloudWatch would have received it: a daemon
+    // already tailing sees history arrive in order, not stream by stream across the span.
+    for slice in history_slices(&done, settings.duration) {
+        w.write(slice, &deployment, &mut summary).await?;
+    }
     tracing::info!(
         executions = done.len(),
         log_events = summary.log_events,
@@ -1465,6 +1469,21 @@ pub async fn run(
         tracing::info!(log_events = summary.log_events, traces = summary.traces, "Stopped writing live traffic.");
     }
     Ok(summary)
+}
+
+/// Cuts executions (in start order) into consecutive time slices of at least 30 s, at most
+/// about 200 of them.
+pub fn history_slices(execs: &[Execution], duration: Duration) -> Vec<&[Execution]> {
+    let width_us = (duration.as_micros() as i64 / 200).max(30_000_000);
+    let mut out = Vec::new();
+    let mut rest = execs;
+    while let Some(first) = rest.first() {
+        let end = first.start_us - first.start_us.rem_euclid(width_us) + width_us;
+        let n = rest.iter().position(|e| e.start_us >= end).unwrap_or(rest.len());
+        out.push(&rest[..n]);
+        rest = &rest[n..];
+    }
+    out
 }
 
 fn take_finished(pending: &mut Vec<Execution>, now_ms: i64) -> Vec<Execution> {
@@ -2060,6 +2079,19 @@ mod tests {
         assert_eq!(prod(&a), prod(&b));
         let lfh = durations(&b, "LexFulfillmentHandler", "Bedrock.InvokeModel", "Dev", from, T0 * 1000);
         assert!(nearest_rank(lfh, 0.95) < 1.5);
+    }
+
+    #[test]
+    fn history_is_written_in_time_slices() {
+        let execs = generate(settings(10, 2.0));
+        let slices = history_slices(&execs, Duration::from_secs(600));
+        assert!((20..=22).contains(&slices.len()), "{}", slices.len());
+        assert_eq!(slices.iter().map(|s| s.len()).sum::<usize>(), execs.len());
+        for w in slices.windows(2) {
+            assert!(w[0].last().unwrap().start_us < w[1][0].start_us);
+            assert!(w[1][0].start_us - w[0][0].start_us <= 60_000_000);
+        }
+        assert_eq!(history_slices(&execs, Duration::from_secs(14 * 86_400)).len(), 1);
     }
 
     #[test]

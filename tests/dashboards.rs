@@ -310,6 +310,8 @@ min_samples = 5
 #[test]
 fn every_panel_query_returns_data_from_a_real_prometheus() {
     let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let simulate_log = dir.path().join("simulate.log");
     // History with a Dev slowdown, failures and broken lines, then live traffic.
     let child = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
         .args(["simulate", "--endpoint-url", &moto.url(), "--region", "us-east-1", "--duration", "5m", "--rate", "1/s", "--seed", "21"])
@@ -317,11 +319,13 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         .args(["--error-rate", "0.01", "--timeout-rate", "0.01", "--malformed-rate", "0.01", "--follow"])
         .envs(AWS_ENV.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&simulate_log).unwrap())
         .spawn()
         .expect("start simulate");
     let _simulate = Proc { child, name: "simulate".into() };
-    let dir = tempfile::tempdir().unwrap();
+    wait_for("simulate to write the history", Duration::from_secs(90), || {
+        std::fs::read_to_string(&simulate_log).ok().filter(|l| l.contains("Wrote the simulated history")).map(|_| ())
+    });
     let daemon = Daemon::start(dir.path(), &daemon_config(&moto, SECTIONS));
     let (_prom, prom_port) = start_prometheus(dir.path(), daemon.port);
 
