@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo: moto's server (the AWS emulator) + simulated Atlas Engine traffic with a slow
-# Bedrock call in Dev + the daemon tailing it; prints what the daemon found.
-# Ctrl-C stops everything it started.
+# The demo: moto's server (the AWS emulator) + the seed's Atlas Engine traffic from
+# `latency-sentinel simulate` (PROD and Dev aliases, logs and X-Ray traces, with Dev's
+# Bedrock call slowed to ~9 s for the last few minutes) + the daemon watching it. Ends with
+# the alert, the bottleneck and the Dev/PROD comparison on screen. Ctrl-C stops everything
+# it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -17,7 +19,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  echo "==> Stopped. (Files were in $WORK)"
+  echo "==> Stopped everything the demo started. (Its files are in $WORK)"
 }
 trap cleanup EXIT INT TERM
 
@@ -27,32 +29,15 @@ export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDE
 echo "==> Starting the AWS emulator (moto) on 127.0.0.1"
 "$PY" scripts/moto_server.py --host 127.0.0.1 --port 0 --port-file "$WORK/moto.port" 2>"$WORK/moto.log" &
 PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$WORK/moto.port" ] && break; sleep 0.2; done
+for _ in $(seq 1 150); do [ -s "$WORK/moto.port" ] && break; sleep 0.2; done
+[ -s "$WORK/moto.port" ] || { echo "moto did not start; see $WORK/moto.log" >&2; exit 1; }
 MOTO="http://127.0.0.1:$(cat "$WORK/moto.port")"
 
-echo "==> Writing simulated traffic: PROD normal, Dev with a slow Bedrock call (~9 s)"
-"$PY" - "$MOTO" <<'PYEOF'
-import sys, time, random, boto3
-sys.path.insert(0, 'tests/support')
-import lambda_traffic as t
-kw = dict(endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='demo', aws_secret_access_key='demo')
-logs, lam, iam = (boto3.client(n, **kw) for n in ('logs', 'lambda', 'iam'))
-random.seed(7)
-versions = {f: t.setup_function(lam, iam, f) for f in ['GenerateDynamicScenarioHandler', 'InvokeOutboundCallHandler']}
-w = t.Writer(logs)
-now = int(time.time() * 1000)
-for env, base in (('PROD', 2.6), ('Dev', 9.0)):
-    v = versions['GenerateDynamicScenarioHandler'][env]
-    s = t.stream_name(v)
-    for i in range(40):
-        w.text_invocation('GenerateDynamicScenarioHandler', 'GDSH', env, v, s, now - 600_000 + i * 10_000,
-                          round(random.gauss(base, 0.3), 3), i == 0)
-    v = versions['InvokeOutboundCallHandler'][env]
-    s = t.stream_name(v)
-    for i in range(40):
-        w.json_invocation('InvokeOutboundCallHandler', 'IOCH', env, v, s, now - 600_000 + i * 10_000, i == 0)
-print(f"    wrote {sum(w.expected.values())} timing events' worth of log lines")
-PYEOF
+echo "==> Simulating 10 minutes of Atlas Engine traffic: PROD normal, Dev's Bedrock call at ~9 s for the last 4 minutes"
+"$BIN" simulate --endpoint-url "$MOTO" --region us-east-1 --duration 10m --rate 12/m --seed 7 \
+  --slow 'GenerateDynamicScenarioHandler/Bedrock.InvokeModel@Dev=9s,from=-4m' >"$WORK/simulate.json" 2>"$WORK/simulate.log" \
+  || { cat "$WORK/simulate.log" >&2; exit 1; }
+"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print("    wrote %d workflow executions: %d log events, %d trace documents" % (s["traces"], s["log_events"], s["trace_documents"]))' "$WORK/simulate.json"
 
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$WORK/config.toml" <<TOML
@@ -70,29 +55,55 @@ discovery_interval = "5s"
 ingestion_delay = "30s"
 start_lookback = "1h"
 [xray]
-enabled = false
+poll_interval = "3s"
+settle_delay = "0s"
+lookback = "15m"
+start_lookback = "1h"
+requests_per_second = 20.0
+[alerts]
+evaluation_interval = "2s"
+[[budgets]]
+name = "bedrock-p95"
+operation = "Bedrock.InvokeModel"
+p95 = "5s"
+window = "5m"
+for = "0s"
+min_samples = 5
 TOML
 "$BIN" check-config --config "$WORK/config.toml"
 
 echo "==> Starting latency-sentinel"
 "$BIN" run --config "$WORK/config.toml" 2>"$WORK/daemon.log" &
 PIDS+=($!)
-for _ in $(seq 1 300); do
-  n=$(curl -sf "http://127.0.0.1:$PORT/api/v1/status" 2>/dev/null | "$PY" -c 'import sys,json; print(json.load(sys.stdin)["events_stored"])' 2>/dev/null || echo 0)
-  [ "${n:-0}" -ge 400 ] && break
+API="http://127.0.0.1:$PORT/api/v1"
+echo "==> Waiting for the daemon to read the logs and traces and judge the budgets"
+firing=""
+for _ in $(seq 1 240); do
+  firing=$(curl -sf "$API/alerts" 2>/dev/null | "$PY" -c '
+import sys, json
+a = [x for x in json.load(sys.stdin)["active"] if x["state"] == "firing"]
+for x in a:
+    print("    FIRING  %s  %s / %s in %s: p%d = %.2fs over a %.2fs budget (%d samples)" % (
+        "LatencyBudgetExceeded", x["function"], x["operation"], x["env"], round(x["quantile"] * 100),
+        x["observed_s"], x["budget_s"], x["samples"]))
+' 2>/dev/null || true)
+  [ -n "$firing" ] && break
   sleep 0.5
 done
-echo "    events stored: $n"
 echo
-echo "==> latency-sentinel report top --since 1h  (slowest first; exact percentiles)"
-"$BIN" report top --db "$WORK/sentinel.db" --since 1h
+echo "==> Alerts"
+if [ -n "$firing" ]; then echo "$firing"; else echo "    (no alert fired; see $WORK/daemon.log)"; fi
 echo
-echo "    Read the BedrockCallDuration rows: Dev against PROD, same function, same operation."
+echo "==> latency-sentinel report bottleneck --since 1h"
+"$BIN" report bottleneck --db "$WORK/sentinel.db" --since 1h || true
+echo
+echo "==> latency-sentinel report compare --baseline PROD --candidate Dev --since 1h"
+"$BIN" report compare --db "$WORK/sentinel.db" --baseline PROD --candidate Dev --since 1h || true
 echo
 echo "==> The daemon is running:"
 echo "    metrics  http://127.0.0.1:$PORT/metrics"
 echo "    ready    http://127.0.0.1:$PORT/readyz"
-echo "    API      http://127.0.0.1:$PORT/api/v1/status"
+echo "    API      $API/operations?since=1h   $API/alerts   $API/budgets"
 echo "    log      $WORK/daemon.log"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "==> Ctrl-C to stop."
