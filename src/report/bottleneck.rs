@@ -332,7 +332,7 @@ pub fn text(r: &BottleneckReport) -> String {
             out.push_str(&format!("Bottleneck: {what}: {} of {} ({})\n", secs(b.self_s), secs(w.avg_total_s), pct(b.share)));
         }
         if !w.trace_ids.is_empty() {
-            out.push_str(&format!("Slowest traces: {}\n", w.trace_ids.iter().take(3).cloned().collect::<Vec<_>>().join(" ")));
+            out.push_str(&format!("Slowest traces: {}\n", w.trace_ids.iter().take(2).cloned().collect::<Vec<_>>().join(" ")));
         }
         out.push('\n');
     }

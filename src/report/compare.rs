@@ -261,14 +261,13 @@ pub fn table(r: &CompareReport) -> String {
     if r.baseline.approximate || r.candidate.approximate {
         out.push_str("(percentiles partly from hourly rollups: within 1 %)\n");
     }
-    let mut t = Table::new().text("FUNCTION", 12).text("OPERATION", 12).num("N BASE").num("N CAND");
+    let mut t = Table::new().text("FUNCTION", 12).text("OPERATION", 12).num("N BASE/CAND");
     t = t.num("P95 BASE").num("P95 CAND").num("CHANGE").num("P-VALUE").text("VERDICT", 10);
     for row in &r.rows {
         t.row(vec![
             row.function.clone(),
             row.operation.clone(),
-            row.baseline.count.to_string(),
-            row.candidate.count.to_string(),
+            format!("{}/{}", row.baseline.count, row.candidate.count),
             secs(row.baseline.p95),
             secs(row.candidate.p95),
             row.change_pct.p95.map_or("-".into(), |p| format!("{p:+.0}%")),

@@ -3,10 +3,10 @@
 //!
 //! 1. A whole hour (or a whole UTC day) inside the range is read from its rollup when it
 //!    has one and either the range is longer than [`RAW_SPAN_MS`] (24 h: long ranges are
-//!    answered from rollups, so 90 days take milliseconds) or raw retention may no longer
-//!    hold all of it (it starts before the first whole hour of the oldest stored event).
-//!    A day is used only when all its 24 hours qualify; with a `step`, only periods that
-//!    fit in one step.
+//!    answered from rollups, so 90 days take milliseconds) or raw events no longer hold all
+//!    of it: it ends before the oldest stored event's hour, or it is that hour and holds
+//!    fewer raw events than its rollup counted (retention cut into it). A day is used only
+//!    when all its 24 hours qualify; with a `step`, only periods that fit in one step.
 //! 2. Everything else (partial hours at the edges, the hour in progress, hours not rolled
 //!    yet, every hour of a range up to 24 h that raw events still hold) is read from raw
 //!    events.
@@ -18,7 +18,7 @@
 use super::rank_index;
 use crate::sketch::Sketch;
 use crate::store::rollups::scan::{Bind, scan};
-use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, ceil_to, floor_to};
+use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, floor_to};
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -255,8 +255,19 @@ pub async fn plan(store: &Store, sel: &Selection) -> Result<Vec<Part>, StoreErro
         return Ok(Vec::new());
     }
     let long = to - from > RAW_SPAN_MS;
-    let raw_whole_from = store.oldest_event_ms().await?.map_or(i64::MAX, |t| ceil_to(t, HOUR_MS));
     let rolled: HashSet<(Resolution, i64)> = store.rollup_periods(floor_to(from, DAY_MS), to).await?.into_iter().collect();
+    // Raw events are whole from `raw_whole_from` on; before it only rollups are.
+    let raw_whole_from = match store.oldest_event_ms().await? {
+        None => i64::MAX,
+        Some(oldest) => {
+            let hour = floor_to(oldest, HOUR_MS);
+            if !long && hour >= from && hour + HOUR_MS <= to && rolled.contains(&(Resolution::Hour, hour)) && !store.raw_hour_complete(hour).await? {
+                hour + HOUR_MS
+            } else {
+                hour
+            }
+        }
+    };
     let usable = |res: Resolution, start: i64| {
         start % res.ms() == 0
             && start >= from

@@ -150,7 +150,11 @@ pub fn table(r: &FunctionsReport) -> String {
             f.timeouts.to_string(),
         ]);
     }
-    let mut out = t.render(WIDTH);
+    let mut out = if r.functions.is_empty() {
+        format!("No invocation events ({}) in this range.\n", INVOCATION_OPERATIONS.join(", "))
+    } else {
+        t.render(WIDTH)
+    };
     if !r.slowest.is_empty() {
         out.push_str("\nSlowest invocations:\n");
         let mut s = Table::new().num("TIME").text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 10).num("DURATION").text("NOTE", 4).text("REQUEST", 8);

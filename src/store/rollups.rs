@@ -245,7 +245,7 @@ impl Store {
         }
         let mut merged: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
         let mut bad = 0u64;
-        self.scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, "", &[], &mut bad, |row| match merged.get_mut(&row.key()) {
+        self.scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, "", &[], &mut bad, |_, row| match merged.get_mut(&row.key()) {
             Some(m) => m.merge(&row),
             None => {
                 merged.insert(row.key(), row);
@@ -260,7 +260,7 @@ impl Store {
         Ok(true)
     }
 
-    /// Calls `f` on every rollup row of resolution `res` starting in `[from_ms, to_ms)`
+    /// Calls `f` with the period start and the row for every rollup row of resolution `res` starting in `[from_ms, to_ms)`
     /// that matches `filter_sql` (an `AND ...` fragment with plain `?` placeholders, bound
     /// from `filter_binds`).
     /// Rows whose sketch does not decode are counted in `malformed` and skipped.
@@ -272,16 +272,16 @@ impl Store {
         filter_sql: &str,
         filter_binds: &[Bind<'_>],
         malformed: &mut u64,
-        mut f: impl FnMut(RollupRow),
+        mut f: impl FnMut(i64, RollupRow),
     ) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch \
+            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms \
              FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3 {filter_sql}"
         );
         let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
         binds.extend_from_slice(filter_binds);
         scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
-            Ok(sketch) => f(RollupRow {
+            Ok(sketch) => f(r.i64(12), RollupRow {
                 env: r.text(0).into_owned(),
                 function: r.text(1).into_owned(),
                 operation: r.text(2).into_owned(),
@@ -309,6 +309,22 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().filter_map(|(res, start)| Some((Resolution::from_seconds(res)?, start))).collect())
+    }
+
+    /// Whether raw events still hold every event the rollup of `hour_ms` counted (false
+    /// when retention cut into the hour).
+    pub async fn raw_hour_complete(&self, hour_ms: i64) -> Result<bool, StoreError> {
+        let raw: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE time_ms >= ? AND time_ms < ?")
+            .bind(hour_ms)
+            .bind(hour_ms + HOUR_MS)
+            .fetch_one(&self.pool)
+            .await?;
+        let rolled: Option<i64> = sqlx::query_scalar("SELECT SUM(count) FROM rollups WHERE res_s = ? AND start_ms = ?")
+            .bind(Resolution::Hour.seconds())
+            .bind(hour_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(raw >= rolled.unwrap_or(0))
     }
 
     /// Event time of the oldest raw event, if any.
@@ -478,7 +494,7 @@ mod tests {
 
     async fn day_rows(store: &Store, day_ms: i64) -> Vec<RollupRow> {
         let (mut rows, mut bad) = (Vec::new(), 0);
-        store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], &mut bad, |r| rows.push(r)).await.unwrap();
+        store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], &mut bad, |_, r| rows.push(r)).await.unwrap();
         assert_eq!(bad, 0);
         rows
     }
