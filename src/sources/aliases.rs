@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::attribute::Attributor;
-use crate::aws::{RateLimiter, call};
+use crate::aws::{AwsError, RateLimiter, call};
 use crate::store::now_ms;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -45,10 +45,15 @@ impl AliasRefresher {
     /// Before events of `function` with these versions are attributed: if a version has
     /// never been seen behind an alias, list the function's aliases now (rate-limited), so
     /// a freshly published version is not stored under the default env.
-    pub async fn ensure_known(&self, function: &str, versions: &BTreeSet<String>) {
+    ///
+    /// Errs when that listing failed for a reason that passes (throttling, 5xx, timeouts) or
+    /// was cut short by shutdown:
+    /// the caller must not store the events yet, since an event stored under the default env
+    /// stays there. A function Lambda doesn't know, or that we may not list, is no error.
+    pub async fn ensure_known(&self, function: &str, versions: &BTreeSet<String>) -> Result<(), AwsError> {
         let history = self.attributor.history();
         if versions.iter().all(|v| v == "$LATEST" || history.knows(function, v)) {
-            return;
+            return Ok(());
         }
         let due = self
             .last_listed
@@ -56,13 +61,16 @@ impl AliasRefresher {
             .map(|m| m.get(function).is_none_or(|t| t.elapsed() >= ON_DEMAND_MIN_INTERVAL))
             .unwrap_or(true);
         if due {
-            self.refresh(&BTreeSet::from([function.to_string()])).await;
+            return self.refresh(&BTreeSet::from([function.to_string()])).await;
         }
+        Ok(())
     }
 
-    /// Lists the aliases of each function, records them, and reloads the snapshot.
-    pub async fn refresh(&self, functions: &BTreeSet<String>) {
+    /// Lists the aliases of each function, records them, and reloads the snapshot. Returns
+    /// the last retriable listing error; such a function may be listed again at once.
+    pub async fn refresh(&self, functions: &BTreeSet<String>) -> Result<(), AwsError> {
         let now = now_ms();
+        let mut failed: Option<AwsError> = None;
         for function in functions {
             if let Ok(mut m) = self.last_listed.lock() {
                 m.insert(function.clone(), Instant::now());
@@ -101,6 +109,12 @@ impl AliasRefresher {
                     }
                     Err(e) => {
                         tracing::warn!(function = %function, error = %e, "ListAliases failed; keeping the last known aliases.");
+                        if e.retriable || e.code == "cancelled" {
+                            if let Ok(mut m) = self.last_listed.lock() {
+                                m.remove(function);
+                            }
+                            failed = Some(e);
+                        }
                         break false;
                     }
                 }
@@ -113,5 +127,6 @@ impl AliasRefresher {
             }
         }
         self.load().await;
+        failed.map_or(Ok(()), Err)
     }
 }

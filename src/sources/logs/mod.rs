@@ -91,7 +91,8 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
         }
         if ctx.config.environments.lambda_aliases && now >= next_alias_refresh {
             let functions: BTreeSet<String> = groups.keys().map(|g| crate::parse::stream::function_from_log_group(g)).collect();
-            aliases.refresh(&functions).await;
+            // A function whose listing failed is listed again before its events are stored.
+            let _ = aliases.refresh(&functions).await;
             next_alias_refresh = now + ctx.config.environments.alias_refresh_interval;
         }
 
@@ -297,7 +298,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
             })
             .collect();
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
-        let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await } else { history.clone() };
+        let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
         let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history);
         let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
         if last_page {
@@ -327,8 +328,10 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
 }
 
 /// Makes sure the alias history covers the versions in this page's stream names; returns
-/// the snapshot to attribute the page with.
-async fn ensure_versions_known(shared: &Shared, group: &str, page: &[PageEvent]) -> Arc<crate::attribute::AliasHistory> {
+/// the snapshot to attribute the page with, or the listing's error (throttled, 5xx, ...):
+/// the poll then fails before this page is committed and keeps its position, rather than
+/// store the events under the default env for good.
+async fn ensure_versions_known(shared: &Shared, group: &str, page: &[PageEvent]) -> Result<Arc<crate::attribute::AliasHistory>, AwsError> {
     let mut by_function: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for e in page {
         if let Some(name) = crate::parse::stream::parse_stream_name(&e.stream) {
@@ -337,9 +340,9 @@ async fn ensure_versions_known(shared: &Shared, group: &str, page: &[PageEvent])
         }
     }
     for (function, versions) in &by_function {
-        shared.aliases.ensure_known(function, versions).await;
+        shared.aliases.ensure_known(function, versions).await?;
     }
-    shared.attributor.history()
+    Ok(shared.attributor.history())
 }
 
 fn record_page_metrics(ctx: &Context, group: &str, outcome: &crate::store::BatchOutcome, stats: &process::PageStats) {
