@@ -14,6 +14,7 @@ mod write;
 pub use write::{Annotation, Batch, BatchOutcome, NewReport, StreamStateRow};
 
 use crate::model::Checkpoint;
+use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,20 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
+            // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, IOERR,
+            // BUSY, NOMEM); the ROLLBACK sqlx sends when the `Transaction` drops then fails
+            // silently and sqlx still counts the connection as inside a transaction. Its next
+            // `begin()` opens a SAVEPOINT instead, which a later failure leaves open with the
+            // write lock held: every other writer got "database is locked" for good, long after
+            // the disk had space again (tests/faults.rs, disk full). Such a connection is closed
+            // on release (the pool opens a fresh one) instead of being reused.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A round trip, so the rollback queued by the dropped transaction has run.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
