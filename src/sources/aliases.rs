@@ -72,9 +72,7 @@ impl AliasRefresher {
         let now = now_ms();
         let mut failed: Option<AwsError> = None;
         for function in functions {
-            if let Ok(mut m) = self.last_listed.lock() {
-                m.insert(function.clone(), Instant::now());
-            }
+            let mut retry_soon = false;
             let mut routes: Vec<(String, String, f64)> = Vec::new();
             let mut marker: Option<String> = None;
             let ok = loop {
@@ -110,9 +108,7 @@ impl AliasRefresher {
                     Err(e) => {
                         tracing::warn!(function = %function, error = %e, "ListAliases failed; keeping the last known aliases.");
                         if e.retriable || e.code == "cancelled" {
-                            if let Ok(mut m) = self.last_listed.lock() {
-                                m.remove(function);
-                            }
+                            retry_soon = true;
                             failed = Some(e);
                         }
                         break false;
@@ -124,9 +120,19 @@ impl AliasRefresher {
                 if let Err(e) = self.ctx.store.record_aliases(function, &routes, now).await {
                     tracing::warn!(function = %function, error = %e, "Cannot record aliases.");
                 }
+                self.load().await;
+            }
+            // Marked as listed only now, with the snapshot reloaded: polls run while a refresh
+            // goes through hundreds of functions, and one that found the function marked
+            // earlier attributed its page with the history from before the listing.
+            if let Ok(mut m) = self.last_listed.lock() {
+                if retry_soon {
+                    m.remove(function);
+                } else {
+                    m.insert(function.clone(), Instant::now());
+                }
             }
         }
-        self.load().await;
         failed.map_or(Ok(()), Err)
     }
 }
