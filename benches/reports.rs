@@ -5,9 +5,10 @@
 //! - compare's baseline reads the same 90 days hour by hour through sqlx and merges the
 //!   sketches per series (the straightforward design: no day rows, rows through sqlx);
 //! - top's baseline is the previous `report top`: every row through sqlx, sorted by SQLite;
-//!   the SQLite floor (one `SUM` over the same rows) is printed for scale.
+//!   the SQLite floor (one `SUM` over the same rows, inside SQLite) is printed for scale.
 //!
-//! Ends with a summary line `reports: key=value ...`.
+//! `REPORTS_BENCH_PART=compare` or `=top` runs one half. Ends with a summary line
+//! `reports: key=value ...`.
 
 use latency_sentinel::model::{Source, TimingEvent};
 use latency_sentinel::report::compare::{CompareQuery, Side};
@@ -172,22 +173,30 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let now = now_ms();
+        // REPORTS_BENCH_PART=compare or =top runs one half (for profiling one path).
+        let part = std::env::var("REPORTS_BENCH_PART").unwrap_or_default();
+        let (mut compare_ms, mut compare_base_ms, mut rollup_rows) = (f64::NAN, f64::NAN, 0);
+        let (mut top_ms, mut top_base_ms, mut floor_ms) = (f64::NAN, f64::NAN, f64::NAN);
 
         // 1. compare over 90 days of rollups.
+        if part != "top" {
         let store = Store::open(&dir.path().join("rollups.db"), OpenMode::Writer, 4096).await.unwrap();
         eprintln!("Filling {DAYS} days of hourly rollups for {OPERATIONS} operations × {} envs…", ENVS.len());
-        let (rollup_rows, fill_s) = fill_rollups(&store, floor_to(now, HOUR_MS)).await;
+        let (rows, fill_s) = fill_rollups(&store, floor_to(now, HOUR_MS)).await;
+        rollup_rows = rows;
         eprintln!("  {rollup_rows} hourly rows and their day rows in {fill_s:.1} s");
         let q = CompareQuery {
             baseline: Side { env: Some("PROD".into()), from_ms: now - DAYS * DAY_MS, to_ms: now },
             candidate: Side { env: Some("Dev".into()), from_ms: now - DAYS * DAY_MS, to_ms: now },
             function: None,
         };
-        let (compare_ms, report) = best_of(3, || compare::report(&store, &q)).await;
+        let report;
+        (compare_ms, report) = best_of(3, || compare::report(&store, &q)).await;
         let report = report.unwrap();
         let regressions = report.rows.iter().filter(|r| r.verdict == compare::Verdict::Regression).count();
         assert!(report.baseline.approximate && report.rows.len() == OPERATIONS);
-        let (compare_base_ms, series) = best_of(1, || compare_baseline(&store, now - DAYS * DAY_MS, now)).await;
+        let series;
+        (compare_base_ms, series) = best_of(1, || compare_baseline(&store, now - DAYS * DAY_MS, now)).await;
         assert_eq!(series, OPERATIONS * ENVS.len());
         println!(
             "compare over {DAYS} days ({OPERATIONS} operations × 2 envs, {rollup_rows} hourly rows): {compare_ms:>8.1} ms  ({regressions} regressions found, {} expected)",
@@ -195,19 +204,22 @@ fn main() {
         );
         println!("  baseline: hourly rows through sqlx, merged:                           {compare_base_ms:>8.1} ms");
         store.close().await;
+        }
 
         // 2. top over one hour of a million raw events.
+        if part != "compare" {
         let store = Store::open(&dir.path().join("raw.db"), OpenMode::Writer, 4096).await.unwrap();
         let hour = floor_to(now, HOUR_MS) - HOUR_MS;
         eprintln!("Writing {RAW_EVENTS} raw events in one hour…");
         let raw_s = fill_raw(&store, hour).await;
         eprintln!("  in {raw_s:.1} s");
         let f = Filter { from_ms: hour, to_ms: hour + HOUR_MS, ..Filter::default() };
-        let (top_ms, rows) = best_of(3, || top::top(&store, &f)).await;
+        let rows;
+        (top_ms, rows) = best_of(3, || top::top(&store, &f)).await;
         let rows = rows.unwrap();
         assert_eq!(rows.len(), OPERATIONS * ENVS.len());
         assert_eq!(rows.iter().map(|r| r.count).sum::<usize>(), RAW_EVENTS);
-        let (floor_ms, _) = best_of(3, || async {
+        (floor_ms, _) = best_of(3, || async {
             let v: f64 = sqlx::query_scalar("SELECT SUM(duration_s) FROM events WHERE time_ms >= ? AND time_ms < ?")
                 .bind(hour)
                 .bind(hour + HOUR_MS)
@@ -217,16 +229,18 @@ fn main() {
             v
         })
         .await;
-        let (top_base_ms, groups) = best_of(1, || top_baseline(&store, hour, hour + HOUR_MS)).await;
+        let groups;
+        (top_base_ms, groups) = best_of(1, || top_baseline(&store, hour, hour + HOUR_MS)).await;
         assert_eq!(groups, OPERATIONS * ENVS.len());
         println!("report top over 1 hour of {RAW_EVENTS} raw events (exact percentiles):      {top_ms:>8.1} ms");
         println!("  baseline: previous report top (rows through sqlx, SQL sort):          {top_base_ms:>8.1} ms");
         println!("  SQLite floor: one SUM over the same rows:                             {floor_ms:>8.1} ms");
+        store.close().await;
+        }
         println!(
             "reports: compare_90d_ms={compare_ms:.1} compare_baseline_ms={compare_base_ms:.1} compare_speedup={:.1} top_1h_ms={top_ms:.1} top_baseline_ms={top_base_ms:.1} top_speedup={:.1} scan_floor_ms={floor_ms:.1} rollup_rows={rollup_rows} raw_events={RAW_EVENTS}",
             compare_base_ms / compare_ms,
             top_base_ms / top_ms
         );
-        store.close().await;
     });
 }

@@ -41,3 +41,9 @@ CREATE TABLE rollup_state (
 
 -- Finds the hours late events landed in without scanning the table.
 CREATE INDEX events_ingested ON events (ingested_ms);
+
+-- Reports read a time range's events from this index alone (no lookup into the table per
+-- event: a report over an hour of a million events reads one stretch of index pages).
+-- It starts with time_ms, so it serves every query events_time served, which goes.
+CREATE INDEX events_report ON events (time_ms, env, function, operation, source, duration_s, error, cold_start);
+DROP INDEX events_time;

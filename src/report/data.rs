@@ -21,6 +21,7 @@ use crate::store::rollups::scan::{Bind, scan};
 use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, floor_to};
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Ranges up to this long are read from raw events wherever raw retention holds them.
 pub const RAW_SPAN_MS: i64 = 24 * HOUR_MS;
@@ -36,6 +37,9 @@ pub struct Selection {
     pub operations: Vec<String>,
     /// Split the range into epoch-aligned buckets of this many ms (None: one bucket).
     pub step_ms: Option<i64>,
+    /// Count raw events' cold starts and timeouts (timeouts are read from each event's
+    /// attributes: slower). Otherwise they count as 0 for raw events.
+    pub invocations: bool,
 }
 
 /// A group: one series, in one bucket (`bucket_ms` is 0 without a step).
@@ -322,33 +326,83 @@ fn filters(sel: &Selection) -> (String, Vec<Bind<'_>>) {
     (sql, binds)
 }
 
-/// Groups by series key bytes without allocating a key per row.
+/// Groups rows by series and bucket without allocating or building a key per row: a fast
+/// hash of the four names picks the group, whose names are then compared (rows that collide
+/// with another group's hash go through a map of full keys).
 struct Grouper {
-    index: HashMap<Vec<u8>, usize>,
+    by_hash: HashMap<u64, usize, BuildHasherDefault<IdentityHasher>>,
+    overflow: HashMap<(Vec<u8>, i64), usize>,
     groups: Vec<(SeriesKey, Agg)>,
-    buf: Vec<u8>,
+}
+
+/// The hasher for keys that are already hashes.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// FxHash-style: eight bytes at a time, each part's length mixed in.
+fn fast_hash(parts: [&[u8]; 4], bucket_ms: i64) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = mix(0, bucket_ms as u64);
+    for p in parts {
+        let mut chunks = p.chunks_exact(8);
+        for c in &mut chunks {
+            h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        h = mix(mix(h, u64::from_le_bytes(tail)), p.len() as u64);
+    }
+    h
 }
 
 impl Grouper {
     fn new() -> Grouper {
-        Grouper { index: HashMap::new(), groups: Vec::new(), buf: Vec::with_capacity(128) }
+        Grouper { by_hash: HashMap::default(), overflow: HashMap::new(), groups: Vec::new() }
     }
 
     fn get(&mut self, env: &[u8], function: &[u8], operation: &[u8], source: &[u8], bucket_ms: i64) -> &mut Agg {
-        self.buf.clear();
-        for part in [env, function, operation, source] {
-            self.buf.extend_from_slice(part);
-            self.buf.push(0);
-        }
-        self.buf.extend_from_slice(&bucket_ms.to_le_bytes());
-        let k = match self.index.get(self.buf.as_slice()) {
-            Some(&k) => k,
-            None => {
-                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-                let key = SeriesKey { env: text(env), function: text(function), operation: text(operation), source: text(source), bucket_ms };
-                self.groups.push((key, Agg::default()));
-                self.index.insert(self.buf.clone(), self.groups.len() - 1);
-                self.groups.len() - 1
+        let h = fast_hash([env, function, operation, source], bucket_ms);
+        let same = |k: &SeriesKey| {
+            k.bucket_ms == bucket_ms
+                && k.env.as_bytes() == env
+                && k.function.as_bytes() == function
+                && k.operation.as_bytes() == operation
+                && k.source.as_bytes() == source
+        };
+        let k = match self.by_hash.get(&h) {
+            Some(&k) if same(&self.groups[k].0) => k,
+            hit => {
+                let full = ([env, function, operation, source].join(&0u8), bucket_ms);
+                match self.overflow.get(&full) {
+                    Some(&k) => k,
+                    None => {
+                        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                        let key = SeriesKey { env: text(env), function: text(function), operation: text(operation), source: text(source), bucket_ms };
+                        self.groups.push((key, Agg::default()));
+                        let k = self.groups.len() - 1;
+                        if hit.is_none() {
+                            self.by_hash.insert(h, k);
+                        } else {
+                            self.overflow.insert(full, k);
+                        }
+                        k
+                    }
+                }
             }
         };
         &mut self.groups[k].1
@@ -365,15 +419,24 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
     for part in parts {
         match part {
             Part::Raw { from_ms, to_ms } => {
-                let sql = format!(
-                    "SELECT env, function, operation, source, duration_s, error, cold_start, {TIMEOUT_SQL}, time_ms FROM events \
-                     WHERE time_ms >= ? AND time_ms < ?{filter_sql}"
-                );
+                // Only the columns the report needs: without the invocation flags every one
+                // is in `events_report`, so no event is read from the table.
+                let mut columns = String::from("env, function, operation, source, duration_s, error");
+                if sel.step_ms.is_some() {
+                    columns.push_str(", time_ms");
+                }
+                if sel.invocations {
+                    columns.push_str(", cold_start, ");
+                    columns.push_str(TIMEOUT_SQL);
+                }
+                let sql = format!("SELECT {columns} FROM events WHERE time_ms >= ? AND time_ms < ?{filter_sql}");
                 let mut binds = vec![Bind::Int(from_ms), Bind::Int(to_ms)];
                 binds.extend_from_slice(&filter_binds);
+                let flags = if sel.step_ms.is_some() { 7 } else { 6 };
                 loaded.raw_events += scan(store, &sql, &binds, |r| {
-                    let b = bucket(r.i64(8));
-                    grouper.get(r.bytes(0), r.bytes(1), r.bytes(2), r.bytes(3), b).push(r.f64(4), r.i64(5) != 0, r.i64(6) != 0, r.i64(7) != 0);
+                    let b = if sel.step_ms.is_some() { bucket(r.i64(6)) } else { 0 };
+                    let (cold, timeout) = if sel.invocations { (r.i64(flags) != 0, r.i64(flags + 1) != 0) } else { (false, false) };
+                    grouper.get(r.bytes(0), r.bytes(1), r.bytes(2), r.bytes(3), b).push(r.f64(4), r.i64(5) != 0, cold, timeout);
                 })
                 .await?;
             }
@@ -487,6 +550,29 @@ mod tests {
         // Filters reach both raw and rollup reads.
         let sel = Selection { from_ms: T0, to_ms: T0 + 48 * HOUR_MS, env: Some("Dev".into()), ..Selection::default() };
         assert!(load(&store, &sel).await.unwrap().groups.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_raw_range_is_read_from_the_report_index_alone() {
+        let store = Store::open_memory().await.unwrap();
+        let sql = "EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error, cold_start, 0, time_ms \
+                   FROM events WHERE time_ms >= 1 AND time_ms < 2 AND env = 'Dev'";
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
+        assert!(plan.iter().any(|r| r.3.contains("COVERING INDEX events_report")), "{plan:?}");
+    }
+
+    #[test]
+    fn colliding_hashes_keep_groups_apart() {
+        let mut g = Grouper::new();
+        g.get(b"PROD", b"f", b"a", b"xray", 0).push(1.0, false, false, false);
+        // Pretend "b" hashes like "a": it must still get a group of its own, every time.
+        g.by_hash.insert(fast_hash([b"PROD", b"f", b"b", b"xray"], 0), 0);
+        g.get(b"PROD", b"f", b"b", b"xray", 0).push(2.0, false, false, false);
+        g.get(b"PROD", b"f", b"b", b"xray", 0).push(3.0, false, false, false);
+        g.get(b"PROD", b"f", b"a", b"xray", 0).push(4.0, false, false, false);
+        let counts: Vec<(String, u64)> = g.groups.iter().map(|(k, a)| (k.operation.clone(), a.count)).collect();
+        assert_eq!(counts, [("a".to_string(), 2), ("b".to_string(), 2)]);
+        assert_ne!(fast_hash([b"ab", b"c", b"", b""], 0), fast_hash([b"a", b"bc", b"", b""], 0));
     }
 
     proptest! {

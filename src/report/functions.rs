@@ -61,7 +61,12 @@ pub struct FunctionsReport {
 
 /// Builds the report over `sel`'s range, env and function (its operations are ignored).
 pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<FunctionsReport, StoreError> {
-    let sel = Selection { operations: INVOCATION_OPERATIONS.iter().map(|s| s.to_string()).collect(), step_ms: None, ..sel.clone() };
+    let sel = Selection {
+        operations: INVOCATION_OPERATIONS.iter().map(|s| s.to_string()).collect(),
+        step_ms: None,
+        invocations: true,
+        ..sel.clone()
+    };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
     // Sources of one operation name are one measure here.

@@ -73,6 +73,7 @@ pub async fn history(
         function: Some(function.to_string()),
         operations: vec![operation.to_string()],
         step_ms: Some(step_ms),
+        invocations: false,
     };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();

@@ -205,12 +205,12 @@ impl Store {
 
     /// Rolls the hour starting at `hour_ms` from raw events; returns the number of series.
     pub async fn roll_hour(&self, hour_ms: i64) -> Result<usize, StoreError> {
+        let mut rows: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
+        let mut last: Option<(String, String, String, String)> = None;
         let sql = format!(
             "SELECT env, function, operation, source, duration_s, error, cold_start, {TIMEOUT_SQL} FROM events \
              WHERE time_ms >= ?1 AND time_ms < ?2"
         );
-        let mut rows: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
-        let mut last: Option<(String, String, String, String)> = None;
         scan(self, &sql, &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
             let (env, function, operation, source) = (r.text(0), r.text(1), r.text(2), r.text(3));
             // Consecutive rows of one series skip the map's key allocation.
@@ -335,21 +335,29 @@ impl Store {
     /// Deletes rollups (and their period records) of periods that ended at or before `cutoff_ms`.
     pub async fn purge_rollups_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut total = 0;
-        loop {
-            let n = sqlx::query(
-                "DELETE FROM rollups WHERE rowid IN (SELECT rowid FROM rollups WHERE start_ms + res_s * 1000 <= ? LIMIT 5000)",
-            )
-            .bind(cutoff_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            total += n;
-            if n < 5000 {
-                break;
+        // Per resolution, so the primary key's (res_s, start_ms) prefix finds the rows.
+        for res in [Resolution::Hour, Resolution::Day] {
+            loop {
+                let n = sqlx::query(
+                    "DELETE FROM rollups WHERE rowid IN (SELECT rowid FROM rollups WHERE res_s = ? AND start_ms <= ? LIMIT 5000)",
+                )
+                .bind(res.seconds())
+                .bind(cutoff_ms - res.ms())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                total += n;
+                if n < 5000 {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
+            sqlx::query("DELETE FROM rollup_periods WHERE res_s = ? AND start_ms <= ?")
+                .bind(res.seconds())
+                .bind(cutoff_ms - res.ms())
+                .execute(&self.pool)
+                .await?;
         }
-        sqlx::query("DELETE FROM rollup_periods WHERE start_ms + res_s * 1000 <= ?").bind(cutoff_ms).execute(&self.pool).await?;
         Ok(total)
     }
 
