@@ -167,6 +167,9 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
         function: args.function.clone(),
         ..Default::default()
     };
+    fn approx_note(approximate: bool) -> &'static str {
+        if approximate { "(percentiles partly from hourly rollups: within 1 %)\n" } else { "" }
+    }
     fn render<T: serde::Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> String, csv: impl FnOnce(&T) -> String) -> anyhow::Result<String> {
         Ok(match format {
             Format::Json => serde_json::to_string_pretty(value)? + "\n",
@@ -179,15 +182,15 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
             let filter = report::top::Filter { from_ms: range.from_ms, to_ms: range.to_ms, env: sel.env.clone(), function: sel.function.clone() };
             let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
             let r = report::top::report(&store, &filter, budgets).await?;
-            render(format, &r, |r| report::top::table(&r.operations), |r| report::top::csv(&r.operations))
+            render(format, &r, |r| report::top::table(&r.operations) + approx_note(r.approximate), |r| report::top::csv(&r.operations))
         }
         ReportCommand::Functions { slowest, .. } => {
             let r = report::functions::report(&store, &sel, (*slowest).min(1_000)).await?;
-            render(format, &r, report::functions::table, report::functions::csv)
+            render(format, &r, |r| report::functions::table(r) + approx_note(r.approximate), report::functions::csv)
         }
         ReportCommand::Stats { operation, .. } => {
             let r = report::opstats::report(&store, &sel, operation).await?;
-            render(format, &r, report::opstats::table, report::opstats::csv)
+            render(format, &r, |r| report::opstats::table(r) + approx_note(r.approximate), report::opstats::csv)
         }
         ReportCommand::Bottleneck { workflow, percentile, .. } => {
             if !(*percentile > 0.0 && *percentile <= 100.0) {
