@@ -77,14 +77,13 @@ async fn fill_rollups(store: &Store, end_ms: i64) -> (usize, f64) {
 
 /// The straightforward compare read: every hourly row through sqlx, merged per series.
 async fn compare_baseline(store: &Store, from_ms: i64, to_ms: i64) -> usize {
-    let rows: Vec<(String, String, String, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT env, function, operation, count, sketch FROM rollups WHERE res_s = 3600 AND start_ms >= ? AND start_ms < ?",
-    )
-    .bind(floor_to(from_ms, HOUR_MS) + HOUR_MS)
-    .bind(to_ms)
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    let rows: Vec<(String, String, String, i64, Vec<u8>)> =
+        sqlx::query_as("SELECT env, function, operation, count, sketch FROM rollups WHERE res_s = 3600 AND start_ms >= ? AND start_ms < ?")
+            .bind(floor_to(from_ms, HOUR_MS) + HOUR_MS)
+            .bind(to_ms)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     let mut merged: HashMap<(String, String, String), Sketch> = HashMap::new();
     for (env, function, operation, _, blob) in rows {
         merged.entry((env, function, operation)).or_default().merge_encoded(&blob).unwrap();

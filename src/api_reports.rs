@@ -76,7 +76,10 @@ fn check_reach(state: &AppState, r: TimeRange, now: i64, what: &str) -> Result<(
     Ok(())
 }
 
-async fn compare_handler(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Json<compare::CompareReport>, AppError> {
+async fn compare_handler(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<compare::CompareReport>, AppError> {
     let p = Params::new(q, &["baseline", "candidate", "since", "from", "to", "env", "function", "baseline_range", "candidate_range"])?;
     let now = now_ms();
     let range = p.range(&state, "7d", now)?;

@@ -141,13 +141,8 @@ impl Sketch {
     /// ascending (zero first). Two sketches' atoms of the same bucket are equal values.
     pub fn atoms(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
         let zero = (self.zero > 0).then_some((0.0, self.zero));
-        zero.into_iter().chain(
-            self.counts
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| **c > 0)
-                .map(|(k, c)| (bucket_value(self.offset + k as i32), *c)),
-        )
+        zero.into_iter()
+            .chain(self.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(k, c)| (bucket_value(self.offset + k as i32), *c)))
     }
 
     /// A compact blob: format byte, zero count, bucket count, then per non-empty bucket its

@@ -63,7 +63,8 @@ fn repo() -> PathBuf {
 
 /// The seed's timeline trace, through the real parser and critical path: (root, total, shares).
 fn seed_trace() -> (String, f64, Vec<Value>) {
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/xray/atlas_workflow_dev.json")).unwrap()).unwrap();
+    let body: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/xray/atlas_workflow_dev.json")).unwrap()).unwrap();
     let trace = &body["Traces"][0];
     let segs: Vec<(String, String)> = trace["Segments"]
         .as_array()
@@ -149,7 +150,8 @@ async fn fixture() -> Fixture {
 }
 
 fn compare_query(f: &Fixture, since: Duration) -> compare::CompareQuery {
-    let side = |env: &str| compare::Side { env: Some(env.into()), from_ms: f.end_ms + 1_000 - since.as_millis() as i64, to_ms: f.end_ms + 1_000 };
+    let side =
+        |env: &str| compare::Side { env: Some(env.into()), from_ms: f.end_ms + 1_000 - since.as_millis() as i64, to_ms: f.end_ms + 1_000 };
     compare::CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None }
 }
 
@@ -231,20 +233,18 @@ async fn bottleneck_names_gdsh_bedrock_over_the_slowest_traces() {
     assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
 
     // Over every trace (percentile 1) the fast Bedrock call is still the largest node.
-    let all = latency_sentinel::report::bottleneck::report(&f.store, &latency_sentinel::report::bottleneck::BottleneckQuery { percentile: 1.0, ..q })
-        .await
-        .unwrap();
+    let all = latency_sentinel::report::bottleneck::report(
+        &f.store,
+        &latency_sentinel::report::bottleneck::BottleneckQuery { percentile: 1.0, ..q },
+    )
+    .await
+    .unwrap();
     assert_eq!(all.workflows[0].traces, 60);
 }
 
 fn cli(args: &[&str], db: &Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
-        .arg("report")
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel")).arg("report").args(args).arg("--db").arg(db).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -252,7 +252,9 @@ fn cli(args: &[&str], db: &Path) -> String {
 #[tokio::test]
 async fn the_report_command_prints_every_report_in_every_format() {
     let f = fixture().await;
-    let json: Value = serde_json::from_str(&cli(&["compare", "--baseline", "PROD", "--candidate", "Dev", "--since", "7h", "--format", "json"], &f.db)).unwrap();
+    let json: Value =
+        serde_json::from_str(&cli(&["compare", "--baseline", "PROD", "--candidate", "Dev", "--since", "7h", "--format", "json"], &f.db))
+            .unwrap();
     let flagged: Vec<&Value> = json["rows"].as_array().unwrap().iter().filter(|r| r["significant"] == true).collect();
     assert_eq!(flagged.len(), 1);
     assert_eq!((flagged[0]["function"].as_str(), flagged[0]["verdict"].as_str()), (Some(GDSH), Some("regression")));

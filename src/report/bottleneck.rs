@@ -107,11 +107,7 @@ struct StoredShare {
 }
 
 fn filter_sql(q: &BottleneckQuery) -> &'static str {
-    if q.env.is_some() {
-        " AND EXISTS (SELECT 1 FROM events e WHERE e.trace_id = t.trace_id AND e.env = ?)"
-    } else {
-        ""
-    }
+    if q.env.is_some() { " AND EXISTS (SELECT 1 FROM events e WHERE e.trace_id = t.trace_id AND e.env = ?)" } else { "" }
 }
 
 /// Builds the report.
@@ -143,7 +139,8 @@ pub async fn report(store: &Store, q: &BottleneckQuery) -> Result<BottleneckRepo
 async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Option<Workflow>, StoreError> {
     let base = format!("FROM trace_attribution t WHERE root_name = ? AND start_ms >= ? AND start_ms < ?{}", filter_sql(q));
     let bind = |sql: String| {
-        let mut query = sqlx::query_as::<_, (String, f64, String)>(sqlx::AssertSqlSafe(sql)).bind(root.to_string()).bind(q.from_ms).bind(q.to_ms);
+        let mut query =
+            sqlx::query_as::<_, (String, f64, String)>(sqlx::AssertSqlSafe(sql)).bind(root.to_string()).bind(q.from_ms).bind(q.to_ms);
         if let Some(env) = &q.env {
             query = query.bind(env.clone());
         }
@@ -163,7 +160,9 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
     let rank = ((q.percentile / 100.0 * n as f64).ceil() as i64).clamp(1, n);
     let slow = (n - rank + 1).min(MAX_TRACES);
     let rows: Vec<(String, f64, String)> =
-        bind(format!("SELECT trace_id, total_s, shares {base} ORDER BY total_s DESC, trace_id LIMIT {slow}")).fetch_all(store.pool()).await?;
+        bind(format!("SELECT trace_id, total_s, shares {base} ORDER BY total_s DESC, trace_id LIMIT {slow}"))
+            .fetch_all(store.pool())
+            .await?;
     let threshold_s: f64 = {
         let sql = format!("SELECT total_s {base} ORDER BY total_s LIMIT 1 OFFSET {}", rank - 1);
         let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(root).bind(q.from_ms).bind(q.to_ms);
@@ -187,7 +186,15 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
         for s in shares {
             let path = if s.path.is_empty() { vec![s.function.clone(), s.operation.clone()] } else { s.path };
             let k = *index.entry(path.clone()).or_insert_with(|| {
-                nodes.push(Node { path, function: s.function, operation: s.operation, gap: s.gap, depth: s.depth, self_s: 0.0, share: 0.0 });
+                nodes.push(Node {
+                    path,
+                    function: s.function,
+                    operation: s.operation,
+                    gap: s.gap,
+                    depth: s.depth,
+                    self_s: 0.0,
+                    share: 0.0,
+                });
                 nodes.len() - 1
             });
             nodes[k].self_s += s.self_s;
@@ -328,7 +335,11 @@ pub fn text(r: &BottleneckReport) -> String {
             }
         }
         if let Some(b) = &w.bottleneck {
-            let what = if b.gap { format!("uninstrumented time in {} ({})", b.function, b.operation) } else { format!("{} → {}", b.function, b.operation) };
+            let what = if b.gap {
+                format!("uninstrumented time in {} ({})", b.function, b.operation)
+            } else {
+                format!("{} → {}", b.function, b.operation)
+            };
             out.push_str(&format!("Bottleneck: {what}: {} of {} ({})\n", secs(b.self_s), secs(w.avg_total_s), pct(b.share)));
         }
         if !w.trace_ids.is_empty() {
@@ -341,7 +352,8 @@ pub fn text(r: &BottleneckReport) -> String {
 
 /// Every node of every workflow.
 pub fn csv(r: &BottleneckReport) -> String {
-    let mut s = csv_line(&["workflow", "traces", "avg_total_s", "function", "operation", "gap", "depth", "self_s", "share", "bottleneck", "path"]);
+    let mut s =
+        csv_line(&["workflow", "traces", "avg_total_s", "function", "operation", "gap", "depth", "self_s", "share", "bottleneck", "path"]);
     for w in &r.workflows {
         for n in &w.nodes {
             let is_b = w.bottleneck.as_ref().is_some_and(|b| b.path == n.path);

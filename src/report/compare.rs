@@ -132,7 +132,8 @@ pub fn build_query(
     };
     if b_env == c_env && b_range == c_range {
         return Err(ReportError::BadInput(
-            "nothing to compare: give baseline and candidate envs (baseline=PROD&candidate=Dev), or baseline_range and candidate_range".into(),
+            "nothing to compare: give baseline and candidate envs (baseline=PROD&candidate=Dev), or baseline_range and candidate_range"
+                .into(),
         ));
     }
     Ok(CompareQuery {
@@ -224,13 +225,15 @@ pub async fn report(store: &Store, q: &CompareQuery) -> Result<CompareReport, St
     };
     rows.sort_by(|a, b| {
         let (ca, cb) = (a.change_pct.p95.unwrap_or(0.0), b.change_pct.p95.unwrap_or(0.0));
-        rank(a.verdict).cmp(&rank(b.verdict)).then_with(|| match a.verdict {
-            Verdict::Regression => cb.total_cmp(&ca),
-            Verdict::Improvement => ca.total_cmp(&cb),
-            Verdict::NoChange => cb.abs().total_cmp(&ca.abs()),
-            Verdict::InsufficientData => (b.baseline.count + b.candidate.count).cmp(&(a.baseline.count + a.candidate.count)),
-        })
-        .then_with(|| (&a.function, &a.operation).cmp(&(&b.function, &b.operation)))
+        rank(a.verdict)
+            .cmp(&rank(b.verdict))
+            .then_with(|| match a.verdict {
+                Verdict::Regression => cb.total_cmp(&ca),
+                Verdict::Improvement => ca.total_cmp(&cb),
+                Verdict::NoChange => cb.abs().total_cmp(&ca.abs()),
+                Verdict::InsufficientData => (b.baseline.count + b.candidate.count).cmp(&(a.baseline.count + a.candidate.count)),
+            })
+            .then_with(|| (&a.function, &a.operation).cmp(&(&b.function, &b.operation)))
     });
     let info = |s: &Side, approximate| SideInfo { env: s.env.clone(), from_ms: s.from_ms, to_ms: s.to_ms, approximate };
     Ok(CompareReport {
@@ -281,9 +284,24 @@ pub fn table(r: &CompareReport) -> String {
 
 pub fn csv(r: &CompareReport) -> String {
     let mut s = csv_line(&[
-        "function", "operation", "baseline_count", "baseline_p50", "baseline_p95", "baseline_p99", "candidate_count", "candidate_p50",
-        "candidate_p95", "candidate_p99", "change_p50_pct", "change_p95_pct", "change_p99_pct", "mann_whitney_p", "p95_diff_low_s",
-        "p95_diff_high_s", "significant", "verdict",
+        "function",
+        "operation",
+        "baseline_count",
+        "baseline_p50",
+        "baseline_p95",
+        "baseline_p99",
+        "candidate_count",
+        "candidate_p50",
+        "candidate_p95",
+        "candidate_p99",
+        "change_p50_pct",
+        "change_p95_pct",
+        "change_p99_pct",
+        "mann_whitney_p",
+        "p95_diff_low_s",
+        "p95_diff_high_s",
+        "significant",
+        "verdict",
     ]);
     for x in &r.rows {
         let verdict = serde_json::to_value(x.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();

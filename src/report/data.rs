@@ -265,7 +265,12 @@ pub async fn plan(store: &Store, sel: &Selection) -> Result<Vec<Part>, StoreErro
         None => i64::MAX,
         Some(oldest) => {
             let hour = floor_to(oldest, HOUR_MS);
-            if !long && hour >= from && hour + HOUR_MS <= to && rolled.contains(&(Resolution::Hour, hour)) && !store.raw_hour_complete(hour).await? {
+            if !long
+                && hour >= from
+                && hour + HOUR_MS <= to
+                && rolled.contains(&(Resolution::Hour, hour))
+                && !store.raw_hour_complete(hour).await?
+            {
                 hour + HOUR_MS
             } else {
                 hour
@@ -392,7 +397,13 @@ impl Grouper {
                     Some(&k) => k,
                     None => {
                         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-                        let key = SeriesKey { env: text(env), function: text(function), operation: text(operation), source: text(source), bucket_ms };
+                        let key = SeriesKey {
+                            env: text(env),
+                            function: text(function),
+                            operation: text(operation),
+                            source: text(source),
+                            bucket_ms,
+                        };
                         self.groups.push((key, Agg::default()));
                         let k = self.groups.len() - 1;
                         if hit.is_none() {
@@ -442,13 +453,13 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
             }
             Part::Rollup { res, from_ms, to_ms } => {
                 loaded.rollup_periods += ((to_ms - from_ms) / res.ms()) as u64;
-                let mut malformed = 0;
                 let mut rows: Vec<(i64, RollupRow)> = Vec::new();
-                store
-                    .scan_rollups(res, from_ms, to_ms, &filter_sql, &filter_binds, &mut malformed, |start, row| rows.push((start, row)))
-                    .await?;
+                let malformed =
+                    store.scan_rollups(res, from_ms, to_ms, &filter_sql, &filter_binds, |start, row| rows.push((start, row))).await?;
                 for (start, row) in rows {
-                    grouper.get(row.env.as_bytes(), row.function.as_bytes(), row.operation.as_bytes(), row.source.as_bytes(), bucket(start)).add_rollup(&row);
+                    grouper
+                        .get(row.env.as_bytes(), row.function.as_bytes(), row.operation.as_bytes(), row.source.as_bytes(), bucket(start))
+                        .add_rollup(&row);
                 }
                 loaded.malformed += malformed;
             }

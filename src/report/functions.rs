@@ -95,7 +95,9 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
             }
         })
         .collect();
-    functions.sort_by(|a, b| b.p95.total_cmp(&a.p95).then_with(|| (&a.function, &a.operation, &a.env).cmp(&(&b.function, &b.operation, &b.env))));
+    functions.sort_by(|a, b| {
+        b.p95.total_cmp(&a.p95).then_with(|| (&a.function, &a.operation, &a.env).cmp(&(&b.function, &b.operation, &b.env)))
+    });
 
     let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
         "SELECT time_ms, env, function, operation, duration_s, request_id, trace_id, cold_start, {TIMEOUT_SQL}, error FROM events WHERE operation IN ("
@@ -162,7 +164,14 @@ pub fn table(r: &FunctionsReport) -> String {
     };
     if !r.slowest.is_empty() {
         out.push_str("\nSlowest invocations:\n");
-        let mut s = Table::new().num("TIME").text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 10).num("DURATION").text("NOTE", 4).text("REQUEST", 8);
+        let mut s = Table::new()
+            .num("TIME")
+            .text("ENV", 4)
+            .text("FUNCTION", 14)
+            .text("OPERATION", 10)
+            .num("DURATION")
+            .text("NOTE", 4)
+            .text("REQUEST", 8);
         for i in &r.slowest {
             let note = [(i.cold_start, "cold"), (i.timeout, "timeout"), (i.error && !i.timeout, "error")]
                 .iter()
@@ -187,7 +196,19 @@ pub fn table(r: &FunctionsReport) -> String {
 
 pub fn csv(r: &FunctionsReport) -> String {
     let mut s = csv_line(&[
-        "env", "function", "operation", "count", "mean", "p50", "p95", "p99", "max", "cold_starts", "cold_start_share", "timeouts", "errors",
+        "env",
+        "function",
+        "operation",
+        "count",
+        "mean",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "cold_starts",
+        "cold_start_share",
+        "timeouts",
+        "errors",
     ]);
     for f in &r.functions {
         s.push_str(&csv_line(&[
@@ -220,7 +241,11 @@ mod tests {
         let store = Store::open_memory().await.unwrap();
         let mut events = Vec::new();
         for i in 0..20i64 {
-            for (op, source, scale) in [("Lambda.Duration", Source::Report, 1.0), ("total_function_duration", Source::Logs, 0.9), ("BedrockCallDuration", Source::Logs, 0.8)] {
+            for (op, source, scale) in [
+                ("Lambda.Duration", Source::Report, 1.0),
+                ("total_function_duration", Source::Logs, 0.9),
+                ("BedrockCallDuration", Source::Logs, 0.8),
+            ] {
                 events.push(TimingEvent {
                     time_ms: 1_000 + i,
                     env: "Dev".into(),

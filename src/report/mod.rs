@@ -85,8 +85,8 @@ impl TimeRange {
 
 /// A duration like `90s`, `1h`, `7d` (humantime); `what` names the parameter in errors.
 pub fn parse_duration(what: &str, s: &str) -> Result<Duration, ReportError> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|_| bad(format!("{what}: expected a duration like \"1h\" or \"7d\", got {s:?}")))?;
+    let d =
+        humantime::parse_duration(s.trim()).map_err(|_| bad(format!("{what}: expected a duration like \"1h\" or \"7d\", got {s:?}")))?;
     if d.is_zero() {
         return Err(bad(format!("{what}: must be longer than zero")));
     }

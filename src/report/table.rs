@@ -66,9 +66,8 @@ impl Table {
             .collect();
         let total = |w: &[usize]| w.iter().sum::<usize>() + n.saturating_sub(1);
         while total(&widths) > max {
-            let widest = (0..n)
-                .filter(|&i| self.columns[i].min.is_some_and(|m| widths[i] > m))
-                .max_by_key(|&i| (widths[i], std::cmp::Reverse(i)));
+            let widest =
+                (0..n).filter(|&i| self.columns[i].min.is_some_and(|m| widths[i] > m)).max_by_key(|&i| (widths[i], std::cmp::Reverse(i)));
             match widest {
                 Some(i) => widths[i] -= 1,
                 None => break,

@@ -68,13 +68,7 @@ pub async fn top(store: &Store, f: &Filter) -> Result<Vec<TopRow>, StoreError> {
 
 /// Rows sorted by p95, slowest first, each judged by its budget from `budgets`.
 pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Result<TopReport, StoreError> {
-    let sel = Selection {
-        from_ms: f.from_ms,
-        to_ms: f.to_ms,
-        env: f.env.clone(),
-        function: f.function.clone(),
-        ..Selection::default()
-    };
+    let sel = Selection { from_ms: f.from_ms, to_ms: f.to_ms, env: f.env.clone(), function: f.function.clone(), ..Selection::default() };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
     let mut out: Vec<TopRow> = loaded
@@ -155,8 +149,21 @@ pub fn table(rows: &[TopRow]) -> String {
 /// CSV with a header row (seconds as plain numbers).
 pub fn csv(rows: &[TopRow]) -> String {
     let mut s = csv_line(&[
-        "env", "function", "operation", "source", "count", "p50", "p90", "p95", "p99", "max", "error_rate", "budget", "budget_quantile",
-        "budget_s", "status",
+        "env",
+        "function",
+        "operation",
+        "source",
+        "count",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "error_rate",
+        "budget",
+        "budget_quantile",
+        "budget_s",
+        "status",
     ]);
     for r in rows {
         let b = r.budget.as_ref();
@@ -225,7 +232,13 @@ mod tests {
 
         let budgets = vec![
             BudgetConfig { operation: "Bedrock.*".into(), p95: Some(Duration::from_secs(5)), ..BudgetConfig::default() },
-            BudgetConfig { env: "PROD".into(), operation: "Bedrock.*".into(), p95: Some(Duration::from_secs(5)), min_samples: 50, ..BudgetConfig::default() },
+            BudgetConfig {
+                env: "PROD".into(),
+                operation: "Bedrock.*".into(),
+                p95: Some(Duration::from_secs(5)),
+                min_samples: 50,
+                ..BudgetConfig::default()
+            },
         ];
         let r = report(&store, &f, &budgets).await.unwrap();
         assert!(!r.approximate);

@@ -161,11 +161,7 @@ impl Store {
     /// transaction.
     pub async fn replace_rollups(&self, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?")
-            .bind(res.seconds())
-            .bind(start_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?").bind(res.seconds()).bind(start_ms).execute(&mut *tx).await?;
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO rollups (res_s, start_ms, env, function, operation, source, count, sum, min, max, errors, \
@@ -244,14 +240,14 @@ impl Store {
             return Ok(false);
         }
         let mut merged: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
-        let mut bad = 0u64;
-        self.scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, "", &[], &mut bad, |_, row| match merged.get_mut(&row.key()) {
-            Some(m) => m.merge(&row),
-            None => {
-                merged.insert(row.key(), row);
-            }
-        })
-        .await?;
+        let bad = self
+            .scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, "", &[], |_, row| match merged.get_mut(&row.key()) {
+                Some(m) => m.merge(&row),
+                None => {
+                    merged.insert(row.key(), row);
+                }
+            })
+            .await?;
         if bad > 0 {
             tracing::warn!(day_ms, malformed = bad, "Skipped malformed rollup sketches while merging a day.");
         }
@@ -263,7 +259,7 @@ impl Store {
     /// Calls `f` with the period start and the row for every rollup row of resolution `res` starting in `[from_ms, to_ms)`
     /// that matches `filter_sql` (an `AND ...` fragment with plain `?` placeholders, bound
     /// from `filter_binds`).
-    /// Rows whose sketch does not decode are counted in `malformed` and skipped.
+    /// Rows whose sketch does not decode are skipped; their number is returned.
     pub async fn scan_rollups(
         &self,
         res: Resolution,
@@ -271,9 +267,9 @@ impl Store {
         to_ms: i64,
         filter_sql: &str,
         filter_binds: &[Bind<'_>],
-        malformed: &mut u64,
         mut f: impl FnMut(i64, RollupRow),
     ) -> Result<u64, StoreError> {
+        let mut malformed = 0;
         let sql = format!(
             "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms \
              FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3 {filter_sql}"
@@ -281,23 +277,27 @@ impl Store {
         let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
         binds.extend_from_slice(filter_binds);
         scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
-            Ok(sketch) => f(r.i64(12), RollupRow {
-                env: r.text(0).into_owned(),
-                function: r.text(1).into_owned(),
-                operation: r.text(2).into_owned(),
-                source: r.text(3).into_owned(),
-                count: r.i64(4).max(0) as u64,
-                sum: r.f64(5),
-                min: r.f64(6),
-                max: r.f64(7),
-                errors: r.i64(8).max(0) as u64,
-                cold_starts: r.i64(9).max(0) as u64,
-                timeouts: r.i64(10).max(0) as u64,
-                sketch,
-            }),
-            Err(_) => *malformed += 1,
+            Ok(sketch) => f(
+                r.i64(12),
+                RollupRow {
+                    env: r.text(0).into_owned(),
+                    function: r.text(1).into_owned(),
+                    operation: r.text(2).into_owned(),
+                    source: r.text(3).into_owned(),
+                    count: r.i64(4).max(0) as u64,
+                    sum: r.f64(5),
+                    min: r.f64(6),
+                    max: r.f64(7),
+                    errors: r.i64(8).max(0) as u64,
+                    cold_starts: r.i64(9).max(0) as u64,
+                    timeouts: r.i64(10).max(0) as u64,
+                    sketch,
+                },
+            ),
+            Err(_) => malformed += 1,
         })
-        .await
+        .await?;
+        Ok(malformed)
     }
 
     /// The rolled periods starting in `[from_ms, to_ms)`.
@@ -362,9 +362,8 @@ impl Store {
     }
 
     pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as("SELECT closed_until_ms, watermark_ms FROM rollup_state WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT closed_until_ms, watermark_ms FROM rollup_state WHERE id = 1").fetch_optional(&self.pool).await?;
         Ok(row.map(|(closed_until_ms, watermark_ms)| RollupState { closed_until_ms, watermark_ms }))
     }
 
@@ -453,13 +452,9 @@ pub async fn rollup_step(
 pub async fn run_rollups(store: Store, config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
     loop {
         match rollup_step(&store, now_ms(), config.storage.retention, config.storage.rollup_retention, &shutdown).await {
-            Ok(s) if s != StepSummary::default() => tracing::info!(
-                new_hours = s.new_hours,
-                late_hours = s.late_hours,
-                days = s.days,
-                purged = s.purged,
-                "Rollups written."
-            ),
+            Ok(s) if s != StepSummary::default() => {
+                tracing::info!(new_hours = s.new_hours, late_hours = s.late_hours, days = s.days, purged = s.purged, "Rollups written.")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "Rollups failed; will retry."),
         }
@@ -497,12 +492,17 @@ mod tests {
     const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
 
     async fn set_ingested(store: &Store, ingested_ms: i64, key_like: &str) {
-        sqlx::query("UPDATE events SET ingested_ms = ? WHERE idem_key LIKE ?").bind(ingested_ms).bind(key_like).execute(store.pool()).await.unwrap();
+        sqlx::query("UPDATE events SET ingested_ms = ? WHERE idem_key LIKE ?")
+            .bind(ingested_ms)
+            .bind(key_like)
+            .execute(store.pool())
+            .await
+            .unwrap();
     }
 
     async fn day_rows(store: &Store, day_ms: i64) -> Vec<RollupRow> {
-        let (mut rows, mut bad) = (Vec::new(), 0);
-        store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], &mut bad, |_, r| rows.push(r)).await.unwrap();
+        let mut rows = Vec::new();
+        let bad = store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], |_, r| rows.push(r)).await.unwrap();
         assert_eq!(bad, 0);
         rows
     }

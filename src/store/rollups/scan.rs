@@ -160,9 +160,11 @@ mod tests {
     async fn works_on_a_multi_threaded_runtime() {
         let store = Store::open_memory().await.unwrap();
         let mut sum = 0;
-        scan(&store, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c", &[], |r| sum += r.i64(0))
-            .await
-            .unwrap();
+        scan(&store, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c", &[], |r| {
+            sum += r.i64(0)
+        })
+        .await
+        .unwrap();
         assert_eq!(sum, 500_500);
     }
 }
