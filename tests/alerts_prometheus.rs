@@ -8,15 +8,6 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn start_alertmanager(dir: &std::path::Path) -> (Proc, u16) {
     let port = free_port();
     let cfg = dir.join("alertmanager.yml");
@@ -32,29 +23,6 @@ fn start_alertmanager(dir: &std::path::Path) -> (Proc, u16) {
         .expect("prometheus-alertmanager (scripts/test-env.sh install)");
     let p = Proc { child, name: "alertmanager".into() };
     wait_for("alertmanager ready", Duration::from_secs(30), || {
-        http_get(&format!("http://127.0.0.1:{port}/-/ready")).filter(|(s, _)| *s == 200).map(|_| ())
-    });
-    (p, port)
-}
-
-fn start_prometheus(dir: &std::path::Path, target_port: u16) -> (Proc, u16) {
-    let port = free_port();
-    let cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sentinel\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"),
-    )
-    .unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus (scripts/test-env.sh install)");
-    let p = Proc { child, name: "prometheus".into() };
-    wait_for("prometheus ready", Duration::from_secs(30), || {
         http_get(&format!("http://127.0.0.1:{port}/-/ready")).filter(|(s, _)| *s == 200).map(|_| ())
     });
     (p, port)
