@@ -8,6 +8,7 @@ use crate::sources::logs::process::{PageEvent, StreamMemory, process_page};
 use crate::store::{BatchOutcome, Store};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Lines handled per commit.
 const CHUNK: usize = 10_000;
@@ -18,6 +19,8 @@ pub enum IngestError {
     Read { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("ingest interrupted: the runtime is shutting down")]
+    Interrupted,
 }
 
 /// Totals of one ingest run.
@@ -30,52 +33,92 @@ pub struct IngestSummary {
     pub ignored: u64,
 }
 
-/// The events of a file: filter-log-events JSON when it looks like it, else text lines.
-pub fn read_events(path: &Path, text: &str, default_stream: &str) -> Vec<PageEvent> {
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
-        if let Some(events) = v.get("events").and_then(|e| e.as_array()) {
-            return events
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| {
-                    Some(PageEvent {
-                        stream: e.get("logStreamName")?.as_str()?.to_string(),
-                        time_ms: e.get("timestamp")?.as_i64()?,
-                        event_id: e
-                            .get("eventId")
-                            .and_then(|x| x.as_str())
-                            .map(str::to_string)
-                            .unwrap_or_else(|| format!("{}#{i}", path.display())),
-                        message: e.get("message")?.as_str()?.to_string(),
-                    })
+/// The events of a `filter-log-events` JSON document, if `text` is one.
+fn page_events(path: &Path, text: &str) -> Option<Vec<PageEvent>> {
+    let v = serde_json::from_str::<serde_json::Value>(text).ok()?;
+    let events = v.get("events")?.as_array()?;
+    Some(
+        events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                Some(PageEvent {
+                    stream: e.get("logStreamName")?.as_str()?.to_string(),
+                    time_ms: e.get("timestamp")?.as_i64()?,
+                    event_id: e
+                        .get("eventId")
+                        .and_then(|x| x.as_str())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("{}#{i}", path.display())),
+                    message: e.get("message")?.as_str()?.to_string(),
                 })
-                .collect();
-        }
+            })
+            .collect(),
+    )
+}
+
+/// Turns a text file's lines into events, a run of whole lines at a time; carries what one
+/// run leaves for the next (line numbers, the last time seen).
+#[derive(Debug, Clone)]
+struct LineEvents {
+    stream: String,
+    fallback_ms: i64,
+    last_ms: Option<i64>,
+    lines_before: usize,
+}
+
+impl LineEvents {
+    fn new(path: &Path, stream: &str) -> LineEvents {
+        let fallback_ms = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        LineEvents { stream: stream.to_string(), fallback_ms, last_ms: None, lines_before: 0 }
     }
-    let fallback_ms = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let mut last_ms = None;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
+
+    /// `text` must end at a line boundary.
+    fn convert(&mut self, text: &str) -> Vec<PageEvent> {
+        let mut out = Vec::new();
+        for line in text.lines() {
+            self.lines_before += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
             // Lines keep the time written in them (runtime prefixes carry one); others take
             // the previous line's, so keys stay stable when the file is ingested again.
-            let t = leading_timestamp_ms(line).or(last_ms).unwrap_or(fallback_ms);
-            last_ms = Some(t);
-            PageEvent {
-                stream: default_stream.to_string(),
+            let t = leading_timestamp_ms(line).or(self.last_ms).unwrap_or(self.fallback_ms);
+            self.last_ms = Some(t);
+            let message = strip_export_timestamp(line);
+            out.push(PageEvent {
+                stream: self.stream.clone(),
                 time_ms: t,
-                event_id: format!("line{:08}", i + 1),
+                event_id: format!("line{:08}", self.lines_before),
                 // Escaped tabs/newlines are what copied console output holds.
-                message: strip_export_timestamp(line).replace("\\t", "\t").replace("\\n", "\n"),
-            }
-        })
-        .collect()
+                message: if message.contains('\\') { message.replace("\\t", "\t").replace("\\n", "\n") } else { message.to_string() },
+            });
+        }
+        out
+    }
+}
+
+/// The events of a file: filter-log-events JSON when it looks like it, else text lines.
+pub fn read_events(path: &Path, text: &str, default_stream: &str) -> Vec<PageEvent> {
+    page_events(path, text).unwrap_or_else(|| LineEvents::new(path, default_stream).convert(text))
+}
+
+/// The byte offset just past the `n`th newline from `from` (or the end of `text`).
+fn after_lines(text: &str, from: usize, n: usize) -> usize {
+    let bytes = &text.as_bytes()[from..];
+    let mut at = 0;
+    for _ in 0..n {
+        match bytes[at..].iter().position(|&b| b == b'\n') {
+            Some(i) => at += i + 1,
+            None => return text.len(),
+        }
+    }
+    from + at
 }
 
 /// Exported logs (`<timestamp> <message>`, as `aws logs tail` and most consoles print them)
@@ -101,7 +144,14 @@ fn leading_timestamp_ms(line: &str) -> Option<i64> {
         .map(|d| d.as_millis() as i64)
 }
 
-/// Ingests `paths` into the store as events of `log_group`.
+/// A chunk of a file for one parse job: events already read, or a run of text lines.
+enum Chunk {
+    Events(Vec<PageEvent>),
+    Lines { text: Arc<str>, range: std::ops::Range<usize>, reader: LineEvents },
+}
+
+/// Ingests `paths` into the store as events of `log_group`. Each chunk is read and parsed
+/// on a blocking thread while the previous one commits, so parsing and SQLite use both cores.
 pub async fn ingest_files(
     store: &Store,
     attributor: &Attributor,
@@ -117,14 +167,47 @@ pub async fn ingest_files(
     };
     let mut summary = IngestSummary::default();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|source| IngestError::Read { path: path.display().to_string(), source })?;
+        let text: Arc<str> =
+            std::fs::read_to_string(path).map_err(|source| IngestError::Read { path: path.display().to_string(), source })?.into();
         let stream = format!("ingest/{}", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
-        let events = read_events(path, &text, &stream);
-        let mut streams: HashMap<String, StreamMemory> = HashMap::new();
-        for chunk in events.chunks(CHUNK) {
-            summary.lines += chunk.len() as u64;
-            let (batch, stats) = process_page(log_group, chunk.to_vec(), &mut streams, attributor, &history);
+        let mut page = page_events(path, &text).map(Vec::into_iter);
+        let mut at = 0;
+        // The next chunk of the file, given the line reader the previous chunk left.
+        let mut next_chunk = |reader: Option<LineEvents>| -> Option<Chunk> {
+            if let Some(events) = page.as_mut() {
+                let chunk: Vec<PageEvent> = events.by_ref().take(CHUNK).collect();
+                return (!chunk.is_empty()).then_some(Chunk::Events(chunk));
+            }
+            if at >= text.len() {
+                return None;
+            }
+            let end = after_lines(&text, at, CHUNK);
+            let range = at..end;
+            at = end;
+            Some(Chunk::Lines { text: text.clone(), range, reader: reader.unwrap_or_else(|| LineEvents::new(path, &stream)) })
+        };
+        let parse = |chunk: Chunk, mut streams: HashMap<String, StreamMemory>| {
+            let (group, attributor, history) = (log_group.to_string(), attributor.clone(), history.clone());
+            tokio::task::spawn_blocking(move || {
+                let (events, reader) = match chunk {
+                    Chunk::Events(events) => (events, None),
+                    Chunk::Lines { text, range, mut reader } => (reader.convert(&text[range]), Some(reader)),
+                };
+                let lines = events.len() as u64;
+                let (batch, stats) = process_page(&group, events, &mut streams, &attributor, &history);
+                (batch, stats, streams, reader, lines)
+            })
+        };
+        let mut next = next_chunk(None).map(|c| parse(c, HashMap::new()));
+        while let Some(parsing) = next.take() {
+            let (batch, stats, streams, reader, lines) = match parsing.await {
+                Ok(parsed) => parsed,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(IngestError::Interrupted),
+            };
+            next = next_chunk(reader).map(|c| parse(c, streams));
             let outcome: BatchOutcome = store.commit(&batch).await?;
+            summary.lines += lines;
             summary.stored += outcome.inserted_total();
             summary.duplicates += outcome.duplicates;
             summary.rejected += stats.rejected.values().sum::<u64>();

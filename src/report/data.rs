@@ -17,7 +17,7 @@
 
 use super::rank_index;
 use crate::sketch::Sketch;
-use crate::store::rollups::scan::{Bind, scan};
+use crate::store::raw::{Bind, scan};
 use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, floor_to};
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};

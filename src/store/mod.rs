@@ -6,6 +6,7 @@
 mod aliases;
 pub mod alerts;
 pub mod published;
+pub mod raw;
 mod retention;
 pub mod rollups;
 pub mod traces;

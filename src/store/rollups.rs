@@ -5,17 +5,15 @@
 //! over 90 days read a few thousand rows instead of millions of events.
 //!
 //! The rollup task ([`run_rollups`]) rolls every hour once it has closed, from raw events,
-//! and rolls an hour again when events for it arrive late (found through the events'
-//! `ingested_ms`), as long as raw retention still holds all of that hour. Rolling an hour
+//! and rolls an hour again when events for it arrive late (found by row id: ids grow in
+//! commit order), as long as raw retention still holds all of that hour. Rolling an hour
 //! replaces its rows in one transaction, so it is idempotent and a crash only means the
 //! hour is rolled again.
-
-pub mod scan;
 
 use super::{Store, StoreError, now_ms};
 use crate::config::Config;
 use crate::sketch::Sketch;
-use scan::{Bind, scan};
+use super::raw::{Bind, scan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +23,6 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
 /// How often the rollup task looks for closed hours and late events.
 pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
-/// Events ingested this long before a step began are looked for again by the next step: a
-/// batch takes its `ingested_ms` before its transaction commits.
-const WATERMARK_MARGIN_MS: i64 = 60_000;
 /// Rollup rows per INSERT (14 binds each).
 const INSERT_CHUNK: usize = 64;
 
@@ -139,8 +134,8 @@ impl RollupRow {
 pub struct RollupState {
     /// Hours before this are rolled.
     pub closed_until_ms: i64,
-    /// Events ingested at or after this may need their hour rolled again.
-    pub watermark_ms: i64,
+    /// Events with a higher row id may need their hour rolled again.
+    pub watermark_id: i64,
 }
 
 /// What one step of the rollup task did.
@@ -363,18 +358,18 @@ impl Store {
 
     pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
         let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT closed_until_ms, watermark_ms FROM rollup_state WHERE id = 1").fetch_optional(&self.pool).await?;
-        Ok(row.map(|(closed_until_ms, watermark_ms)| RollupState { closed_until_ms, watermark_ms }))
+            sqlx::query_as("SELECT closed_until_ms, watermark_id FROM rollup_state WHERE id = 1").fetch_optional(&self.pool).await?;
+        Ok(row.map(|(closed_until_ms, watermark_id)| RollupState { closed_until_ms, watermark_id }))
     }
 
     async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO rollup_state (id, closed_until_ms, watermark_ms, updated_ms) VALUES (1, ?, ?, ?) \
+            "INSERT INTO rollup_state (id, closed_until_ms, watermark_id, updated_ms) VALUES (1, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET closed_until_ms = excluded.closed_until_ms, \
-             watermark_ms = excluded.watermark_ms, updated_ms = excluded.updated_ms",
+             watermark_id = excluded.watermark_id, updated_ms = excluded.updated_ms",
         )
         .bind(s.closed_until_ms)
-        .bind(s.watermark_ms)
+        .bind(s.watermark_id)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -397,14 +392,17 @@ pub async fn rollup_step(
     let closed = floor_to(now, HOUR_MS);
     let rollup_cutoff = now - rollup_retention.as_millis() as i64;
     let raw_complete_from = ceil_to(now - retention.as_millis() as i64, HOUR_MS);
-    let next_watermark = now - WATERMARK_MARGIN_MS;
+    // Read before the late events are looked for: whatever commits later has a higher id
+    // and is found by the next step.
+    let next_watermark: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(store.pool()).await?;
     let state = store.rollup_state().await?;
     let (from, late): (i64, BTreeSet<i64>) = match state {
         Some(s) => {
             let late: Vec<i64> = sqlx::query_scalar(
-                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM events WHERE ingested_ms >= ? AND time_ms >= ? AND time_ms < ?",
+                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM events WHERE id > ? AND time_ms >= ? AND time_ms < ?",
             )
-            .bind(s.watermark_ms)
+            // Retention emptied the table and ids started again from 1: look at them all.
+            .bind(if s.watermark_id > next_watermark { 0 } else { s.watermark_id })
             .bind(raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)))
             .bind(s.closed_until_ms.min(closed))
             .fetch_all(store.pool())
@@ -435,9 +433,9 @@ pub async fn rollup_step(
         days.insert(floor_to(h, DAY_MS));
         h += HOUR_MS;
         // Late hours came first, so the new watermark already holds.
-        store.save_rollup_state(RollupState { closed_until_ms: h, watermark_ms: next_watermark }).await?;
+        store.save_rollup_state(RollupState { closed_until_ms: h, watermark_id: next_watermark }).await?;
     }
-    store.save_rollup_state(RollupState { closed_until_ms: from.max(closed), watermark_ms: next_watermark }).await?;
+    store.save_rollup_state(RollupState { closed_until_ms: from.max(closed), watermark_id: next_watermark }).await?;
     for d in days {
         if d + DAY_MS <= closed && store.roll_day(d).await? {
             summary.days += 1;
@@ -491,15 +489,6 @@ mod tests {
 
     const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
 
-    async fn set_ingested(store: &Store, ingested_ms: i64, key_like: &str) {
-        sqlx::query("UPDATE events SET ingested_ms = ? WHERE idem_key LIKE ?")
-            .bind(ingested_ms)
-            .bind(key_like)
-            .execute(store.pool())
-            .await
-            .unwrap();
-    }
-
     async fn day_rows(store: &Store, day_ms: i64) -> Vec<RollupRow> {
         let mut rows = Vec::new();
         let bad = store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], |_, r| rows.push(r)).await.unwrap();
@@ -524,9 +513,8 @@ mod tests {
             })
             .collect();
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-        // 25h30m after T0 hours 0..=24 are closed; the events arrived 5 minutes ago.
+        // 25h30m after T0 hours 0..=24 are closed.
         let now = T0 + 25 * HOUR_MS + 1_800_000;
-        set_ingested(&store, now - 300_000, "%").await;
 
         let s = rollup_step(&store, now, 30 * day, 400 * day, &token).await.unwrap();
         assert_eq!((s.new_hours, s.late_hours, s.days), (25, 0, 1));
@@ -550,7 +538,6 @@ mod tests {
             .commit(&Batch { events: vec![event("late", T0 + 3 * HOUR_MS + 5, "PROD", "Lambda.Duration", 1000.0)], ..Batch::default() })
             .await
             .unwrap();
-        set_ingested(&store, now + 60_000, "late").await;
         let s = rollup_step(&store, now + 120_000, 30 * day, 400 * day, &token).await.unwrap();
         assert_eq!((s.new_hours, s.late_hours, s.days), (0, 1, 1), "{s:?}");
         let rows = day_rows(&store, T0).await;

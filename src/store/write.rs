@@ -2,12 +2,9 @@
 //! states, checkpoints) committed in one transaction, so a checkpoint never moves past
 //! events that are not stored, and re-ingesting the same AWS events is a no-op.
 
+use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError, now_ms};
 use crate::model::{Checkpoint, Rejection, Source, TimingEvent};
-use sqlx::{QueryBuilder, Sqlite};
-
-/// Rows per multi-row INSERT: 15 binds each, well under SQLite's variable limit.
-const INSERT_CHUNK: usize = 256;
 
 /// A fact learned after an invocation's events were stored (REPORT's trace id, a later
 /// `Task timed out` line), applied to that request's events.
@@ -84,154 +81,147 @@ impl BatchOutcome {
     }
 }
 
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (time_ms, env, function, operation, source, duration_s, request_id, \
+     trace_id, function_version, cold_start, error, attributes, idem_key, ingested_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+const ANNOTATE: &str = "UPDATE events SET trace_id = COALESCE(trace_id, ?1), error = (error OR ?2), cold_start = (cold_start OR ?3) \
+     WHERE request_id = ?4 AND function = ?5";
+
+const MARK_TIMEOUT: &str = "UPDATE events SET attributes = json_set(COALESCE(attributes, '{}'), '$.status', 'timeout') \
+     WHERE request_id = ?1 AND function = ?2 AND operation = 'Lambda.Duration' \
+     AND COALESCE(json_extract(attributes, '$.status'), '') <> 'timeout' RETURNING env, function";
+
+const INSERT_REJECTED: &str =
+    "INSERT OR IGNORE INTO rejected (seen_ms, time_ms, source, origin, reason, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const UPSERT_STREAM_STATE: &str = "INSERT INTO stream_state (log_group, stream, state, updated_ms) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (log_group, stream) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms";
+
+/// Positions never move backwards: a wall clock stepped back must not re-open windows
+/// already covered, and a poll cut short resumes from at least the previous position minus
+/// the source's overlap anyway.
+const UPSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (source, key, position_ms, state, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (source, key) DO UPDATE SET position_ms = MAX(checkpoints.position_ms, excluded.position_ms), \
+     state = excluded.state, updated_ms = excluded.updated_ms";
+
 impl Store {
-    /// Commits a batch atomically.
+    /// Commits a batch atomically. The rows go through SQLite's C API with statements
+    /// prepared once per batch ([`super::raw`]): through sqlx each statement and row would
+    /// cost a thread hand-off, which at ingest rates costs more than SQLite does.
     pub async fn commit(&self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let mut outcome = BatchOutcome::default();
+        let rejected_max = self.rejected_max_bytes;
+        raw::with_conn(self, |conn| conn.transaction(|conn| write_batch(conn, batch, now, rejected_max))).await
+    }
+}
 
-        for source in Source::ALL {
-            let events: Vec<&TimingEvent> = batch.events.iter().filter(|e| e.source == source).collect();
-            let mut inserted = 0u64;
-            for chunk in events.chunks(INSERT_CHUNK) {
-                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT OR IGNORE INTO events (time_ms, env, function, operation, source, duration_s, request_id, \
-                     trace_id, function_version, cold_start, error, attributes, idem_key, ingested_ms) ",
-                );
-                q.push_values(chunk, |mut b, e| {
-                    b.push_bind(e.time_ms)
-                        .push_bind(&e.env)
-                        .push_bind(&e.function)
-                        .push_bind(&e.operation)
-                        .push_bind(e.source.as_str())
-                        .push_bind(e.duration_s)
-                        .push_bind(&e.request_id)
-                        .push_bind(&e.trace_id)
-                        .push_bind(&e.function_version)
-                        .push_bind(e.cold_start)
-                        .push_bind(e.error)
-                        .push_bind(attributes_json(&e.attributes))
-                        .push_bind(&e.idem_key)
-                        .push_bind(now);
+fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize) -> Result<BatchOutcome, StoreError> {
+    let mut outcome = BatchOutcome::default();
+    let mut offered = [0u64; Source::ALL.len()];
+    let mut inserted = [0u64; Source::ALL.len()];
+    {
+        let mut insert = conn.prepare(INSERT_EVENT)?;
+        for e in &batch.events {
+            let attributes = attributes_json(&e.attributes);
+            let n = insert.execute(&[
+                Bind::Int(e.time_ms),
+                Bind::Text(&e.env),
+                Bind::Text(&e.function),
+                Bind::Text(&e.operation),
+                Bind::Text(e.source.as_str()),
+                Bind::Real(e.duration_s),
+                Bind::opt_text(&e.request_id),
+                Bind::opt_text(&e.trace_id),
+                Bind::opt_text(&e.function_version),
+                Bind::flag(e.cold_start),
+                Bind::flag(e.error),
+                Bind::opt_text(&attributes),
+                Bind::Text(&e.idem_key),
+                Bind::Int(now),
+            ])?;
+            let s = e.source as usize;
+            offered[s] += 1;
+            inserted[s] += n;
+            if n > 0 && e.source == Source::Report && e.operation == "Lambda.Duration" {
+                let attr = |k: &str| e.attributes.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+                outcome.new_reports.push(NewReport {
+                    env: e.env.clone(),
+                    function: e.function.clone(),
+                    cold_start: e.cold_start,
+                    error: e.error,
+                    timeout: attr("status") == Some("timeout"),
+                    max_memory_mb: attr("max_memory_mb").and_then(|v| v.parse().ok()),
                 });
-                if source == Source::Report {
-                    q.push(" RETURNING env, function, operation, cold_start, error, attributes");
-                    let rows: Vec<(String, String, String, bool, bool, Option<String>)> =
-                        q.build_query_as().fetch_all(&mut *tx).await?;
-                    inserted += rows.len() as u64;
-                    outcome.new_reports.extend(rows.into_iter().filter(|r| r.2 == "Lambda.Duration").map(
-                        |(env, function, _, cold_start, error, attributes)| {
-                            let attrs: serde_json::Value = attributes
-                                .and_then(|a| serde_json::from_str(&a).ok())
-                                .unwrap_or(serde_json::Value::Null);
-                            NewReport {
-                                env,
-                                function,
-                                cold_start,
-                                error,
-                                timeout: attrs.get("status").and_then(|v| v.as_str()) == Some("timeout"),
-                                max_memory_mb: attrs.get("max_memory_mb").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
-                            }
-                        },
-                    ));
-                } else {
-                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
-                }
-            }
-            if !events.is_empty() {
-                outcome.duplicates += events.len() as u64 - inserted;
-                outcome.inserted.push((source, inserted));
             }
         }
+    }
+    for source in Source::ALL {
+        let s = source as usize;
+        if offered[s] > 0 {
+            outcome.duplicates += offered[s] - inserted[s];
+            outcome.inserted.push((source, inserted[s]));
+        }
+    }
 
+    {
+        let mut annotate = conn.prepare(ANNOTATE)?;
+        let mut mark_timeout = conn.prepare(MARK_TIMEOUT)?;
         for a in &batch.annotations {
             // Most REPORTs only confirm what their lines already said; an UPDATE per
             // invocation would then be pure cost.
             if a.trace_id.is_none() && !a.error && !a.timeout && !a.cold_start {
                 continue;
             }
-            sqlx::query(
-                "UPDATE events SET trace_id = COALESCE(trace_id, ?), error = (error OR ?), cold_start = (cold_start OR ?) \
-                 WHERE request_id = ? AND function = ?",
-            )
-            .bind(&a.trace_id)
-            .bind(a.error || a.timeout)
-            .bind(a.cold_start)
-            .bind(&a.request_id)
-            .bind(&a.function)
-            .execute(&mut *tx)
-            .await?;
+            annotate.execute(&[
+                Bind::opt_text(&a.trace_id),
+                Bind::flag(a.error || a.timeout),
+                Bind::flag(a.cold_start),
+                Bind::Text(&a.request_id),
+                Bind::Text(&a.function),
+            ])?;
             if a.timeout {
-                let marked: Vec<(String, String)> = sqlx::query_as(
-                    "UPDATE events SET attributes = json_set(COALESCE(attributes, '{}'), '$.status', 'timeout') \
-                     WHERE request_id = ? AND function = ? AND operation = 'Lambda.Duration' \
-                     AND COALESCE(json_extract(attributes, '$.status'), '') <> 'timeout' RETURNING env, function",
-                )
-                .bind(&a.request_id)
-                .bind(&a.function)
-                .fetch_all(&mut *tx)
-                .await?;
-                outcome.timeouts_marked.extend(marked);
+                mark_timeout.query(&[Bind::Text(&a.request_id), Bind::Text(&a.function)], |r| {
+                    outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned()))
+                })?;
             }
         }
-
-        for r in &batch.rejections {
-            let raw = cap_utf8(&r.raw, self.rejected_max_bytes);
-            let detail = cap_utf8(&r.detail, 1024);
-            outcome.rejected += sqlx::query(
-                "INSERT OR IGNORE INTO rejected (seen_ms, time_ms, source, origin, reason, detail, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(now)
-            .bind(r.time_ms)
-            .bind(&r.source)
-            .bind(&r.origin)
-            .bind(r.reason)
-            .bind(detail)
-            .bind(raw)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-
-        for s in &batch.stream_states {
-            sqlx::query(
-                "INSERT INTO stream_state (log_group, stream, state, updated_ms) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (log_group, stream) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
-            )
-            .bind(&s.log_group)
-            .bind(&s.stream)
-            .bind(&s.state)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for c in &batch.checkpoints {
-            upsert_checkpoint(&mut tx, c, now).await?;
-        }
-
-        tx.commit().await?;
-        Ok(outcome)
     }
+
+    {
+        let mut insert = conn.prepare(INSERT_REJECTED)?;
+        for r in &batch.rejections {
+            outcome.rejected += insert.execute(&[
+                Bind::Int(now),
+                Bind::Int(r.time_ms),
+                Bind::Text(&r.source),
+                Bind::Text(&r.origin),
+                Bind::Text(r.reason),
+                Bind::Text(cap_utf8(&r.detail, 1024)),
+                Bind::Text(cap_utf8(&r.raw, rejected_max)),
+            ])?;
+        }
+    }
+
+    {
+        let mut upsert = conn.prepare(UPSERT_STREAM_STATE)?;
+        for s in &batch.stream_states {
+            upsert.execute(&[Bind::Text(&s.log_group), Bind::Text(&s.stream), Bind::Text(&s.state), Bind::Int(now)])?;
+        }
+    }
+
+    {
+        let mut upsert = conn.prepare(UPSERT_CHECKPOINT)?;
+        for c in &batch.checkpoints {
+            upsert.execute(&[Bind::Text(&c.source), Bind::Text(&c.key), Bind::Int(c.position_ms), Bind::opt_text(&c.state), Bind::Int(now)])?;
+        }
+    }
+    Ok(outcome)
 }
 
-/// Writes a checkpoint inside the caller's transaction. Positions never move backwards: a
-/// wall clock stepped back must not re-open windows already covered, and a poll cut short
-/// resumes from at least the previous position minus the source's overlap anyway.
+/// Writes a checkpoint inside the caller's sqlx transaction (the X-Ray poller's path).
 pub(super) async fn upsert_checkpoint(conn: &mut sqlx::SqliteConnection, c: &Checkpoint, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO checkpoints (source, key, position_ms, state, updated_ms) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (source, key) DO UPDATE SET position_ms = MAX(checkpoints.position_ms, excluded.position_ms), \
-         state = excluded.state, updated_ms = excluded.updated_ms",
-    )
-    .bind(&c.source)
-    .bind(&c.key)
-    .bind(c.position_ms)
-    .bind(&c.state)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    sqlx::query(UPSERT_CHECKPOINT).bind(&c.source).bind(&c.key).bind(c.position_ms).bind(&c.state).bind(now).execute(conn).await?;
     Ok(())
 }
 
