@@ -94,13 +94,23 @@ impl LineEvents {
             out.push(PageEvent {
                 stream: self.stream.clone(),
                 time_ms: t,
-                event_id: format!("line{:08}", self.lines_before),
+                event_id: line_id(self.lines_before),
                 // Escaped tabs/newlines are what copied console output holds.
                 message: if message.contains('\\') { message.replace("\\t", "\t").replace("\\n", "\n") } else { message.to_string() },
             });
         }
         out
     }
+}
+
+/// `line00000042`: a line's event id (zero-padded so ids sort in file order).
+fn line_id(n: usize) -> String {
+    let digits = n.to_string();
+    let mut id = String::with_capacity(12.max(digits.len() + 4));
+    id.push_str("line");
+    id.extend(std::iter::repeat_n('0', 8usize.saturating_sub(digits.len())));
+    id.push_str(&digits);
+    id
 }
 
 /// The events of a file: filter-log-events JSON when it looks like it, else text lines.

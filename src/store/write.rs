@@ -225,13 +225,45 @@ pub(super) async fn upsert_checkpoint(conn: &mut sqlx::SqliteConnection, c: &Che
     Ok(())
 }
 
+/// The attributes as a JSON object with sorted keys (the last value of a repeated key wins),
+/// as `serde_json` would write it; by hand, because it runs for every event stored.
 fn attributes_json(attrs: &[(String, String)]) -> Option<String> {
     if attrs.is_empty() {
         return None;
     }
-    let map: serde_json::Map<String, serde_json::Value> =
-        attrs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-    Some(serde_json::Value::Object(map).to_string())
+    let mut sorted: Vec<(usize, &(String, String))> = attrs.iter().enumerate().collect();
+    sorted.sort_by(|(i, a), (j, b)| a.0.cmp(&b.0).then(j.cmp(i)));
+    sorted.dedup_by(|b, a| a.1.0 == b.1.0);
+    let mut out = String::with_capacity(2 + attrs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+    out.push('{');
+    for (n, (_, (k, v))) in sorted.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, k);
+        out.push(':');
+        push_json_string(&mut out, v);
+    }
+    out.push('}');
+    Some(out)
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The longest prefix of `s` that fits in `max` bytes without splitting a character.
@@ -309,6 +341,24 @@ mod tests {
         assert!(rows.iter().all(|r| r.1.as_deref() == Some("1-5d83c0ad-b8eb33a0b1de97d804fac890") && r.2));
         assert!(rows[1].3.as_deref().unwrap().contains("\"status\":\"timeout\""), "{rows:?}");
         assert!(!rows[0].3.as_deref().unwrap().contains("timeout"));
+    }
+
+    #[test]
+    fn attributes_are_written_as_serde_json_writes_them() {
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let reference = |attrs: &[(String, String)]| {
+            let map: serde_json::Map<String, serde_json::Value> =
+                attrs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+            serde_json::Value::Object(map).to_string()
+        };
+        assert_eq!(attributes_json(&[]), None);
+        for attrs in [
+            pairs(&[("status", "timeout"), ("max_memory_mb", "102")]),
+            pairs(&[("k", "first"), ("a", "x"), ("k", "second")]),
+            pairs(&[("q\"uote", "back\\slash\n\t\r\u{1}\u{8}\u{c}é✓")]),
+        ] {
+            assert_eq!(attributes_json(&attrs).unwrap(), reference(&attrs));
+        }
     }
 
     #[tokio::test]

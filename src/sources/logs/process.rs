@@ -90,10 +90,15 @@ pub fn process_page(
     let mut touched: Vec<String> = Vec::new();
     for ev in &events {
         stats.newest_event_ms = stats.newest_event_ms.max(Some(ev.time_ms));
-        let memory = streams.entry(ev.stream.clone()).or_default();
+        // Events come grouped by stream (sorted above): the lookups and the clone happen
+        // once per stream, not once per event.
         if touched.last() != Some(&ev.stream) && !touched.contains(&ev.stream) {
             touched.push(ev.stream.clone());
         }
+        if !streams.contains_key(&ev.stream) {
+            streams.insert(ev.stream.clone(), StreamMemory::default());
+        }
+        let Some(memory) = streams.get_mut(&ev.stream) else { continue };
         let parsed = parse_message(&ev.message);
         match &parsed {
             Parsed::Start { request_id, version } => memory.remember_start(ev.time_ms, request_id, version.as_ref()),
