@@ -8,7 +8,6 @@ use crate::sources::logs::process::{PageEvent, StreamMemory, process_page};
 use crate::store::{BatchOutcome, Store};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Lines handled per commit.
 const CHUNK: usize = 10_000;
@@ -154,14 +153,44 @@ fn leading_timestamp_ms(line: &str) -> Option<i64> {
         .map(|d| d.as_millis() as i64)
 }
 
-/// A chunk of a file for one parse job: events already read, or a run of text lines.
-enum Chunk {
-    Events(Vec<PageEvent>),
-    Lines { text: Arc<str>, range: std::ops::Range<usize>, reader: LineEvents },
+/// A file's events, handed out a chunk at a time.
+enum Feed {
+    /// A `filter-log-events` document, already read.
+    Page(std::vec::IntoIter<PageEvent>),
+    /// Text lines, turned into events as they are handed out.
+    Lines { text: String, at: usize, reader: LineEvents },
 }
 
-/// Ingests `paths` into the store as events of `log_group`. Each chunk is read and parsed
-/// on a blocking thread while the previous one commits, so parsing and SQLite use both cores.
+impl Feed {
+    fn new(path: &Path, text: String, stream: &str) -> Feed {
+        match page_events(path, &text) {
+            Some(events) => Feed::Page(events.into_iter()),
+            None => Feed::Lines { text, at: 0, reader: LineEvents::new(path, stream) },
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<Vec<PageEvent>> {
+        match self {
+            Feed::Page(events) => {
+                let chunk: Vec<PageEvent> = events.by_ref().take(CHUNK).collect();
+                (!chunk.is_empty()).then_some(chunk)
+            }
+            Feed::Lines { text, at, reader } => {
+                if *at >= text.len() {
+                    return None;
+                }
+                let end = after_lines(text, *at, CHUNK);
+                let events = reader.convert(&text[*at..end]);
+                *at = end;
+                Some(events)
+            }
+        }
+    }
+}
+
+/// Ingests `paths` into the store as events of `log_group`. A blocking thread reads and
+/// parses chunk after chunk while this task commits them, so parsing and SQLite each keep
+/// a core busy; the channel between them holds two chunks, bounding memory.
 pub async fn ingest_files(
     store: &Store,
     attributor: &Attributor,
@@ -177,51 +206,34 @@ pub async fn ingest_files(
     };
     let mut summary = IngestSummary::default();
     for path in paths {
-        let text: Arc<str> =
-            std::fs::read_to_string(path).map_err(|source| IngestError::Read { path: path.display().to_string(), source })?.into();
+        let text = std::fs::read_to_string(path).map_err(|source| IngestError::Read { path: path.display().to_string(), source })?;
         let stream = format!("ingest/{}", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
-        let mut page = page_events(path, &text).map(Vec::into_iter);
-        let mut at = 0;
-        // The next chunk of the file, given the line reader the previous chunk left.
-        let mut next_chunk = |reader: Option<LineEvents>| -> Option<Chunk> {
-            if let Some(events) = page.as_mut() {
-                let chunk: Vec<PageEvent> = events.by_ref().take(CHUNK).collect();
-                return (!chunk.is_empty()).then_some(Chunk::Events(chunk));
-            }
-            if at >= text.len() {
-                return None;
-            }
-            let end = after_lines(&text, at, CHUNK);
-            let range = at..end;
-            at = end;
-            Some(Chunk::Lines { text: text.clone(), range, reader: reader.unwrap_or_else(|| LineEvents::new(path, &stream)) })
-        };
-        let parse = |chunk: Chunk, mut streams: HashMap<String, StreamMemory>| {
-            let (group, attributor, history) = (log_group.to_string(), attributor.clone(), history.clone());
-            tokio::task::spawn_blocking(move || {
-                let (events, reader) = match chunk {
-                    Chunk::Events(events) => (events, None),
-                    Chunk::Lines { text, range, mut reader } => (reader.convert(&text[range]), Some(reader)),
-                };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let (path, group, attributor, history) = (path.clone(), log_group.to_string(), attributor.clone(), history.clone());
+        let producer = tokio::task::spawn_blocking(move || {
+            let mut feed = Feed::new(&path, text, &stream);
+            let mut streams: HashMap<String, StreamMemory> = HashMap::new();
+            while let Some(events) = feed.next_chunk() {
                 let lines = events.len() as u64;
                 let (batch, stats) = process_page(&group, events, &mut streams, &attributor, &history);
-                (batch, stats, streams, reader, lines)
-            })
-        };
-        let mut next = next_chunk(None).map(|c| parse(c, HashMap::new()));
-        while let Some(parsing) = next.take() {
-            let (batch, stats, streams, reader, lines) = match parsing.await {
-                Ok(parsed) => parsed,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => return Err(IngestError::Interrupted),
-            };
-            next = next_chunk(reader).map(|c| parse(c, streams));
+                // The receiver is gone when a commit failed: stop.
+                if tx.blocking_send((batch, stats, lines)).is_err() {
+                    return;
+                }
+            }
+        });
+        while let Some((batch, stats, lines)) = rx.recv().await {
             let outcome: BatchOutcome = store.commit(&batch).await?;
             summary.lines += lines;
             summary.stored += outcome.inserted_total();
             summary.duplicates += outcome.duplicates;
             summary.rejected += stats.rejected.values().sum::<u64>();
             summary.ignored += stats.ignored.values().sum::<u64>();
+        }
+        match producer.await {
+            Ok(()) => {}
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(IngestError::Interrupted),
         }
     }
     Ok(summary)

@@ -112,7 +112,9 @@ impl Store {
     pub async fn commit(&self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
         let now = now_ms();
         let rejected_max = self.rejected_max_bytes;
-        raw::with_conn(self, |conn| conn.transaction(|conn| write_batch(conn, batch, now, rejected_max))).await
+        let outcome = raw::with_conn(self, |conn| conn.transaction(|conn| write_batch(conn, batch, now, rejected_max))).await?;
+        self.checkpoint_in_background();
+        Ok(outcome)
     }
 }
 
