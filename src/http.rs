@@ -73,8 +73,12 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
-    let body = tokio::task::spawn_blocking(move || state.metrics.render()).await.unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    // The daemon's own families are rendered now; the per-series ones (nearly all of the
+    // bytes with thousands of series) were rendered by the last evaluation and are sent
+    // as they are, without a copy.
+    let (head, series) = tokio::task::spawn_blocking(move || state.metrics.render_parts()).await.unwrap_or_default();
+    let chunks = [head.into(), series].map(Ok::<bytes::Bytes, std::convert::Infallible>);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], axum::body::Body::from_stream(futures::stream::iter(chunks)))
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

@@ -102,8 +102,15 @@ pub const OPERATION_BUCKETS: [f64; 26] = [
 /// Every self-metric the daemon exports.
 #[derive(Clone)]
 pub struct Metrics {
+    /// The daemon's own metrics: few series, rendered on each scrape.
     pub registry: Registry,
-    /// Size of the last exposition, to size the next one's buffer.
+    /// The per-series families (operation latency and histogram, budgets): up to
+    /// `metrics.max_series` label sets, changed only by the evaluator, which renders them
+    /// once per evaluation ([`Metrics::refresh_series`]) so a scrape copies nothing.
+    pub per_series: Registry,
+    series_text: std::sync::Arc<std::sync::RwLock<bytes::Bytes>>,
+    /// Sizes of the last renders, to size the next buffers.
+    series_render_len: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     last_render_len: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub build_info: IntGaugeVec,
     pub events_stored: IntCounterVec,
@@ -182,8 +189,9 @@ impl Metrics {
         let retention_deleted =
             IntCounter::new("sentinel_retention_deleted_rows_total", "Rows deleted by retention.").expect("valid");
         r.register(Box::new(retention_deleted.clone())).expect("registered once");
+        let s = Registry::new();
         let operation_events = gauge(
-            &r,
+            &s,
             "sentinel_operation_events",
             "Events of each series in metrics.quantile_window.",
             &["env", "function", "operation", "source"],
@@ -298,13 +306,13 @@ impl Metrics {
                     &["env", "function", "operation", "source"],
                 )
                 .expect("valid metric definition");
-                r.register(Box::new(h.clone())).expect("metric registered once");
+                s.register(Box::new(h.clone())).expect("metric registered once");
                 h
             },
             operation_events: operation_events.clone(),
             operation_window_sum: operation_window_sum.clone(),
             operation_latency: summary_family(
-                &r,
+                &s,
                 "sentinel_operation_latency_seconds",
                 "Exact quantiles of each series over metrics.quantile_window (by event time); _count and _sum cover the same window.",
                 &["env", "function", "operation", "source", "quantile"],
@@ -312,7 +320,7 @@ impl Metrics {
                 Some(operation_window_sum),
             ),
             budget_seconds: summary_family(
-                &r,
+                &s,
                 "sentinel_budget_seconds",
                 "The latency budget that applies to each operation, at its quantile.",
                 &["env", "function", "operation", "quantile"],
@@ -372,77 +380,103 @@ impl Metrics {
             },
             last_render_len: Default::default(),
             registry: r,
+            per_series: s,
+            series_text: Default::default(),
+            series_render_len: Default::default(),
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of everything registered.
-    ///
-    /// Written by hand rather than with `prometheus::TextEncoder`: with 10,000 series the
-    /// exposition is tens of megabytes, and building each label set once per metric (not
-    /// once per line) and writing into one pre-sized buffer makes it several times faster
-    /// (see `benches/queries.rs`). `promtool check metrics` checks the output in the tests.
+    /// The Prometheus text exposition (format 0.0.4) of everything registered: the daemon's
+    /// own metrics rendered now, then the per-series families as the last evaluation left
+    /// them. The HTTP handler sends the two parts without joining them ([`Metrics::render_parts`]).
     pub fn render(&self) -> String {
-        use prometheus::proto::MetricType;
-        let families = self.registry.gather();
-        let mut out = String::with_capacity(self.last_render_len.load(std::sync::atomic::Ordering::Relaxed) + 4096);
-        for f in &families {
-            let name = f.name();
-            let kind = match f.get_field_type() {
-                MetricType::COUNTER => "counter",
-                MetricType::GAUGE => "gauge",
-                MetricType::HISTOGRAM => "histogram",
-                MetricType::SUMMARY => "summary",
-                MetricType::UNTYPED => "untyped",
-            };
-            out.push_str("# HELP ");
-            out.push_str(name);
-            out.push(' ');
-            escape_into(&mut out, f.help(), false);
-            out.push_str("\n# TYPE ");
-            out.push_str(name);
-            out.push(' ');
-            out.push_str(kind);
-            out.push('\n');
-            for m in f.get_metric() {
-                let mut labels = String::new();
-                for (i, l) in m.get_label().iter().enumerate() {
-                    if i > 0 {
-                        labels.push(',');
-                    }
-                    labels.push_str(l.name());
-                    labels.push_str("=\"");
-                    escape_into(&mut labels, l.value(), true);
-                    labels.push('"');
+        let (head, series) = self.render_parts();
+        head + &String::from_utf8_lossy(&series)
+    }
+
+    /// The two parts of the exposition (families never span both).
+    pub fn render_parts(&self) -> (String, bytes::Bytes) {
+        let series = self.series_text.read().map(|t| t.clone()).unwrap_or_default();
+        (render_registry(&self.registry, &self.last_render_len), series)
+    }
+
+    /// Renders the per-series families into the cache scrapes read; the evaluator calls it
+    /// after each evaluation (the only writer of those families), off the async threads.
+    pub fn refresh_series(&self) {
+        let text = bytes::Bytes::from(render_registry(&self.per_series, &self.series_render_len));
+        if let Ok(mut slot) = self.series_text.write() {
+            *slot = text;
+        }
+    }
+}
+
+/// Renders one registry.
+///
+/// Written by hand rather than with `prometheus::TextEncoder`: with 10,000 series the
+/// exposition is tens of megabytes, and building each label set once per metric (not once
+/// per line) and writing into one pre-sized buffer makes it several times faster (see
+/// `benches/queries.rs`). `promtool check metrics` checks the output in the tests.
+fn render_registry(registry: &Registry, last_len: &std::sync::atomic::AtomicUsize) -> String {
+    use prometheus::proto::MetricType;
+    let families = registry.gather();
+    let mut out = String::with_capacity(last_len.load(std::sync::atomic::Ordering::Relaxed) + 4096);
+    for f in &families {
+        let name = f.name();
+        let kind = match f.get_field_type() {
+            MetricType::COUNTER => "counter",
+            MetricType::GAUGE => "gauge",
+            MetricType::HISTOGRAM => "histogram",
+            MetricType::SUMMARY => "summary",
+            MetricType::UNTYPED => "untyped",
+        };
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push(' ');
+        escape_into(&mut out, f.help(), false);
+        out.push_str("\n# TYPE ");
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(kind);
+        out.push('\n');
+        for m in f.get_metric() {
+            let mut labels = String::new();
+            for (i, l) in m.get_label().iter().enumerate() {
+                if i > 0 {
+                    labels.push(',');
                 }
-                match f.get_field_type() {
-                    MetricType::COUNTER => line(&mut out, name, "", &labels, None, m.get_counter().get_value()),
-                    MetricType::GAUGE => line(&mut out, name, "", &labels, None, m.get_gauge().get_value()),
-                    MetricType::UNTYPED => {}
-                    MetricType::HISTOGRAM => {
-                        let h = m.get_histogram();
-                        for b in h.get_bucket() {
-                            line(&mut out, name, "_bucket", &labels, Some(("le", b.upper_bound())), b.cumulative_count() as f64);
-                        }
-                        line(&mut out, name, "_bucket", &labels, Some(("le", f64::INFINITY)), h.get_sample_count() as f64);
-                        line(&mut out, name, "_sum", &labels, None, h.get_sample_sum());
-                        line(&mut out, name, "_count", &labels, None, h.get_sample_count() as f64);
+                labels.push_str(l.name());
+                labels.push_str("=\"");
+                escape_into(&mut labels, l.value(), true);
+                labels.push('"');
+            }
+            match f.get_field_type() {
+                MetricType::COUNTER => line(&mut out, name, "", &labels, None, m.get_counter().get_value()),
+                MetricType::GAUGE => line(&mut out, name, "", &labels, None, m.get_gauge().get_value()),
+                MetricType::UNTYPED => {}
+                MetricType::HISTOGRAM => {
+                    let h = m.get_histogram();
+                    for b in h.get_bucket() {
+                        line(&mut out, name, "_bucket", &labels, Some(("le", b.upper_bound())), b.cumulative_count() as f64);
                     }
-                    MetricType::SUMMARY => {
-                        let sm = m.get_summary();
-                        for q in sm.get_quantile() {
-                            line(&mut out, name, "", &labels, Some(("quantile", q.quantile())), q.value());
-                        }
-                        line(&mut out, name, "_sum", &labels, None, sm.sample_sum());
-                        line(&mut out, name, "_count", &labels, None, sm.sample_count() as f64);
+                    line(&mut out, name, "_bucket", &labels, Some(("le", f64::INFINITY)), h.get_sample_count() as f64);
+                    line(&mut out, name, "_sum", &labels, None, h.get_sample_sum());
+                    line(&mut out, name, "_count", &labels, None, h.get_sample_count() as f64);
+                }
+                MetricType::SUMMARY => {
+                    let sm = m.get_summary();
+                    for q in sm.get_quantile() {
+                        line(&mut out, name, "", &labels, Some(("quantile", q.quantile())), q.value());
                     }
+                    line(&mut out, name, "_sum", &labels, None, sm.sample_sum());
+                    line(&mut out, name, "_count", &labels, None, sm.sample_count() as f64);
                 }
             }
         }
-        self.last_render_len.store(out.len(), std::sync::atomic::Ordering::Relaxed);
-        out
     }
+    last_len.store(out.len(), std::sync::atomic::Ordering::Relaxed);
+    out
 }
 
 /// One sample line: `name[suffix]{labels[,extra="v"]} value`.
@@ -519,6 +553,13 @@ mod tests {
         m.log_group_unavailable.with_label_values(&["/aws/lambda/with \"quotes\" and \\"]).set(1);
         let mut reference = Vec::new();
         prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut reference).unwrap();
-        assert_eq!(m.render(), String::from_utf8(reference).unwrap());
+        let mut series = Vec::new();
+        prometheus::TextEncoder::new().encode(&m.per_series.gather(), &mut series).unwrap();
+        let own = String::from_utf8(reference).unwrap();
+        assert_eq!(m.render(), own, "per-series families appear once the evaluator renders them");
+        m.refresh_series();
+        assert_eq!(m.render(), own + &String::from_utf8(series).unwrap());
+        m.operation_latency.with_label_values(&["Dev", "f", "Bedrock.InvokeModel", "xray", "0.95"]).set(1.0);
+        assert!(m.render().contains("quantile=\"0.95\"} 9.25"), "until the next evaluation, scrapes see the last one");
     }
 }

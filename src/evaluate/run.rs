@@ -228,6 +228,12 @@ impl Evaluator {
         self.export_alerts(&statuses);
         self.notify(&statuses, &transitions, now);
         self.shared.set(statuses.clone());
+        // The per-series exposition is rendered here, once per evaluation, not per scrape.
+        let (metrics, rendering) = (self.metrics.clone(), Instant::now());
+        if let Err(e) = tokio::task::spawn_blocking(move || metrics.refresh_series()).await {
+            tracing::warn!(error = %e, "Rendering the per-series metrics failed; scrapes keep the previous ones.");
+        }
+        self.metrics.evaluation_seconds.with_label_values(&["render"]).set(rendering.elapsed().as_secs_f64());
         self.metrics.evaluation_seconds.with_label_values(&["read"]).set(read.as_secs_f64());
         self.metrics.evaluation_seconds.with_label_values(&["total"]).set(started.elapsed().as_secs_f64());
         Ok(statuses)

@@ -17,7 +17,7 @@
 
 use super::rank_index;
 use crate::sketch::Sketch;
-use crate::store::raw::{Bind, scan};
+use crate::store::raw::{self, Bind};
 use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, floor_to};
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -420,6 +420,19 @@ impl Grouper {
     }
 }
 
+/// Raw ranges shorter than this are scanned in one piece.
+const MIN_SLICE_MS: i64 = 60_000;
+
+/// Equal slices of `[from_ms, to_ms)`, one per core the store's pool can lend a connection
+/// to (at most 4).
+fn scan_slices(store: &Store, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = cores.min(store.pool().options().get_max_connections() as usize).clamp(1, 4) as i64;
+    let n = n.min(((to_ms - from_ms) / MIN_SLICE_MS).max(1));
+    let step = (to_ms - from_ms) / n;
+    (0..n).map(|i| (from_ms + i * step, if i == n - 1 { to_ms } else { from_ms + (i + 1) * step })).collect()
+}
+
 /// Reads a selection: raw events and rollups per [`plan`], grouped by series (and bucket).
 pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> {
     let parts = plan(store, sel).await?;
@@ -441,15 +454,30 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
                     columns.push_str(TIMEOUT_SQL);
                 }
                 let sql = format!("SELECT {columns} FROM events WHERE time_ms >= ? AND time_ms < ?{filter_sql}");
-                let mut binds = vec![Bind::Int(from_ms), Bind::Int(to_ms)];
-                binds.extend_from_slice(&filter_binds);
                 let flags = if sel.step_ms.is_some() { 7 } else { 6 };
-                loaded.raw_events += scan(store, &sql, &binds, |r| {
-                    let b = if sel.step_ms.is_some() { bucket(r.i64(6)) } else { 0 };
-                    let (cold, timeout) = if sel.invocations { (r.i64(flags) != 0, r.i64(flags + 1) != 0) } else { (false, false) };
-                    grouper.get(r.bytes(0), r.bytes(1), r.bytes(2), r.bytes(3), b).push(r.f64(4), r.i64(5) != 0, cold, timeout);
+                // The range is cut into equal time slices scanned at once, each on its own
+                // connection and thread: SQLite decodes one row at a time per connection, and
+                // decoding is most of a large report's time.
+                let slices = scan_slices(store, from_ms, to_ms);
+                let parts = raw::parallel(store, slices.len(), |i, conn| {
+                    let (from, to) = slices[i];
+                    let mut binds = vec![Bind::Int(from), Bind::Int(to)];
+                    binds.extend_from_slice(&filter_binds);
+                    let mut part = Grouper::new();
+                    let rows = conn.query(&sql, &binds, |r| {
+                        let b = if sel.step_ms.is_some() { bucket(r.i64(6)) } else { 0 };
+                        let (cold, timeout) = if sel.invocations { (r.i64(flags) != 0, r.i64(flags + 1) != 0) } else { (false, false) };
+                        part.get(r.bytes(0), r.bytes(1), r.bytes(2), r.bytes(3), b).push(r.f64(4), r.i64(5) != 0, cold, timeout);
+                    })?;
+                    Ok((part, rows))
                 })
                 .await?;
+                for (part, rows) in parts {
+                    loaded.raw_events += rows;
+                    for (key, agg) in part.groups {
+                        grouper.get(key.env.as_bytes(), key.function.as_bytes(), key.operation.as_bytes(), key.source.as_bytes(), key.bucket_ms).merge(agg);
+                    }
+                }
             }
             Part::Rollup { res, from_ms, to_ms } => {
                 loaded.rollup_periods += ((to_ms - from_ms) / res.ms()) as u64;
