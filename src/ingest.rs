@@ -112,11 +112,6 @@ fn line_id(n: usize) -> String {
     id
 }
 
-/// The events of a file: filter-log-events JSON when it looks like it, else text lines.
-pub fn read_events(path: &Path, text: &str, default_stream: &str) -> Vec<PageEvent> {
-    page_events(path, text).unwrap_or_else(|| LineEvents::new(path, default_stream).convert(text))
-}
-
 /// The byte offset just past the `n`th newline from `from` (or the end of `text`).
 fn after_lines(text: &str, from: usize, n: usize) -> usize {
     let bytes = &text.as_bytes()[from..];

@@ -146,7 +146,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
             offered[s] += 1;
             inserted[s] += n;
             if n > 0 && e.source == Source::Report && e.operation == "Lambda.Duration" {
-                let attr = |k: &str| e.attributes.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+                let attr = |k: &str| e.attributes.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
                 outcome.new_reports.push(NewReport {
                     env: e.env.clone(),
                     function: e.function.clone(),
