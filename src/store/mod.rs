@@ -130,7 +130,8 @@ impl Store {
                 Box::pin(async move {
                     // A round trip, so the rollback queued by the dropped transaction has run.
                     conn.ping().await?;
-                    Ok(!conn.is_in_transaction())
+                    // A raw transaction cut short (see `raw`) is invisible to sqlx.
+                    Ok(!conn.is_in_transaction() && !raw::transaction_left_open(conn).await)
                 })
             })
             .connect_with(options)

@@ -263,6 +263,15 @@ async fn lock(conn: &mut PoolConnection<Sqlite>) -> Result<(sqlx::sqlite::Locked
     Ok((handle, RawConn { db }))
 }
 
+/// Whether SQLite holds a transaction open on `conn` (one begun through the raw handle and
+/// cut short, e.g. by a panic): such a connection must not go back to the pool.
+pub(crate) async fn transaction_left_open(conn: &mut SqliteConnection) -> bool {
+    match conn.lock_handle().await {
+        Ok(mut handle) => RawConn { db: handle.as_raw_handle().as_ptr() as *mut c_void }.in_transaction(),
+        Err(_) => true,
+    }
+}
+
 /// Runs `f` on one pooled connection's raw handle.
 pub async fn with_conn<T>(store: &Store, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
     let mut conn = store.pool().acquire().await?;
@@ -354,6 +363,28 @@ mod tests {
         assert_eq!(n, 0);
         let n = with_conn(&store, |c| c.transaction(|c| c.execute("INSERT INTO checkpoints VALUES ('x', 'y', 1, NULL, 1)", &[]))).await;
         assert_eq!(n.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_inside_a_raw_transaction_does_not_leak_it_into_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let s = store.clone();
+        let r = tokio::spawn(async move {
+            with_conn(&s, |c| -> Result<(), StoreError> {
+                c.execute("BEGIN IMMEDIATE", &[])?;
+                panic!("cut short");
+            })
+            .await
+        })
+        .await;
+        assert!(r.is_err());
+        // Every pooled connection can write again: none is inside a transaction or holds
+        // the write lock (the busy timeout would turn that into an error).
+        let checkpoint = |k: &str| crate::model::Checkpoint { source: "logs".into(), key: k.into(), position_ms: 1, state: None };
+        for k in ["a", "b", "c", "d", "e"] {
+            store.commit(&crate::store::Batch { checkpoints: vec![checkpoint(k)], ..Default::default() }).await.unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
