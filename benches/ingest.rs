@@ -5,6 +5,8 @@
 //! through sqlx (the ratio the summary line's `ratio` reports) and once through SQLite's C API
 //! (`c_api_ratio`), since the daemon's store itself uses the C API.
 
+mod baseline;
+
 use latency_sentinel::attribute::Attributor;
 use latency_sentinel::config::EnvironmentsConfig;
 use latency_sentinel::ingest::ingest_files;
@@ -122,16 +124,8 @@ fn main() {
 
     // Baseline: serde_json on the JSON part of each line, one bare insert per timing.
     let (base_rows, base) = rt.block_on(async {
-        use sqlx::ConnectOptions;
         let text = std::fs::read_to_string(&file).unwrap();
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("base.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (time_ms INTEGER, operation TEXT, duration_s REAL, k TEXT UNIQUE)").execute(&mut conn).await.unwrap();
+        let mut conn = baseline::connection(&dir.path().join("base.db"), "CREATE TABLE t (time_ms INTEGER, operation TEXT, duration_s REAL, k TEXT UNIQUE)").await;
         let t = Instant::now();
         let mut rows = 0u64;
         let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();

@@ -3,6 +3,8 @@
 //! same run: plain `serde_json` parsing of the same documents plus one bare prepared insert
 //! per (sub)segment, in one transaction.
 
+mod baseline;
+
 use latency_sentinel::critical_path::critical_path;
 use latency_sentinel::parse::xray::{AllowList, parse_trace, trace_events};
 use latency_sentinel::store::{Batch, OpenMode, Store};
@@ -68,15 +70,7 @@ fn main() {
     });
 
     let (rows, base) = rt.block_on(async {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("base.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (k TEXT UNIQUE, operation TEXT, duration_s REAL)").execute(&mut conn).await.unwrap();
+        let mut conn = baseline::connection(&dir.path().join("base.db"), "CREATE TABLE t (k TEXT UNIQUE, operation TEXT, duration_s REAL)").await;
         let t = Instant::now();
         let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
         let mut rows = 0u64;

@@ -15,8 +15,7 @@
 //! runtime; parallel scans run on scoped threads, one connection each.
 
 use super::{Store, StoreError};
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::marker::PhantomData;
 
@@ -255,10 +254,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     if multi { tokio::task::block_in_place(f) } else { f() }
 }
 
-/// A pool connection whose raw handle is locked out of sqlx.
-async fn lock(conn: &mut PoolConnection<Sqlite>) -> Result<(sqlx::sqlite::LockedSqliteHandle<'_>, RawConn), StoreError> {
-    let c: &mut SqliteConnection = conn;
-    let mut handle = c.lock_handle().await?;
+/// A connection whose raw handle is locked out of sqlx.
+async fn lock(conn: &mut SqliteConnection) -> Result<(sqlx::sqlite::LockedSqliteHandle<'_>, RawConn), StoreError> {
+    let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr() as *mut c_void;
     Ok((handle, RawConn { db }))
 }
@@ -266,25 +264,16 @@ async fn lock(conn: &mut PoolConnection<Sqlite>) -> Result<(sqlx::sqlite::Locked
 /// Whether SQLite holds a transaction open on `conn` (one begun through the raw handle and
 /// cut short, e.g. by a panic): such a connection must not go back to the pool.
 pub(crate) async fn transaction_left_open(conn: &mut SqliteConnection) -> bool {
-    match conn.lock_handle().await {
-        Ok(mut handle) => RawConn { db: handle.as_raw_handle().as_ptr() as *mut c_void }.in_transaction(),
-        Err(_) => true,
-    }
+    lock(conn).await.map_or(true, |(_handle, raw)| raw.in_transaction())
 }
 
-/// Runs `f` on one pooled connection's raw handle.
+/// Runs `f` on one pooled connection's raw handle. A transaction `f` leaves open (one
+/// SQLite would not roll back, or a panic) is caught by the pool's release check
+/// ([`transaction_left_open`]), which closes the connection.
 pub async fn with_conn<T>(store: &Store, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
     let mut conn = store.pool().acquire().await?;
-    let (result, open) = {
-        let (_handle, mut raw) = lock(&mut conn).await?;
-        let result = blocking(|| f(&mut raw));
-        (result, raw.in_transaction())
-    };
-    if open {
-        // A transaction SQLite would not end must not reach the next borrower.
-        conn.close_on_drop();
-    }
-    result
+    let (_handle, mut raw) = lock(&mut conn).await?;
+    blocking(|| f(&mut raw))
 }
 
 /// Runs `sql` with `binds` on a pooled connection and calls `f` on every row; returns the
