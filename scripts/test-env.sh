@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test environment for latency-sentinel: the Python side (moto, the AWS emulator,
-# with scripts/moto_server.py's adapter) and Prometheus/Alertmanager.
+# with scripts/moto_server.py's adapter), Prometheus/Alertmanager and systemd-analyze.
 #
 #   scripts/test-env.sh install        create the venv and install what is missing (idempotent;
 #                                      a second run with everything present is fast and offline)
@@ -21,7 +21,10 @@ VENV="$CACHE_DIR/venv"
 VENV_PY="$VENV/bin/python"
 MOTO_SPEC='moto[server]>=5.1,<6'
 PY_PACKAGES=("$MOTO_SPEC" boto3 cbor2 aws-xray-sdk)
-APT_PACKAGES=(prometheus prometheus-alertmanager)
+# Debian packages and a command each must provide: promtool and amtool check the deploy/
+# files, prometheus and alertmanager run in the alerting and dashboard tests, and
+# systemd-analyze verifies the unit. A missing one fails its test; none is skipped.
+APT_TOOLS=(prometheus:promtool prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-alertmanager:amtool systemd:systemd-analyze)
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
 die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
@@ -90,19 +93,27 @@ install_python() {
   log "python venv ready: $VENV"
 }
 
-install_prometheus() {
-  if command -v promtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1; then
-    log "prometheus tools present: $(command -v promtool), $(command -v prometheus-alertmanager)"
-    return 0
+install_tools() {
+  local missing=() entry pkg tool
+  for entry in "${APT_TOOLS[@]}"; do
+    pkg="${entry%%:*}"
+    tool="${entry#*:}"
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    # shellcheck disable=SC2046
+    apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
   fi
-  apt_install "${APT_PACKAGES[@]}"
-  command -v promtool >/dev/null 2>&1 || die "promtool still missing after apt-get install"
-  command -v prometheus-alertmanager >/dev/null 2>&1 || die "prometheus-alertmanager still missing after apt-get install"
+  for entry in "${APT_TOOLS[@]}"; do
+    tool="${entry#*:}"
+    command -v "$tool" >/dev/null 2>&1 || die "$tool still missing after apt-get install ${entry%%:*}"
+  done
+  log "tools present: $(for e in "${APT_TOOLS[@]}"; do printf '%s ' "${e#*:}"; done)"
 }
 
 cmd_install() {
   install_python
-  install_prometheus
+  install_tools
   log "done"
 }
 
