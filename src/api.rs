@@ -1,22 +1,19 @@
 //! `/api/v1/*`: JSON answers from the store. Each handler validates its query parameters
-//! (a 400 names the bad one) and bounds its work.
+//! (a 400 names the bad one) and runs its reads through [`run_bounded`]: on the read-only
+//! connections, interrupted at `http.request_timeout`.
 
-use crate::evaluate::budgets::match_budget;
-use crate::evaluate::window::stats;
-use crate::http::{AppError, AppState};
+use crate::http::{AppError, AppState, run_bounded};
+use crate::report::{duration_ms, top};
 use crate::store::now_ms;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Longest range the live endpoints accept (reports over longer ranges use rollups).
 const MAX_SINCE: Duration = Duration::from_secs(31 * 86_400);
-/// Most raw events one request may read.
-const MAX_ROWS: i64 = 2_000_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -46,49 +43,36 @@ struct OperationsQuery {
     function: Option<String>,
 }
 
-/// Count, exact quantiles, max, error rate and budget of every series in the range.
+/// Count, quantiles, max, error rate and budget of every series in the range: the `top`
+/// report (exact over raw events; ranges over 24 h partly from rollups, `approximate`).
 async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQuery>) -> Result<Json<serde_json::Value>, AppError> {
     let since = parse_since("since", q.since.as_deref(), Duration::from_secs(3600))?;
-    let from = now_ms() - since.as_millis() as i64;
-    let env = q.env.filter(|e| !e.is_empty());
-    let function = q.function.filter(|f| !f.is_empty());
-    let rows: Vec<(String, String, String, String, f64, bool)> = sqlx::query_as(
-        "SELECT env, function, operation, source, duration_s, error FROM events WHERE time_ms >= ? \
-         AND (? IS NULL OR env = ?) AND (? IS NULL OR function = ?) LIMIT ?",
-    )
-    .bind(from)
-    .bind(&env)
-    .bind(&env)
-    .bind(&function)
-    .bind(&function)
-    .bind(MAX_ROWS + 1)
-    .fetch_all(state.store.pool())
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?;
-    if rows.len() as i64 > MAX_ROWS {
-        return Err(AppError::BadRequest(format!("more than {MAX_ROWS} events in range: narrow since, env or function")));
-    }
-    let mut series: BTreeMap<(String, String, String, String), (Vec<f64>, u64)> = BTreeMap::new();
-    for (env, function, operation, source, d, e) in rows {
-        let s = series.entry((env, function, operation, source)).or_default();
-        s.0.push(d);
-        s.1 += u64::from(e);
-    }
-    let mut out: Vec<serde_json::Value> = series
+    let now = now_ms();
+    let filter = top::Filter {
+        from_ms: now - duration_ms(since),
+        to_ms: now + 1,
+        env: q.env.filter(|e| !e.is_empty()),
+        function: q.function.filter(|f| !f.is_empty()),
+    };
+    let config = state.config.clone();
+    let report = run_bounded(&state, move |store| async move { Ok(top::report(&store, &filter, &config.budgets).await?) }).await?;
+    let out: Vec<serde_json::Value> = report
+        .operations
         .into_iter()
-        .map(|((env, function, operation, source), (values, errors))| {
-            let st = stats(values, errors);
-            let budget = match_budget(&state.config.budgets, &env, &function, &operation)
-                .and_then(|(_, b)| b.threshold().map(|(q, d)| json!({ "name": b.display_name(), "quantile": q, "seconds": d.as_secs_f64() })));
+        .map(|r| {
+            let budget = r.budget.map(|b| json!({ "name": b.name, "quantile": b.quantile, "seconds": b.threshold_s }));
             json!({
-                "env": env, "function": function, "operation": operation, "source": source,
-                "count": st.count, "p50": st.p50, "p90": st.p90, "p95": st.p95, "p99": st.p99,
-                "max": st.max, "error_rate": st.error_rate, "budget": budget,
+                "env": r.env, "function": r.function, "operation": r.operation, "source": r.source,
+                "count": r.count, "p50": r.p50, "p90": r.p90, "p95": r.p95, "p99": r.p99,
+                "max": r.max, "error_rate": r.error_rate, "budget": budget, "status": r.status,
             })
         })
         .collect();
-    out.sort_by(|a, b| b["p95"].as_f64().unwrap_or(0.0).total_cmp(&a["p95"].as_f64().unwrap_or(0.0)));
-    Ok(Json(json!({ "since": humantime::format_duration(since).to_string(), "operations": out })))
+    Ok(Json(json!({
+        "since": humantime::format_duration(since).to_string(),
+        "approximate": report.approximate,
+        "operations": out,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,11 +84,8 @@ struct AlertsQuery {
 /// Active alerts (from the last evaluation) and transitions since `since` (default 24h).
 async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>) -> Result<Json<serde_json::Value>, AppError> {
     let since = parse_since("since", q.since.as_deref(), Duration::from_secs(86_400))?;
-    let transitions = state
-        .store
-        .alert_transitions(now_ms() - since.as_millis() as i64, 1000)
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let from = now_ms() - duration_ms(since);
+    let transitions = run_bounded(&state, move |store| async move { Ok(store.alert_transitions(from, 1000).await?) }).await?;
     let active: Vec<_> = state.evaluation.statuses().iter().filter(|s| s.state != "inactive").cloned().collect();
     Ok(Json(json!({ "active": active, "transitions": transitions })))
 }
@@ -137,7 +118,7 @@ async fn budgets(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 /// The daemon's view of itself: version, events stored, sources.
 async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
-    let events = state.store.count_events(None).await.map_err(|e| AppError::Internal(e.into()))?;
+    let events = run_bounded(&state, |store| async move { Ok(store.count_events(None).await?) }).await?;
     Ok(Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "now_ms": now_ms(),

@@ -11,8 +11,8 @@
 //! longer), a history has at most 2000 points, a bottleneck reads at most 1000 traces per
 //! workflow, and ranges over 24 h are answered from rollups.
 
-use crate::http::{AppError, AppState};
-use crate::report::{ReportError, TimeRange, bottleneck, compare, history, parse_duration, parse_range};
+use crate::http::{AppError, AppState, run_bounded};
+use crate::report::{ReportError, TimeRange, bottleneck, compare, duration_ms, history, parse_duration, parse_range};
 use crate::store::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -30,7 +30,7 @@ impl From<ReportError> for AppError {
     fn from(e: ReportError) -> AppError {
         match e {
             ReportError::BadInput(msg) => AppError::BadRequest(msg),
-            ReportError::Store(e) => AppError::Internal(e.into()),
+            ReportError::Store(e) => e.into(),
         }
     }
 }
@@ -62,12 +62,13 @@ impl Params {
 /// How far back a request may reach.
 fn max_reach_ms(state: &AppState) -> i64 {
     let s = &state.config.storage;
-    s.rollup_retention.max(s.retention).as_millis() as i64
+    duration_ms(s.rollup_retention.max(s.retention))
 }
 
 fn check_reach(state: &AppState, r: TimeRange, now: i64, what: &str) -> Result<(), AppError> {
     let max = max_reach_ms(state);
-    if r.from_ms < now - max - 3_600_000 || r.span_ms() > max + 3_600_000 {
+    let slack = max.saturating_add(3_600_000);
+    if r.from_ms < now.saturating_sub(slack) || r.span_ms() > slack {
         return Err(AppError::BadRequest(format!(
             "{what}: reaches back further than the {} kept (storage.rollup_retention)",
             humantime::format_duration(std::time::Duration::from_millis(max as u64))
@@ -96,7 +97,7 @@ async fn compare_handler(
     for (side, what) in [(&query.baseline, "baseline_range"), (&query.candidate, "candidate_range")] {
         check_reach(&state, TimeRange { from_ms: side.from_ms, to_ms: side.to_ms }, now, what)?;
     }
-    Ok(Json(compare::report(&state.store, &query).await.map_err(ReportError::from)?))
+    Ok(Json(run_bounded(&state, move |store| async move { Ok(compare::report(&store, &query).await?) }).await?))
 }
 
 async fn bottleneck_handler(
@@ -120,7 +121,7 @@ async fn bottleneck_handler(
         env: p.get("env").map(str::to_string),
         percentile,
     };
-    Ok(Json(bottleneck::report(&state.store, &query).await.map_err(ReportError::from)?))
+    Ok(Json(run_bounded(&state, move |store| async move { Ok(bottleneck::report(&store, &query).await?) }).await?))
 }
 
 async fn history_handler(
@@ -130,7 +131,11 @@ async fn history_handler(
 ) -> Result<Json<history::History>, AppError> {
     let p = Params::new(q, &["since", "from", "to", "step", "env"])?;
     let range = p.range(&state, "24h", now_ms())?;
-    let step = parse_duration("step", p.get("step").unwrap_or("1h"))?;
-    let h = history::history(&state.store, &function, &operation, p.get("env"), range, step.as_millis() as i64).await?;
+    let step = duration_ms(parse_duration("step", p.get("step").unwrap_or("1h"))?);
+    let env = p.get("env").map(str::to_string);
+    let h = run_bounded(&state, move |store| async move {
+        Ok(history::history(&store, &function, &operation, env.as_deref(), range, step).await?)
+    })
+    .await?;
     Ok(Json(h))
 }

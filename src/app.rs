@@ -39,13 +39,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tracing::info!(listen = %local, "Serving /metrics, /healthz, /readyz and /api/v1.");
 
     let evaluation = crate::evaluate::Shared::default();
-    let state = AppState {
-        config: config.clone(),
-        metrics: metrics.clone(),
-        store: store.clone(),
-        health: health.clone(),
-        evaluation: evaluation.clone(),
-    };
+    let state = AppState::new(config.clone(), metrics.clone(), store.clone(), health.clone(), evaluation.clone());
 
     // Retention.
     {

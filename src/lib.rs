@@ -17,6 +17,7 @@
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
 //! - [`glob`]: budget patterns.
 //! - [`simulate`]: the `simulate` command, writing the seed's application into an AWS endpoint.
+//! - [`endpoints`]: where the SDK would send a call (simulate's guard against real accounts).
 
 /// The daemon allocates and frees millions of small strings an hour (log lines, keys,
 /// labels); mimalloc does that with less time and fragmentation than the system allocator
@@ -32,6 +33,7 @@ pub mod attribute;
 pub mod aws;
 pub mod config;
 pub mod critical_path;
+pub mod endpoints;
 pub mod evaluate;
 pub mod glob;
 pub mod health;

@@ -119,6 +119,7 @@ pub struct Metrics {
     pub lines_ignored: IntCounterVec,
     pub aws_requests: IntCounterVec,
     pub task_restarts: IntCounterVec,
+    pub api_requests: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub retention_deleted: IntCounter,
     pub source_last_success: GaugeVec,
@@ -229,6 +230,13 @@ impl Metrics {
                 &["api", "outcome"],
             ),
             task_restarts: counter(&r, "sentinel_task_restarts_total", "Background tasks restarted after a failure.", &["task"]),
+            api_requests: counter(
+                &r,
+                "sentinel_api_requests_total",
+                "API requests by outcome: ok, bad_request, shed (over http.max_concurrent_requests), \
+                 timeout (stopped at http.request_timeout or when the client left), error.",
+                &["outcome"],
+            ),
             store_errors: counter(&r, "sentinel_store_errors_total", "Database errors by kind.", &["kind"]),
             retention_deleted,
             source_last_success: gauge(

@@ -1263,36 +1263,6 @@ impl Args {
     }
 }
 
-/// Is this endpoint on this machine (`localhost`, 127.0.0.0/8, `::1`)?
-pub fn is_loopback_endpoint(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(r) = authority.strip_prefix('[') {
-        r.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The endpoints the SDK would use: the flag/config one, else the standard variables
-/// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`). Empty list: real AWS.
-fn effective_endpoints(explicit: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if !explicit.is_empty() {
-        out.push(explicit.to_string());
-    } else if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
-        out.push(e);
-    }
-    for svc in ["IAM", "LAMBDA", "CLOUDWATCH_LOGS", "XRAY"] {
-        if let Ok(e) = std::env::var(format!("AWS_ENDPOINT_URL_{svc}")) {
-            out.push(e);
-        }
-    }
-    out
-}
-
 /// What was written.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -1362,10 +1332,26 @@ pub fn main(args: Args) -> std::process::ExitCode {
     if let Some(r) = &args.region {
         aws.region = r.clone();
     }
-    let endpoints = effective_endpoints(&aws.endpoint_url);
-    let remote: Vec<&String> = endpoints.iter().filter(|e| !is_loopback_endpoint(e)).collect();
-    if endpoints.is_empty() || !remote.is_empty() {
-        let target = if endpoints.is_empty() { "real AWS (no endpoint override)".to_string() } else { format!("{remote:?}") };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Where the SDK itself would send each call (flags, config, every standard variable and
+    // profile setting, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS included).
+    let endpoints = rt.block_on(async { crate::endpoints::resolved(&crate::aws::sdk_config(&aws).await).await });
+    let remote: Vec<String> = endpoints
+        .iter()
+        .filter_map(|(service, url)| match url {
+            Ok(u) if crate::endpoints::is_loopback(u) => None,
+            Ok(u) => Some(format!("{service}: {u}")),
+            Err(why) => Some(format!("{service}: unknown ({why})")),
+        })
+        .collect();
+    if !remote.is_empty() {
+        let target = remote.join(", ");
         if !args.real_account {
             eprintln!(
                 "simulate: refusing to write to {target}: only endpoints on this machine (127.0.0.1, localhost, ::1) are allowed.\n\
@@ -1381,13 +1367,6 @@ pub fn main(args: Args) -> std::process::ExitCode {
         eprintln!("{}", "!".repeat(78));
         std::thread::sleep(Duration::from_secs(10));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let follow = args.follow;
     let role = args.role_arn.clone();
     match rt.block_on(run(&aws, settings, role, follow, crate::app::shutdown_signal())) {
@@ -2137,17 +2116,7 @@ mod tests {
         assert!(matches!(parse_message(&line.message), Parsed::Rejected { .. }));
     }
 
-    #[test]
-    fn only_loopback_endpoints_are_local() {
-        for ok in ["http://127.0.0.1:5000", "http://localhost:4566/", "https://127.10.0.3", "http://[::1]:5000", "http://user@127.0.0.1:1"] {
-            assert!(is_loopback_endpoint(ok), "{ok}");
-        }
-        for bad in ["https://logs.us-east-1.amazonaws.com", "http://10.0.0.5:5000", "http://127.0.0.1.example.com", "http://[::2]:1", ""] {
-            assert!(!is_loopback_endpoint(bad), "{bad}");
-        }
-    }
-
-    #[test]
+        #[test]
     fn the_function_zip_is_a_valid_archive() {
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
         let z = function_zip(&ATLAS[1], "Dev");

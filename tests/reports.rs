@@ -324,7 +324,7 @@ async fn call(state: &AppState, uri: &str, token: Option<&str>) -> (StatusCode, 
 fn state(store: Store, token: &str) -> AppState {
     let mut config = Config::default();
     config.http.api_token.0 = token.into();
-    AppState { config: Arc::new(config), metrics: Metrics::new(), store, health: Health::default(), evaluation: Default::default() }
+    AppState::new(Arc::new(config), Metrics::new(), store, Health::default(), Default::default())
 }
 
 #[tokio::test]

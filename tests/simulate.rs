@@ -201,6 +201,23 @@ fn endpoints_off_this_machine_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{endpoint:?}: {stderr}");
         assert!(stderr.contains("refusing to write") && stderr.contains("--i-know-this-is-a-real-account"), "{stderr}");
     }
+    // The guard follows the SDK's own endpoint resolution: a loopback AWS_ENDPOINT_URL that
+    // the SDK is told to ignore (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS) means real AWS. The
+    // guard stops its probe requests before they are signed, so nothing leaves the machine.
+    for (ignore, per_service) in [("true", None), ("false", Some(("AWS_ENDPOINT_URL_LAMBDA", "https://lambda.us-east-1.amazonaws.com")))] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"));
+        cmd.args(["simulate", "--region", "us-east-1", "--duration", "1m"])
+            .envs(AWS_ENV.iter().copied())
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", ignore);
+        if let Some((k, v)) = per_service {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "ignore={ignore}: {stderr}");
+        assert!(stderr.contains("refusing to write") && stderr.contains("amazonaws.com"), "ignore={ignore}: {stderr}");
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
         .args(["simulate", "--endpoint-url", "http://127.0.0.1:9", "--duration", "20d", "--slow", "GDSH/Nope=9s"])
         .envs(AWS_ENV.iter().copied())

@@ -96,6 +96,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     }
     expand_secret(&mut config.alerts.webhook_url, "alerts.webhook_url", "SENTINEL_WEBHOOK_URL", env, &mut errors);
     expand_secret(&mut config.http.api_token, "http.api_token", "SENTINEL_API_TOKEN", env, &mut errors);
+    expand_secret(&mut config.alerts.alertmanager_url, "alerts.alertmanager_url", "SENTINEL_ALERTMANAGER_URL", env, &mut errors);
     errors.extend(super::validate::validate(&config));
     if errors.is_empty() { Ok(config) } else { Err(errors) }
 }

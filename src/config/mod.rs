@@ -91,14 +91,19 @@ pub struct StorageConfig {
 pub struct HttpConfig {
     /// Listen address. Loopback by default: widen it deliberately.
     pub listen: String,
-    /// Bearer token protecting `/api/*` when set. Use `"${ENV_VAR}"`, or leave empty and
-    /// set `SENTINEL_API_TOKEN`.
+    /// Bearer token protecting `/api/*` (and `/readyz`'s details) when set. Use
+    /// `"${ENV_VAR}"`, or leave empty and set `SENTINEL_API_TOKEN`.
     pub api_token: Secret,
+    /// Serve the API without a token on an address other than loopback. Off: the daemon
+    /// refuses to start listening beyond this machine without `api_token`.
+    pub allow_unauthenticated: bool,
     /// Whether `/metrics` also requires the token.
     pub protect_metrics: bool,
-    /// Time limit for one request.
+    /// Time limit for one request; its database reads stop there.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
+    /// API requests served at once; more are answered 503 with `Retry-After` at once.
+    pub max_concurrent_requests: usize,
 }
 
 /// `[logs]`: tailing Lambda log groups in CloudWatch Logs.
@@ -201,8 +206,10 @@ pub struct AlertsConfig {
     /// Webhook receiving alert transitions as JSON (may hold a token: use `"${ENV_VAR}"` or
     /// `SENTINEL_WEBHOOK_URL`).
     pub webhook_url: Secret,
-    /// Alertmanager base URL (`http://127.0.0.1:9093`); alerts go to `/api/v2/alerts`.
-    pub alertmanager_url: String,
+    /// Alertmanager base URL (`http://127.0.0.1:9093`); alerts go to `/api/v2/alerts`. A
+    /// secret like `webhook_url` (it may carry basic-auth credentials): use `"${ENV_VAR}"` or
+    /// `SENTINEL_ALERTMANAGER_URL`.
+    pub alertmanager_url: Secret,
     /// Base URL of this daemon, used in alert links to the report.
     pub external_url: String,
     /// Timeout of one delivery attempt.
@@ -298,8 +305,10 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:9750".into(),
             api_token: Secret::default(),
+            allow_unauthenticated: false,
             protect_metrics: false,
             request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 4,
         }
     }
 }
@@ -364,7 +373,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             evaluation_interval: Duration::from_secs(30),
             webhook_url: Secret::default(),
-            alertmanager_url: String::new(),
+            alertmanager_url: Secret::default(),
             external_url: "http://127.0.0.1:9750".into(),
             send_timeout: Duration::from_secs(5),
         }

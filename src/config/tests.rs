@@ -146,3 +146,36 @@ p95 = "1s"
     let errors = load_str(text, &no_env).unwrap_err();
     assert!(errors[0].to_string().starts_with("budgets[0].env: unreachable"), "{errors:?}");
 }
+
+#[test]
+fn listening_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
+    let base = "[logs]\nlog_groups = [\"/aws/lambda/a\"]\n[http]\n";
+    let errors = load_str(&format!("{base}listen = \"0.0.0.0:9750\"\n"), &no_env).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "http.listen");
+    assert!(errors[0].reason.contains("no http.api_token") && errors[0].reason.contains("allow_unauthenticated"), "{errors:?}");
+    assert!(load_str(&format!("{base}listen = \"[::]:9750\"\n"), &no_env).is_err());
+    // A token (in the file or SENTINEL_API_TOKEN), the explicit opt-out, or loopback: fine.
+    load_str(&format!("{base}listen = \"0.0.0.0:9750\"\napi_token = \"t\"\n"), &no_env).unwrap();
+    let token = |k: &str| (k == "SENTINEL_API_TOKEN").then(|| "t".to_string());
+    load_str(&format!("{base}listen = \"0.0.0.0:9750\"\n"), &token).unwrap();
+    load_str(&format!("{base}listen = \"0.0.0.0:9750\"\nallow_unauthenticated = true\n"), &no_env).unwrap();
+    load_str(&format!("{base}listen = \"127.0.0.1:9750\"\n"), &no_env).unwrap();
+    load_str(&format!("{base}listen = \"[::1]:9750\"\n"), &no_env).unwrap();
+}
+
+#[test]
+fn the_alertmanager_url_is_a_secret() {
+    let text = "[logs]\nlog_groups = [\"/aws/lambda/a\"]\n[alerts]\nalertmanager_url = \"${AM}\"\n";
+    let env = |k: &str| (k == "AM").then(|| "https://sentinel:hunter2@am.example.test".to_string());
+    let c = load_str(text, &env).unwrap();
+    assert_eq!(c.alerts.alertmanager_url.expose(), "https://sentinel:hunter2@am.example.test");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    let fallback = |k: &str| (k == "SENTINEL_ALERTMANAGER_URL").then(|| "http://127.0.0.1:9093".to_string());
+    let c = load_str("[logs]\nlog_groups = [\"/aws/lambda/a\"]\n", &fallback).unwrap();
+    assert_eq!(c.alerts.alertmanager_url.expose(), "http://127.0.0.1:9093");
+    // A bad value is named, never echoed.
+    let errors = load_str("[logs]\nlog_groups = [\"/aws/lambda/a\"]\n[alerts]\nalertmanager_url = \"ftp://u:hunter2@x\"\n", &no_env).unwrap_err();
+    assert_eq!(errors[0].key, "alerts.alertmanager_url");
+    assert!(!errors[0].to_string().contains("hunter2"), "{errors:?}");
+}

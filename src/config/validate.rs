@@ -25,11 +25,33 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
     if c.storage.rollup_retention < c.storage.retention {
         err("storage.rollup_retention", "must be at least storage.retention".into());
     }
+    // Ten years: durations turn into millisecond arithmetic on event times.
+    const LONGEST_KEPT: Duration = Duration::from_secs(3_660 * 86_400);
+    for (key, d) in [("storage.retention", c.storage.retention), ("storage.rollup_retention", c.storage.rollup_retention)] {
+        if d > LONGEST_KEPT {
+            err(key, "must be at most 3660d".into());
+        }
+    }
     if !(64..=1_048_576).contains(&c.storage.rejected_max_bytes) {
         err("storage.rejected_max_bytes", "must be between 64 and 1048576".into());
     }
-    if c.http.listen.parse::<std::net::SocketAddr>().is_err() {
-        err("http.listen", format!("expected an address like \"127.0.0.1:9750\", got {:?}", c.http.listen));
+    match c.http.listen.parse::<std::net::SocketAddr>() {
+        Err(_) => err("http.listen", format!("expected an address like \"127.0.0.1:9750\", got {:?}", c.http.listen)),
+        Ok(addr) if !addr.ip().is_loopback() && c.http.api_token.is_empty() && !c.http.allow_unauthenticated => err(
+            "http.listen",
+            format!(
+                "{} is reachable from other machines and no http.api_token is set: set one (or SENTINEL_API_TOKEN), \
+                 or http.allow_unauthenticated = true to serve the API to anyone who can reach it",
+                c.http.listen
+            ),
+        ),
+        Ok(_) => {}
+    }
+    if c.http.request_timeout < Duration::from_millis(100) || c.http.request_timeout > Duration::from_secs(600) {
+        err("http.request_timeout", "must be between 100ms and 10m".into());
+    }
+    if !(1..=1024).contains(&c.http.max_concurrent_requests) {
+        err("http.max_concurrent_requests", format!("must be between 1 and 1024, got {}", c.http.max_concurrent_requests));
     }
     if c.logs.enabled && c.logs.log_groups.is_empty() && c.logs.log_group_prefixes.is_empty() {
         err("logs.log_groups", "no log groups or prefixes to tail (set logs.enabled = false to turn the tailer off)".into());
@@ -84,8 +106,9 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
         // The value is a secret: describe it without echoing it.
         err("alerts.webhook_url", "expected an http:// or https:// URL".into());
     }
-    if !c.alerts.alertmanager_url.is_empty() && !is_http_url(&c.alerts.alertmanager_url) {
-        err("alerts.alertmanager_url", format!("expected an http:// or https:// URL, got {:?}", c.alerts.alertmanager_url));
+    if !c.alerts.alertmanager_url.is_empty() && !is_http_url(c.alerts.alertmanager_url.expose()) {
+        // A secret too (basic-auth credentials in the URL): described, never echoed.
+        err("alerts.alertmanager_url", "expected an http:// or https:// URL".into());
     }
     if c.metrics.quantile_window < Duration::from_secs(1) {
         err("metrics.quantile_window", "must be at least 1s".into());

@@ -6,6 +6,7 @@
 //! and the node with the most time marked as the bottleneck.
 
 use super::{csv_line, secs};
+use crate::store::attribution::TraceRange;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -106,26 +107,17 @@ struct StoredShare {
     path: Vec<String>,
 }
 
-fn filter_sql(q: &BottleneckQuery) -> &'static str {
-    if q.env.is_some() { " AND EXISTS (SELECT 1 FROM events e WHERE e.trace_id = t.trace_id AND e.env = ?)" } else { "" }
+impl BottleneckQuery {
+    fn traces(&self) -> TraceRange<'_> {
+        TraceRange { from_ms: self.from_ms, to_ms: self.to_ms, env: self.env.as_deref() }
+    }
 }
 
 /// Builds the report.
 pub async fn report(store: &Store, q: &BottleneckQuery) -> Result<BottleneckReport, StoreError> {
     let roots: Vec<String> = match &q.workflow {
         Some(w) => vec![w.clone()],
-        None => {
-            let sql = format!(
-                "SELECT root_name FROM trace_attribution t WHERE start_ms >= ? AND start_ms < ?{} \
-                 GROUP BY root_name ORDER BY COUNT(*) DESC, root_name LIMIT ?",
-                filter_sql(q)
-            );
-            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(q.from_ms).bind(q.to_ms);
-            if let Some(env) = &q.env {
-                query = query.bind(env);
-            }
-            query.bind(MAX_WORKFLOWS).fetch_all(store.pool()).await?
-        }
+        None => store.attribution_roots(q.traces(), MAX_WORKFLOWS).await?,
     };
     let mut workflows = Vec::new();
     for root in roots {
@@ -137,22 +129,7 @@ pub async fn report(store: &Store, q: &BottleneckQuery) -> Result<BottleneckRepo
 }
 
 async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Option<Workflow>, StoreError> {
-    let base = format!("FROM trace_attribution t WHERE root_name = ? AND start_ms >= ? AND start_ms < ?{}", filter_sql(q));
-    let bind = |sql: String| {
-        let mut query =
-            sqlx::query_as::<_, (String, f64, String)>(sqlx::AssertSqlSafe(sql)).bind(root.to_string()).bind(q.from_ms).bind(q.to_ms);
-        if let Some(env) = &q.env {
-            query = query.bind(env.clone());
-        }
-        query
-    };
-    let n: i64 = {
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {base}"))).bind(root).bind(q.from_ms).bind(q.to_ms);
-        if let Some(env) = &q.env {
-            query = query.bind(env);
-        }
-        query.fetch_one(store.pool()).await?
-    };
+    let n = store.attribution_count(root, q.traces()).await?;
     if n == 0 {
         return Ok(None);
     }
@@ -160,17 +137,8 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
     let rank = ((q.percentile / 100.0 * n as f64).ceil() as i64).clamp(1, n);
     let slow = (n - rank + 1).min(MAX_TRACES);
     let rows: Vec<(String, f64, String)> =
-        bind(format!("SELECT trace_id, total_s, shares {base} ORDER BY total_s DESC, trace_id LIMIT {slow}"))
-            .fetch_all(store.pool())
-            .await?;
-    let threshold_s: f64 = {
-        let sql = format!("SELECT total_s {base} ORDER BY total_s LIMIT 1 OFFSET {}", rank - 1);
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(root).bind(q.from_ms).bind(q.to_ms);
-        if let Some(env) = &q.env {
-            query = query.bind(env);
-        }
-        query.fetch_optional(store.pool()).await?.unwrap_or(0.0)
-    };
+        store.slowest_attributions(root, q.traces(), slow).await?.into_iter().map(|r| (r.trace_id, r.total_s, r.shares)).collect();
+    let threshold_s = store.attribution_total_at(root, q.traces(), rank - 1).await?.unwrap_or(0.0);
 
     // Average every path node over the slow traces.
     let mut index: HashMap<Vec<String>, usize> = HashMap::new();
@@ -263,17 +231,8 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
 async fn function_envs(store: &Store, trace_ids: impl Iterator<Item = &str>) -> Result<HashMap<String, String>, StoreError> {
     let ids: Vec<&str> = trace_ids.collect();
     let mut counts: HashMap<(String, String), i64> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT function, env, COUNT(*) FROM events WHERE trace_id IN (");
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(") GROUP BY function, env");
-        let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(store.pool()).await?;
-        for (f, e, c) in rows {
-            *counts.entry((f, e)).or_default() += c;
-        }
+    for (f, e, c) in store.trace_function_envs(&ids).await? {
+        *counts.entry((f, e)).or_default() += c;
     }
     let mut best: HashMap<String, (String, i64)> = HashMap::new();
     for ((f, e), c) in counts {

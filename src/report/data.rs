@@ -25,6 +25,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Ranges up to this long are read from raw events wherever raw retention holds them.
 pub const RAW_SPAN_MS: i64 = 24 * HOUR_MS;
+/// The longest range [`plan`] cuts (forty years of hours); longer ones lose their start.
+const MAX_PLAN_SPAN_MS: i64 = 40 * 366 * DAY_MS;
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -254,7 +256,11 @@ pub enum Part {
 
 /// Cuts a selection's range into raw and rollup pieces (the rule in the module comment).
 pub async fn plan(store: &Store, sel: &Selection) -> Result<Vec<Part>, StoreError> {
-    let (from, to) = (sel.from_ms, sel.to_ms);
+    // Callers parse ranges into [2000-01-01, now + a day] (`report::parse_range`); bounding
+    // the span again keeps the loop below short and its arithmetic far from overflow
+    // whatever a caller passes.
+    let to = sel.to_ms.min(i64::MAX - 2 * DAY_MS);
+    let from = sel.from_ms.max(to.saturating_sub(MAX_PLAN_SPAN_MS));
     if from >= to {
         return Ok(Vec::new());
     }
@@ -422,15 +428,22 @@ impl Grouper {
 
 /// Raw ranges shorter than this are scanned in one piece.
 const MIN_SLICE_MS: i64 = 60_000;
+/// Most slices (threads and connections) one raw range is scanned in.
+const MAX_SLICES: usize = 4;
 
-/// Equal slices of `[from_ms, to_ms)`, one per core the store's pool can lend a connection
-/// to (at most 4).
-fn scan_slices(store: &Store, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+/// How many slices to ask for: one per core, at most [`MAX_SLICES`], none shorter than
+/// [`MIN_SLICE_MS`].
+fn wanted_slices(from_ms: i64, to_ms: i64) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n = cores.min(store.pool().options().get_max_connections() as usize).clamp(1, 4) as i64;
-    let n = n.min(((to_ms - from_ms) / MIN_SLICE_MS).max(1));
+    let by_length = usize::try_from((to_ms - from_ms) / MIN_SLICE_MS).unwrap_or(usize::MAX).max(1);
+    cores.clamp(1, MAX_SLICES).min(by_length)
+}
+
+/// Slice `i` of `n` equal slices of `[from_ms, to_ms)`.
+fn slice(from_ms: i64, to_ms: i64, i: usize, n: usize) -> (i64, i64) {
+    let (i, n) = (i as i64, n.max(1) as i64);
     let step = (to_ms - from_ms) / n;
-    (0..n).map(|i| (from_ms + i * step, if i == n - 1 { to_ms } else { from_ms + (i + 1) * step })).collect()
+    (from_ms + i * step, if i == n - 1 { to_ms } else { from_ms + (i + 1) * step })
 }
 
 /// Reads a selection: raw events and rollups per [`plan`], grouped by series (and bucket).
@@ -458,9 +471,8 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
                 // The range is cut into equal time slices scanned at once, each on its own
                 // connection and thread: SQLite decodes one row at a time per connection, and
                 // decoding is most of a large report's time.
-                let slices = scan_slices(store, from_ms, to_ms);
-                let parts = raw::parallel(store, slices.len(), |i, conn| {
-                    let (from, to) = slices[i];
+                let parts = raw::parallel(store, wanted_slices(from_ms, to_ms), |i, n, conn| {
+                    let (from, to) = slice(from_ms, to_ms, i, n);
                     let mut binds = vec![Bind::Int(from), Bind::Int(to)];
                     binds.extend_from_slice(&filter_binds);
                     let mut part = Grouper::new();

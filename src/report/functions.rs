@@ -6,7 +6,7 @@
 use super::data::{Selection, load};
 use super::table::{Table, WIDTH};
 use super::{csv_line, secs};
-use crate::store::rollups::TIMEOUT_SQL;
+use crate::store::events::EventFilter;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 
@@ -99,36 +99,28 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
         b.p95.total_cmp(&a.p95).then_with(|| (&a.function, &a.operation, &a.env).cmp(&(&b.function, &b.operation, &b.env)))
     });
 
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-        "SELECT time_ms, env, function, operation, duration_s, request_id, trace_id, cold_start, {TIMEOUT_SQL}, error FROM events WHERE operation IN ("
-    ));
-    let mut ops = q.separated(", ");
-    for op in INVOCATION_OPERATIONS {
-        ops.push_bind(op);
-    }
-    q.push(") AND time_ms >= ").push_bind(sel.from_ms).push(" AND time_ms < ").push_bind(sel.to_ms);
-    if let Some(env) = &sel.env {
-        q.push(" AND env = ").push_bind(env);
-    }
-    if let Some(function) = &sel.function {
-        q.push(" AND function = ").push_bind(function);
-    }
-    q.push(" ORDER BY duration_s DESC, time_ms LIMIT ").push_bind(slowest as i64);
-    type Raw = (i64, String, String, String, f64, Option<String>, Option<String>, bool, bool, bool);
-    let rows: Vec<Raw> = q.build_query_as().fetch_all(store.pool()).await?;
-    let slowest = rows
+    let filter = EventFilter {
+        from_ms: sel.from_ms,
+        to_ms: sel.to_ms,
+        env: sel.env.as_deref(),
+        function: sel.function.as_deref(),
+        operations: &INVOCATION_OPERATIONS,
+    };
+    let slowest = store
+        .slowest_events(filter, slowest)
+        .await?
         .into_iter()
-        .map(|(time_ms, env, function, operation, duration_s, request_id, trace_id, cold_start, timeout, error)| Invocation {
-            time_ms,
-            env,
-            function,
-            operation,
-            duration_s,
-            request_id,
-            trace_id,
-            cold_start,
-            timeout,
-            error,
+        .map(|e| Invocation {
+            time_ms: e.time_ms,
+            env: e.env,
+            function: e.function,
+            operation: e.operation,
+            duration_s: e.duration_s,
+            request_id: e.request_id,
+            trace_id: e.trace_id,
+            cold_start: e.cold_start,
+            timeout: e.timeout,
+            error: e.error,
         })
         .collect();
     Ok(FunctionsReport { from_ms: sel.from_ms, to_ms: sel.to_ms, approximate, functions, slowest })

@@ -83,32 +83,73 @@ impl TimeRange {
     }
 }
 
-/// A duration like `90s`, `1h`, `7d` (humantime); `what` names the parameter in errors.
+/// The earliest instant a report or request may name: 2000-01-01T00:00:00Z. Nothing Lambda
+/// logged is older, and every range stays far from `i64`'s limits.
+pub const EARLIEST_MS: i64 = 946_684_800_000;
+/// How far after now an instant may be (clock skew, a range ending tomorrow).
+pub const MAX_AHEAD_MS: i64 = 86_400_000;
+
+/// The latest instant allowed at `now`.
+fn latest_ms(now: i64) -> i64 {
+    now.saturating_add(MAX_AHEAD_MS)
+}
+
+/// A duration like `90s`, `1h`, `7d` (humantime); `what` names the parameter in errors. At
+/// most the time since [`EARLIEST_MS`] (a longer span could only reach before it).
 pub fn parse_duration(what: &str, s: &str) -> Result<Duration, ReportError> {
     let d =
         humantime::parse_duration(s.trim()).map_err(|_| bad(format!("{what}: expected a duration like \"1h\" or \"7d\", got {s:?}")))?;
     if d.is_zero() {
         return Err(bad(format!("{what}: must be longer than zero")));
     }
+    // Roughly thirty years: far beyond any history, far below i64 milliseconds.
+    const LONGEST: Duration = Duration::from_secs(30 * 366 * 86_400);
+    if d > LONGEST {
+        return Err(bad(format!("{what}: {s:?} is longer than any history kept (at most {})", humantime::format_duration(LONGEST))));
+    }
     Ok(d)
 }
 
+/// Milliseconds of a duration [`parse_duration`] accepted (it fits in an `i64`).
+pub fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Checks that `t` lies in `[EARLIEST_MS, now + MAX_AHEAD_MS]`.
+fn check_instant(what: &str, given: &str, t: i64, now: i64) -> Result<i64, ReportError> {
+    if t < EARLIEST_MS {
+        return Err(bad(format!("{what}: {given:?} is before 2000-01-01T00:00:00Z")));
+    }
+    if t > latest_ms(now) {
+        return Err(bad(format!("{what}: {given:?} is more than a day in the future")));
+    }
+    Ok(t)
+}
+
 /// An instant: `now`, an RFC 3339 time (`2026-11-22T10:00:00Z`), epoch milliseconds, or a
-/// duration meaning that long before `now` (`2d`).
+/// duration meaning that long before `now` (`2d`). It must lie between 2000-01-01 and a day
+/// after `now`.
 pub fn parse_instant(what: &str, s: &str, now: i64) -> Result<i64, ReportError> {
     let s = s.trim();
     if s == "now" {
         return Ok(now);
     }
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        let ms = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        return Ok(ms);
+        let ms = match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(_) => i64::MIN,
+        };
+        return check_instant(what, s, ms, now);
     }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.len() >= 12 {
-        return s.parse().map_err(|_| bad(format!("{what}: {s:?} is out of range")));
+        let ms: i64 = s.parse().map_err(|_| bad(format!("{what}: {s:?} is out of range")))?;
+        return check_instant(what, s, ms, now);
     }
     match humantime::parse_duration(s) {
-        Ok(d) => Ok(now - d.as_millis() as i64),
+        Ok(d) => {
+            let ago = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            check_instant(what, s, now.saturating_sub(ago), now)
+        }
         Err(_) => Err(bad(format!(
             "{what}: expected \"now\", an RFC 3339 time like 2026-11-22T10:00:00Z, epoch ms, or a duration ago like \"2d\"; got {s:?}"
         ))),
@@ -116,7 +157,8 @@ pub fn parse_instant(what: &str, s: &str, now: i64) -> Result<i64, ReportError> 
 }
 
 /// The range of `--since` or of `--from`/`--to` (either may be left out: `--from` alone
-/// runs until now; `--to` alone starts `since` before it).
+/// runs until now; `--to` alone starts `since` before it). Both ends lie between
+/// 2000-01-01 and a day after `now`.
 pub fn parse_range(since: Option<&str>, from: Option<&str>, to: Option<&str>, now: i64) -> Result<TimeRange, ReportError> {
     let to_ms = match to {
         Some(t) => parse_instant("to", t, now)?,
@@ -124,7 +166,10 @@ pub fn parse_range(since: Option<&str>, from: Option<&str>, to: Option<&str>, no
     };
     let from_ms = match (from, since) {
         (Some(f), _) => parse_instant("from", f, now)?,
-        (None, Some(s)) => to_ms - parse_duration("since", s)?.as_millis() as i64,
+        (None, Some(s)) => {
+            let from = to_ms.saturating_sub(duration_ms(parse_duration("since", s)?));
+            check_instant("since", s, from, now)?
+        }
         (None, None) => to_ms - 3_600_000,
     };
     check_range("from/to", TimeRange { from_ms, to_ms })
@@ -218,6 +263,19 @@ mod tests {
         assert!(parse_range_spec("r", "1h..2h", now).unwrap_err().to_string().contains("empty"));
         assert!(parse_duration("since", "0s").is_err());
         assert!(parse_duration("since", "fast").unwrap_err().to_string().starts_with("since:"));
+        // Out of the window 2000-01-01 .. now + 1 day: refused, naming the parameter.
+        for (to, why) in [("9223372036854775807", "future"), ("1999-12-31T23:59:59Z", "before 2000"), ("0000000000000", "before 2000")] {
+            let e = parse_range(None, None, Some(to), now).unwrap_err().to_string();
+            assert!(e.starts_with("to:") && e.contains(why), "{to}: {e}");
+        }
+        let e = parse_range(Some("100000000000000000000d"), None, None, now).unwrap_err().to_string();
+        assert!(e.starts_with("since:"), "{e}");
+        let e = parse_range(Some("40y"), None, None, now).unwrap_err().to_string();
+        assert!(e.starts_with("since:"), "{e}");
+        assert!(parse_range(Some("30y"), None, None, now).unwrap_err().to_string().contains("before 2000"));
+        assert!(parse_instant("from", "9999999999999999999999", now).is_err());
+        assert_eq!(parse_instant("to", "1d", now).unwrap(), now - 86_400_000);
+        assert!(parse_range(None, None, Some("2026-11-23T00:00:00Z"), 1_795_341_600_000).is_ok(), "within a day ahead");
         assert_eq!("csv".parse::<Format>().unwrap(), Format::Csv);
         assert!("xml".parse::<Format>().is_err());
     }
@@ -232,6 +290,25 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever the text, a parsed range lies inside the allowed window and is not empty.
+        #[test]
+        fn parsed_ranges_stay_in_the_window(since in ".{0,24}", from in ".{0,24}", to in ".{0,24}", digits in "[0-9]{12,20}", pick in 0u8..4) {
+            let now = 1_795_341_600_000;
+            let pick_text = |s: &String| if pick == 0 { digits.clone() } else { s.clone() };
+            let (since, from, to) = (pick_text(&since), pick_text(&from), pick_text(&to));
+            for r in [
+                parse_range(Some(&since), None, None, now),
+                parse_range(None, Some(&from), Some(&to), now),
+                parse_range(Some(&since), None, Some(&to), now),
+                parse_range_spec("r", &format!("{from}..{to}"), now),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                prop_assert!(r.from_ms >= EARLIEST_MS && r.to_ms <= now + MAX_AHEAD_MS + 1 && r.from_ms < r.to_ms, "{r:?}");
+            }
+        }
+
         #[test]
         fn quantiles_are_ordered_and_within_range(mut v in proptest::collection::vec(0.0f64..100.0, 1..200)) {
             v.sort_by(f64::total_cmp);

@@ -243,16 +243,18 @@ async fn webhook_loop(client: reqwest::Client, config: Arc<Config>, metrics: Met
 }
 
 async fn alertmanager_loop(client: reqwest::Client, config: Arc<Config>, metrics: Metrics, mut rx: mpsc::Receiver<Vec<Value>>, shutdown: CancellationToken) {
-    let url = format!("{}/api/v2/alerts", config.alerts.alertmanager_url.trim_end_matches('/'));
+    // A secret (it may carry basic-auth credentials): never logged.
+    let url = format!("{}/api/v2/alerts", config.alerts.alertmanager_url.expose().trim_end_matches('/'));
     loop {
         let body = tokio::select! {
             _ = shutdown.cancelled() => break,
             b = rx.recv() => match b { Some(b) => b, None => break },
         };
+        let n = body.len();
         let ok = post(&client, &url, &Value::Array(body), &shutdown).await;
         metrics.alert_notifications.with_label_values(&["alertmanager", if ok { "ok" } else { "error" }]).inc();
         if !ok {
-            tracing::warn!(url = %url, "Alertmanager did not accept alerts after retries.");
+            tracing::warn!(alerts = n, "Alertmanager did not accept alerts after retries.");
         }
     }
 }

@@ -2,9 +2,17 @@
 //! database), migrations, and the writes every source makes: events, the facts learned about
 //! them later, rejected inputs, stream state and checkpoints, all in one transaction.
 //! Retention lives in `retention.rs`; reads for reports and evaluation in their own modules.
+//!
+//! Two pools: the daemon's own connections (ingestion, evaluation, rollups, retention) and
+//! read-only ones for requests. A request works on [`Store::for_request`]'s view, which
+//! reads only through the latter and is interrupted at its deadline ([`interrupt`]), so no
+//! burst of API calls can take the connections the writer and the evaluator need.
 
 mod aliases;
 pub mod alerts;
+pub mod attribution;
+pub mod events;
+pub mod interrupt;
 pub mod published;
 pub mod raw;
 mod retention;
@@ -26,6 +34,12 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
+/// The daemon's own connections: the writer, the evaluator, rollups, retention, and a
+/// background WAL checkpoint can each have one.
+const OWN_CONNECTIONS: u32 = 5;
+/// Read-only connections shared by requests (a report scans with up to one per core).
+const READ_CONNECTIONS: u32 = 4;
+
 /// WAL size (4 KiB pages) at which a commit checkpoints by itself.
 const WAL_BACKSTOP_PAGES: u32 = 16_384;
 
@@ -45,6 +59,8 @@ pub enum StoreError {
     DiskFull(sqlx::Error),
     #[error("database error: {0}")]
     Sql(sqlx::Error),
+    #[error("the read was stopped: the request ran out of time or its client went away")]
+    Interrupted,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -68,6 +84,7 @@ impl StoreError {
             StoreError::Migrate(_) => "migrate",
             StoreError::DiskFull(_) => "disk_full",
             StoreError::Sql(_) => "sql",
+            StoreError::Interrupted => "interrupted",
         }
     }
 }
@@ -84,7 +101,14 @@ pub enum OpenMode {
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// The connections this view reads and writes through: the daemon's own, or on a
+    /// request's view ([`Store::for_request`]) the read-only ones.
     pool: SqlitePool,
+    /// Read-only connections for requests (the same pool as `pool` where there is only one:
+    /// in memory, or a report opening the file read-only).
+    readers: SqlitePool,
+    /// Set on a request's view: its reads stop at the deadline or when it is cancelled.
+    interrupt: Option<interrupt::Interrupt>,
     /// Held for the store's life: the OS releases it if the process dies, even by SIGKILL.
     _lock: Option<Arc<File>>,
     rejected_max_bytes: usize,
@@ -116,8 +140,9 @@ impl Store {
             // Checkpoints run beside the writer (`checkpoint_in_background`); this is only the
             // backstop for a WAL that grows past 64 MB without one, e.g. with no runtime.
             .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string());
+        let readers_options = options.clone().create_if_missing(false).pragma("query_only", "ON");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(OWN_CONNECTIONS)
             .min_connections(1)
             // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, IOERR,
             // BUSY, NOMEM); the ROLLBACK sqlx sends when the `Transaction` drops then fails
@@ -137,7 +162,17 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, _lock: lock, rejected_max_bytes, checkpointing: Arc::default() })
+        let readers = match mode {
+            // After the migrations: a reader connection never changes the schema.
+            OpenMode::Writer => SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(readers_options)
+                .await?,
+            OpenMode::Reader => pool.clone(),
+        };
+        Ok(Store { pool, readers, interrupt: None, _lock: lock, rejected_max_bytes, checkpointing: Arc::default() })
     }
 
     /// An in-memory store for tests and benchmarks (one connection, so one database).
@@ -145,11 +180,25 @@ impl Store {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default() })
+        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A view for one request: it reads through the read-only connections and its reads
+    /// stop at `deadline`, or as soon as the returned guard is dropped (the request's future
+    /// went away). Writes through this view fail (the connections are `query_only`).
+    pub fn for_request(&self, deadline: std::time::Instant) -> (Store, interrupt::CancelOnDrop) {
+        let (interrupt, guard) = interrupt::Interrupt::new(deadline);
+        let view = Store { pool: self.readers.clone(), interrupt: Some(interrupt), ..self.clone() };
+        (view, guard)
+    }
+
+    /// The interrupt of a request's view.
+    pub(crate) fn interrupt(&self) -> Option<&interrupt::Interrupt> {
+        self.interrupt.as_ref()
     }
 
     /// A cheap query proving the database answers.
@@ -195,11 +244,13 @@ impl Store {
             .await?)
     }
 
-    /// Number of stored events (optionally of one source); used by tests and `/readyz`.
+    /// Number of stored events (optionally of one source); used by tests and `/api/v1/status`.
+    /// A full count: on a request's view it is interrupted like any scan.
     pub async fn count_events(&self, source: Option<&str>) -> Result<i64, StoreError> {
-        let n: i64 = match source {
-            Some(s) => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE source = ?").bind(s).fetch_one(&self.pool).await?,
-            None => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?,
+        let mut n = 0;
+        match source {
+            Some(s) => raw::scan(self, "SELECT COUNT(*) FROM events WHERE source = ?1", &[raw::Bind::Text(s)], |r| n = r.i64(0)).await?,
+            None => raw::scan(self, "SELECT COUNT(*) FROM events", &[], |r| n = r.i64(0)).await?,
         };
         Ok(n)
     }
@@ -225,6 +276,7 @@ impl Store {
 
     /// Closes the pool, checkpointing the WAL so the file on disk is complete.
     pub async fn close(&self) {
+        self.readers.close().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
         self.pool.close().await;
     }

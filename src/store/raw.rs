@@ -12,14 +12,20 @@
 //! Every statement is finalized when its [`Stmt`] drops; a transaction left open by an
 //! error is rolled back, and a connection SQLite would not roll back is closed rather than
 //! returned to the pool. The blocking part runs under `block_in_place` on a multi-threaded
-//! runtime; parallel scans run on scoped threads, one connection each.
+//! runtime; parallel scans run on scoped threads, one connection each. On a request's view
+//! of the store ([`Store::for_request`]) every statement is watched by its
+//! [`Interrupt`](super::interrupt::Interrupt): past the deadline, or once the request is
+//! gone, SQLite stops stepping and the read fails with [`StoreError::Interrupted`].
 
+use super::interrupt::{CHECK_EVERY_STEPS, Interrupt, progress_handler};
 use super::{Store, StoreError};
 use sqlx::SqliteConnection;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::marker::PhantomData;
 
 const SQLITE_OK: c_int = 0;
+/// The progress handler stopped the statement.
+const SQLITE_INTERRUPT: c_int = 9;
 const SQLITE_ROW: c_int = 100;
 const SQLITE_DONE: c_int = 101;
 /// Primary result codes that mean the disk (or the filesystem under it) refused a write.
@@ -46,6 +52,7 @@ unsafe extern "C" {
     fn sqlite3_errmsg(db: *mut c_void) -> *const c_char;
     fn sqlite3_changes(db: *mut c_void) -> c_int;
     fn sqlite3_get_autocommit(db: *mut c_void) -> c_int;
+    fn sqlite3_progress_handler(db: *mut c_void, steps: c_int, handler: Option<extern "C" fn(*mut c_void) -> c_int>, ctx: *mut c_void);
 }
 
 /// A parameter of a statement (`?1`, `?2`, ... in order).
@@ -122,6 +129,7 @@ fn error(what: &str, db: *mut c_void, rc: c_int) -> StoreError {
     let msg = unsafe { CStr::from_ptr(sqlite3_errmsg(db)) }.to_string_lossy().into_owned();
     let e = sqlx::Error::Protocol(format!("{what} failed (code {rc}): {msg}"));
     match rc & 0xff {
+        SQLITE_INTERRUPT => StoreError::Interrupted,
         SQLITE_FULL | SQLITE_IOERR => StoreError::DiskFull(e),
         _ => StoreError::Sql(e),
     }
@@ -267,13 +275,48 @@ pub(crate) async fn transaction_left_open(conn: &mut SqliteConnection) -> bool {
     lock(conn).await.map_or(true, |(_handle, raw)| raw.in_transaction())
 }
 
+/// A connection's statements watched by an interrupt until this drops.
+struct Watch {
+    db: *mut c_void,
+    _interrupt: Interrupt,
+}
+
+impl Watch {
+    fn install(raw: &RawConn, interrupt: &Interrupt) -> Watch {
+        // SAFETY: `raw.db` is open and held by this thread; the context pointer stays valid
+        // while the handler is installed, as `_interrupt` keeps the state alive until drop.
+        unsafe { sqlite3_progress_handler(raw.db, CHECK_EVERY_STEPS, Some(progress_handler), interrupt.as_ctx()) };
+        Watch { db: raw.db, _interrupt: interrupt.clone() }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: the connection outlives the watch (both live inside one call on the
+        // thread holding it); the handler goes before the interrupt it points to.
+        unsafe { sqlite3_progress_handler(self.db, 0, None, std::ptr::null_mut()) };
+    }
+}
+
+/// Runs `f` on `raw`, watched by the store view's interrupt if it has one.
+fn watched<T>(store: &Store, raw: &mut RawConn, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match store.interrupt() {
+        None => f(raw),
+        Some(i) if i.fired() => Err(StoreError::Interrupted),
+        Some(i) => {
+            let _watch = Watch::install(raw, i);
+            f(raw)
+        }
+    }
+}
+
 /// Runs `f` on one pooled connection's raw handle. A transaction `f` leaves open (one
 /// SQLite would not roll back, or a panic) is caught by the pool's release check
 /// ([`transaction_left_open`]), which closes the connection.
 pub async fn with_conn<T>(store: &Store, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
     let mut conn = store.pool().acquire().await?;
     let (_handle, mut raw) = lock(&mut conn).await?;
-    blocking(|| f(&mut raw))
+    blocking(|| watched(store, &mut raw, f))
 }
 
 /// Runs `sql` with `binds` on a pooled connection and calls `f` on every row; returns the
@@ -283,24 +326,37 @@ pub async fn scan(store: &Store, sql: &str, binds: &[Bind<'_>], f: impl FnMut(&R
 }
 
 /// Runs one `f(i, conn)` per part on its own pooled connection and thread, for reads that
-/// split into independent ranges; results in part order.
+/// split into independent ranges; results in part order. Asks for up to `parts`
+/// connections but waits only for the first: the others are those the pool has free, so
+/// concurrent callers never hold some connections while waiting for more. Returns the
+/// number of parts actually run through `f` (`f(i, …)` for `i < n`), and their results.
 pub async fn parallel<T: Send>(
     store: &Store,
     parts: usize,
-    f: impl Fn(usize, &mut RawConn) -> Result<T, StoreError> + Sync,
+    f: impl Fn(usize, usize, &mut RawConn) -> Result<T, StoreError> + Sync,
 ) -> Result<Vec<T>, StoreError> {
+    // How long an extra connection is waited for: opening one takes a millisecond or so.
+    const EXTRA_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+    let pool = store.pool();
     let mut conns = Vec::with_capacity(parts);
-    for _ in 0..parts {
-        conns.push(store.pool().acquire().await?);
+    conns.push(pool.acquire().await?);
+    while conns.len() < parts {
+        let room = pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
+        match tokio::time::timeout(EXTRA_WAIT, pool.acquire()).await {
+            Ok(Ok(c)) if room => conns.push(c),
+            _ => break,
+        }
     }
-    let mut locked = Vec::with_capacity(parts);
+    let n = conns.len();
+    let mut locked = Vec::with_capacity(n);
     for c in &mut conns {
         locked.push(lock(c).await?);
     }
     let results: Vec<Result<T, StoreError>> = blocking(|| {
         std::thread::scope(|s| {
             let f = &f;
-            let handles: Vec<_> = locked.iter_mut().enumerate().map(|(i, (_, raw))| s.spawn(move || f(i, raw))).collect();
+            let handles: Vec<_> =
+                locked.iter_mut().enumerate().map(|(i, (_, raw))| s.spawn(move || watched(store, raw, |raw| f(i, n, raw)))).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(StoreError::Sql(sqlx::Error::Protocol("a scan thread panicked".into())))))
@@ -376,11 +432,58 @@ mod tests {
         }
     }
 
+    /// A statement that would step for ever (a recursive count to 10^15).
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000000) SELECT COUNT(*) FROM c";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_view_stops_reading_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("i.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let started = std::time::Instant::now();
+        let (view, _guard) = store.for_request(started + std::time::Duration::from_millis(300));
+        let e = scan(&view, ENDLESS, &[], |_| {}).await.unwrap_err();
+        assert!(matches!(e, StoreError::Interrupted), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "stopped after {:?}", started.elapsed());
+        // The same in parallel slices; and the connections are usable afterwards.
+        let (view, _guard) = store.for_request(std::time::Instant::now() + std::time::Duration::from_millis(300));
+        let e = parallel(&view, 2, |_, _, c| c.query(ENDLESS, &[], |_| {})).await.unwrap_err();
+        assert!(matches!(e, StoreError::Interrupted), "{e}");
+        let (view, _guard) = store.for_request(std::time::Instant::now() + std::time::Duration::from_secs(60));
+        let mut n = 0;
+        scan(&view, "SELECT 41 + 1", &[], |r| n = r.i64(0)).await.unwrap();
+        assert_eq!(n, 42);
+        // A view reads, never writes.
+        let e = with_conn(&view, |c| c.execute("INSERT INTO checkpoints VALUES ('x', 'y', 1, NULL, 1)", &[])).await.unwrap_err();
+        assert!(e.to_string().contains("readonly") || e.to_string().contains("read-only") || e.to_string().contains("query_only"), "{e}");
+        // The daemon's own connections are not watched.
+        let mut n = 0;
+        scan(&store, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT COUNT(*) FROM c", &[], |r| {
+            n = r.i64(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(n, 100_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_guard_stops_a_running_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("i.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let (view, guard) = store.for_request(std::time::Instant::now() + std::time::Duration::from_secs(600));
+        let read = tokio::spawn(async move { scan(&view, ENDLESS, &[], |_| {}).await });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let dropped = std::time::Instant::now();
+        drop(guard);
+        let e = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.expect("the read stops").unwrap().unwrap_err();
+        assert!(matches!(e, StoreError::Interrupted), "{e}");
+        assert!(dropped.elapsed() < std::time::Duration::from_secs(2));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parallel_parts_on_a_multi_threaded_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("p.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
-        let sums = parallel(&store, 2, |i, c| {
+        let sums = parallel(&store, 2, |i, _, c| {
             let mut sum = 0;
             c.query(
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) SELECT x FROM c",

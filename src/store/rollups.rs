@@ -309,11 +309,13 @@ impl Store {
     /// Whether raw events still hold every event the rollup of `hour_ms` counted (false
     /// when retention cut into the hour).
     pub async fn raw_hour_complete(&self, hour_ms: i64) -> Result<bool, StoreError> {
-        let raw: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE time_ms >= ? AND time_ms < ?")
-            .bind(hour_ms)
-            .bind(hour_ms + HOUR_MS)
-            .fetch_one(&self.pool)
-            .await?;
+        // A count over up to an hour of events: through the raw path, so a request's view
+        // can interrupt it.
+        let mut raw = 0;
+        scan(self, "SELECT COUNT(*) FROM events WHERE time_ms >= ?1 AND time_ms < ?2", &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
+            raw = r.i64(0)
+        })
+        .await?;
         let rolled: Option<i64> = sqlx::query_scalar("SELECT SUM(count) FROM rollups WHERE res_s = ? AND start_ms = ?")
             .bind(Resolution::Hour.seconds())
             .bind(hour_ms)
