@@ -2,6 +2,7 @@
 //! read or feed the store. `anyhow` stops here.
 
 use clap::{Parser, Subcommand};
+use latency_sentinel::config::Purpose;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -147,7 +148,7 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
     };
     let format: Format = args.format.parse()?;
     let config = match &args.config {
-        Some(c) => Some(load_config(c).map_err(|_| anyhow::anyhow!("invalid config"))?),
+        Some(c) => Some(load_config(c, Purpose::Offline).map_err(|_| anyhow::anyhow!("invalid config"))?),
         None => None,
     };
     let db = match (&args.db, &config) {
@@ -234,8 +235,8 @@ fn init_tracing(format: &str) {
     }
 }
 
-fn load_config(path: &std::path::Path) -> Result<latency_sentinel::config::Config, ExitCode> {
-    latency_sentinel::config::load_file(path).map_err(|errors| {
+fn load_config(path: &std::path::Path, purpose: latency_sentinel::config::Purpose) -> Result<latency_sentinel::config::Config, ExitCode> {
+    latency_sentinel::config::load_file_for(path, purpose).map_err(|errors| {
         eprintln!("{}: {} error(s):", path.display(), errors.len());
         for e in &errors {
             eprintln!("  {e}");
@@ -261,7 +262,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     match cli.command {
-        Command::CheckConfig { config } => match load_config(&config) {
+        Command::CheckConfig { config } => match load_config(&config, Purpose::Daemon) {
             Ok(_) => {
                 println!("{}: OK", config.display());
                 ExitCode::SUCCESS
@@ -286,7 +287,7 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => latency_sentinel::simulate::main(args),
         Command::Ingest { config, log_group, paths } => {
-            let config = match load_config(&config) {
+            let config = match load_config(&config, Purpose::Offline) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -321,7 +322,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => {
-            let config = match load_config(&config) {
+            let config = match load_config(&config, Purpose::Daemon) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

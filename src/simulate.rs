@@ -1315,7 +1315,7 @@ pub fn main(args: Args) -> std::process::ExitCode {
     };
     let mut aws = crate::config::AwsConfig::default();
     if let Some(path) = &args.config {
-        match crate::config::load_file(path) {
+        match crate::config::load_file_for(path, crate::config::Purpose::Offline) {
             Ok(c) => aws = c.aws,
             Err(errors) => {
                 eprintln!("{}: {} error(s):", path.display(), errors.len());

@@ -30,17 +30,38 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-/// Reads and validates a config file; every error found, or the config.
+/// What a config is loaded for: the checks that only matter to a running daemon (something
+/// to tail, a safe listener) are not asked of a command that reads or feeds the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run` and `check-config`: every check.
+    Daemon,
+    /// `ingest`, `report`, `simulate`: the values they use must be right; nothing is tailed
+    /// or served.
+    Offline,
+}
+
+/// Reads and validates a config file for the daemon; every error found, or the config.
 pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    load_file_for(path, Purpose::Daemon)
+}
+
+/// Reads and validates a config file for `purpose`.
+pub fn load_file_for(path: &Path, purpose: Purpose) -> Result<Config, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError::new("", format!("cannot read {}: {e}", path.display()))]
     })?;
-    load_str(&text, &|name| std::env::var(name).ok())
+    load_str_for(&text, &|name| std::env::var(name).ok(), purpose)
 }
 
-/// Parses and validates config text; `env` looks up environment variables (a parameter so
-/// tests need not touch the process environment).
+/// Parses and validates config text for the daemon; `env` looks up environment variables
+/// (a parameter so tests need not touch the process environment).
 pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+    load_str_for(text, env, Purpose::Daemon)
+}
+
+/// Parses and validates config text for `purpose`.
+pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: Purpose) -> Result<Config, Vec<ConfigError>> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| vec![ConfigError::new("", format!("invalid TOML: {}", e.message()))])?;
@@ -97,7 +118,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     expand_secret(&mut config.alerts.webhook_url, "alerts.webhook_url", "SENTINEL_WEBHOOK_URL", env, &mut errors);
     expand_secret(&mut config.http.api_token, "http.api_token", "SENTINEL_API_TOKEN", env, &mut errors);
     expand_secret(&mut config.alerts.alertmanager_url, "alerts.alertmanager_url", "SENTINEL_ALERTMANAGER_URL", env, &mut errors);
-    errors.extend(super::validate::validate(&config));
+    errors.extend(super::validate::validate(&config, purpose));
     if errors.is_empty() { Ok(config) } else { Err(errors) }
 }
 

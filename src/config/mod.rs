@@ -7,7 +7,7 @@ mod duration;
 mod load;
 pub mod validate;
 
-pub use load::{ConfigError, load_file, load_str};
+pub use load::{ConfigError, Purpose, load_file, load_file_for, load_str, load_str_for};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

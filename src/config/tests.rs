@@ -179,3 +179,16 @@ fn the_alertmanager_url_is_a_secret() {
     assert_eq!(errors[0].key, "alerts.alertmanager_url");
     assert!(!errors[0].to_string().contains("hunter2"), "{errors:?}");
 }
+
+#[test]
+fn offline_commands_need_only_what_they_use() {
+    let text = "[storage]\npath = \"/tmp/x.db\"\n[http]\nlisten = \"0.0.0.0:9750\"\n";
+    let daemon = load_str(text, &no_env).unwrap_err();
+    let keys: Vec<&str> = daemon.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["http.listen", "logs.log_groups"], "{daemon:?}");
+    let c = crate::config::load_str_for(text, &no_env, crate::config::Purpose::Offline).unwrap();
+    assert_eq!(c.storage.path, "/tmp/x.db");
+    // Wrong values are still wrong offline.
+    let errors = crate::config::load_str_for("[storage]\nretention = \"1s\"\n", &no_env, crate::config::Purpose::Offline).unwrap_err();
+    assert_eq!(errors[0].key, "storage.retention");
+}

@@ -1,12 +1,13 @@
 //! Checks that need more than one key or more than a type: addresses, regexes, URLs, limits,
 //! and budgets that conflict with each other or can never match.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, Purpose};
 use crate::glob;
 use std::time::Duration;
 
-/// Every semantic problem in `config` (empty when it is usable).
-pub fn validate(c: &Config) -> Vec<ConfigError> {
+/// Every semantic problem in `config` (empty when it is usable for `purpose`).
+pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
+    let daemon = purpose == Purpose::Daemon;
     let mut e = Vec::new();
     let mut err = |k: &str, r: String| e.push(ConfigError::new(k, r));
 
@@ -37,7 +38,7 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
     }
     match c.http.listen.parse::<std::net::SocketAddr>() {
         Err(_) => err("http.listen", format!("expected an address like \"127.0.0.1:9750\", got {:?}", c.http.listen)),
-        Ok(addr) if !addr.ip().is_loopback() && c.http.api_token.is_empty() && !c.http.allow_unauthenticated => err(
+        Ok(addr) if daemon && !addr.ip().is_loopback() && c.http.api_token.is_empty() && !c.http.allow_unauthenticated => err(
             "http.listen",
             format!(
                 "{} is reachable from other machines and no http.api_token is set: set one (or SENTINEL_API_TOKEN), \
@@ -53,7 +54,7 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
     if !(1..=1024).contains(&c.http.max_concurrent_requests) {
         err("http.max_concurrent_requests", format!("must be between 1 and 1024, got {}", c.http.max_concurrent_requests));
     }
-    if c.logs.enabled && c.logs.log_groups.is_empty() && c.logs.log_group_prefixes.is_empty() {
+    if daemon && c.logs.enabled && c.logs.log_groups.is_empty() && c.logs.log_group_prefixes.is_empty() {
         err("logs.log_groups", "no log groups or prefixes to tail (set logs.enabled = false to turn the tailer off)".into());
     }
     for (i, p) in c.logs.log_group_prefixes.iter().enumerate() {

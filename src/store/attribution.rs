@@ -32,7 +32,7 @@ impl TraceRange<'_> {
 
 /// One stored attribution: trace id, total seconds, and its shares as JSON.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AttributionRow {
+pub struct SlowTrace {
     pub trace_id: String,
     pub total_s: f64,
     pub shares: String,
@@ -63,7 +63,7 @@ impl Store {
     }
 
     /// The `limit` slowest traces of `root` in the range, slowest first.
-    pub async fn slowest_attributions(&self, root: &str, r: TraceRange<'_>, limit: i64) -> Result<Vec<AttributionRow>, StoreError> {
+    pub async fn slowest_attributions(&self, root: &str, r: TraceRange<'_>, limit: i64) -> Result<Vec<SlowTrace>, StoreError> {
         let (clause, rest) = r.clause(2);
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
@@ -74,7 +74,7 @@ impl Store {
         );
         let mut out = Vec::new();
         scan(self, &sql, &binds, |row| {
-            out.push(AttributionRow { trace_id: row.text(0).into_owned(), total_s: row.f64(1), shares: row.text(2).into_owned() })
+            out.push(SlowTrace { trace_id: row.text(0).into_owned(), total_s: row.f64(1), shares: row.text(2).into_owned() })
         })
         .await?;
         Ok(out)

@@ -262,7 +262,7 @@ impl Store {
         to_ms: i64,
         filter_sql: &str,
         filter_binds: &[Bind<'_>],
-        mut f: impl FnMut(i64, RollupRow),
+        mut f: impl FnMut(i64, RollupRow) + Send,
     ) -> Result<u64, StoreError> {
         let mut malformed = 0;
         let sql = format!(

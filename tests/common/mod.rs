@@ -3,6 +3,8 @@
 //! sleeps. AWS clients get static credentials and never reach anything but loopback.
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

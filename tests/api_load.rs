@@ -1,0 +1,123 @@
+//! The HTTP API under load, against the daemon as a process: 200 clients sending heavy
+//! requests while Lambda traffic flows. Alone in its test binary, so nothing else competes
+//! for the cores while `/healthz`'s latency is measured.
+
+mod common;
+use common::traffic::*;
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn metrics(daemon: &Daemon) -> String {
+    let (status, body) = daemon.get("/metrics").expect("/metrics answers");
+    assert_eq!(status, 200);
+    body
+}
+
+/// 200 clients sending heavy API requests for 5 s while traffic flows: the excess is shed
+/// with 503 and `Retry-After` at once, the rest answer, `/healthz` answers within 100 ms
+/// throughout, and every event written is stored exactly once.
+#[test]
+fn two_hundred_heavy_requests_neither_stall_health_nor_ingestion() {
+    let started = Instant::now();
+    let moto = Moto::start();
+    let mut expected = setup_and_write(&moto, 3);
+    let dir = tempfile::tempdir().unwrap();
+    // History that makes every report read hundreds of thousands of raw events: ingested
+    // offline before the daemon starts (it owns the database once running).
+    const HEAVY: usize = 200_000;
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut lines = String::with_capacity(HEAVY * 120);
+    for i in 0..HEAVY {
+        let t = now_s - 1800 + (i as u64 * 1800 / HEAVY as u64);
+        let stamp = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(t * 1000 + (i % 1000) as u64));
+        lines.push_str(&format!(
+            "{stamp} {{\"event_type\": \"TIMING\", \"function_name\": \"H\", \"metric\": \"HeavyDuration\", \"value_sec\": {}.{:03}}}\n",
+            i % 5,
+            i % 997
+        ));
+    }
+    let history = dir.path().join("history.log");
+    std::fs::write(&history, lines).unwrap();
+    let cfg = config(&moto, "");
+    let cfg_path = dir.path().join("ingest.toml");
+    std::fs::write(&cfg_path, format!("[storage]\npath = {:?}\n", dir.path().join("sentinel.db").to_str().unwrap())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["ingest", "--config"])
+        .arg(&cfg_path)
+        .args(["--log-group", "/aws/lambda/Heavy"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ingest: {}", String::from_utf8_lossy(&out.stderr));
+    expected.insert("default|Heavy|HeavyDuration|logs".into(), HEAVY as i64);
+
+    let daemon = Daemon::start(dir.path(), &cfg);
+    let writer = Writer::start(&moto, false);
+
+    // Health, probed every 20 ms from a thread of its own until the load is over.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health_url = daemon.url("/healthz");
+    let prober = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let mut probes = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let status = http_get(&health_url).map(|r| r.0);
+                let took = t.elapsed();
+                assert_eq!(status, Some(200), "/healthz failed after {took:?}");
+                worst = worst.max(took);
+                probes += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (worst, probes)
+        })
+    };
+    let heavy = [
+        "/api/v1/operations?since=1h".to_string(),
+        "/api/v1/compare?baseline=PROD&candidate=default&since=1h".to_string(),
+        "/api/v1/operations/Heavy/HeavyDuration/history?since=1h&step=1m".to_string(),
+        "/api/v1/status".to_string(),
+    ];
+    // 200 clients, each sending its heavy request again as soon as it is answered (after the
+    // `Retry-After` a 503 asks for, as HTTP clients do), for 5 s.
+    let load_until = Instant::now() + Duration::from_secs(5);
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            let url = daemon.url(&heavy[i % heavy.len()]);
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while answers.is_empty() || Instant::now() < load_until {
+                    let t = Instant::now();
+                    let r = http_request("GET", &url, None, &[]).expect("an answer");
+                    let retry_after = (r.0 == 503).then_some(Duration::from_secs(1));
+                    answers.push((r.0, r.1, t.elapsed()));
+                    if let Some(pause) = retry_after {
+                        std::thread::sleep(pause);
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, String, Duration)> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, probes) = prober.join().unwrap();
+
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let shed = answers.iter().filter(|a| a.0 == 503 && a.1.contains("max_concurrent_requests")).count();
+    let slowest = answers.iter().map(|a| a.2).max().unwrap();
+    eprintln!("api load: {ok} answered, {shed} shed, slowest {slowest:?}; /healthz worst {worst:?} over {probes} probes");
+    assert_eq!(ok + shed, answers.len(), "every request answered 200 or shed: {:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    assert!(ok >= 8 && shed > 0, "{ok} answered, {shed} shed");
+    assert!(probes >= 3, "the load ended before /healthz was probed");
+    assert!(worst < Duration::from_millis(100), "/healthz took {worst:?} under load");
+    let m = metrics(&daemon);
+    assert_eq!(metric_sum(&m, "sentinel_api_requests_total", &[("outcome", "shed")]) as usize, shed, "{m}");
+
+    merge(&mut expected, writer.stop());
+    wait_event_counts(&daemon.db(), &expected, Duration::from_secs(120), &daemon, "under API load");
+    eprintln!("api_load: {:.1}s", started.elapsed().as_secs_f64());
+}
