@@ -51,9 +51,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 
     // Rollups: hourly (and daily) per-series summaries for long-range reports.
     {
-        let (store, token, config) = (store.clone(), token.clone(), config.clone());
+        let (store, token, config, m) = (store.clone(), token.clone(), config.clone(), metrics.clone());
         spawn_supervised(&tracker, token.clone(), metrics.clone(), "rollups", move || {
-            crate::store::rollups::run_rollups(store.clone(), config.clone(), token.clone())
+            crate::store::rollups::run_rollups(store.clone(), config.clone(), m.clone(), token.clone())
         });
     }
 

@@ -120,6 +120,7 @@ pub struct Metrics {
     pub aws_requests: IntCounterVec,
     pub task_restarts: IntCounterVec,
     pub api_requests: IntCounterVec,
+    pub watermark_resets: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub retention_deleted: IntCounter,
     pub source_last_success: GaugeVec,
@@ -236,6 +237,13 @@ impl Metrics {
                 "API requests by outcome: ok, bad_request, shed (over http.max_concurrent_requests), \
                  timeout (stopped at http.request_timeout or when the client left), error.",
                 &["outcome"],
+            ),
+            watermark_resets: counter(
+                &r,
+                "sentinel_watermark_resets_total",
+                "Readers of stored events (evaluator, rollups, cloudwatch) whose id watermark was ahead of \
+                 every id the database ever handed out (a replaced database) and started over.",
+                &["reader"],
             ),
             store_errors: counter(&r, "sentinel_store_errors_total", "Database errors by kind.", &["kind"]),
             retention_deleted,

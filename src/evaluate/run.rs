@@ -80,23 +80,41 @@ impl Evaluator {
     /// Loads alert phases and the events still inside the windows.
     pub async fn restore(&mut self, now: i64) -> Result<(), StoreError> {
         self.phases = self.store.alert_phases().await?.into_iter().collect();
+        self.reload_windows(now).await
+    }
+
+    /// Refills the windows with the stored events inside the horizon and puts the watermark
+    /// at the newest id read, so the next reads start exactly after them.
+    async fn reload_windows(&mut self, now: i64) -> Result<(), StoreError> {
         let from = now - self.horizon().as_millis() as i64;
-        let max_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(self.store.pool()).await?;
+        let high_water = self.store.event_id_high_water().await?;
+        // Only ids up to the high water read first: later ones are read as new events, once.
         let rows: Vec<(String, String, String, String, i64, f64, bool)> = sqlx::query_as(
-            "SELECT env, function, operation, source, time_ms, duration_s, error FROM events WHERE time_ms >= ?",
+            "SELECT env, function, operation, source, time_ms, duration_s, error FROM events WHERE time_ms >= ? AND id <= ?",
         )
         .bind(from)
+        .bind(high_water)
         .fetch_all(self.store.pool())
         .await?;
+        self.windows = Windows::default();
         for (env, function, operation, source, t, d, e) in rows {
             self.windows.insert(SeriesKey { env, function, operation, source }, t, d, e);
         }
-        self.last_id = max_id.unwrap_or(0);
+        self.last_id = high_water;
         Ok(())
     }
 
     /// Reads events stored since the last call into the windows and the histogram.
-    async fn ingest_new(&mut self) -> Result<usize, StoreError> {
+    async fn ingest_new(&mut self, now: i64) -> Result<usize, StoreError> {
+        // Ids only grow; a watermark above every id ever handed out means the database was
+        // replaced under us (a restored backup): start over from what it holds, loudly,
+        // rather than wait for ids to pass the old watermark while alerts stay blind.
+        let high_water = self.store.event_id_high_water().await?;
+        if self.last_id > high_water {
+            tracing::warn!(watermark = self.last_id, high_water, "The evaluator's event watermark is ahead of the database; reloading the windows.");
+            self.metrics.watermark_resets.with_label_values(&["evaluator"]).inc();
+            self.reload_windows(now).await?;
+        }
         let mut total = 0;
         loop {
             let rows: Vec<(i64, String, String, String, String, i64, f64, bool)> = sqlx::query_as(
@@ -131,7 +149,7 @@ impl Evaluator {
     /// One evaluation at `now`: returns the budget statuses.
     pub async fn evaluate(&mut self, now: i64) -> Result<Vec<BudgetStatus>, StoreError> {
         let started = Instant::now();
-        self.ingest_new().await?;
+        self.ingest_new(now).await?;
         self.windows.prune(now - self.horizon().as_millis() as i64);
         let read = started.elapsed();
         self.export_quantiles(now);
@@ -479,4 +497,52 @@ mod tests {
         }
         assert_eq!(first, vec!["pending", "firing"]);
     }
+
+    /// Retention empties the table while the evaluator runs (a Dev account quiet for longer
+    /// than `storage.retention`); the slow events that arrive next must still fire the alert.
+    /// With reused ids they hid below the evaluator's watermark.
+    #[tokio::test]
+    async fn an_alert_fires_after_retention_emptied_the_table() {
+        let store = Store::open_memory().await.unwrap();
+        let t0 = 1_000_000_000;
+        let old: Vec<TimingEvent> = (0..500).map(|i| ev(i, "Dev", "Bedrock.InvokeModel", 1.0, t0 + i as i64)).collect();
+        store.commit(&Batch { events: old, ..Batch::default() }).await.unwrap();
+        let metrics = Metrics::new();
+        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), None);
+        e.restore(t0).await.unwrap();
+        e.evaluate(t0 + 1_000).await.unwrap();
+        assert_eq!(e.last_id, 500);
+        assert_eq!(store.purge_before(i64::MAX).await.unwrap(), 500);
+        assert_eq!(store.count_events(None).await.unwrap(), 0);
+
+        let now = t0 + 10_000_000;
+        let slow: Vec<TimingEvent> = (0..30).map(|i| ev(i, "Dev", "Bedrock.InvokeModel", 9.0, now - 30_000 + i as i64 * 1000)).collect();
+        store.commit(&Batch { events: slow, ..Batch::default() }).await.unwrap();
+        let s = e.evaluate(now).await.unwrap();
+        let dev = s.iter().find(|s| s.env == "Dev").expect("the new events are judged");
+        assert_eq!((dev.samples, dev.breached, dev.state.as_str()), (30, true, "pending"), "{dev:?}");
+        let s = e.evaluate(now + 20_000).await.unwrap();
+        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, "firing");
+    }
+
+    /// A watermark above every id the database ever handed out (it was replaced) is noticed,
+    /// counted, and the windows are reloaded from what the database holds.
+    #[tokio::test]
+    async fn a_watermark_ahead_of_the_database_reloads_the_windows() {
+        let store = Store::open_memory().await.unwrap();
+        let now = 2_000_000_000;
+        let events: Vec<TimingEvent> = (0..20).map(|i| ev(i, "Dev", "Bedrock.InvokeModel", 9.0, now - 20_000 + i as i64 * 1000)).collect();
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        let metrics = Metrics::new();
+        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), None);
+        e.last_id = 1_000_000;
+        let s = e.evaluate(now).await.unwrap();
+        assert_eq!(s.iter().find(|s| s.env == "Dev").map(|s| s.samples), Some(20));
+        assert_eq!(e.last_id, 20);
+        assert_eq!(metrics.watermark_resets.with_label_values(&["evaluator"]).get(), 1);
+        // Counted once: the next evaluation reads on normally.
+        e.evaluate(now + 1_000).await.unwrap();
+        assert_eq!(metrics.watermark_resets.with_label_values(&["evaluator"]).get(), 1);
+    }
+
 }

@@ -396,7 +396,16 @@ impl Publisher {
         let (store, metrics) = (&self.ctx.store, &self.ctx.metrics);
         let (mut requests, mut data, mut events) = (0u64, 0u64, 0u64);
         'read: loop {
-            let (mut watermark, pending) = store.unpublished_events(READ_CHUNK).await?;
+            let unpublished = store.unpublished_events(READ_CHUNK).await?;
+            if let Some(ahead) = unpublished.reset_from {
+                tracing::warn!(
+                    watermark = ahead,
+                    now_at = unpublished.watermark,
+                    "The CloudWatch watermark was ahead of every event id (a replaced database); publishing resumes after the newest event."
+                );
+                metrics.watermark_resets.with_label_values(&["cloudwatch"]).inc();
+            }
+            let (mut watermark, pending) = (unpublished.watermark, unpublished.events);
             if pending.is_empty() {
                 break;
             }
@@ -436,9 +445,7 @@ impl Publisher {
                     tracing::debug!(dropped = ?req.dropped, "Events not sent to CloudWatch.");
                 }
                 if !advanced {
-                    // Retention removed the newest events and their ids were handed out again:
-                    // the watermark moved below them (see the migration); read again from there.
-                    tracing::info!("Event ids were reused after retention; re-reading from the lowered watermark.");
+                    // The watermark was reset meanwhile: read again from where it is now.
                     continue 'read;
                 }
                 watermark = req.last_event_id;

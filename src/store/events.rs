@@ -1,5 +1,7 @@
 //! Typed reads of single raw events (reports read aggregates through `report::data`): the
-//! slowest invocations of a range. Through the raw path, so a request's view interrupts it.
+//! slowest invocations of a range (through the raw path, so a request's view interrupts
+//! it), and the highest event id ever handed out, against which every reader that follows
+//! events by id checks its watermark.
 
 use super::raw::{Bind, scan};
 use super::rollups::TIMEOUT_SQL;
@@ -31,6 +33,13 @@ pub struct EventFilter<'a> {
 }
 
 impl Store {
+    /// The highest event id ever handed out (0 before the first event). Ids are never
+    /// reused (`AUTOINCREMENT`), so a reader's watermark above this means the database is not
+    /// the one the watermark was taken from (a restored backup, say): the reader starts over.
+    pub async fn event_id_high_water(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)").fetch_one(&self.pool).await?)
+    }
+
     /// The `limit` slowest events matching `f`, slowest first (earlier first among equals).
     pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let mut binds: Vec<Bind<'_>> = vec![Bind::Int(f.from_ms), Bind::Int(f.to_ms)];
@@ -72,5 +81,64 @@ impl Store {
         })
         .await?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{OpenMode, Store};
+    use sqlx::ConnectOptions;
+
+    /// A database from before ids were monotonic keeps its events and ids through the
+    /// migration, and its id sequence starts above every watermark already taken.
+    #[tokio::test]
+    async fn the_migration_keeps_rows_and_starts_ids_above_every_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut old = sqlx::migrate!();
+            old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 20261127000008).cloned().collect());
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+            old.run(&mut conn).await.unwrap();
+            for (id, key) in [(3, "a"), (9, "b")] {
+                sqlx::query("INSERT INTO events (id, time_ms, env, function, operation, source, duration_s, idem_key, ingested_ms) VALUES (?, 1, 'PROD', 'f', 'op', 'logs', 0.5, ?, 1)")
+                    .bind(id)
+                    .bind(key)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            // The publisher had passed ids that retention later freed.
+            sqlx::query("UPDATE cloudwatch_published SET last_event_id = 40").execute(&mut conn).await.unwrap();
+        }
+        let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let ids: Vec<(i64, String)> = sqlx::query_as("SELECT id, idem_key FROM events ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(ids, [(3, "a".to_string()), (9, "b".to_string())]);
+        assert_eq!(store.event_id_high_water().await.unwrap(), 40);
+        let e = crate::model::TimingEvent {
+            time_ms: 2,
+            env: "PROD".into(),
+            function: "f".into(),
+            operation: "op".into(),
+            source: crate::model::Source::Logs,
+            duration_s: 1.0,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: false,
+            error: false,
+            idem_key: "c".into(),
+            attributes: vec![],
+        };
+        store.commit(&crate::store::Batch { events: vec![e], ..Default::default() }).await.unwrap();
+        let id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE idem_key = 'c'").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(id, 41);
+        // The report index survived the rebuild.
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as("EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error FROM events WHERE time_ms >= 1 AND time_ms < 2")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(plan.iter().any(|r| r.3.contains("events_report")), "{plan:?}");
     }
 }

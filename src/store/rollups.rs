@@ -149,6 +149,8 @@ pub struct StepSummary {
     pub days: usize,
     /// Rollup rows deleted by `rollup_retention`.
     pub purged: u64,
+    /// The saved watermark was ahead of every event id (a replaced database) and was reset.
+    pub watermark_reset: bool,
 }
 
 impl Store {
@@ -395,16 +397,25 @@ pub async fn rollup_step(
     let rollup_cutoff = now - rollup_retention.as_millis() as i64;
     let raw_complete_from = ceil_to(now - retention.as_millis() as i64, HOUR_MS);
     // Read before the late events are looked for: whatever commits later has a higher id
-    // and is found by the next step.
-    let next_watermark: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(store.pool()).await?;
+    // (ids are never reused) and is found by the next step.
+    let next_watermark = store.event_id_high_water().await?;
     let state = store.rollup_state().await?;
+    let mut summary = StepSummary::default();
     let (from, late): (i64, BTreeSet<i64>) = match state {
         Some(s) => {
+            // A watermark above every id ever handed out: the database was replaced (a
+            // restored backup). Every event it holds may be new to the rollups.
+            let watermark = if s.watermark_id > next_watermark {
+                tracing::warn!(watermark = s.watermark_id, high_water = next_watermark, "The rollup watermark is ahead of the database; looking at every event again.");
+                summary.watermark_reset = true;
+                0
+            } else {
+                s.watermark_id
+            };
             let late: Vec<i64> = sqlx::query_scalar(
                 "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM events WHERE id > ? AND time_ms >= ? AND time_ms < ?",
             )
-            // Retention emptied the table and ids started again from 1: look at them all.
-            .bind(if s.watermark_id > next_watermark { 0 } else { s.watermark_id })
+            .bind(watermark)
             .bind(raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)))
             .bind(s.closed_until_ms.min(closed))
             .fetch_all(store.pool())
@@ -415,7 +426,6 @@ pub async fn rollup_step(
     };
     // Hours retention would delete at once are not rolled.
     let from = from.max(ceil_to(rollup_cutoff, HOUR_MS));
-    let mut summary = StepSummary::default();
     let mut days = BTreeSet::new();
     for &h in &late {
         if shutdown.is_cancelled() {
@@ -449,10 +459,13 @@ pub async fn rollup_step(
 
 /// The rollup task: a [`rollup_step`] every [`ROLLUP_INTERVAL`] until `shutdown`. A failed
 /// step is logged and tried again at the next interval.
-pub async fn run_rollups(store: Store, config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_rollups(store: Store, config: Arc<Config>, metrics: crate::metrics::Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
     loop {
         match rollup_step(&store, now_ms(), config.storage.retention, config.storage.rollup_retention, &shutdown).await {
             Ok(s) if s != StepSummary::default() => {
+                if s.watermark_reset {
+                    metrics.watermark_resets.with_label_values(&["rollups"]).inc();
+                }
                 tracing::info!(new_hours = s.new_hours, late_hours = s.late_hours, days = s.days, purged = s.purged, "Rollups written.")
             }
             Ok(_) => {}
@@ -567,4 +580,26 @@ mod tests {
         assert_eq!(s.new_hours, 1);
         assert_eq!(store.rollup_periods(T0, T0 + 1).await.unwrap(), [(Resolution::Hour, T0)]);
     }
+
+    #[tokio::test]
+    async fn a_watermark_ahead_of_the_database_is_reset_and_late_hours_still_roll() {
+        let store = Store::open_memory().await.unwrap();
+        let token = CancellationToken::new();
+        let day = Duration::from_secs(86_400);
+        let now = T0 + 3 * HOUR_MS + 1_000;
+        store.commit(&Batch { events: vec![event("a", T0 + 5, "PROD", "Lambda.Duration", 1.0)], ..Batch::default() }).await.unwrap();
+        rollup_step(&store, now, 30 * day, 400 * day, &token).await.unwrap();
+        // The database is swapped for one whose ids are behind the saved watermark.
+        store.save_rollup_state(RollupState { closed_until_ms: T0 + 3 * HOUR_MS, watermark_id: 1_000 }).await.unwrap();
+        store.commit(&Batch { events: vec![event("b", T0 + HOUR_MS + 5, "PROD", "Lambda.Duration", 7.0)], ..Batch::default() }).await.unwrap();
+        let s = rollup_step(&store, now + 1_000, 30 * day, 400 * day, &token).await.unwrap();
+        assert!(s.watermark_reset, "{s:?}");
+        assert!(s.late_hours >= 1, "the hour of the event stored after the swap is rolled: {s:?}");
+        let mut rows = Vec::new();
+        store.scan_rollups(Resolution::Hour, T0 + HOUR_MS, T0 + 2 * HOUR_MS, "", &[], |_, r| rows.push(r)).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 1);
+        assert_eq!(store.rollup_state().await.unwrap().unwrap().watermark_id, 2);
+        assert!(!rollup_step(&store, now + 2_000, 30 * day, 400 * day, &token).await.unwrap().watermark_reset);
+    }
+
 }
