@@ -123,14 +123,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     Ok(())
 }
 
+/// What a retention pass at `now` deletes, from the config (see `store::retention` for the
+/// bound of every table).
+pub fn retention_plan(config: &Config, now: i64) -> crate::store::retention::RetentionPlan {
+    use crate::store::retention::{REJECTED_MAX_ROWS, RetentionPlan, TRANSITIONS_MAX_ROWS};
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    // A stream's memory (the invocation its lines belong to) is needed while a re-read may
+    // reach its events: the overlap every poll re-reads, or the reconciliation sweep's window,
+    // plus the longest invocation before them.
+    let reread = config.logs.ingestion_delay.max(config.logs.reconcile_window);
+    RetentionPlan {
+        events_before_ms: now.saturating_sub(ms(config.storage.retention)),
+        transitions_before_ms: now.saturating_sub(ms(config.storage.rollup_retention)),
+        streams_idle_before_ms: now.saturating_sub(ms(reread + crate::sources::logs::LONGEST_INVOCATION)),
+        rejected_max_rows: REJECTED_MAX_ROWS,
+        transitions_max_rows: TRANSITIONS_MAX_ROWS,
+    }
+}
+
 async fn retention_loop(store: Store, metrics: Metrics, config: Arc<Config>, token: CancellationToken) -> anyhow::Result<()> {
     loop {
-        let cutoff = now_ms() - config.storage.retention.as_millis() as i64;
-        match store.purge_before(cutoff).await {
-            Ok(n) => {
-                metrics.retention_deleted.inc_by(n);
-                if n > 0 {
-                    tracing::info!(deleted = n, "Retention removed old rows.");
+        match store.purge(&retention_plan(&config, now_ms())).await {
+            Ok(p) => {
+                for (table, n) in p.by_table() {
+                    if n > 0 {
+                        metrics.retention_deleted.with_label_values(&[table]).inc_by(n);
+                    }
+                }
+                if p.total() > 0 {
+                    tracing::info!(deleted = p.total(), events = p.events, streams = p.streams, "Retention removed old rows.");
                 }
             }
             Err(e) => {

@@ -160,28 +160,48 @@ pub fn backoff(attempt: u32, unit_random: f64) -> Duration {
 }
 
 /// A rate limiter shared by every task calling one API family: calls are spaced
-/// `1 / rate` apart, first come first served.
+/// `1 / rate` apart, first come first served. [`RateLimiter::spare`] gives a low-priority
+/// view of the same budget for background work.
+#[derive(Clone)]
 pub struct RateLimiter {
     interval: Duration,
-    next: Mutex<Instant>,
+    next: std::sync::Arc<Mutex<Instant>>,
+    /// Takes only slots nobody else has asked for (see `spare`).
+    spare: bool,
 }
 
 impl RateLimiter {
     pub fn new(per_second: f64) -> RateLimiter {
         let per_second = if per_second.is_finite() && per_second > 0.0 { per_second } else { 1.0 };
-        RateLimiter { interval: Duration::from_secs_f64(1.0 / per_second), next: Mutex::new(Instant::now()) }
+        RateLimiter { interval: Duration::from_secs_f64(1.0 / per_second), next: std::sync::Arc::new(Mutex::new(Instant::now())), spare: false }
+    }
+
+    /// The same budget for work that may only use what others leave: a call through it waits
+    /// until no call is queued, so it never delays a regular caller by more than one slot.
+    pub fn spare(&self) -> RateLimiter {
+        RateLimiter { spare: true, ..self.clone() }
     }
 
     /// Waits for this caller's slot.
     pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = if *next > now { *next } else { now };
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        loop {
+            let slot = {
+                let mut next = self.next.lock().await;
+                let now = Instant::now();
+                if self.spare && *next > now {
+                    // Someone holds the coming slots: look again once they are used.
+                    Err(*next + self.interval)
+                } else {
+                    let slot = if *next > now { *next } else { now };
+                    *next = slot + self.interval;
+                    Ok(slot)
+                }
+            };
+            match slot {
+                Ok(slot) => return tokio::time::sleep_until(slot).await,
+                Err(retry_at) => tokio::time::sleep_until(retry_at).await,
+            }
+        }
     }
 }
 
@@ -195,6 +215,33 @@ mod tests {
         assert_eq!(backoff(3, 1.0), Duration::from_millis(2000));
         assert_eq!(backoff(30, 1.0), Duration::from_millis(20_000));
         assert_eq!(backoff(3, 0.0), Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spare_calls_only_take_slots_nobody_asked_for() {
+        let l = RateLimiter::new(5.0);
+        let spare = l.spare();
+        let start = Instant::now();
+        // Ten regular calls queue up (2 s of slots); a spare call waits until they are used.
+        let regular = {
+            let l = l.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    l.acquire().await;
+                }
+                start.elapsed()
+            })
+        };
+        tokio::task::yield_now().await;
+        spare.acquire().await;
+        let spare_at = start.elapsed();
+        assert_eq!(regular.await.unwrap(), Duration::from_millis(1800));
+        assert!(spare_at >= Duration::from_millis(1800), "{spare_at:?}");
+        // With nothing queued it goes at once.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
+        spare.acquire().await;
+        assert_eq!(t.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

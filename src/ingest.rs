@@ -1,7 +1,11 @@
 //! Offline ingest: feeds files through the same parser, attribution and store as the
 //! tailer. Reads the JSON that `aws logs filter-log-events` prints, or plain text files of
-//! log lines (one event per line). Keys are derived from the file's content and position,
-//! so re-ingesting a file stores nothing new.
+//! log lines (one event per line). Keys come from content, never from file names or
+//! positions: an exported event keeps CloudWatch's own id (the key the tailer gives it, so
+//! the two never store it twice); a text line is keyed by its time and a hash of its text
+//! (and how many identical lines came before it at that time). Re-ingesting a file, or the
+//! same lines under another name, stores nothing new; another file with the same name is
+//! stored in full.
 
 use crate::attribute::Attributor;
 use crate::sources::logs::process::{PageEvent, StreamMemory, process_page};
@@ -32,25 +36,51 @@ pub struct IngestSummary {
     pub ignored: u64,
 }
 
-/// The events of a `filter-log-events` JSON document, if `text` is one.
-fn page_events(path: &Path, text: &str) -> Option<Vec<PageEvent>> {
+/// The stream text-file lines are read as: one, whatever the file's name, so that keys
+/// depend on content only.
+const TEXT_STREAM: &str = "ingest";
+
+/// FNV-1a, 64 bits: a stable hash of a line's text for its key (not a defence against
+/// crafted collisions: a collision only makes one of two lines look like a re-ingest).
+fn content_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Event ids from content: `<time>-<hash>`, and `#n` for the n-th repeat of the same text at
+/// the same time in one file.
+#[derive(Debug, Default)]
+struct ContentIds {
+    seen: HashMap<(i64, u64), u32>,
+}
+
+impl ContentIds {
+    fn id(&mut self, time_ms: i64, text: &str) -> String {
+        let hash = content_hash(text);
+        let n = self.seen.entry((time_ms, hash)).or_default();
+        let id = if *n == 0 { format!("{time_ms}-{hash:016x}") } else { format!("{time_ms}-{hash:016x}#{n}") };
+        *n += 1;
+        id
+    }
+}
+
+/// The events of a `filter-log-events` JSON document, if `text` is one. Events without an
+/// `eventId` (other exports) get one from their content.
+fn page_events(text: &str) -> Option<Vec<PageEvent>> {
     let v = serde_json::from_str::<serde_json::Value>(text).ok()?;
     let events = v.get("events")?.as_array()?;
+    let mut ids = ContentIds::default();
     Some(
         events
             .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                Some(PageEvent {
-                    stream: e.get("logStreamName")?.as_str()?.to_string(),
-                    time_ms: e.get("timestamp")?.as_i64()?,
-                    event_id: e
-                        .get("eventId")
-                        .and_then(|x| x.as_str())
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("{}#{i}", path.display())),
-                    message: e.get("message")?.as_str()?.to_string(),
-                })
+            .filter_map(|e| {
+                let stream = e.get("logStreamName")?.as_str()?.to_string();
+                let time_ms = e.get("timestamp")?.as_i64()?;
+                let message = e.get("message")?.as_str()?.to_string();
+                let event_id = match e.get("eventId").and_then(|x| x.as_str()) {
+                    Some(id) => id.to_string(),
+                    None => ids.id(time_ms, &[stream.as_str(), message.as_str()].join("\n")),
+                };
+                Some(PageEvent { stream, time_ms, event_id, message })
             })
             .collect(),
     )
@@ -58,58 +88,49 @@ fn page_events(path: &Path, text: &str) -> Option<Vec<PageEvent>> {
 
 /// Turns a text file's lines into events, a run of whole lines at a time; carries what one
 /// run leaves for the next (line numbers, the last time seen).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct LineEvents {
-    stream: String,
     fallback_ms: i64,
     last_ms: Option<i64>,
-    lines_before: usize,
+    ids: ContentIds,
 }
 
 impl LineEvents {
-    fn new(path: &Path, stream: &str) -> LineEvents {
+    fn new(path: &Path) -> LineEvents {
         let fallback_ms = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
             .unwrap_or(0);
-        LineEvents { stream: stream.to_string(), fallback_ms, last_ms: None, lines_before: 0 }
+        LineEvents { fallback_ms, last_ms: None, ids: ContentIds::default() }
     }
 
     /// `text` must end at a line boundary.
     fn convert(&mut self, text: &str) -> Vec<PageEvent> {
         let mut out = Vec::new();
         for line in text.lines() {
-            self.lines_before += 1;
             if line.trim().is_empty() {
                 continue;
             }
             // Lines keep the time written in them (runtime prefixes carry one); others take
-            // the previous line's, so keys stay stable when the file is ingested again.
-            let t = leading_timestamp_ms(line).or(self.last_ms).unwrap_or(self.fallback_ms);
-            self.last_ms = Some(t);
+            // the previous line's. A file whose first lines carry no time at all dates them
+            // by its modification time, which is not part of their key: touching the file
+            // does not make its lines new.
+            let written = leading_timestamp_ms(line).or(self.last_ms);
+            self.last_ms = written;
             let message = strip_export_timestamp(line);
+            // Escaped tabs/newlines are what copied console output holds.
+            let message = if message.contains('\\') { message.replace("\\t", "\t").replace("\\n", "\n") } else { message.to_string() };
             out.push(PageEvent {
-                stream: self.stream.clone(),
-                time_ms: t,
-                event_id: line_id(self.lines_before),
-                // Escaped tabs/newlines are what copied console output holds.
-                message: if message.contains('\\') { message.replace("\\t", "\t").replace("\\n", "\n") } else { message.to_string() },
+                stream: TEXT_STREAM.to_string(),
+                time_ms: written.unwrap_or(self.fallback_ms),
+                event_id: self.ids.id(written.unwrap_or(0), &message),
+                message,
             });
         }
         out
     }
-}
-
-/// `line00000042`: a line's event id (zero-padded so ids sort in file order).
-fn line_id(n: usize) -> String {
-    let digits = n.to_string();
-    let mut id = String::with_capacity(12.max(digits.len() + 4));
-    id.push_str("line");
-    id.extend(std::iter::repeat_n('0', 8usize.saturating_sub(digits.len())));
-    id.push_str(&digits);
-    id
 }
 
 /// The byte offset just past the `n`th newline from `from` (or the end of `text`).
@@ -157,10 +178,10 @@ enum Feed {
 }
 
 impl Feed {
-    fn new(path: &Path, text: String, stream: &str) -> Feed {
-        match page_events(path, &text) {
+    fn new(path: &Path, text: String) -> Feed {
+        match page_events(&text) {
             Some(events) => Feed::Page(events.into_iter()),
-            None => Feed::Lines { text, at: 0, reader: LineEvents::new(path, stream) },
+            None => Feed::Lines { text, at: 0, reader: LineEvents::new(path) },
         }
     }
 
@@ -202,15 +223,14 @@ pub async fn ingest_files(
     let mut summary = IngestSummary::default();
     for path in paths {
         let text = std::fs::read_to_string(path).map_err(|source| IngestError::Read { path: path.display().to_string(), source })?;
-        let stream = format!("ingest/{}", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let (path, group, attributor, history) = (path.clone(), log_group.to_string(), attributor.clone(), history.clone());
         let producer = tokio::task::spawn_blocking(move || {
-            let mut feed = Feed::new(&path, text, &stream);
+            let mut feed = Feed::new(&path, text);
             let mut streams: HashMap<String, StreamMemory> = HashMap::new();
             while let Some(events) = feed.next_chunk() {
                 let lines = events.len() as u64;
-                let (batch, stats) = process_page(&group, events, &mut streams, &attributor, &history);
+                let (batch, stats) = process_page(&group, events, &mut streams, &attributor, &history, crate::store::now_ms());
                 // The receiver is gone when a commit failed: stop.
                 if tx.blocking_send((batch, stats, lines)).is_err() {
                     return;
@@ -272,4 +292,32 @@ mod tests {
         let t: i64 = sqlx::query_scalar("SELECT time_ms FROM events WHERE duration_s = 1.5").fetch_one(store.pool()).await.unwrap();
         assert_eq!(t, 1_795_341_600_000, "2026-11-22T10:00:00Z from the line itself");
     }
+
+    /// Keys come from content: another file under the same name is stored in full; the same
+    /// lines under another name, or repeated at the same time, are counted right.
+    #[tokio::test]
+    async fn keys_follow_content_not_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a_dir).unwrap();
+        std::fs::create_dir_all(&b_dir).unwrap();
+        let line = |t: &str, v: &str| format!("{t} {{\"event_type\": \"TIMING\", \"metric\": \"BedrockCallDuration\", \"value_sec\": {v}}}\n");
+        // Two identical lines at the same time are two events.
+        let first = [line("2026-11-22T10:00:00.000Z", "1.5"), line("2026-11-22T10:00:00.000Z", "1.5"), line("2026-11-22T10:00:01.000Z", "2.5")].concat();
+        let second = [line("2026-11-22T11:00:00.000Z", "7.5"), line("2026-11-22T11:00:01.000Z", "8.5")].concat();
+        std::fs::write(a_dir.join("gdsh.log"), &first).unwrap();
+        std::fs::write(b_dir.join("gdsh.log"), &second).unwrap();
+        std::fs::write(b_dir.join("renamed.log"), &first).unwrap();
+        let store = Store::open_memory().await.unwrap();
+        let a = Attributor::new(&EnvironmentsConfig::default());
+        let g = "/aws/lambda/GenerateDynamicScenarioHandler";
+        let s1 = ingest_files(&store, &a, g, &[a_dir.join("gdsh.log")]).await.unwrap();
+        assert_eq!((s1.stored, s1.duplicates), (3, 0), "{s1:?}");
+        let s2 = ingest_files(&store, &a, g, &[b_dir.join("gdsh.log")]).await.unwrap();
+        assert_eq!((s2.stored, s2.duplicates), (2, 0), "another file with the same name: {s2:?}");
+        let s3 = ingest_files(&store, &a, g, &[b_dir.join("renamed.log")]).await.unwrap();
+        assert_eq!((s3.stored, s3.duplicates), (0, 3), "the same lines under another name: {s3:?}");
+        assert_eq!(store.count_events(None).await.unwrap(), 5);
+    }
+
 }

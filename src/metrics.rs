@@ -122,7 +122,7 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     pub watermark_resets: IntCounterVec,
     pub store_errors: IntCounterVec,
-    pub retention_deleted: IntCounter,
+    pub retention_deleted: IntCounterVec,
     pub source_last_success: GaugeVec,
     pub source_up: IntGaugeVec,
     pub poll_lag: GaugeVec,
@@ -130,6 +130,7 @@ pub struct Metrics {
     pub log_group_last_poll: GaugeVec,
     pub log_group_throttles: IntCounterVec,
     pub log_group_unavailable: IntGaugeVec,
+    pub log_events_recovered: IntCounterVec,
     pub log_groups_watched: IntGaugeVec,
     pub lambda_cold_starts: IntCounterVec,
     pub lambda_timeouts: IntCounterVec,
@@ -188,9 +189,7 @@ fn int_gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaug
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let retention_deleted =
-            IntCounter::new("sentinel_retention_deleted_rows_total", "Rows deleted by retention.").expect("valid");
-        r.register(Box::new(retention_deleted.clone())).expect("registered once");
+        let retention_deleted = counter(&r, "sentinel_retention_deleted_rows_total", "Rows deleted by retention, per table.", &["table"]);
         let s = Registry::new();
         let operation_events = gauge(
             &s,
@@ -277,6 +276,12 @@ impl Metrics {
                 &r,
                 "sentinel_log_group_unavailable",
                 "1 when a log group is deleted or access is denied (skipped until it returns).",
+                &["log_group"],
+            ),
+            log_events_recovered: counter(
+                &r,
+                "sentinel_log_events_recovered_total",
+                "Timing events the reconciliation sweep stored: CloudWatch took them in later than logs.ingestion_delay.",
                 &["log_group"],
             ),
             log_groups_watched: int_gauge(&r, "sentinel_log_groups_watched", "Log groups being tailed.", &["shard"]),

@@ -94,4 +94,14 @@ fn check_config_lists_every_error() {
         assert!(stderr.contains(key), "{key} missing in:\n{stderr}");
     }
     assert!(stderr.contains("3 error(s)"), "{stderr}");
+
+    // Beyond loopback without a token the daemon does not start, and says why.
+    let open = dir.path().join("open.toml");
+    let db = dir.path().join("open.db");
+    std::fs::write(&open, format!("[logs]\nlog_groups = [\"/aws/lambda/a\"]\n[storage]\npath = {:?}\n[http]\nlisten = \"0.0.0.0:0\"\n", db.to_str().unwrap())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel")).args(["run", "--config"]).arg(&open).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("http.listen:") && stderr.contains("api_token") && stderr.contains("allow_unauthenticated"), "{stderr}");
+    assert!(!db.exists(), "nothing was started");
 }

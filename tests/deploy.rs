@@ -141,7 +141,9 @@ fn compare(path: &str, called: &BTreeMap<String, BTreeSet<String>>, implied: &[(
 fn the_iam_policy_grants_exactly_the_aws_calls_the_daemon_makes() {
     let mut files = Vec::new();
     rust_files(&repo().join("src"), &mut files);
-    files.retain(|f| !f.ends_with("src/simulate.rs"));
+    // simulate has its own policy; endpoints.rs builds probe requests that are stopped
+    // before they are signed (never sent, so they need no permission).
+    files.retain(|f| !f.ends_with("src/simulate.rs") && !f.ends_with("src/endpoints.rs"));
     let called = actions_called(&files);
     for a in ["logs:FilterLogEvents", "logs:DescribeLogGroups", "lambda:ListAliases", "xray:GetTraceSummaries", "xray:BatchGetTraces"] {
         assert!(called.contains_key(a), "the scan misses {a}: {called:?}");

@@ -135,6 +135,13 @@ pub struct LogsConfig {
     pub idle_poll_interval: Duration,
     /// Groups polled at the same time.
     pub max_concurrency: usize,
+    /// How far back the reconciliation sweep re-reads each group (events CloudWatch took in
+    /// later than `ingestion_delay`, e.g. during an ingestion stall). "0s": no sweep.
+    #[serde(with = "duration")]
+    pub reconcile_window: Duration,
+    /// How often each group is swept, with FilterLogEvents quota the polls leave spare.
+    #[serde(with = "duration")]
+    pub reconcile_interval: Duration,
 }
 
 /// `[xray]`: polling X-Ray traces.
@@ -326,6 +333,8 @@ impl Default for LogsConfig {
             discovery_interval: Duration::from_secs(300),
             idle_poll_interval: Duration::from_secs(300),
             max_concurrency: 4,
+            reconcile_window: Duration::from_secs(3600),
+            reconcile_interval: Duration::from_secs(600),
         }
     }
 }

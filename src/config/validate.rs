@@ -74,6 +74,22 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     if c.logs.max_concurrency == 0 {
         err("logs.max_concurrency", "must be at least 1".into());
     }
+    if c.logs.ingestion_delay > Duration::from_secs(86_400) {
+        err("logs.ingestion_delay", "must be at most 1d".into());
+    }
+    if c.logs.start_lookback > Duration::from_secs(14 * 86_400) {
+        err("logs.start_lookback", "must be at most 14d (CloudWatch Logs refuses older events)".into());
+    }
+    if !c.logs.reconcile_window.is_zero() {
+        if c.logs.reconcile_window <= c.logs.ingestion_delay {
+            err("logs.reconcile_window", "must be longer than logs.ingestion_delay (which every poll re-reads anyway), or \"0s\" for no sweep".into());
+        } else if c.logs.reconcile_window > Duration::from_secs(86_400) {
+            err("logs.reconcile_window", "must be at most 1d".into());
+        }
+        if c.logs.reconcile_interval < Duration::from_secs(1) {
+            err("logs.reconcile_interval", "must be at least 1s".into());
+        }
+    }
     if c.xray.poll_interval < Duration::from_secs(1) {
         err("xray.poll_interval", "must be at least 1s".into());
     }

@@ -64,6 +64,12 @@ pub fn parse_stream_name(stream: &str) -> Option<StreamName> {
     })
 }
 
+/// The function a log event belongs to: the one its stream names (custom log groups shared
+/// by several functions name it: `YYYY/MM/DD/<fn>[<version>]<id>`), else its group's.
+pub fn function_of(log_group: &str, stream: &str) -> String {
+    parse_stream_name(stream).and_then(|n| n.function).unwrap_or_else(|| function_from_log_group(log_group))
+}
+
 /// `/aws/lambda/<name>` → `name`; any other group name is returned as is.
 pub fn function_from_log_group(group: &str) -> String {
     match group.strip_prefix("/aws/lambda/") {

@@ -23,6 +23,9 @@ pub enum PollError {
     Aws(#[from] crate::aws::AwsError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The poll's task panicked; its group is polled again after a backoff.
+    #[error("the poll panicked")]
+    Panicked,
 }
 
 /// What every source needs.

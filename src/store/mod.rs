@@ -15,7 +15,7 @@ pub mod events;
 pub mod interrupt;
 pub mod published;
 pub mod raw;
-mod retention;
+pub mod retention;
 pub mod rollups;
 pub mod traces;
 mod write;
@@ -236,12 +236,18 @@ impl Store {
             .collect())
     }
 
-    /// The saved per-stream states of one log group, by stream name.
-    pub async fn stream_states(&self, log_group: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT stream, state FROM stream_state WHERE log_group = ?")
-            .bind(log_group)
-            .fetch_all(&self.pool)
-            .await?)
+    /// The saved states of these streams of one log group (those that have one), by name.
+    pub async fn stream_states_of(&self, log_group: &str, streams: &[&str]) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        // Bound parameters per statement stay far below SQLite's limit.
+        for chunk in streams.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+            let sql = format!("SELECT stream, state FROM stream_state WHERE log_group = ?1 AND stream IN ({})", marks.join(", "));
+            let mut binds = vec![raw::Bind::Text(log_group)];
+            binds.extend(chunk.iter().map(|s| raw::Bind::Text(s)));
+            raw::scan(self, &sql, &binds, |r| out.push((r.text(0).into_owned(), r.text(1).into_owned()))).await?;
+        }
+        Ok(out)
     }
 
     /// Number of stored events (optionally of one source); used by tests and `/api/v1/status`.

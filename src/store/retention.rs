@@ -1,60 +1,247 @@
-//! Retention: raw events and rejected inputs older than `storage.retention` are deleted in
-//! small batches, each its own short transaction, so ingestion is never blocked for long.
+//! Retention: what each table keeps, and the deletes that enforce it, in small batches, each
+//! its own short transaction, so ingestion is never blocked for long. The bounds (also in
+//! the README, "State stays bounded"):
+//!
+//! - `events`: event time within `storage.retention`;
+//! - `rejected`: arrival and event time within `storage.retention`, and the newest
+//!   [`REJECTED_MAX_ROWS`] rows;
+//! - `alert_transitions`: within `storage.rollup_retention`, and the newest
+//!   [`TRANSITIONS_MAX_ROWS`];
+//! - `alias_history`: spans last seen within `storage.retention` (a current alias is seen at
+//!   every refresh, so only superseded spans and vanished aliases go);
+//! - `stream_state`: streams written within the idle limit the caller computes (how far back
+//!   any re-read reaches, plus the longest invocation);
+//! - `checkpoints`: positions moved within `storage.retention` (a deleted log group's go).
+//!
+//! Rollups (`storage.rollup_retention`) and X-Ray trace states and attributions
+//! (`storage.retention`, pending traces until their re-fetches run out) are purged by their
+//! own tasks.
 
 use super::{Store, StoreError};
 
 /// Rows deleted per statement.
 const DELETE_BATCH: i64 = 5_000;
+/// Most rejected inputs kept: enough to inspect any burst of bad lines, small on disk
+/// (each holds at most `storage.rejected_max_bytes` of raw text).
+pub const REJECTED_MAX_ROWS: i64 = 100_000;
+/// Most alert transitions kept.
+pub const TRANSITIONS_MAX_ROWS: i64 = 100_000;
+
+/// The cutoffs of one retention pass, in epoch ms (rows older than these go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPlan {
+    pub events_before_ms: i64,
+    pub transitions_before_ms: i64,
+    pub streams_idle_before_ms: i64,
+    /// Row caps ([`REJECTED_MAX_ROWS`], [`TRANSITIONS_MAX_ROWS`] in the daemon).
+    pub rejected_max_rows: i64,
+    pub transitions_max_rows: i64,
+}
+
+/// Rows one pass deleted, per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub events: u64,
+    pub rejected: u64,
+    pub transitions: u64,
+    pub aliases: u64,
+    pub streams: u64,
+    pub checkpoints: u64,
+}
+
+impl Purged {
+    pub fn total(&self) -> u64 {
+        self.events + self.rejected + self.transitions + self.aliases + self.streams + self.checkpoints
+    }
+
+    /// (table, rows) for metrics.
+    pub fn by_table(&self) -> [(&'static str, u64); 6] {
+        [
+            ("events", self.events),
+            ("rejected", self.rejected),
+            ("alert_transitions", self.transitions),
+            ("alias_history", self.aliases),
+            ("stream_state", self.streams),
+            ("checkpoints", self.checkpoints),
+        ]
+    }
+}
 
 impl Store {
-    /// Deletes events and rejected inputs with event time before `cutoff_ms`; returns how
-    /// many rows went. Yields between batches.
-    pub async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Deletes `sql`'s rows (a `DELETE … WHERE rowid IN (SELECT … LIMIT ?2)` bound with
+    /// `cutoff` as `?1`) batch after batch; returns how many went. Yields between batches.
+    async fn delete_batches(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
         let mut total = 0;
-        for (table, column) in [("events", "time_ms"), ("rejected", "time_ms")] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < ? LIMIT {DELETE_BATCH})"
-            );
-            loop {
-                let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(cutoff_ms).execute(&self.pool).await?.rows_affected();
-                total += n;
-                if n < DELETE_BATCH as u64 {
-                    break;
-                }
-                tokio::task::yield_now().await;
+        loop {
+            let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cutoff).bind(DELETE_BATCH).execute(&self.pool).await?.rows_affected();
+            total += n;
+            if n < DELETE_BATCH as u64 {
+                return Ok(total);
             }
+            tokio::task::yield_now().await;
         }
-        Ok(total)
+    }
+
+    /// Deletes events and rejected inputs with event time before `cutoff_ms`; returns how
+    /// many rows went.
+    pub async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let events =
+            self.delete_batches("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ?1 LIMIT ?2)", cutoff_ms).await?;
+        let rejected = self
+            .delete_batches("DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE time_ms < ?1 OR seen_ms < ?1 LIMIT ?2)", cutoff_ms)
+            .await?;
+        Ok(events + rejected)
+    }
+
+    /// One retention pass over every table this module bounds.
+    pub async fn purge(&self, plan: &RetentionPlan) -> Result<Purged, StoreError> {
+        let mut p = Purged::default();
+        p.events =
+            self.delete_batches("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ?1 LIMIT ?2)", plan.events_before_ms).await?;
+        p.rejected = self
+            .delete_batches(
+                "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE time_ms < ?1 OR seen_ms < ?1 LIMIT ?2)",
+                plan.events_before_ms,
+            )
+            .await?;
+        p.rejected += self.keep_newest("rejected", plan.rejected_max_rows).await?;
+        p.transitions = self
+            .delete_batches(
+                "DELETE FROM alert_transitions WHERE id IN (SELECT id FROM alert_transitions WHERE time_ms < ?1 LIMIT ?2)",
+                plan.transitions_before_ms,
+            )
+            .await?;
+        p.transitions += self.keep_newest("alert_transitions", plan.transitions_max_rows).await?;
+        p.aliases = self
+            .delete_batches(
+                "DELETE FROM alias_history WHERE rowid IN (SELECT rowid FROM alias_history WHERE last_seen_ms < ?1 LIMIT ?2)",
+                plan.events_before_ms,
+            )
+            .await?;
+        p.streams = self
+            .delete_batches(
+                "DELETE FROM stream_state WHERE rowid IN (SELECT rowid FROM stream_state WHERE updated_ms < ?1 LIMIT ?2)",
+                plan.streams_idle_before_ms,
+            )
+            .await?;
+        p.checkpoints = self
+            .delete_batches(
+                "DELETE FROM checkpoints WHERE rowid IN (SELECT rowid FROM checkpoints WHERE updated_ms < ?1 LIMIT ?2)",
+                plan.events_before_ms,
+            )
+            .await?;
+        Ok(p)
+    }
+
+    /// Deletes all but the newest `keep` rows of `table` (by its integer primary key `id`).
+    async fn keep_newest(&self, table: &'static str, keep: i64) -> Result<u64, StoreError> {
+        let sql = format!("SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?");
+        let Some(oldest_kept): Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(keep - 1).fetch_optional(&self.pool).await? else {
+            return Ok(0);
+        };
+        self.delete_batches(&format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE id < ?1 LIMIT ?2)"), oldest_kept).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Store};
+    use super::*;
+    use crate::model::{Checkpoint, Rejection, Source, TimingEvent};
+    use crate::store::{Batch, StreamStateRow};
+
+    fn event(i: i64) -> TimingEvent {
+        TimingEvent {
+            time_ms: i,
+            env: "PROD".into(),
+            function: "f".into(),
+            operation: "op".into(),
+            source: Source::Logs,
+            duration_s: 0.1,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: false,
+            error: false,
+            idem_key: format!("k{i}"),
+            attributes: vec![],
+        }
+    }
 
     #[tokio::test]
     async fn purge_removes_only_old_events() {
         let store = Store::open_memory().await.unwrap();
-        let events = (0..12_000)
-            .map(|i| TimingEvent {
-                time_ms: i,
-                env: "PROD".into(),
-                function: "f".into(),
-                operation: "op".into(),
-                source: Source::Logs,
-                duration_s: 0.1,
-                request_id: None,
-                trace_id: None,
-                function_version: None,
-                cold_start: false,
-                error: false,
-                idem_key: format!("k{i}"),
-                attributes: vec![],
-            })
-            .collect();
+        let events = (0..12_000).map(event).collect();
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
         assert_eq!(store.purge_before(11_000).await.unwrap(), 11_000);
         assert_eq!(store.count_events(None).await.unwrap(), 1_000);
+    }
+
+    #[tokio::test]
+    async fn every_table_is_held_to_its_bound() {
+        let store = Store::open_memory().await.unwrap();
+        let now = crate::store::now_ms();
+        // Rejected inputs: one with an absurd future time (it still goes by arrival), and
+        // more than the row cap.
+        let rejection = |i: i64, time_ms: i64| Rejection {
+            time_ms,
+            source: "logs".into(),
+            origin: format!("g|s|{i}"),
+            reason: "invalid_json",
+            detail: String::new(),
+            raw: "x".into(),
+        };
+        let rejections: Vec<Rejection> = (0..110).map(|i| rejection(i, now)).collect();
+        store.commit(&Batch { rejections, ..Batch::default() }).await.unwrap();
+        sqlx::query("UPDATE rejected SET time_ms = 9000000000000000, seen_ms = ? WHERE id = (SELECT MAX(id) FROM rejected)")
+            .bind(now - 10 * 86_400_000)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        // Stream states: one written long ago, one just now.
+        let state = |stream: &str| StreamStateRow { log_group: "/aws/lambda/f".into(), stream: stream.into(), state: "{}".into() };
+        store.commit(&Batch { stream_states: vec![state("old"), state("new")], ..Batch::default() }).await.unwrap();
+        sqlx::query("UPDATE stream_state SET updated_ms = ? WHERE stream = 'old'").bind(now - 3_600_000).execute(store.pool()).await.unwrap();
+        // A checkpoint of a log group not polled for longer than retention.
+        let cp = |key: &str| Checkpoint { source: "logs".into(), key: key.into(), position_ms: 1, state: None };
+        store.commit(&Batch { checkpoints: vec![cp("/aws/lambda/gone"), cp("/aws/lambda/here")], ..Batch::default() }).await.unwrap();
+        sqlx::query("UPDATE checkpoints SET updated_ms = ? WHERE key = '/aws/lambda/gone'").bind(now - 40 * 86_400_000).execute(store.pool()).await.unwrap();
+        // Alias spans: a superseded one, last seen long ago, and the current one.
+        sqlx::query("INSERT INTO alias_history VALUES ('f', 'Dev', '1', 1.0, 0, ?), ('f', 'Dev', '2', 1.0, ?, ?)")
+            .bind(now - 40 * 86_400_000)
+            .bind(now - 40 * 86_400_000)
+            .bind(now)
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        // Alert transitions: one older than its retention, and more than the cap.
+        for i in 0..105 {
+            sqlx::query("INSERT INTO alert_transitions (time_ms, alert_key, budget, env, function, operation, quantile, transition, budget_s, samples, severity) VALUES (?, 'k', 'b', 'Dev', 'f', 'op', 0.95, 'firing', 1.0, 1, 'warning')")
+                .bind(if i == 0 { now - 500 * 86_400_000 } else { now })
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let plan = RetentionPlan {
+            events_before_ms: now - 86_400_000,
+            transitions_before_ms: now - 400 * 86_400_000,
+            streams_idle_before_ms: now - 1_800_000,
+            rejected_max_rows: 100,
+            transitions_max_rows: 100,
+        };
+        let p = store.purge(&plan).await.unwrap();
+        assert_eq!((p.rejected, p.transitions, p.streams, p.checkpoints, p.aliases), (10, 5, 1, 1, 1), "{p:?}");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejected").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(n, 100);
+        let far: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejected WHERE time_ms > 1000000000000000").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(far, 0, "an absurd event time does not keep a row for ever");
+        let streams: Vec<String> = sqlx::query_scalar("SELECT stream FROM stream_state").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(streams, ["new"]);
+        let versions: Vec<String> = sqlx::query_scalar("SELECT version FROM alias_history").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(versions, ["2"]);
+        assert!(store.checkpoint("logs", "/aws/lambda/gone").await.unwrap().is_none());
+        assert!(store.checkpoint("logs", "/aws/lambda/here").await.unwrap().is_some());
+        // A second pass finds nothing more.
+        assert_eq!(store.purge(&plan).await.unwrap().total(), 0);
     }
 }

@@ -3,7 +3,16 @@
 //! now through every page, and commits each page's events with the stream state, the last
 //! page also with the checkpoint. Groups are polled concurrently under one account-wide
 //! limiter, busy ones more often than idle ones; a deleted or denied group is reported and
-//! skipped while the others go on.
+//! skipped while the others go on, and a poll that panics is counted and its group polled
+//! again after a backoff.
+//!
+//! Events CloudWatch takes in later than `ingestion_delay` after their time (an ingestion
+//! stall) are behind every later poll: a reconciliation sweep re-reads each group's last
+//! `reconcile_window` every `reconcile_interval` with the quota the polls leave spare, and
+//! stores what is missing (idempotently; counted in `sentinel_log_events_recovered_total`).
+//!
+//! Only the streams a page holds have their state loaded, so a poll's cost does not grow
+//! with the number of streams a group ever had (retention drops idle ones).
 
 pub mod process;
 pub mod schedule;
@@ -12,7 +21,7 @@ use super::{Context, PollError};
 use crate::attribute::Attributor;
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::model::Checkpoint;
-use crate::store::{Store, now_ms};
+use crate::store::{Store, StoreError, now_ms};
 use process::{PageEvent, StreamMemory, process_page};
 use schedule::{PollResult, next_interval};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,6 +32,8 @@ use tokio::time::Instant;
 
 /// Checkpoint source name.
 pub const SOURCE: &str = "logs";
+/// The longest a Lambda invocation runs: its lines can trail its START by this much.
+pub const LONGEST_INVOCATION: Duration = Duration::from_secs(15 * 60);
 /// Most pages one poll follows before it commits its checkpoint and yields; the next poll
 /// resumes there (keeps one huge backlog from starving other groups).
 const MAX_PAGES_PER_POLL: usize = 200;
@@ -30,9 +41,18 @@ const MAX_PAGES_PER_POLL: usize = 200;
 struct GroupSchedule {
     next_due: Instant,
     interval: Duration,
+    /// When the reconciliation sweep is next due.
+    next_reconcile: Instant,
     /// Explicitly configured groups are kept even when discovery no longer lists them.
     explicit: bool,
     unavailable: Option<String>,
+}
+
+/// What a group's task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Poll,
+    Reconcile,
 }
 
 /// Everything a poll needs, shared by the concurrent polls.
@@ -40,6 +60,8 @@ struct Shared {
     ctx: Context,
     client: aws_sdk_cloudwatchlogs::Client,
     limiter: RateLimiter,
+    /// The same budget, for the reconciliation sweep: only what the polls leave.
+    spare: RateLimiter,
     attributor: Attributor,
     aliases: super::aliases::AliasRefresher,
 }
@@ -47,9 +69,11 @@ struct Shared {
 /// Runs the tailer until shutdown.
 pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
     let cfg = ctx.config.logs.clone();
+    let limiter = RateLimiter::new(cfg.requests_per_second);
     let shared = Arc::new(Shared {
         client: aws_sdk_cloudwatchlogs::Client::new(&ctx.sdk),
-        limiter: RateLimiter::new(cfg.requests_per_second),
+        spare: limiter.spare(),
+        limiter,
         aliases: super::aliases::AliasRefresher::new(&ctx, attributor.clone()),
         attributor,
         ctx: ctx.clone(),
@@ -61,7 +85,9 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
     let mut next_discovery = Instant::now();
     let mut next_alias_refresh = Instant::now();
     let mut alias_refresh: Option<tokio::task::JoinHandle<()>> = None;
-    let mut in_flight: JoinSet<(String, Result<PollResult, PollError>)> = JoinSet::new();
+    let mut in_flight: JoinSet<(String, Job, Result<PollResult, PollError>)> = JoinSet::new();
+    // Which group each task works on, to find it again when the task panics.
+    let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut running: BTreeSet<String> = BTreeSet::new();
 
     loop {
@@ -110,29 +136,56 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
             .map(|(g, s)| (g, s.next_due))
             .collect();
         due.sort_by_key(|(_, t)| *t);
-        for (group, _) in due.into_iter().take(cfg.max_concurrency.saturating_sub(running.len())) {
+        let polls_due = !due.is_empty();
+        let mut start = |group: &String, job: Job, running: &mut BTreeSet<String>| {
             let group = group.clone();
             running.insert(group.clone());
             let shared = shared.clone();
-            in_flight.spawn(async move {
-                let r = poll_group(&shared, &group).await;
-                (group, r)
+            let task = group.clone();
+            let handle = in_flight.spawn(async move {
+                let r = match job {
+                    Job::Poll => poll_group(&shared, &group).await,
+                    Job::Reconcile => reconcile_group(&shared, &group).await,
+                };
+                (group, job, r)
             });
+            tasks.insert(handle.id(), task);
+        };
+        for (group, _) in due.into_iter().take(cfg.max_concurrency.saturating_sub(running.len())) {
+            start(group, Job::Poll, &mut running);
+        }
+        // Sweeps only when no poll waits for a slot; their AWS calls use spare quota too.
+        if !polls_due && !cfg.reconcile_window.is_zero() {
+            let sweeps: Vec<&String> = groups
+                .iter()
+                .filter(|(g, s)| s.next_reconcile <= now && s.unavailable.is_none() && !running.contains(*g))
+                .map(|(g, _)| g)
+                .collect();
+            for group in sweeps.into_iter().take(cfg.max_concurrency.saturating_sub(running.len()).min(1)) {
+                start(group, Job::Reconcile, &mut running);
+            }
         }
 
         let wake = groups
             .iter()
             .filter(|(g, _)| !running.contains(*g))
-            .map(|(_, s)| s.next_due)
+            .flat_map(|(_, s)| [s.next_due, if cfg.reconcile_window.is_zero() { s.next_due } else { s.next_reconcile }])
             .chain([next_discovery])
             .min()
             .unwrap_or(next_discovery);
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Ok((group, result)) = done {
-                    running.remove(&group);
-                    finish_poll(&ctx, &mut groups, &group, result);
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                let Some((group, job, result)) = settled(done, &mut tasks) else { continue };
+                running.remove(&group);
+                if matches!(result, Err(PollError::Panicked)) {
+                    ctx.metrics.task_restarts.with_label_values(&["log_group_poll"]).inc();
+                    tracing::error!(log_group = %group, ?job, "A log group task panicked; the group is polled again after a backoff.");
+                    ctx.health.failure(SOURCE, format!("{group}: poll panicked"));
+                }
+                match job {
+                    Job::Poll => finish_poll(&ctx, &mut groups, &group, result),
+                    Job::Reconcile => finish_reconcile(&ctx, &mut groups, &group, result),
                 }
             }
             _ = tokio::time::sleep_until(wake) => {}
@@ -142,6 +195,26 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
     // committed is consistent (each page is one transaction).
     while in_flight.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A group task's outcome: (group, job, result). A task that panicked (a bug, or input
+/// nothing anticipated) still names its group, with [`PollError::Panicked`], so the group
+/// is scheduled again instead of staying marked running and never polled.
+fn settled(
+    done: Result<(tokio::task::Id, (String, Job, Result<PollResult, PollError>)), tokio::task::JoinError>,
+    tasks: &mut HashMap<tokio::task::Id, String>,
+) -> Option<(String, Job, Result<PollResult, PollError>)> {
+    match done {
+        Ok((id, outcome)) => {
+            tasks.remove(&id);
+            Some(outcome)
+        }
+        Err(e) => {
+            let group = tasks.remove(&e.id())?;
+            // Which job it was is lost with the task; rescheduling it as a poll is what matters.
+            Some((group, Job::Poll, Err(PollError::Panicked)))
+        }
+    }
 }
 
 async fn sleep_or_cancel(ctx: &Context, d: Duration) {
@@ -173,6 +246,7 @@ fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<St
             GroupSchedule {
                 next_due: Instant::now(),
                 interval: ctx.config.logs.poll_interval,
+                next_reconcile: Instant::now() + ctx.config.logs.reconcile_interval,
                 explicit: explicit.contains(&g),
                 unavailable: None,
             }
@@ -194,6 +268,7 @@ fn finish_poll(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, grou
             r
         }
         Err(PollError::Aws(e)) if e.code == "cancelled" => return,
+        Err(PollError::Panicked) => PollResult::Failed,
         Err(PollError::Aws(e)) if e.is_not_found() || e.is_access_denied() => {
             let why = if e.is_not_found() { "deleted or not found" } else { "access denied" };
             if s.unavailable.is_none() {
@@ -215,6 +290,18 @@ fn finish_poll(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, grou
     };
     s.interval = next_interval(s.interval, outcome, cfg.poll_interval, cfg.idle_poll_interval);
     s.next_due = Instant::now() + s.interval;
+}
+
+fn finish_reconcile(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, group: &str, result: Result<PollResult, PollError>) {
+    let Some(s) = groups.get_mut(group) else { return };
+    s.next_reconcile = Instant::now() + ctx.config.logs.reconcile_interval;
+    match result {
+        Ok(_) => {}
+        Err(PollError::Aws(e)) if e.code == "cancelled" => {}
+        // A failed sweep is not a failed source: the polls carry on; the next sweep reads
+        // the same window again.
+        Err(e) => tracing::warn!(log_group = %group, error = %e, "Reconciliation sweep failed; the next one re-reads its window."),
+    }
 }
 
 /// Lists every log group under the configured prefixes (every page).
@@ -261,12 +348,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         Some(c) => c.position_ms - cfg.ingestion_delay.as_millis() as i64,
         None => end - cfg.start_lookback.as_millis() as i64,
     };
-    let mut streams: HashMap<String, StreamMemory> = store
-        .stream_states(group)
-        .await?
-        .into_iter()
-        .filter_map(|(stream, json)| serde_json::from_str(&json).ok().map(|m| (stream, m)))
-        .collect();
+    let mut streams: HashMap<String, StreamMemory> = HashMap::new();
     let history = shared.attributor.history();
     let mut token: Option<String> = None;
     let mut stored = 0u64;
@@ -292,21 +374,11 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
                 return Err(e.into());
             }
         };
-        let page: Vec<PageEvent> = resp
-            .events()
-            .iter()
-            .filter_map(|e| {
-                Some(PageEvent {
-                    stream: e.log_stream_name()?.to_string(),
-                    time_ms: e.timestamp()?,
-                    event_id: e.event_id()?.to_string(),
-                    message: e.message().unwrap_or_default().to_string(),
-                })
-            })
-            .collect();
+        let page = page_events(resp.events());
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
         let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
-        let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history);
+        load_streams(store, group, &page, &mut streams).await?;
+        let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
         let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
         if last_page {
             // A cut-short poll resumes from its last page's newest event, not from `end`.
@@ -326,12 +398,97 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
     ctx.metrics.log_group_last_poll.with_label_values(&[group]).set(now as f64 / 1000.0);
     ctx.metrics.source_last_success.with_label_values(&[SOURCE]).set(now as f64 / 1000.0);
     if let Some(n) = newest {
-        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group]).set(((now - n) as f64 / 1000.0).max(0.0));
+        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group]).set((now.saturating_sub(n) as f64 / 1000.0).max(0.0));
     }
     if stored > 0 {
         tracing::debug!(log_group = %group, stored, "Poll stored events.");
     }
     Ok(if newest.is_some() { PollResult::Events } else { PollResult::Empty })
+}
+
+/// Loads the saved state of the streams `page` touches that `streams` does not hold yet
+/// (only those: a group may have had a hundred thousand streams).
+pub async fn load_streams(store: &Store, group: &str, page: &[PageEvent], streams: &mut HashMap<String, StreamMemory>) -> Result<(), StoreError> {
+    let mut wanted: Vec<&str> = page.iter().map(|e| e.stream.as_str()).filter(|s| !streams.contains_key(*s)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    for (stream, json) in store.stream_states_of(group, &wanted).await? {
+        // A state that no longer parses is started afresh: it only helps correlate lines.
+        if let Ok(m) = serde_json::from_str(&json) {
+            streams.insert(stream, m);
+        }
+    }
+    Ok(())
+}
+
+/// The reconciliation sweep of one group: re-reads `[now − reconcile_window,
+/// checkpoint − ingestion_delay)` (what the polls no longer re-read) with spare quota, and
+/// stores the events CloudWatch took in too late for the polls. Idempotent; the checkpoint
+/// does not move.
+async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, PollError> {
+    let ctx = &shared.ctx;
+    let cfg = &ctx.config.logs;
+    let store: &Store = &ctx.store;
+    let Some(checkpoint) = store.checkpoint(SOURCE, group).await? else { return Ok(PollResult::Empty) };
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let (start, end) = sweep_window(now_ms(), checkpoint.position_ms, ms(cfg.reconcile_window), ms(cfg.ingestion_delay));
+    if start >= end {
+        return Ok(PollResult::Empty);
+    }
+    let mut streams: HashMap<String, StreamMemory> = HashMap::new();
+    let history = shared.attributor.history();
+    let mut token: Option<String> = None;
+    let mut recovered = 0u64;
+    for _ in 0..MAX_PAGES_PER_POLL {
+        let resp = call("FilterLogEvents", &ctx.metrics, Some(&shared.spare), ctx.config.aws.max_attempts, &ctx.shutdown, || {
+            shared.client.filter_log_events().log_group_name(group).start_time(start).end_time(end).set_next_token(token.clone()).send()
+        })
+        .await?;
+        let page = page_events(resp.events());
+        let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
+        if !page.is_empty() {
+            let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
+            load_streams(store, group, &page, &mut streams).await?;
+            let (batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+            let outcome = store.commit(&batch).await?;
+            record_page_metrics(ctx, group, &outcome, &stats);
+            recovered += outcome.inserted_total();
+        }
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    if recovered > 0 {
+        ctx.metrics.log_events_recovered.with_label_values(&[group]).inc_by(recovered);
+        tracing::warn!(log_group = %group, recovered, "The reconciliation sweep stored events CloudWatch took in later than logs.ingestion_delay.");
+    }
+    Ok(if recovered > 0 { PollResult::Events } else { PollResult::Empty })
+}
+
+/// The window a sweep at `now` re-reads: back to `now − window`, up to where the polls'
+/// re-reads begin (`checkpoint − ingestion_delay`). Saturating: the inputs are durations
+/// and times, never wrapped.
+pub fn sweep_window(now: i64, checkpoint_ms: i64, window_ms: i64, ingestion_delay_ms: i64) -> (i64, i64) {
+    (now.saturating_sub(window_ms), checkpoint_ms.saturating_sub(ingestion_delay_ms).min(now))
+}
+
+/// A FilterLogEvents page as the processing step takes it.
+fn page_events(events: &[aws_sdk_cloudwatchlogs::types::FilteredLogEvent]) -> Vec<PageEvent> {
+    events
+        .iter()
+        .filter_map(|e| {
+            Some(PageEvent {
+                stream: e.log_stream_name()?.to_string(),
+                time_ms: e.timestamp()?,
+                event_id: e.event_id()?.to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Makes sure the alias history covers the versions in this page's stream names; returns
@@ -379,10 +536,45 @@ fn record_page_metrics(ctx: &Context, group: &str, outcome: &crate::store::Batch
             m.lambda_errors.with_label_values(&labels).inc();
         }
         if let Some(mb) = r.max_memory_mb {
-            m.lambda_max_memory_used.with_label_values(&labels).set((mb * 1024 * 1024) as i64);
+            // From a log line: any number may be there.
+            let bytes = i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+            m.lambda_max_memory_used.with_label_values(&labels).set(bytes);
         }
     }
     for (env, function) in &outcome.timeouts_marked {
         m.lambda_timeouts.with_label_values(&[env, function]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_poll_still_names_its_group() {
+        let mut set: JoinSet<(String, Job, Result<PollResult, PollError>)> = JoinSet::new();
+        let mut tasks = HashMap::new();
+        let h = set.spawn(async { panic!("Max Memory Used overflowed") });
+        tasks.insert(h.id(), "/aws/lambda/a".to_string());
+        let h = set.spawn(async { ("/aws/lambda/b".to_string(), Job::Poll, Ok(PollResult::Events)) });
+        tasks.insert(h.id(), "/aws/lambda/b".to_string());
+        let mut seen = Vec::new();
+        while let Some(done) = set.join_next_with_id().await {
+            let (group, job, result) = settled(done, &mut tasks).expect("every task names its group");
+            seen.push((group, job, matches!(result, Err(PollError::Panicked))));
+        }
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, [("/aws/lambda/a".to_string(), Job::Poll, true), ("/aws/lambda/b".to_string(), Job::Poll, false)]);
+        assert!(tasks.is_empty());
+    }
+
+    #[test]
+    fn the_sweep_reads_what_the_polls_no_longer_reread() {
+        let now = 1_795_341_600_000;
+        // Checkpoint a poll interval ago, 2 min ingestion delay, 1 h window.
+        assert_eq!(sweep_window(now, now - 30_000, 3_600_000, 120_000), (now - 3_600_000, now - 150_000));
+        // Absurd inputs saturate instead of wrapping.
+        let (a, b) = sweep_window(now, i64::MIN, i64::MAX, i64::MAX);
+        assert!(a <= now && b <= now);
     }
 }

@@ -8,7 +8,7 @@
 //! the same way as the first read did.
 
 use crate::attribute::{AliasHistory, Attributor};
-use crate::model::TimingEvent;
+use crate::model::{Rejection, Source, TimingEvent};
 use crate::parse::stream::{Output, RawLogEvent, StreamState, assemble};
 use crate::parse::{Parsed, parse_message};
 use crate::store::{Annotation, Batch, StreamStateRow};
@@ -74,22 +74,49 @@ pub struct PageStats {
     pub newest_event_ms: Option<i64>,
 }
 
-/// Processes a page. `streams` holds the memories loaded for this group and is updated;
-/// every stream touched is written back in the batch.
+/// The earliest event time accepted (2000-01-01T00:00:00Z); later than `now` by at most
+/// [`MAX_AHEAD_MS`]. Outside that an event's time is not a time and is rejected.
+pub const EARLIEST_EVENT_MS: i64 = 946_684_800_000;
+pub const MAX_AHEAD_MS: i64 = 86_400_000;
+
+/// Processes a page read at wall time `now_ms`. `streams` holds the memories loaded for this
+/// group and is updated; every stream touched is written back in the batch. An event whose
+/// timestamp is outside [2000-01-01, now + 1 day] is rejected (`timestamp_out_of_range`).
 pub fn process_page(
     log_group: &str,
     mut events: Vec<PageEvent>,
     streams: &mut HashMap<String, StreamMemory>,
     attributor: &Attributor,
     history: &AliasHistory,
+    now_ms: i64,
 ) -> (Batch, PageStats) {
     // Within a stream, order by time then event id (identical milliseconds are common).
     events.sort_by(|a, b| (&a.stream, a.time_ms, &a.event_id).cmp(&(&b.stream, b.time_ms, &b.event_id)));
     let mut batch = Batch::default();
     let mut stats = PageStats::default();
     let mut touched: Vec<String> = Vec::new();
+    let latest = now_ms.saturating_add(MAX_AHEAD_MS);
+    let mut stream_function: Option<(String, String)> = None;
     for ev in &events {
+        if !(EARLIEST_EVENT_MS..=latest).contains(&ev.time_ms) {
+            *stats.rejected.entry("timestamp_out_of_range").or_default() += 1;
+            batch.rejections.push(Rejection {
+                time_ms: ev.time_ms.clamp(EARLIEST_EVENT_MS, latest),
+                source: Source::Logs.as_str().to_owned(),
+                origin: [log_group, ev.stream.as_str(), ev.event_id.as_str()].join("|"),
+                reason: "timestamp_out_of_range",
+                detail: format!("event time {} ms is not between 2000-01-01 and a day from now", ev.time_ms),
+                raw: ev.message.clone(),
+            });
+            continue;
+        }
         stats.newest_event_ms = stats.newest_event_ms.max(Some(ev.time_ms));
+        // Annotations name the function the stream names (shared custom log groups), like
+        // the events they annotate; computed once per stream.
+        if stream_function.as_ref().is_none_or(|(s, _)| *s != ev.stream) {
+            stream_function = Some((ev.stream.clone(), crate::parse::stream::function_of(log_group, &ev.stream)));
+        }
+        let function = stream_function.as_ref().map(|(_, f)| f.as_str()).unwrap_or_default();
         // Events come grouped by stream (sorted above): the lookups and the clone happen
         // once per stream, not once per event.
         if touched.last() != Some(&ev.stream) && !touched.contains(&ev.stream) {
@@ -115,7 +142,7 @@ pub fn process_page(
             match out {
                 Output::Event { event, alias_hint } => batch.events.push(with_env(event, alias_hint, attributor, history)),
                 Output::Annotate { request_id, trace_id, error, timeout, cold_start } => batch.annotations.push(Annotation {
-                    function: crate::parse::stream::function_from_log_group(log_group),
+                    function: function.to_owned(),
                     request_id,
                     trace_id,
                     error,
@@ -163,6 +190,9 @@ mod tests {
     }
 
     const G: &str = "/aws/lambda/GenerateDynamicScenarioHandler";
+    /// Wall time of the tests' pages (their events are at 2026-11-22 and just after).
+    const NOW: i64 = 1_795_341_600_000;
+    const T: i64 = 1_795_300_000_000;
     const S12: &str = "2026/11/22/[12]0123456789abcdef0123456789abcdef";
 
     fn invocation(stream: &str, t: i64, id0: u32, req: &str, bedrock: f64) -> Vec<PageEvent> {
@@ -190,10 +220,10 @@ mod tests {
     fn seed_lines_get_the_request_and_env_of_their_invocation() {
         let (a, h) = attributor();
         let mut streams = HashMap::new();
-        let mut page = invocation(S12, 1_000, 0, "req-a", 2.847);
-        page.extend(invocation(S12, 5_000, 10, "req-b", 9.1));
-        page.push(ev(S12, 5_500, 99, "just an application log line"));
-        let (batch, stats) = process_page(G, page, &mut streams, &a, &h);
+        let mut page = invocation(S12, T + 1_000, 0, "req-a", 2.847);
+        page.extend(invocation(S12, T + 5_000, 10, "req-b", 9.1));
+        page.push(ev(S12, T + 5_500, 99, "just an application log line"));
+        let (batch, stats) = process_page(G, page, &mut streams, &a, &h, NOW);
         let bedrock: Vec<&TimingEvent> = batch.events.iter().filter(|e| e.operation == "BedrockCallDuration").collect();
         assert_eq!(bedrock.len(), 2);
         assert_eq!(bedrock[0].request_id.as_deref(), Some("req-a"));
@@ -202,21 +232,21 @@ mod tests {
         assert_eq!(batch.events.iter().filter(|e| e.operation == "Lambda.Duration").count(), 2);
         assert_eq!(stats.ignored.values().sum::<u64>() >= 1, true);
         assert_eq!(batch.stream_states.len(), 1);
-        assert_eq!(stats.newest_event_ms, Some(5_500));
+        assert_eq!(stats.newest_event_ms, Some(T + 5_500));
     }
 
     #[test]
     fn rereading_an_overlap_after_a_restart_attributes_lines_the_same_way() {
         let (a, h) = attributor();
-        let mut page = invocation(S12, 1_000, 0, "req-a", 1.0);
-        page.extend(invocation(S12, 5_000, 10, "req-b", 2.0));
+        let mut page = invocation(S12, T + 1_000, 0, "req-a", 1.0);
+        page.extend(invocation(S12, T + 5_000, 10, "req-b", 2.0));
         let mut first = HashMap::new();
-        let (all, _) = process_page(G, page.clone(), &mut first, &a, &h);
+        let (all, _) = process_page(G, page.clone(), &mut first, &a, &h, NOW);
         // Restart: memory comes back from its JSON; the overlap re-read starts mid-invocation b.
         let saved: StreamMemory = serde_json::from_str(&all.stream_states[0].state).unwrap();
         let mut second = HashMap::from([(S12.to_string(), saved)]);
-        let overlap: Vec<PageEvent> = page.into_iter().filter(|e| e.time_ms >= 5_002).collect();
-        let (again, _) = process_page(G, overlap, &mut second, &a, &h);
+        let overlap: Vec<PageEvent> = page.into_iter().filter(|e| e.time_ms >= T + 5_002).collect();
+        let (again, _) = process_page(G, overlap, &mut second, &a, &h, NOW);
         for e in &again.events {
             let original = all.events.iter().find(|o| o.idem_key == e.idem_key).expect("same keys");
             // The re-read may already know the REPORT's trace id (the store adds it to the
@@ -227,4 +257,49 @@ mod tests {
         }
         assert!(!again.events.is_empty());
     }
+
+    #[test]
+    fn timestamps_that_are_not_times_are_rejected_not_stored() {
+        let (a, h) = attributor();
+        let mut streams = HashMap::new();
+        let mut page = invocation(S12, T + 1_000, 0, "req-a", 2.0);
+        page.push(ev(S12, i64::MAX, 50, r#"{"event_type": "TIMING", "metric": "X", "value_sec": 1.0}"#));
+        page.push(ev(S12, -5, 51, r#"{"event_type": "TIMING", "metric": "X", "value_sec": 1.0}"#));
+        page.push(ev(S12, NOW + 2 * 86_400_000, 52, r#"{"event_type": "TIMING", "metric": "X", "value_sec": 1.0}"#));
+        let (batch, stats) = process_page(G, page, &mut streams, &a, &h, NOW);
+        assert_eq!(stats.rejected.get("timestamp_out_of_range"), Some(&3));
+        assert_eq!(batch.rejections.len(), 3);
+        assert!(batch.events.iter().all(|e| e.operation != "X"));
+        assert_eq!(stats.newest_event_ms, Some(T + 1_003), "out-of-range times never reach the checkpoint");
+    }
+
+    /// In a custom log group shared by several functions the stream names the function; a
+    /// REPORT's facts (trace id, timeout) must reach that function's events.
+    #[test]
+    fn annotations_name_the_function_of_the_stream_in_shared_groups() {
+        let (a, h) = attributor();
+        let mut streams = HashMap::new();
+        let shared = "/app/atlas-engine";
+        let stream = "2026/11/22/GenerateDynamicScenarioHandler[12]0123456789abcdef0123456789abcdef";
+        let page = invocation(stream, T + 1_000, 0, "req-a", 2.0);
+        let (batch, _) = process_page(shared, page, &mut streams, &a, &h, NOW);
+        assert!(batch.events.iter().all(|e| e.function == "GenerateDynamicScenarioHandler"), "{:?}", batch.events);
+        assert!(!batch.annotations.is_empty());
+        assert!(batch.annotations.iter().all(|x| x.function == "GenerateDynamicScenarioHandler"), "{:?}", batch.annotations);
+    }
+
+
+    #[tokio::test]
+    async fn a_report_trace_id_reaches_the_seed_lines_of_a_shared_group() {
+        let (a, h) = attributor();
+        let store = crate::store::Store::open_memory().await.unwrap();
+        let stream = "2026/11/22/GenerateDynamicScenarioHandler[12]0123456789abcdef0123456789abcdef";
+        let (batch, _) = process_page("/app/atlas-engine", invocation(stream, T + 1_000, 0, "req-a", 2.0), &mut HashMap::new(), &a, &h, NOW);
+        store.commit(&batch).await.unwrap();
+        let traces: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT operation, trace_id FROM events ORDER BY operation").fetch_all(store.pool()).await.unwrap();
+        assert!(traces.iter().any(|t| t.0 == "BedrockCallDuration"), "{traces:?}");
+        assert!(traces.iter().all(|t| t.1.as_deref() == Some("1-5d83c0ad-b8eb33a0b1de97d804fac890")), "{traces:?}");
+    }
+
 }
