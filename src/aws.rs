@@ -118,7 +118,9 @@ where
         if let Some(l) = limiter {
             tokio::select! {
                 _ = shutdown.cancelled() => return Err(cancelled(api)),
-                _ = l.acquire() => {}
+                got = l.acquire() => if !got {
+                    return Err(AwsError { api, code: NO_SPARE_QUOTA.into(), message: "no spare request quota".into(), retriable: false, throttled: false });
+                }
             }
         }
         let result = tokio::select! {
@@ -149,6 +151,9 @@ where
     }
 }
 
+/// The code of a call a spare limiter gave up on (see [`RateLimiter::spare`]).
+pub const NO_SPARE_QUOTA: &str = "no_spare_quota";
+
 fn cancelled(api: &'static str) -> AwsError {
     AwsError { api, code: "cancelled".into(), message: "shutting down".into(), retriable: false, throttled: false }
 }
@@ -166,29 +171,31 @@ pub fn backoff(attempt: u32, unit_random: f64) -> Duration {
 pub struct RateLimiter {
     interval: Duration,
     next: std::sync::Arc<Mutex<Instant>>,
-    /// Takes only slots nobody else has asked for (see `spare`).
-    spare: bool,
+    /// Takes only slots nobody else has asked for, waiting at most this long (see `spare`).
+    spare: Option<Duration>,
 }
 
 impl RateLimiter {
     pub fn new(per_second: f64) -> RateLimiter {
         let per_second = if per_second.is_finite() && per_second > 0.0 { per_second } else { 1.0 };
-        RateLimiter { interval: Duration::from_secs_f64(1.0 / per_second), next: std::sync::Arc::new(Mutex::new(Instant::now())), spare: false }
+        RateLimiter { interval: Duration::from_secs_f64(1.0 / per_second), next: std::sync::Arc::new(Mutex::new(Instant::now())), spare: None }
     }
 
     /// The same budget for work that may only use what others leave: a call through it waits
-    /// until no call is queued, so it never delays a regular caller by more than one slot.
-    pub fn spare(&self) -> RateLimiter {
-        RateLimiter { spare: true, ..self.clone() }
+    /// until no call is queued (so it never delays a regular caller by more than one slot),
+    /// and gives up after `patience`.
+    pub fn spare(&self, patience: Duration) -> RateLimiter {
+        RateLimiter { spare: Some(patience), ..self.clone() }
     }
 
-    /// Waits for this caller's slot.
-    pub async fn acquire(&self) {
+    /// Waits for this caller's slot; false when a spare view's patience ran out first.
+    pub async fn acquire(&self) -> bool {
+        let give_up = self.spare.map(|p| Instant::now() + p);
         loop {
             let slot = {
                 let mut next = self.next.lock().await;
                 let now = Instant::now();
-                if self.spare && *next > now {
+                if self.spare.is_some() && *next > now {
                     // Someone holds the coming slots: look again once they are used.
                     Err(*next + self.interval)
                 } else {
@@ -198,7 +205,11 @@ impl RateLimiter {
                 }
             };
             match slot {
-                Ok(slot) => return tokio::time::sleep_until(slot).await,
+                Ok(slot) => {
+                    tokio::time::sleep_until(slot).await;
+                    return true;
+                }
+                Err(retry_at) if give_up.is_some_and(|g| retry_at > g) => return false,
                 Err(retry_at) => tokio::time::sleep_until(retry_at).await,
             }
         }
@@ -220,7 +231,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn spare_calls_only_take_slots_nobody_asked_for() {
         let l = RateLimiter::new(5.0);
-        let spare = l.spare();
+        let spare = l.spare(Duration::from_secs(10));
         let start = Instant::now();
         // Ten regular calls queue up (2 s of slots); a spare call waits until they are used.
         let regular = {
@@ -233,15 +244,24 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        spare.acquire().await;
+        assert!(spare.acquire().await);
         let spare_at = start.elapsed();
         assert_eq!(regular.await.unwrap(), Duration::from_millis(1800));
         assert!(spare_at >= Duration::from_millis(1800), "{spare_at:?}");
         // With nothing queued it goes at once.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let t = Instant::now();
-        spare.acquire().await;
+        assert!(spare.acquire().await);
         assert_eq!(t.elapsed(), Duration::ZERO);
+        // Out of patience while regular calls keep the slots: it gives up instead of waiting.
+        for _ in 0..20 {
+            let l = l.clone();
+            tokio::spawn(async move { l.acquire().await });
+        }
+        tokio::task::yield_now().await;
+        let t = Instant::now();
+        assert!(!l.spare(Duration::from_millis(500)).acquire().await);
+        assert!(t.elapsed() <= Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]

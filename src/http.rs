@@ -356,6 +356,62 @@ mod tests {
         assert_eq!(stopped.lock().unwrap().map(|(e, _)| e), Some(true));
     }
 
+    /// A client that gives up: hyper drops the request's future, and with it the guard that
+    /// stops the work's SQLite scan, long before the request's own deadline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_disconnects_stops_its_scan() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let mut config = Config::default();
+        config.http.request_timeout = Duration::from_secs(60);
+        let s = AppState::new(Arc::new(config), Metrics::new(), store, Health::default(), Default::default());
+        let stopped: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen, begun) = (stopped.clone(), started.clone());
+        let router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(move |State(state): State<AppState>| {
+                    let (seen, begun) = (seen.clone(), begun.clone());
+                    async move {
+                        run_bounded(&state, move |store| async move {
+                            begun.store(true, std::sync::atomic::Ordering::SeqCst);
+                            let endless =
+                                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000000) SELECT COUNT(*) FROM c";
+                            let r = crate::store::raw::scan(&store, endless, &[], |_| {}).await;
+                            *seen.lock().unwrap() = Some(Instant::now());
+                            Ok(Json(r.map_err(AppError::from)?))
+                        })
+                        .await
+                    }
+                }),
+            )
+            .with_state(s);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the request never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(stopped.lock().unwrap().is_none(), "the scan runs while the client waits");
+        let left = Instant::now();
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(at) = *stopped.lock().unwrap() {
+                assert!(at.duration_since(left) < Duration::from_secs(5));
+                break;
+            }
+            assert!(Instant::now() < deadline, "the scan kept running after its client left");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     #[tokio::test]
     async fn an_instant_out_of_range_is_a_400_not_a_hang() {
         let s = state("").await;

@@ -72,7 +72,9 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
     let limiter = RateLimiter::new(cfg.requests_per_second);
     let shared = Arc::new(Shared {
         client: aws_sdk_cloudwatchlogs::Client::new(&ctx.sdk),
-        spare: limiter.spare(),
+        // A sweep holds its group; it waits for spare quota at most a poll interval per
+        // request, then gives up until its next turn rather than hold the group's polls.
+        spare: limiter.spare(cfg.poll_interval),
         limiter,
         aliases: super::aliases::AliasRefresher::new(&ctx, attributor.clone()),
         attributor,
@@ -86,8 +88,8 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
     let mut next_alias_refresh = Instant::now();
     let mut alias_refresh: Option<tokio::task::JoinHandle<()>> = None;
     let mut in_flight: JoinSet<(String, Job, Result<PollResult, PollError>)> = JoinSet::new();
-    // Which group each task works on, to find it again when the task panics.
-    let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
+    // Which group and job each task works on, to find them again when the task panics.
+    let mut tasks: HashMap<tokio::task::Id, (String, Job)> = HashMap::new();
     let mut running: BTreeSet<String> = BTreeSet::new();
 
     loop {
@@ -141,7 +143,7 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
             let group = group.clone();
             running.insert(group.clone());
             let shared = shared.clone();
-            let task = group.clone();
+            let task = (group.clone(), job);
             let handle = in_flight.spawn(async move {
                 let r = match job {
                     Job::Poll => poll_group(&shared, &group).await,
@@ -198,11 +200,12 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
 }
 
 /// A group task's outcome: (group, job, result). A task that panicked (a bug, or input
-/// nothing anticipated) still names its group, with [`PollError::Panicked`], so the group
-/// is scheduled again instead of staying marked running and never polled.
+/// nothing anticipated) still names its group and job, with [`PollError::Panicked`], so
+/// both are scheduled again after their backoff instead of the group staying marked
+/// running and never polled.
 fn settled(
     done: Result<(tokio::task::Id, (String, Job, Result<PollResult, PollError>)), tokio::task::JoinError>,
-    tasks: &mut HashMap<tokio::task::Id, String>,
+    tasks: &mut HashMap<tokio::task::Id, (String, Job)>,
 ) -> Option<(String, Job, Result<PollResult, PollError>)> {
     match done {
         Ok((id, outcome)) => {
@@ -210,9 +213,8 @@ fn settled(
             Some(outcome)
         }
         Err(e) => {
-            let group = tasks.remove(&e.id())?;
-            // Which job it was is lost with the task; rescheduling it as a poll is what matters.
-            Some((group, Job::Poll, Err(PollError::Panicked)))
+            let (group, job) = tasks.remove(&e.id())?;
+            Some((group, job, Err(PollError::Panicked)))
         }
     }
 }
@@ -300,6 +302,9 @@ fn finish_reconcile(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>,
         Err(PollError::Aws(e)) if e.code == "cancelled" => {}
         // A failed sweep is not a failed source: the polls carry on; the next sweep reads
         // the same window again.
+        Err(PollError::Aws(e)) if e.code == crate::aws::NO_SPARE_QUOTA => {
+            tracing::debug!(log_group = %group, "No spare FilterLogEvents quota for the reconciliation sweep; it tries again next time.")
+        }
         Err(e) => tracing::warn!(log_group = %group, error = %e, "Reconciliation sweep failed; the next one re-reads its window."),
     }
 }
@@ -452,7 +457,9 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
         if !page.is_empty() {
             let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
             load_streams(store, group, &page, &mut streams).await?;
-            let (batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+            let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+            // The sweep reads the past: the streams' saved state stays what the polls made it.
+            batch.stream_states.clear();
             let outcome = store.commit(&batch).await?;
             record_page_metrics(ctx, group, &outcome, &stats);
             recovered += outcome.inserted_total();
@@ -555,16 +562,16 @@ mod tests {
         let mut set: JoinSet<(String, Job, Result<PollResult, PollError>)> = JoinSet::new();
         let mut tasks = HashMap::new();
         let h = set.spawn(async { panic!("Max Memory Used overflowed") });
-        tasks.insert(h.id(), "/aws/lambda/a".to_string());
+        tasks.insert(h.id(), ("/aws/lambda/a".to_string(), Job::Reconcile));
         let h = set.spawn(async { ("/aws/lambda/b".to_string(), Job::Poll, Ok(PollResult::Events)) });
-        tasks.insert(h.id(), "/aws/lambda/b".to_string());
+        tasks.insert(h.id(), ("/aws/lambda/b".to_string(), Job::Poll));
         let mut seen = Vec::new();
         while let Some(done) = set.join_next_with_id().await {
             let (group, job, result) = settled(done, &mut tasks).expect("every task names its group");
             seen.push((group, job, matches!(result, Err(PollError::Panicked))));
         }
         seen.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(seen, [("/aws/lambda/a".to_string(), Job::Poll, true), ("/aws/lambda/b".to_string(), Job::Poll, false)]);
+        assert_eq!(seen, [("/aws/lambda/a".to_string(), Job::Reconcile, true), ("/aws/lambda/b".to_string(), Job::Poll, false)]);
         assert!(tasks.is_empty());
     }
 
