@@ -17,7 +17,8 @@ use latency_sentinel::report::top::Filter;
 use latency_sentinel::report::{compare, top};
 use latency_sentinel::sketch::Sketch;
 use latency_sentinel::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, floor_to};
-use latency_sentinel::store::{Batch, OpenMode, Store, now_ms};
+use latency_sentinel::store::{Batch, OpenMode, Store};
+use latency_sentinel::clock::now_ms;
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -9,7 +9,8 @@ use latency_sentinel::attribute::Attributor;
 use latency_sentinel::config::EnvironmentsConfig;
 use latency_sentinel::sources::logs::load_streams;
 use latency_sentinel::sources::logs::process::{PageEvent, StreamMemory, process_page};
-use latency_sentinel::store::{Batch, OpenMode, Store, StreamStateRow, now_ms};
+use latency_sentinel::store::{Batch, OpenMode, Store, StreamStateRow};
+use latency_sentinel::clock::now_ms;
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -4,7 +4,7 @@
 
 use crate::http::{AppError, AppState, run_bounded};
 use crate::report::{duration_ms, top};
-use crate::store::now_ms;
+use crate::clock::now_ms;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};

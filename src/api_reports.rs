@@ -13,7 +13,7 @@
 
 use crate::http::{AppError, AppState, run_bounded};
 use crate::report::{ReportError, TimeRange, bottleneck, compare, duration_ms, history, parse_duration, parse_range};
-use crate::store::now_ms;
+use crate::clock::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};

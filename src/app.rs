@@ -6,7 +6,9 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::store::{OpenMode, Store, now_ms};
+use crate::services::Services;
+use crate::store::{OpenMode, Store};
+use crate::clock::now_ms;
 use crate::supervise::spawn_supervised;
 use anyhow::Context;
 use std::future::Future;
@@ -31,6 +33,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let services = Services {
+        config: config.clone(),
+        sdk,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        tracker: tracker.clone(),
+        shutdown: token.clone(),
+    };
 
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
@@ -67,30 +78,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
 
-    let _attributor = crate::sources::spawn_all(&crate::sources::Context {
-        config: config.clone(),
-        sdk: sdk.clone(),
-        store: store.clone(),
-        metrics: metrics.clone(),
-        health: health.clone(),
-        tracker: tracker.clone(),
-        shutdown: token.clone(),
-    });
+    crate::sources::spawn_all(&services);
 
     // CloudWatch metrics publisher (only when cloudwatch.enabled): events since the last
     // publish, and the evaluator's budget statuses.
-    crate::sinks::cloudwatch::spawn(
-        &crate::sources::Context {
-            config: config.clone(),
-            sdk: sdk.clone(),
-            store: store.clone(),
-            metrics: metrics.clone(),
-            health: health.clone(),
-            tracker: tracker.clone(),
-            shutdown: token.clone(),
-        },
-        evaluation.subscribe(),
-    );
+    crate::sinks::cloudwatch::spawn(&services, evaluation.subscribe());
 
     // HTTP keeps answering until every other task has stopped, so a scrape during shutdown works.
     let http_token = CancellationToken::new();

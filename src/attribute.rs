@@ -4,6 +4,7 @@
 //! `$LATEST`, then the configured default. The history is loaded by a task and read here
 //! through a snapshot.
 
+use crate::lambda::is_version;
 use regex::Regex;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -64,24 +65,6 @@ pub struct Attributor {
     pattern: Option<Regex>,
     default: String,
     history: Arc<RwLock<Arc<AliasHistory>>>,
-}
-
-/// Is this qualifier a version (`12`, `$LATEST`) rather than an alias name?
-pub fn is_version(qualifier: &str) -> bool {
-    qualifier == "$LATEST" || (!qualifier.is_empty() && qualifier.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// The qualifier of a Lambda ARN (`arn:aws:lambda:r:a:function:NAME:Dev` → `Dev`), or of a
-/// `NAME:Dev` function reference; None when unqualified.
-pub fn arn_qualifier(arn: &str) -> Option<&str> {
-    let rest = match arn.find(":function:") {
-        Some(i) => &arn[i + ":function:".len()..],
-        None if !arn.starts_with("arn:") => arn,
-        None => return None,
-    };
-    let mut parts = rest.splitn(2, ':');
-    parts.next()?;
-    parts.next().filter(|q| !q.is_empty())
 }
 
 impl Attributor {
@@ -187,14 +170,5 @@ mod tests {
         assert_eq!(a.env("app-dev-worker", Some("1"), None, 2_000), "dev");
         assert_eq!(a.env("GDSH", Some("$LATEST"), None, 2_000), "$LATEST");
         assert_eq!(a.env("GDSH", Some("77"), None, 2_000), "default");
-    }
-
-    #[test]
-    fn qualifiers_from_arns() {
-        assert_eq!(arn_qualifier("arn:aws:lambda:us-west-2:123:function:GDSH:Dev"), Some("Dev"));
-        assert_eq!(arn_qualifier("arn:aws:lambda:us-west-2:123:function:GDSH"), None);
-        assert_eq!(arn_qualifier("GenerateDynamicScenarioHandler:Dev"), Some("Dev"));
-        assert_eq!(arn_qualifier("arn:aws:states:us-west-2:1:execution:X:abc"), None);
-        assert!(is_version("12") && is_version("$LATEST") && !is_version("PROD"));
     }
 }

@@ -11,7 +11,8 @@
 use crate::config::Config;
 use crate::health::{Health, is_ready};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
+use crate::clock::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};

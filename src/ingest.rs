@@ -230,7 +230,7 @@ pub async fn ingest_files(
             let mut streams: HashMap<String, StreamMemory> = HashMap::new();
             while let Some(events) = feed.next_chunk() {
                 let lines = events.len() as u64;
-                let (batch, stats) = process_page(&group, events, &mut streams, &attributor, &history, crate::store::now_ms());
+                let (batch, stats) = process_page(&group, events, &mut streams, &attributor, &history, crate::clock::now_ms());
                 // The receiver is gone when a commit failed: stop.
                 if tx.blocking_send((batch, stats, lines)).is_err() {
                     return;

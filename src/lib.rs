@@ -7,6 +7,7 @@
 //! ## Layout (data flows one way: sources → parse → store → evaluate → sinks)
 //! - [`config`]: the TOML config, documented structs, all errors at once.
 //! - [`model`]: timing events, sources, rejected inputs, checkpoints.
+//! - [`lambda`]: Lambda's names: log streams and groups, function ARNs and qualifiers.
 //! - [`parse`]: pure parsers for every log and trace format (no I/O, no clock).
 //! - [`critical_path`]: where a trace's time went.
 //! - [`sources`]: the AWS pollers (CloudWatch Logs, X-Ray).
@@ -31,6 +32,7 @@ pub mod api_reports;
 pub mod app;
 pub mod attribute;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod critical_path;
 pub mod endpoints;
@@ -39,10 +41,12 @@ pub mod glob;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod lambda;
 pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod report;
+pub mod services;
 pub mod shard;
 pub mod simulate;
 pub mod sketch;

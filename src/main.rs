@@ -156,7 +156,7 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
         (None, Some(c)) => PathBuf::from(&c.storage.path),
         (None, None) => anyhow::bail!("give --config or --db"),
     };
-    let now = latency_sentinel::store::now_ms();
+    let now = latency_sentinel::clock::now_ms();
     let default_since = if matches!(cmd, ReportCommand::Compare { .. }) { "7d" } else { "1h" };
     let since = args.since.as_deref().or((args.from.is_none()).then_some(default_since));
     let range = parse_range(since, args.from.as_deref(), args.to.as_deref(), now)?;

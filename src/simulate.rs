@@ -21,6 +21,7 @@
 //! [`trace_documents`]; unit-tested without I/O); [`run`] is the thin shell that creates the
 //! functions, versions and aliases and writes logs and traces with the AWS SDK.
 
+use crate::clock::now_ms;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::future::Future;
@@ -1469,10 +1470,6 @@ fn take_finished(pending: &mut Vec<Execution>, now_ms: i64) -> Vec<Execution> {
     let (done, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|e| e.end_us / 1000 <= now_ms);
     *pending = rest;
     done
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The role name `simulate` creates when no `--role-arn` is given.

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{LineContext, Parsed, Report};
+use crate::lambda::{arn_qualifier, function_from_log_group, parse_stream_name};
 use crate::model::{Rejection, Source, TimingEvent};
 
 /// Operation name of the REPORT duration event.
@@ -21,76 +22,6 @@ pub const OP_DURATION: &str = "Lambda.Duration";
 pub const OP_INIT: &str = "Lambda.InitDuration";
 /// Operation name of the SnapStart restore duration.
 pub const OP_RESTORE: &str = "Lambda.RestoreDuration";
-
-/// The parts of a Lambda log stream name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamName {
-    /// `YYYY/MM/DD` as written.
-    pub date: String,
-    /// Present in custom log groups' streams (`YYYY/MM/DD/<fn>[<version>]<id>`).
-    pub function: Option<String>,
-    /// The resolved version: `$LATEST` or a number. Never an alias.
-    pub version: String,
-    /// The execution environment id (hex).
-    pub instance_id: String,
-}
-
-/// Parses `YYYY/MM/DD/[<version>]<hex>` and `YYYY/MM/DD/<fn>[<version>]<hex>`.
-pub fn parse_stream_name(stream: &str) -> Option<StreamName> {
-    let date = stream.get(..10)?;
-    let d = date.as_bytes();
-    let digits = |r: std::ops::Range<usize>| d[r].iter().all(u8::is_ascii_digit);
-    if !(digits(0..4) && d[4] == b'/' && digits(5..7) && d[7] == b'/' && digits(8..10)) {
-        return None;
-    }
-    let rest = stream.get(10..)?.strip_prefix('/')?;
-    let open = rest.find('[')?;
-    let after_open = &rest[open + 1..];
-    let close = after_open.find(']')?;
-    let version = &after_open[..close];
-    let instance_id = &after_open[close + 1..];
-    if version.is_empty()
-        || instance_id.is_empty()
-        || !instance_id.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return None;
-    }
-    let function = &rest[..open];
-    Some(StreamName {
-        date: date.to_owned(),
-        function: (!function.is_empty()).then(|| function.to_owned()),
-        version: version.to_owned(),
-        instance_id: instance_id.to_owned(),
-    })
-}
-
-/// The function a log event belongs to: the one its stream names (custom log groups shared
-/// by several functions name it: `YYYY/MM/DD/<fn>[<version>]<id>`), else its group's.
-pub fn function_of(log_group: &str, stream: &str) -> String {
-    parse_stream_name(stream).and_then(|n| n.function).unwrap_or_else(|| function_from_log_group(log_group))
-}
-
-/// `/aws/lambda/<name>` → `name`; any other group name is returned as is.
-pub fn function_from_log_group(group: &str) -> String {
-    match group.strip_prefix("/aws/lambda/") {
-        Some(name) if !name.is_empty() => name.to_owned(),
-        _ => group.to_owned(),
-    }
-}
-
-/// The qualifier of a function ARN (`...:function:name:Dev` → `Dev`), if it has one.
-pub fn arn_qualifier(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    if parts.next() != Some("arn") {
-        return None;
-    }
-    // arn : partition : lambda : region : account : function : name : qualifier
-    let rest: Vec<&str> = parts.collect();
-    match rest.as_slice() {
-        [_, "lambda", _, _, "function", _, qualifier] if !qualifier.is_empty() => Some(qualifier),
-        _ => None,
-    }
-}
 
 /// What the assembler remembers about one log stream between messages (and polls).
 #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,14 +43,10 @@ pub struct StreamState {
     pub init_pending: bool,
     /// Between a `START` (or a line naming a new request) and its `REPORT`.
     pub in_invocation: bool,
-    /// The request id the `signalled_*` flags below belong to.
+    /// The request id `signalled_init` belongs to.
     pub signalled_for: Option<String>,
-    /// Signals already sent for `signalled_for`, so a REPORT and a separate error line for the
-    /// same failure count once.
-    pub signalled_error: bool,
-    pub signalled_timeout: bool,
-    pub signalled_oom: bool,
-    /// `INIT_REPORT Phase: invoke` already produced the init event for `signalled_for`.
+    /// `INIT_REPORT Phase: invoke` already produced the init event for `signalled_for`, so
+    /// its REPORT's `Init Duration` does not produce a second one.
     pub signalled_init: bool,
 }
 
@@ -131,16 +58,6 @@ pub struct RawLogEvent<'a> {
     pub event_id: &'a str,
     pub time_ms: i64,
     pub message: &'a str,
-}
-
-/// Lambda health observations, for self-metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LambdaSignal {
-    ColdStart,
-    Timeout,
-    Error,
-    OutOfMemory,
-    MemoryUsed { max_mb: u64, size_mb: Option<u64> },
 }
 
 /// What the assembler produces for one message.
@@ -165,7 +82,6 @@ pub enum Output {
     /// model::Rejection with source "logs", origin "<group>|<stream>|<eventId>", raw = message.
     Rejected(Rejection),
     Ignored(&'static str),
-    Lambda(LambdaSignal),
 }
 
 /// Folds one parsed message into the stream state and returns what it produced.
@@ -250,20 +166,11 @@ pub fn assemble(state: &mut StreamState, ev: &RawLogEvent, parsed: Parsed) -> Ve
             if let Some(id) = &request_id {
                 out.push(annotate(id, None, true, true, None));
             }
-            if first_signal(state, request_id.as_deref(), |s| &mut s.signalled_timeout) {
-                out.push(Output::Lambda(LambdaSignal::Timeout));
-            }
         }
-        Parsed::RuntimeError { request_id, oom } => {
+        Parsed::RuntimeError { request_id, .. } => {
             let request_id = request_id.or_else(|| state.request_id.clone());
             if let Some(id) = &request_id {
                 out.push(annotate(id, None, true, false, None));
-            }
-            if first_signal(state, request_id.as_deref(), |s| &mut s.signalled_error) {
-                out.push(Output::Lambda(LambdaSignal::Error));
-            }
-            if oom && first_signal(state, request_id.as_deref(), |s| &mut s.signalled_oom) {
-                out.push(Output::Lambda(LambdaSignal::OutOfMemory));
             }
         }
         Parsed::Ignored(reason) => out.push(Output::Ignored(reason)),
@@ -352,28 +259,6 @@ fn on_report(state: &mut StreamState, ev: &RawLogEvent, report: Report, out: &mu
     if new_trace.is_some() || error || cold_changed.is_some() {
         out.push(annotate(&rid, new_trace, error, timeout, cold_changed));
     }
-    if cold {
-        out.push(Output::Lambda(LambdaSignal::ColdStart));
-    }
-    if let Some(max_mb) = report.max_memory_mb {
-        out.push(Output::Lambda(LambdaSignal::MemoryUsed {
-            max_mb,
-            size_mb: report.memory_size_mb,
-        }));
-    }
-    if timeout && first_signal(state, Some(&rid), |s| &mut s.signalled_timeout) {
-        out.push(Output::Lambda(LambdaSignal::Timeout));
-    }
-    if error && !timeout && first_signal(state, Some(&rid), |s| &mut s.signalled_error) {
-        out.push(Output::Lambda(LambdaSignal::Error));
-    }
-    let oom = report
-        .error_type
-        .as_deref()
-        .is_some_and(super::lambda_text::is_oom);
-    if oom && first_signal(state, Some(&rid), |s| &mut s.signalled_oom) {
-        out.push(Output::Lambda(LambdaSignal::OutOfMemory));
-    }
 }
 
 fn on_init_report(
@@ -415,15 +300,10 @@ fn on_init_report(
             .and_then(arn_qualifier)
             .map(str::to_owned);
         out.push(Output::Event { event, alias_hint });
-        if request_id.is_some() {
-            first_signal(state, request_id.as_deref(), |s| &mut s.signalled_init);
+        if let Some(rid) = request_id {
+            state.signalled_for = Some(rid);
+            state.signalled_init = true;
         }
-    }
-    if timeout && first_signal(state, request_id.as_deref(), |s| &mut s.signalled_timeout) {
-        out.push(Output::Lambda(LambdaSignal::Timeout));
-    }
-    if error && !timeout && first_signal(state, request_id.as_deref(), |s| &mut s.signalled_error) {
-        out.push(Output::Lambda(LambdaSignal::Error));
     }
 }
 
@@ -476,25 +356,6 @@ fn annotate(
         timeout,
         cold_start,
     }
-}
-
-/// Returns true the first time a signal is raised for a request id (always true without one).
-fn first_signal(
-    state: &mut StreamState,
-    request_id: Option<&str>,
-    flag: impl Fn(&mut StreamState) -> &mut bool,
-) -> bool {
-    let Some(rid) = request_id else {
-        return true;
-    };
-    if state.signalled_for.as_deref() != Some(rid) {
-        state.signalled_for = Some(rid.to_owned());
-        state.signalled_error = false;
-        state.signalled_timeout = false;
-        state.signalled_oom = false;
-        state.signalled_init = false;
-    }
-    !std::mem::replace(flag(state), true)
 }
 
 fn origin(ev: &RawLogEvent) -> String {
@@ -597,68 +458,6 @@ mod tests {
     }
 
     #[test]
-    fn stream_names() {
-        assert_eq!(
-            parse_stream_name("2019/09/25/[$LATEST]d6c10ebbd9cb48dba94a7d9b874b49bb"),
-            Some(StreamName {
-                date: "2019/09/25".into(),
-                function: None,
-                version: "$LATEST".into(),
-                instance_id: "d6c10ebbd9cb48dba94a7d9b874b49bb".into()
-            })
-        );
-        assert_eq!(
-            parse_stream_name(
-                "2026/10/08/tenner-notifier[$LATEST]22be53a8cfde4e68b844f8ec293b2543"
-            ),
-            Some(StreamName {
-                date: "2026/10/08".into(),
-                function: Some("tenner-notifier".into()),
-                version: "$LATEST".into(),
-                instance_id: "22be53a8cfde4e68b844f8ec293b2543".into()
-            })
-        );
-        assert_eq!(
-            parse_stream_name(STREAM).map(|n| n.version),
-            Some("7".into())
-        );
-        for bad in [
-            "",
-            "2019/09/25",
-            "2019/09/25/",
-            "2019/09/25/[]abc",
-            "2019/09/25/[$LATEST]",
-            "2019/09/25/[$LATEST]xyz",
-            "2019/09/25/[$LATEST",
-            "2019-09-25/[$LATEST]abc",
-            "20é9/09/25/[1]abc",
-            "my-stream",
-        ] {
-            assert_eq!(parse_stream_name(bad), None, "{bad}");
-        }
-        assert_eq!(
-            function_from_log_group(GROUP),
-            "GenerateDynamicScenarioHandler"
-        );
-        assert_eq!(function_from_log_group("/custom/shared"), "/custom/shared");
-        assert_eq!(function_from_log_group("/aws/lambda/"), "/aws/lambda/");
-        assert_eq!(
-            arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:Dev"),
-            Some("Dev")
-        );
-        assert_eq!(
-            arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:$LATEST"),
-            Some("$LATEST")
-        );
-        assert_eq!(arn_qualifier("arn:aws:lambda:us-east-1:1:function:f"), None);
-        assert_eq!(
-            arn_qualifier("arn:aws:lambda:us-east-1:1:function:f:"),
-            None
-        );
-        assert_eq!(arn_qualifier("nope"), None);
-    }
-
-    #[test]
     fn text_stream_with_seed_lines() {
         let mut state = StreamState::default();
         let out = run(
@@ -758,11 +557,6 @@ mod tests {
             timeout: false,
             cold_start: None,
         }));
-        assert!(out.contains(&Output::Lambda(LambdaSignal::ColdStart)));
-        assert!(out.contains(&Output::Lambda(LambdaSignal::MemoryUsed {
-            max_mb: 98,
-            size_mb: Some(128)
-        })));
         assert!(
             !out.iter()
                 .any(|o| matches!(o, Output::Ignored(_) | Output::Rejected(_)))
@@ -796,7 +590,6 @@ mod tests {
             Some("9c2d41f0-0b7e-4b8e-9a55-1f7c0e2d9a11")
         );
         assert!(!out.iter().any(|o| matches!(o, Output::Annotate { .. })));
-        assert!(!out.contains(&Output::Lambda(LambdaSignal::ColdStart)));
         assert_eq!(state.last_time_ms, 9600);
     }
 
@@ -871,16 +664,10 @@ mod tests {
             timeout: true,
             cold_start: None,
         }));
-        assert_eq!(
-            out.iter()
-                .filter(|o| **o == Output::Lambda(LambdaSignal::Timeout))
-                .count(),
-            1
-        );
     }
 
     #[test]
-    fn status_timeout_report_then_timeout_line_signals_once() {
+    fn status_timeout_report_then_timeout_line_is_one_timed_out_event() {
         let mut state = StreamState::default();
         let out = run(
             &mut state,
@@ -901,13 +688,6 @@ mod tests {
         assert_eq!(evs.len(), 1);
         assert!(evs[0].error);
         assert_eq!(attr(evs[0], "status"), Some("timeout"));
-        assert_eq!(
-            out.iter()
-                .filter(|o| **o == Output::Lambda(LambdaSignal::Timeout))
-                .count(),
-            1
-        );
-        assert!(!out.contains(&Output::Lambda(LambdaSignal::Error)));
     }
 
     #[test]
@@ -934,18 +714,6 @@ mod tests {
                     "REPORT RequestId: dde1acb5-7158-4518-9547-a5beae8996d2\tDuration: 35.50 ms\tBilled Duration: 36 ms\tMemory Size: 512 MB\tMax Memory Used: 512 MB\tStatus: error\tError Type: Runtime.OutOfMemory",
                 ),
             ],
-        );
-        assert_eq!(
-            out.iter()
-                .filter(|o| **o == Output::Lambda(LambdaSignal::Error))
-                .count(),
-            1
-        );
-        assert_eq!(
-            out.iter()
-                .filter(|o| **o == Output::Lambda(LambdaSignal::OutOfMemory))
-                .count(),
-            1
         );
         assert!(out.contains(&Output::Annotate {
             request_id: rid.into(),
@@ -1027,12 +795,6 @@ mod tests {
         );
         assert_eq!(attr(evs[0], "phase"), Some("invoke"));
         assert!(evs[0].error);
-        assert_eq!(
-            out.iter()
-                .filter(|o| **o == Output::Lambda(LambdaSignal::Error))
-                .count(),
-            1
-        );
 
         // Init-phase failure: no request.
         let mut state = StreamState::default();
@@ -1049,7 +811,6 @@ mod tests {
         assert_eq!(evs.len(), 1);
         assert_eq!(evs[0].request_id, None);
         assert!((evs[0].duration_s - 10.33701).abs() < 1e-9);
-        assert!(out.contains(&Output::Lambda(LambdaSignal::Timeout)));
     }
 
     #[test]

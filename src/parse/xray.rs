@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::lambda::{function_ref, is_version, lambda_arn};
 use crate::model::{Rejection, Source, TimingEvent};
 
 /// X-Ray's cap on one segment document; anything larger is rejected as `too_large`.
@@ -273,11 +274,6 @@ pub fn trace_events(trace: &ParsedTrace) -> Vec<(TimingEvent, Option<String>)> {
     out
 }
 
-/// A published version number or `$LATEST` (an alias is anything else).
-fn is_version(q: &str) -> bool {
-    q == "$LATEST" || (!q.is_empty() && q.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Rounds seconds to whole microseconds (X-Ray times carry about that much precision).
 pub fn round_us(s: f64) -> f64 {
     (s * 1e6).round() / 1e6
@@ -291,29 +287,6 @@ fn trace_id_epoch_ms(trace_id: &str) -> Option<i64> {
         return None;
     }
     i64::from_str_radix(hex, 16).ok().map(|s| s * 1000)
-}
-
-/// `(name, qualifier)` from a Lambda function ARN
-/// (`arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`).
-fn lambda_arn(arn: &str) -> Option<(String, Option<String>)> {
-    if !arn.starts_with("arn:") {
-        return None;
-    }
-    function_ref(arn)
-}
-
-/// `(name, qualifier)` from any way of naming a function: `NAME`, `NAME:QUAL`,
-/// `ACCOUNT:function:NAME[:QUAL]` or a full ARN.
-fn function_ref(s: &str) -> Option<(String, Option<String>)> {
-    let rest = match s.find(":function:") {
-        Some(pos) => &s[pos + ":function:".len()..],
-        None if s.starts_with("arn:") => return None,
-        None => s,
-    };
-    let mut parts = rest.split(':');
-    let name = parts.next().filter(|n| !n.is_empty())?;
-    let qualifier = parts.next().filter(|q| !q.is_empty()).map(str::to_string);
-    Some((name.to_string(), qualifier))
 }
 
 /// Cuts a string to at most `max` characters.
@@ -959,49 +932,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn function_refs() {
-        type Case<'a> = (&'a str, Option<(&'a str, Option<&'a str>)>);
-        let cases: &[Case] = &[
-            (
-                "arn:aws:lambda:us-west-2:123456789012:function:GenerateDynamicScenarioHandler:Dev",
-                Some(("GenerateDynamicScenarioHandler", Some("Dev"))),
-            ),
-            (
-                "arn:aws:lambda:us-east-1:263792328682:function:todo-list-app-dev-postTask",
-                Some(("todo-list-app-dev-postTask", None)),
-            ),
-            (
-                "arn:aws:lambda:us-east-2:0123456789012:function:us-east-1.LicensePlateZone-CloudFront-OriginRequest:2",
-                Some((
-                    "us-east-1.LicensePlateZone-CloudFront-OriginRequest",
-                    Some("2"),
-                )),
-            ),
-            (
-                "arn:aws-cn:lambda:cn-north-1:123456789012:function:f:$LATEST",
-                Some(("f", Some("$LATEST"))),
-            ),
-            ("...", None),
-            ("arn:aws:states:us-west-2:1:execution:x", None),
-            ("arn:aws:lambda:us-west-2:1:function:", None),
-        ];
-        for (input, want) in cases {
-            let got = lambda_arn(input);
-            let want = want.map(|(n, q)| (n.to_string(), q.map(str::to_string)));
-            assert_eq!(got, want, "{input}");
-        }
-        assert_eq!(
-            function_ref("GenerateDynamicScenarioHandler:Dev"),
-            Some(("GenerateDynamicScenarioHandler".into(), Some("Dev".into())))
-        );
-        assert_eq!(
-            function_ref("UpdateLeadHandler"),
-            Some(("UpdateLeadHandler".into(), None))
-        );
-        assert_eq!(
-            function_ref("123456789012:function:f:PROD"),
-            Some(("f".into(), Some("PROD".into())))
-        );
+    fn trace_ids_carry_their_epoch() {
         assert_eq!(
             trace_id_epoch_ms("1-581cf771-a006649127e371903a2de979"),
             Some(1_478_293_361_000)

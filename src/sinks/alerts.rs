@@ -3,11 +3,12 @@
 //! intervals ahead; a resolution sent once with `endsAt` = now). Each receiver has its own
 //! task and queue, with retries and a timeout, so none can hold up evaluation or another.
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,10 +47,6 @@ const QUEUE: usize = 256;
 
 fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl AlertEvent {

@@ -35,8 +35,8 @@
 
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::evaluate::BudgetStatus;
-use crate::sources::Context;
-use crate::store::now_ms;
+use crate::services::Services;
+use crate::clock::now_ms;
 use crate::store::published::PendingEvent;
 use crate::supervise::spawn_supervised;
 use aws_sdk_cloudwatch::primitives::DateTime;
@@ -326,7 +326,7 @@ pub fn split_requests(data: Vec<Datum>) -> Vec<Vec<Datum>> {
 }
 
 /// Starts the publisher when `cloudwatch.enabled`; `statuses` is the evaluator's channel.
-pub fn spawn(ctx: &Context, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) {
+pub fn spawn(ctx: &Services, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) {
     if !ctx.config.cloudwatch.enabled {
         return;
     }
@@ -346,13 +346,13 @@ enum RoundError {
 }
 
 struct Publisher {
-    ctx: Context,
+    ctx: Services,
     client: aws_sdk_cloudwatch::Client,
     limiter: RateLimiter,
     statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>,
 }
 
-async fn run(ctx: Context, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) -> anyhow::Result<()> {
+async fn run(ctx: Services, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) -> anyhow::Result<()> {
     let cfg = ctx.config.cloudwatch.clone();
     let p = Publisher {
         client: aws_sdk_cloudwatch::Client::new(&ctx.sdk),

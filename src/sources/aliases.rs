@@ -2,10 +2,10 @@
 //! weighted routing included), recorded with the time it was seen, and the attributor's
 //! snapshot refreshed from the store. Functions Lambda doesn't know are skipped quietly.
 
-use super::Context;
+use crate::services::Services;
 use crate::attribute::Attributor;
 use crate::aws::{AwsError, RateLimiter, call};
-use crate::store::now_ms;
+use crate::clock::now_ms;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const ON_DEMAND_MIN_INTERVAL: Duration = Duration::from_secs(30);
 
 pub struct AliasRefresher {
-    ctx: Context,
+    ctx: Services,
     client: aws_sdk_lambda::Client,
     limiter: RateLimiter,
     attributor: Attributor,
@@ -23,7 +23,7 @@ pub struct AliasRefresher {
 }
 
 impl AliasRefresher {
-    pub fn new(ctx: &Context, attributor: Attributor) -> AliasRefresher {
+    pub fn new(ctx: &Services, attributor: Attributor) -> AliasRefresher {
         AliasRefresher {
             ctx: ctx.clone(),
             client: aws_sdk_lambda::Client::new(&ctx.sdk),

@@ -6,15 +6,8 @@ pub mod logs;
 pub mod xray;
 
 use crate::attribute::Attributor;
-use crate::config::Config;
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::services::Services;
 use crate::supervise::spawn_supervised;
-use aws_config::SdkConfig;
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Why one poll failed; the source keeps its committed position and retries.
 #[derive(Debug, thiserror::Error)]
@@ -28,20 +21,8 @@ pub enum PollError {
     Panicked,
 }
 
-/// What every source needs.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub sdk: SdkConfig,
-    pub store: Store,
-    pub metrics: Metrics,
-    pub health: Health,
-    pub tracker: TaskTracker,
-    pub shutdown: CancellationToken,
-}
-
 /// Spawns every enabled source; all share one attributor (and so one alias history).
-pub fn spawn_all(ctx: &Context) -> Attributor {
+pub fn spawn_all(ctx: &Services) {
     let attributor = Attributor::new(&ctx.config.environments);
     let cfg = &ctx.config;
     if cfg.logs.enabled {
@@ -57,5 +38,4 @@ pub fn spawn_all(ctx: &Context) -> Attributor {
         let (c, a) = (ctx.clone(), attributor.clone());
         spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "xray", move || xray::run(c.clone(), a.clone()));
     }
-    attributor
 }

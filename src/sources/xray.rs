@@ -11,14 +11,16 @@
 //! to CloudWatch Logs (Transaction Search) BatchGetTraces finds almost nothing, and that is
 //! said loudly (a warning, a metric, a `/readyz` detail) instead of reporting zero traces.
 
-use super::{Context, PollError};
+use super::PollError;
+use crate::services::Services;
 use crate::attribute::{AliasHistory, Attributor};
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::critical_path::critical_path;
 use crate::model::{Checkpoint, Rejection, TimingEvent};
 use crate::parse::xray::{AllowList, ParsedTrace, parse_trace, trace_events};
 use crate::store::traces::{AttributionRow, TraceRecord, TraceState, TraceUpdate};
-use crate::store::{Batch, now_ms};
+use crate::store::Batch;
+use crate::clock::now_ms;
 use aws_sdk_xray::primitives::DateTime;
 use aws_sdk_xray::types::{TimeRangeType, TraceSegmentDestination};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -39,7 +41,7 @@ const DESTINATION_RECHECK: Duration = Duration::from_secs(3600);
 const DESTINATION_DETAIL: &str = "destination";
 
 struct Poller {
-    ctx: Context,
+    ctx: Services,
     client: aws_sdk_xray::Client,
     limiter: RateLimiter,
     attributor: Attributor,
@@ -47,7 +49,7 @@ struct Poller {
 }
 
 /// Runs the poller until shutdown.
-pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
+pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
     let cfg = ctx.config.xray.clone();
     let poller = Poller {
         client: aws_sdk_xray::Client::new(&ctx.sdk),

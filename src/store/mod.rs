@@ -304,11 +304,3 @@ fn take_lock(db: &Path) -> Result<File, StoreError> {
         Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile { path: lock_path, source }),
     }
 }
-
-/// Current wall-clock time in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

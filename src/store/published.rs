@@ -3,7 +3,8 @@
 //! above the watermark), read together with the events after it in one snapshot and moved
 //! forward with a compare-and-set.
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
+use crate::clock::now_ms;
 
 /// A stored event the publisher has not sent yet: only what a CloudWatch datum needs.
 #[derive(Debug, Clone, PartialEq)]

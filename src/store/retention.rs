@@ -179,7 +179,7 @@ mod tests {
     #[tokio::test]
     async fn every_table_is_held_to_its_bound() {
         let store = Store::open_memory().await.unwrap();
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         // Rejected inputs: one with an absurd future time (it still goes by arrival), and
         // more than the row cap.
         let rejection = |i: i64, time_ms: i64| Rejection {

@@ -10,7 +10,8 @@
 //! replaces its rows in one transaction, so it is idempotent and a crash only means the
 //! hour is rolled again.
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::sketch::Sketch;
 use super::raw::{Bind, scan};

@@ -7,7 +7,8 @@
 //! and the trace states where they were, so the next poll fetches the same traces again and
 //! re-inserting their events is a no-op: nothing is lost and nothing is stored twice.
 
-use super::{Batch, BatchOutcome, Store, StoreError, now_ms};
+use super::{Batch, BatchOutcome, Store, StoreError};
+use crate::clock::now_ms;
 use crate::model::Checkpoint;
 use std::collections::HashMap;
 

@@ -3,7 +3,8 @@
 //! events that are not stored, and re-ingesting the same AWS events is a no-op.
 
 use super::raw::{self, Bind, RawConn};
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
+use crate::clock::now_ms;
 use crate::model::{Checkpoint, Rejection, Source, TimingEvent};
 
 /// A fact learned after an invocation's events were stored (REPORT's trace id, a later

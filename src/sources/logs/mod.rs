@@ -17,11 +17,13 @@
 pub mod process;
 pub mod schedule;
 
-use super::{Context, PollError};
+use super::PollError;
+use crate::services::Services;
 use crate::attribute::Attributor;
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::model::Checkpoint;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
+use crate::clock::now_ms;
 use process::{PageEvent, StreamMemory, process_page};
 use schedule::{PollResult, next_interval};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -57,7 +59,7 @@ enum Job {
 
 /// Everything a poll needs, shared by the concurrent polls.
 struct Shared {
-    ctx: Context,
+    ctx: Services,
     client: aws_sdk_cloudwatchlogs::Client,
     limiter: RateLimiter,
     /// The same budget, for the reconciliation sweep: only what the polls leave.
@@ -67,7 +69,7 @@ struct Shared {
 }
 
 /// Runs the tailer until shutdown.
-pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
+pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
     let cfg = ctx.config.logs.clone();
     let limiter = RateLimiter::new(cfg.requests_per_second);
     let shared = Arc::new(Shared {
@@ -119,7 +121,7 @@ pub async fn run(ctx: Context, attributor: Attributor) -> anyhow::Result<()> {
             next_discovery = now + cfg.discovery_interval;
         }
         if ctx.config.environments.lambda_aliases && now >= next_alias_refresh && alias_refresh.as_ref().is_none_or(|h| h.is_finished()) {
-            let functions: BTreeSet<String> = groups.keys().map(|g| crate::parse::stream::function_from_log_group(g)).collect();
+            let functions: BTreeSet<String> = groups.keys().map(|g| crate::lambda::function_from_log_group(g)).collect();
             // In the background: at ListAliases' 5 calls/s, 200 functions take 40 s, during
             // which no poll would start (tests/scale.rs). A page naming a version not listed
             // yet has its function listed first (`ensure_versions_known`); a function whose
@@ -219,14 +221,14 @@ fn settled(
     }
 }
 
-async fn sleep_or_cancel(ctx: &Context, d: Duration) {
+async fn sleep_or_cancel(ctx: &Services, d: Duration) {
     tokio::select! {
         _ = ctx.shutdown.cancelled() => {}
         _ = tokio::time::sleep(d) => {}
     }
 }
 
-fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<String>, explicit: &[String], ctx: &Context) {
+fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<String>, explicit: &[String], ctx: &Services) {
     let shard = &ctx.config.shard;
     let wanted: BTreeSet<String> = found
         .into_iter()
@@ -256,7 +258,7 @@ fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<St
     }
 }
 
-fn finish_poll(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, group: &str, result: Result<PollResult, PollError>) {
+fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, group: &str, result: Result<PollResult, PollError>) {
     let cfg = &ctx.config.logs;
     let Some(s) = groups.get_mut(group) else { return };
     let outcome = match result {
@@ -294,7 +296,7 @@ fn finish_poll(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, grou
     s.next_due = Instant::now() + s.interval;
 }
 
-fn finish_reconcile(ctx: &Context, groups: &mut BTreeMap<String, GroupSchedule>, group: &str, result: Result<PollResult, PollError>) {
+fn finish_reconcile(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, group: &str, result: Result<PollResult, PollError>) {
     let Some(s) = groups.get_mut(group) else { return };
     s.next_reconcile = Instant::now() + ctx.config.logs.reconcile_interval;
     match result {
@@ -505,8 +507,8 @@ fn page_events(events: &[aws_sdk_cloudwatchlogs::types::FilteredLogEvent]) -> Ve
 async fn ensure_versions_known(shared: &Shared, group: &str, page: &[PageEvent]) -> Result<Arc<crate::attribute::AliasHistory>, AwsError> {
     let mut by_function: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for e in page {
-        if let Some(name) = crate::parse::stream::parse_stream_name(&e.stream) {
-            let function = name.function.clone().unwrap_or_else(|| crate::parse::stream::function_from_log_group(group));
+        if let Some(name) = crate::lambda::parse_stream_name(&e.stream) {
+            let function = name.function.clone().unwrap_or_else(|| crate::lambda::function_from_log_group(group));
             by_function.entry(function).or_default().insert(name.version.clone());
         }
     }
@@ -516,7 +518,7 @@ async fn ensure_versions_known(shared: &Shared, group: &str, page: &[PageEvent])
     Ok(shared.attributor.history())
 }
 
-fn record_page_metrics(ctx: &Context, group: &str, outcome: &crate::store::BatchOutcome, stats: &process::PageStats) {
+fn record_page_metrics(ctx: &Services, group: &str, outcome: &crate::store::BatchOutcome, stats: &process::PageStats) {
     let m = &ctx.metrics;
     for (source, n) in &outcome.inserted {
         m.events_stored.with_label_values(&[source.as_str()]).inc_by(*n);

@@ -114,7 +114,7 @@ pub fn process_page(
         // Annotations name the function the stream names (shared custom log groups), like
         // the events they annotate; computed once per stream.
         if stream_function.as_ref().is_none_or(|(s, _)| *s != ev.stream) {
-            stream_function = Some((ev.stream.clone(), crate::parse::stream::function_of(log_group, &ev.stream)));
+            stream_function = Some((ev.stream.clone(), crate::lambda::function_of(log_group, &ev.stream)));
         }
         let function = stream_function.as_ref().map(|(_, f)| f.as_str()).unwrap_or_default();
         // Events come grouped by stream (sorted above): the lookups and the clone happen
@@ -154,7 +154,6 @@ pub fn process_page(
                     batch.rejections.push(r);
                 }
                 Output::Ignored(reason) => *stats.ignored.entry(reason).or_default() += 1,
-                Output::Lambda(_) => {}
             }
         }
     }
