@@ -3,6 +3,7 @@
 //! connections, interrupted at `http.request_timeout`.
 
 use crate::http::{AppError, AppState, run_bounded};
+use crate::model::alert::AlertState;
 use crate::report::{duration_ms, top};
 use crate::clock::now_ms;
 use axum::extract::{Query, State};
@@ -86,7 +87,7 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>) -> 
     let since = parse_since("since", q.since.as_deref(), Duration::from_secs(86_400))?;
     let from = now_ms() - duration_ms(since);
     let transitions = run_bounded(&state, move |store| async move { Ok(store.alert_transitions(from, 1000).await?) }).await?;
-    let active: Vec<_> = state.evaluation.statuses().iter().filter(|s| s.state != "inactive").cloned().collect();
+    let active: Vec<_> = state.evaluation.statuses().iter().filter(|s| s.state != AlertState::Inactive).cloned().collect();
     Ok(Json(json!({ "active": active, "transitions": transitions })))
 }
 
@@ -108,7 +109,7 @@ async fn budgets(State(state): State<AppState>) -> Json<serde_json::Value> {
                 "for": humantime::format_duration(b.for_).to_string(),
                 "keep_firing_for": humantime::format_duration(b.keep_firing_for).to_string(),
                 "min_samples": b.min_samples, "severity": b.severity,
-                "status": if matches.iter().any(|s| s.state == "firing") { "firing" } else if matches.iter().any(|s| s.breached) { "breached" } else { "ok" },
+                "status": if matches.iter().any(|s| s.state == AlertState::Firing) { "firing" } else if matches.iter().any(|s| s.breached) { "breached" } else { "ok" },
                 "matches": matches,
             })
         })

@@ -2,53 +2,7 @@
 //! samples) → firing (after `for`) → resolved (under budget for `keep_firing_for`); a pending
 //! alert that clears is dropped. Time is an argument, so tests step it by hand.
 
-use serde::{Deserialize, Serialize};
-
-/// Where an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum Phase {
-    Inactive,
-    /// Over budget since `active_at`, waiting for `for`.
-    Pending { active_at: i64 },
-    /// Firing since `fired_at`; last over budget at `last_breach`.
-    Firing { active_at: i64, fired_at: i64, last_breach: i64 },
-}
-
-impl Phase {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Phase::Inactive => "inactive",
-            Phase::Pending { .. } => "pending",
-            Phase::Firing { .. } => "firing",
-        }
-    }
-}
-
-/// A change worth telling receivers about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transition {
-    /// Inactive → pending.
-    Pending,
-    /// → firing.
-    Firing,
-    /// Firing → inactive.
-    Resolved,
-    /// Pending → inactive without firing.
-    Cleared,
-}
-
-impl Transition {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Transition::Pending => "pending",
-            Transition::Firing => "firing",
-            Transition::Resolved => "resolved",
-            Transition::Cleared => "cleared",
-        }
-    }
-}
+use crate::model::alert::{Phase, Transition};
 
 /// One evaluation step.
 pub fn step(prev: Phase, breached: bool, now_ms: i64, for_ms: i64, keep_firing_for_ms: i64) -> (Phase, Option<Transition>) {

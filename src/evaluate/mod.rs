@@ -58,6 +58,6 @@ pub struct BudgetStatus {
     pub samples: u64,
     /// Over budget with at least `min_samples` events.
     pub breached: bool,
-    /// `inactive`, `pending` or `firing`.
-    pub state: String,
+    /// Inactive, pending or firing.
+    pub state: crate::model::alert::AlertState,
 }

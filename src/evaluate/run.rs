@@ -4,13 +4,13 @@
 //! persists the changes, and hands transitions and the firing set to the alert sinks
 //! without waiting for them.
 
-use super::alert::{Phase, Transition, step};
+use super::alert::step;
 use super::budgets::match_budget;
 use super::window::{SeriesKey, Windows};
 use super::{BudgetStatus, Shared};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sinks::alerts::{AlertEvent, Notification};
+use crate::model::alert::{ALERT_NAME, AlertEvent, AlertState, Notification, Phase, QUANTILES, Transition, alert_key, quantile_label, split_alert_key};
 use crate::store::alerts::AlertRow;
 use crate::store::{Store, StoreError};
 use crate::clock::now_ms;
@@ -22,11 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Rows read per query when catching up.
 const READ_CHUNK: i64 = 50_000;
-/// Separates the parts of an alert key (never part of a name we accept).
-const KEY_SEP: char = '\u{1f}';
-
-/// The exported quantiles.
-const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
 
 pub struct Evaluator {
     store: Store,
@@ -39,16 +34,6 @@ pub struct Evaluator {
     phases: BTreeMap<String, Phase>,
     exported: HashSet<SeriesKey>,
     exported_gauges: BTreeSet<SeriesKey>,
-}
-
-/// The alert key of a (budget, env, function, operation).
-pub fn alert_key(budget: &str, env: &str, function: &str, operation: &str) -> String {
-    format!("{budget}{KEY_SEP}{env}{KEY_SEP}{function}{KEY_SEP}{operation}")
-}
-
-fn split_key(key: &str) -> Option<(&str, &str, &str, &str)> {
-    let mut p = key.split(KEY_SEP);
-    Some((p.next()?, p.next()?, p.next()?, p.next()?))
 }
 
 impl Evaluator {
@@ -159,7 +144,7 @@ impl Evaluator {
         let mut operations: BTreeSet<(String, String, String)> =
             self.windows.series.keys().map(|k| (k.env.clone(), k.function.clone(), k.operation.clone())).collect();
         for key in self.phases.keys() {
-            if let Some((_, env, function, operation)) = split_key(key) {
+            if let Some((_, env, function, operation)) = split_alert_key(key) {
                 operations.insert((env.to_string(), function.to_string(), operation.to_string()));
             }
         }
@@ -213,14 +198,14 @@ impl Evaluator {
                 observed_s: observed,
                 samples: stats.count,
                 breached,
-                state: next.name().to_string(),
+                state: next.state(),
             });
         }
         // Alerts of budgets no longer configured: resolve them rather than keep them forever.
         let orphans: Vec<String> = self.phases.keys().filter(|k| !current.contains(*k)).cloned().collect();
         for key in orphans {
             if let (Some(Phase::Firing { .. } | Phase::Pending { .. }), Some((budget, env, function, operation))) =
-                (self.phases.remove(&key), split_key(&key))
+                (self.phases.remove(&key), split_alert_key(&key))
             {
                 let row = AlertRow {
                     key: key.clone(),
@@ -240,7 +225,7 @@ impl Evaluator {
             }
         }
 
-        let refs: Vec<(i64, &AlertRow, &str)> = transitions.iter().map(|(t, r, tr)| (*t, r, tr.name())).collect();
+        let refs: Vec<(i64, &AlertRow, Transition)> = transitions.iter().map(|(t, r, tr)| (*t, r, *tr)).collect();
         if !changed.is_empty() || !refs.is_empty() {
             self.store.save_alerts(&changed, &refs, now).await?;
         }
@@ -303,10 +288,10 @@ impl Evaluator {
         for s in statuses {
             let q = quantile_label(s.quantile);
             m.budget_seconds.with_label_values(&[&s.env, &s.function, &s.operation, q]).set(s.budget_s);
-            if s.state != "inactive" {
+            if s.state != AlertState::Inactive {
                 let severity = self.severity_of(&s.budget);
                 m.alerts
-                    .with_label_values(&[ALERT_NAME, &s.state, &s.env, &s.function, &s.operation, q, &severity])
+                    .with_label_values(&[ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, q, &severity])
                     .set(1.0);
             }
         }
@@ -322,14 +307,14 @@ impl Evaluator {
 
     fn notify(&self, statuses: &[BudgetStatus], transitions: &[(i64, AlertRow, Transition)], now: i64) {
         let Some(sink) = &self.sink else { return };
-        let event = |row: &AlertRow, state: &str, started_ms: Option<i64>| AlertEvent {
+        let event = |row: &AlertRow, state: Transition, started_ms: Option<i64>| AlertEvent {
             budget: row.budget.clone(),
             env: row.env.clone(),
             function: row.function.clone(),
             operation: row.operation.clone(),
             quantile: row.quantile,
             severity: row.severity.clone(),
-            state: state.to_string(),
+            state,
             value_s: row.value_s,
             budget_s: row.budget_s,
             window: self.window_of(&row.budget),
@@ -343,7 +328,7 @@ impl Evaluator {
                 Some(Phase::Firing { active_at, .. } | Phase::Pending { active_at }) => Some(*active_at),
                 _ => None,
             };
-            let mut e = event(row, transition.name(), started);
+            let mut e = event(row, *transition, started);
             if matches!(transition, Transition::Resolved | Transition::Cleared) {
                 e.ends_at_ms = Some(*t);
             }
@@ -352,7 +337,7 @@ impl Evaluator {
         // Every evaluation re-sends the firing set, so Alertmanager never auto-resolves a live alert.
         let firing: Vec<AlertEvent> = statuses
             .iter()
-            .filter(|s| s.state == "firing")
+            .filter(|s| s.state == AlertState::Firing)
             .filter_map(|s| {
                 let key = alert_key(&s.budget, &s.env, &s.function, &s.operation);
                 let Some(Phase::Firing { fired_at, .. }) = self.phases.get(&key) else { return None };
@@ -363,7 +348,7 @@ impl Evaluator {
                     operation: s.operation.clone(),
                     quantile: s.quantile,
                     severity: self.severity_of(&s.budget),
-                    state: "firing".into(),
+                    state: Transition::Firing,
                     value_s: s.observed_s,
                     budget_s: s.budget_s,
                     window: self.window_of(&s.budget),
@@ -380,14 +365,6 @@ impl Evaluator {
             }
         }
     }
-}
-
-/// `alertname` of every budget alert.
-pub const ALERT_NAME: &str = "LatencyBudgetExceeded";
-
-/// The label value of a quantile (`0.95`).
-pub fn quantile_label(q: f64) -> &'static str {
-    QUANTILES.iter().find(|(v, _)| (*v - q).abs() < 1e-9).map(|(_, l)| *l).unwrap_or("0.95")
 }
 
 /// Runs the evaluator every `alerts.evaluation_interval` until shutdown.
@@ -462,10 +439,10 @@ mod tests {
         let now = t0 + 20_000;
         let s = e.evaluate(now).await.unwrap();
         let dev = s.iter().find(|s| s.env == "Dev").unwrap();
-        assert!(dev.breached && dev.state == "pending", "{dev:?}");
+        assert!(dev.breached && dev.state == AlertState::Pending, "{dev:?}");
         assert!(!s.iter().find(|s| s.env == "PROD").unwrap().breached);
         let s = e.evaluate(now + 20_000).await.unwrap();
-        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, "firing");
+        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Firing);
         let text = metrics.render();
         assert!(text.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(!text.contains("alertstate=\"firing\",env=\"PROD\""));
@@ -478,7 +455,7 @@ mod tests {
         let mut transitions = Vec::new();
         while let Ok(n) = rx2.try_recv() {
             if let Notification::Transition(t) = n {
-                transitions.push(t.state);
+                transitions.push(t.state.name());
             }
         }
         assert!(transitions.is_empty(), "{transitions:?}");
@@ -486,14 +463,14 @@ mod tests {
         // Slow events leave the window; after keep_firing_for it resolves.
         again.evaluate(now + 70_000).await.unwrap();
         let s = again.evaluate(now + 81_000).await.unwrap();
-        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, "inactive");
+        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Inactive);
         let history = store.alert_transitions(0, 10).await.unwrap();
         let names: Vec<&str> = history.iter().rev().map(|t| t.transition.as_str()).collect();
         assert_eq!(names, vec!["pending", "firing", "resolved"]);
         let mut first = Vec::new();
         while let Ok(n) = rx.try_recv() {
             if let Notification::Transition(t) = n {
-                first.push(t.state);
+                first.push(t.state.name());
             }
         }
         assert_eq!(first, vec!["pending", "firing"]);
@@ -521,9 +498,9 @@ mod tests {
         store.commit(&Batch { events: slow, ..Batch::default() }).await.unwrap();
         let s = e.evaluate(now).await.unwrap();
         let dev = s.iter().find(|s| s.env == "Dev").expect("the new events are judged");
-        assert_eq!((dev.samples, dev.breached, dev.state.as_str()), (30, true, "pending"), "{dev:?}");
+        assert_eq!((dev.samples, dev.breached, dev.state), (30, true, AlertState::Pending), "{dev:?}");
         let s = e.evaluate(now + 20_000).await.unwrap();
-        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, "firing");
+        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Firing);
     }
 
     /// A watermark above every id the database ever handed out (it was replaced) is noticed,

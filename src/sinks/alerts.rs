@@ -6,39 +6,13 @@
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::model::alert::{ALERT_NAME, AlertEvent, Notification, Transition, quantile_label};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// What the evaluator hands the sinks.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Notification {
-    /// An alert changed state (`pending`, `firing`, `resolved`, `cleared`).
-    Transition(AlertEvent),
-    /// Every alert firing now (sent every evaluation).
-    Firing(Vec<AlertEvent>),
-}
-
-/// One alert as receivers see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertEvent {
-    pub budget: String,
-    pub env: String,
-    pub function: String,
-    pub operation: String,
-    pub quantile: f64,
-    pub severity: String,
-    pub state: String,
-    pub value_s: Option<f64>,
-    pub budget_s: f64,
-    pub window: Duration,
-    pub samples: u64,
-    pub starts_at_ms: i64,
-    pub ends_at_ms: Option<i64>,
-}
 
 /// Deliveries attempted per message.
 const ATTEMPTS: u32 = 3;
@@ -52,11 +26,11 @@ fn rfc3339(ms: i64) -> String {
 impl AlertEvent {
     pub fn labels(&self) -> Value {
         json!({
-            "alertname": crate::evaluate::run::ALERT_NAME,
+            "alertname": ALERT_NAME,
             "env": self.env,
             "function": self.function,
             "operation": self.operation,
-            "quantile": crate::evaluate::run::quantile_label(self.quantile),
+            "quantile": quantile_label(self.quantile),
             "severity": self.severity,
             "budget": self.budget,
         })
@@ -171,7 +145,7 @@ pub fn spawn(config: Arc<Config>, metrics: Metrics, tracker: &TaskTracker, shutd
                             metrics.alert_notifications.with_label_values(&["webhook", "dropped"]).inc();
                         }
                     }
-                    if let (Some(a), "resolved") = (&alertmanager, e.state.as_str()) {
+                    if let (Some(a), Transition::Resolved) = (&alertmanager, e.state) {
                         let body = vec![e.alertmanager_body(&base, e.ends_at_ms.unwrap_or_else(now_ms))];
                         if a.try_send(body).is_err() {
                             metrics.alert_notifications.with_label_values(&["alertmanager", "dropped"]).inc();
@@ -198,10 +172,10 @@ pub fn spawn(config: Arc<Config>, metrics: Metrics, tracker: &TaskTracker, shutd
 
 fn log_transition(e: &AlertEvent) {
     let value = e.value_s.unwrap_or(f64::NAN);
-    match e.state.as_str() {
-        "firing" => tracing::warn!(alert = crate::evaluate::run::ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, quantile = e.quantile, value_s = value, budget_s = e.budget_s, samples = e.samples, "Latency budget exceeded: alert firing."),
-        "resolved" => tracing::info!(alert = crate::evaluate::run::ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, budget_s = e.budget_s, "Latency back within budget: alert resolved."),
-        other => tracing::info!(alert = crate::evaluate::run::ALERT_NAME, state = other, env = %e.env, function = %e.function, operation = %e.operation, value_s = value, budget_s = e.budget_s, "Alert state changed."),
+    match e.state {
+        Transition::Firing => tracing::warn!(alert = ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, quantile = e.quantile, value_s = value, budget_s = e.budget_s, samples = e.samples, "Latency budget exceeded: alert firing."),
+        Transition::Resolved => tracing::info!(alert = ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, budget_s = e.budget_s, "Latency back within budget: alert resolved."),
+        other => tracing::info!(alert = ALERT_NAME, state = other.name(), env = %e.env, function = %e.function, operation = %e.operation, value_s = value, budget_s = e.budget_s, "Alert state changed."),
     }
 }
 
@@ -268,7 +242,7 @@ mod tests {
             operation: "Bedrock.InvokeModel".into(),
             quantile: 0.95,
             severity: "warning".into(),
-            state: "firing".into(),
+            state: Transition::Firing,
             value_s: Some(9.1),
             budget_s: 5.0,
             window: Duration::from_secs(300),

@@ -675,7 +675,7 @@ mod tests {
             observed_s: Some(6.0),
             samples: 30,
             breached,
-            state: "firing".into(),
+            state: crate::model::alert::AlertState::Firing,
         };
         let mut statuses: Vec<BudgetStatus> = (0..1_200).map(|i| status(i, i % 2 == 0)).collect();
         statuses.push(BudgetStatus { budget: String::new(), ..status(0, true) });

@@ -2,7 +2,7 @@
 //! re-fires nor forgets one) and every transition, written together in one transaction.
 
 use super::{Store, StoreError};
-use crate::evaluate::alert::Phase;
+use crate::model::alert::{Phase, Transition};
 use serde::Serialize;
 
 /// The identity and latest observation of one alert.
@@ -41,7 +41,7 @@ pub struct TransitionRow {
 impl Store {
     /// Writes the alerts whose phase changed and their transitions, atomically. Inactive
     /// alerts are deleted from the state table.
-    pub async fn save_alerts(&self, changed: &[AlertRow], transitions: &[(i64, &AlertRow, &str)], now_ms: i64) -> Result<(), StoreError> {
+    pub async fn save_alerts(&self, changed: &[AlertRow], transitions: &[(i64, &AlertRow, Transition)], now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for a in changed {
             if a.phase == Phase::Inactive {
@@ -79,7 +79,7 @@ impl Store {
             .bind(&a.function)
             .bind(&a.operation)
             .bind(a.quantile)
-            .bind(transition)
+            .bind(transition.name())
             .bind(a.value_s)
             .bind(a.budget_s)
             .bind(a.samples as i64)
@@ -130,10 +130,10 @@ mod tests {
             samples: 30,
             severity: "warning".into(),
         };
-        s.save_alerts(&[a.clone()], &[(2, &a, "firing")], 2).await.unwrap();
+        s.save_alerts(&[a.clone()], &[(2, &a, Transition::Firing)], 2).await.unwrap();
         assert_eq!(s.alert_phases().await.unwrap(), vec![("k".to_string(), a.phase)]);
         a.phase = Phase::Inactive;
-        s.save_alerts(&[a.clone()], &[(9, &a, "resolved")], 9).await.unwrap();
+        s.save_alerts(&[a.clone()], &[(9, &a, Transition::Resolved)], 9).await.unwrap();
         assert!(s.alert_phases().await.unwrap().is_empty());
         let t = s.alert_transitions(0, 10).await.unwrap();
         assert_eq!(t.iter().map(|t| t.transition.as_str()).collect::<Vec<_>>(), vec!["resolved", "firing"]);

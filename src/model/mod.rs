@@ -1,5 +1,8 @@
 //! The data every stage passes along: timing events, their sources, rejected inputs and
-//! source positions. Nothing here does I/O; the store owns persistence.
+//! source positions, and the alert vocabulary ([`alert`]). Nothing here does I/O; the store
+//! owns persistence.
+
+pub mod alert;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,155 @@
+//! The alert vocabulary every stage shares: an alert's phase and state, its transitions, its
+//! key, what the evaluator hands receivers, the alert name and the quantile labels. Data
+//! only; the life cycle itself is `evaluate::alert::step`, rendering is the sinks'.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `alertname` of every budget alert.
+pub const ALERT_NAME: &str = "LatencyBudgetExceeded";
+
+/// The quantiles budgets and the exposition name, with their label values.
+pub const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
+
+/// The label value of a quantile (`0.95`).
+pub fn quantile_label(q: f64) -> &'static str {
+    QUANTILES.iter().find(|(v, _)| (*v - q).abs() < 1e-9).map(|(_, l)| *l).unwrap_or("0.95")
+}
+
+/// Where an alert is, with the times its life cycle needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum Phase {
+    Inactive,
+    /// Over budget since `active_at`, waiting for `for`.
+    Pending { active_at: i64 },
+    /// Firing since `fired_at`; last over budget at `last_breach`.
+    Firing { active_at: i64, fired_at: i64, last_breach: i64 },
+}
+
+impl Phase {
+    pub fn state(&self) -> AlertState {
+        match self {
+            Phase::Inactive => AlertState::Inactive,
+            Phase::Pending { .. } => AlertState::Pending,
+            Phase::Firing { .. } => AlertState::Firing,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.state().as_str()
+    }
+}
+
+/// An alert's state as receivers, metrics and the API show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Inactive,
+    Pending,
+    Firing,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A change worth telling receivers about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transition {
+    /// Inactive → pending.
+    Pending,
+    /// → firing.
+    Firing,
+    /// Firing → inactive.
+    Resolved,
+    /// Pending → inactive without firing.
+    Cleared,
+}
+
+impl Transition {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transition::Pending => "pending",
+            Transition::Firing => "firing",
+            Transition::Resolved => "resolved",
+            Transition::Cleared => "cleared",
+        }
+    }
+}
+
+impl std::fmt::Display for Transition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Separates the parts of an alert key (never part of a name we accept).
+const KEY_SEP: char = '\u{1f}';
+
+/// The key of one alert: (budget, env, function, operation).
+pub fn alert_key(budget: &str, env: &str, function: &str, operation: &str) -> String {
+    format!("{budget}{KEY_SEP}{env}{KEY_SEP}{function}{KEY_SEP}{operation}")
+}
+
+/// The (budget, env, function, operation) of an alert key.
+pub fn split_alert_key(key: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut p = key.split(KEY_SEP);
+    Some((p.next()?, p.next()?, p.next()?, p.next()?))
+}
+
+/// What the evaluator hands the alert receivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    /// An alert changed state.
+    Transition(AlertEvent),
+    /// Every alert firing now (sent every evaluation).
+    Firing(Vec<AlertEvent>),
+}
+
+/// One alert as receivers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEvent {
+    pub budget: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub quantile: f64,
+    pub severity: String,
+    /// What happened: the transition (`firing` also for an alert re-sent while it fires).
+    pub state: Transition,
+    pub value_s: Option<f64>,
+    pub budget_s: f64,
+    pub window: Duration,
+    pub samples: u64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_back_and_labels_name_quantiles() {
+        let k = alert_key("bedrock-p95", "Dev", "GDSH", "Bedrock.InvokeModel");
+        assert_eq!(split_alert_key(&k), Some(("bedrock-p95", "Dev", "GDSH", "Bedrock.InvokeModel")));
+        assert_eq!(split_alert_key("no separators"), None);
+        assert_eq!(quantile_label(0.99), "0.99");
+        assert_eq!(serde_json::to_string(&AlertState::Firing).unwrap(), "\"firing\"");
+        assert_eq!(Phase::Pending { active_at: 1 }.state(), AlertState::Pending);
+    }
+}
