@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::health::Health;
-use crate::http::{AppState, app};
+use crate::http::AppState;
+use crate::http::router::app;
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{OpenMode, Store};

@@ -14,7 +14,7 @@
 //! - [`store`]: the only owner of SQLite.
 //! - [`aws`]: SDK config, retry policy, rate limiters.
 //! - [`metrics`], [`health`]: the daemon's own metrics and readiness.
-//! - [`http`], [`api`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*`.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*` (state, guards, routes).
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
 //! - [`glob`]: budget patterns.
 //! - [`simulate`]: the `simulate` command, writing the seed's application into an AWS endpoint.
@@ -27,8 +27,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod api;
-pub mod api_reports;
 pub mod app;
 pub mod attribute;
 pub mod aws;

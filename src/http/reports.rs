@@ -11,7 +11,7 @@
 //! longer), a history has at most 2000 points, a bottleneck reads at most 1000 traces per
 //! workflow, and ranges over 24 h are answered from rollups.
 
-use crate::http::{AppError, AppState, run_bounded};
+use super::{AppError, AppState, run_bounded};
 use crate::report::{ReportError, TimeRange, bottleneck, compare, duration_ms, history, parse_duration, parse_range};
 use crate::clock::now_ms;
 use axum::extract::{Path, Query, State};

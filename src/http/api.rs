@@ -2,7 +2,7 @@
 //! (a 400 names the bad one) and runs its reads through [`run_bounded`]: on the read-only
 //! connections, interrupted at `http.request_timeout`.
 
-use crate::http::{AppError, AppState, run_bounded};
+use super::{AppError, AppState, run_bounded};
 use crate::model::alert::AlertState;
 use crate::report::{duration_ms, top};
 use crate::clock::now_ms;
@@ -22,7 +22,6 @@ pub fn routes() -> Router<AppState> {
         .route("/operations", get(operations))
         .route("/alerts", get(alerts))
         .route("/budgets", get(budgets))
-        .merge(crate::api_reports::routes())
 }
 
 /// Parses a `since`-style duration parameter, bounded by `MAX_SINCE`.
