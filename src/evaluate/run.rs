@@ -75,16 +75,10 @@ impl Evaluator {
         let from = now - self.horizon().as_millis() as i64;
         let high_water = self.store.event_id_high_water().await?;
         // Only ids up to the high water read first: later ones are read as new events, once.
-        let rows: Vec<(String, String, String, String, i64, f64, bool)> = sqlx::query_as(
-            "SELECT env, function, operation, source, time_ms, duration_s, error FROM events WHERE time_ms >= ? AND id <= ?",
-        )
-        .bind(from)
-        .bind(high_water)
-        .fetch_all(self.store.pool())
-        .await?;
+        let events = self.store.events_from(from, high_water).await?;
         self.windows = Windows::default();
-        for (env, function, operation, source, t, d, e) in rows {
-            self.windows.insert(SeriesKey { env, function, operation, source }, t, d, e);
+        for e in events {
+            self.windows.insert(SeriesKey { env: e.env, function: e.function, operation: e.operation, source: e.source }, e.time_ms, e.duration_s, e.error);
         }
         self.last_id = high_water;
         Ok(())
@@ -103,17 +97,12 @@ impl Evaluator {
         }
         let mut total = 0;
         loop {
-            let rows: Vec<(i64, String, String, String, String, i64, f64, bool)> = sqlx::query_as(
-                "SELECT id, env, function, operation, source, time_ms, duration_s, error FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(self.last_id)
-            .bind(READ_CHUNK)
-            .fetch_all(self.store.pool())
-            .await?;
-            let n = rows.len();
-            for (id, env, function, operation, source, t, d, e) in rows {
-                self.last_id = id;
-                let key = SeriesKey { env, function, operation, source };
+            let events = self.store.events_after(self.last_id, READ_CHUNK).await?;
+            let n = events.len();
+            for e in events {
+                self.last_id = e.id;
+                let (t, d, error) = (e.time_ms, e.duration_s, e.error);
+                let key = SeriesKey { env: e.env, function: e.function, operation: e.operation, source: e.source };
                 if self.exported.contains(&key) || self.exported.len() < self.config.metrics.max_series {
                     self.metrics
                         .operation_duration
@@ -123,7 +112,7 @@ impl Evaluator {
                 } else {
                     self.metrics.series_dropped.inc();
                 }
-                self.windows.insert(key, t, d, e);
+                self.windows.insert(key, t, d, error);
             }
             total += n;
             if (n as i64) < READ_CHUNK {

@@ -99,8 +99,7 @@ async fn a_request_past_its_timeout_is_answered_and_its_scan_stops() {
             }
         }
         let ended = Ended(seen);
-        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000000) SELECT COUNT(*) FROM c";
-        let r = crate::store::raw::scan(&store, endless, &[], |_| {}).await;
+        let r = crate::store::raw::endless_read(&store).await;
         ended.0.lock().unwrap().0 = Some(matches!(r, Err(StoreError::Interrupted)));
         Ok(r?)
     })
@@ -147,9 +146,7 @@ async fn a_client_that_disconnects_stops_its_scan() {
                         }
                         let _ended = Ended(seen);
                         begun.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let endless =
-                            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000000) SELECT COUNT(*) FROM c";
-                        let r = crate::store::raw::scan(&store, endless, &[], |_| {}).await;
+                        let r = crate::store::raw::endless_read(&store).await;
                         Ok(Json(r.map_err(AppError::from)?))
                     })
                     .await

@@ -17,8 +17,8 @@
 
 use super::rank_index;
 use crate::sketch::Sketch;
-use crate::store::raw::{self, Bind};
-use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupRow, TIMEOUT_SQL, floor_to};
+use crate::store::events::{EventSelection, ScanColumns};
+use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupFilter, RollupRow, floor_to};
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -316,27 +316,6 @@ pub async fn plan(store: &Store, sel: &Selection) -> Result<Vec<Part>, StoreErro
     Ok(parts)
 }
 
-/// The `AND ...` filter fragment and its binds for a selection.
-fn filters(sel: &Selection) -> (String, Vec<Bind<'_>>) {
-    let mut sql = String::new();
-    let mut binds = Vec::new();
-    if let Some(env) = &sel.env {
-        sql.push_str(" AND env = ?");
-        binds.push(Bind::Text(env));
-    }
-    if let Some(function) = &sel.function {
-        sql.push_str(" AND function = ?");
-        binds.push(Bind::Text(function));
-    }
-    if !sel.operations.is_empty() {
-        sql.push_str(" AND operation IN (");
-        sql.push_str(&vec!["?"; sel.operations.len()].join(", "));
-        sql.push(')');
-        binds.extend(sel.operations.iter().map(|o| Bind::Text(o)));
-    }
-    (sql, binds)
-}
-
 /// Groups rows by series and bucket without allocating or building a key per row: a fast
 /// hash of the four names picks the group, whose names are then compared (rows that collide
 /// with another group's hash go through a map of full keys).
@@ -426,65 +405,30 @@ impl Grouper {
     }
 }
 
-/// Raw ranges shorter than this are scanned in one piece.
-const MIN_SLICE_MS: i64 = 60_000;
-/// Most slices (threads and connections) one raw range is scanned in.
-const MAX_SLICES: usize = 4;
-
-/// How many slices to ask for: one per core, at most [`MAX_SLICES`], none shorter than
-/// [`MIN_SLICE_MS`].
-fn wanted_slices(from_ms: i64, to_ms: i64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let by_length = usize::try_from((to_ms - from_ms) / MIN_SLICE_MS).unwrap_or(usize::MAX).max(1);
-    cores.clamp(1, MAX_SLICES).min(by_length)
-}
-
-/// Slice `i` of `n` equal slices of `[from_ms, to_ms)`.
-fn slice(from_ms: i64, to_ms: i64, i: usize, n: usize) -> (i64, i64) {
-    let (i, n) = (i as i64, n.max(1) as i64);
-    let step = (to_ms - from_ms) / n;
-    (from_ms + i * step, if i == n - 1 { to_ms } else { from_ms + (i + 1) * step })
-}
-
 /// Reads a selection: raw events and rollups per [`plan`], grouped by series (and bucket).
 pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> {
     let parts = plan(store, sel).await?;
-    let (filter_sql, filter_binds) = filters(sel);
     let bucket = |t: i64| sel.step_ms.map_or(0, |s| floor_to(t, s));
+    let columns = ScanColumns { time: sel.step_ms.is_some(), invocations: sel.invocations };
+    let rollup_filter = RollupFilter { env: sel.env.as_deref(), function: sel.function.as_deref(), operations: &sel.operations };
     let mut grouper = Grouper::new();
     let mut loaded = Loaded::default();
     for part in parts {
         match part {
             Part::Raw { from_ms, to_ms } => {
-                // Only the columns the report needs: without the invocation flags every one
-                // is in `events_report`, so no event is read from the table.
-                let mut columns = String::from("env, function, operation, source, duration_s, error");
-                if sel.step_ms.is_some() {
-                    columns.push_str(", time_ms");
-                }
-                if sel.invocations {
-                    columns.push_str(", cold_start, ");
-                    columns.push_str(TIMEOUT_SQL);
-                }
-                let sql = format!("SELECT {columns} FROM events WHERE time_ms >= ? AND time_ms < ?{filter_sql}");
-                let flags = if sel.step_ms.is_some() { 7 } else { 6 };
-                // The range is cut into equal time slices scanned at once, each on its own
-                // connection and thread: SQLite decodes one row at a time per connection, and
-                // decoding is most of a large report's time.
-                let parts = raw::parallel(store, wanted_slices(from_ms, to_ms), |i, n, conn| {
-                    let (from, to) = slice(from_ms, to_ms, i, n);
-                    let mut binds = vec![Bind::Int(from), Bind::Int(to)];
-                    binds.extend_from_slice(&filter_binds);
-                    let mut part = Grouper::new();
-                    let rows = conn.query(&sql, &binds, |r| {
-                        let b = if sel.step_ms.is_some() { bucket(r.i64(6)) } else { 0 };
-                        let (cold, timeout) = if sel.invocations { (r.i64(flags) != 0, r.i64(flags + 1) != 0) } else { (false, false) };
-                        part.get(r.bytes(0), r.bytes(1), r.bytes(2), r.bytes(3), b).push(r.f64(4), r.i64(5) != 0, cold, timeout);
-                    })?;
-                    Ok((part, rows))
-                })
-                .await?;
-                for (part, rows) in parts {
+                let events = EventSelection {
+                    from_ms,
+                    to_ms,
+                    env: sel.env.as_deref(),
+                    function: sel.function.as_deref(),
+                    operations: &sel.operations,
+                };
+                let slices = store
+                    .scan_events(&events, columns, Grouper::new, |part, e| {
+                        part.get(e.env, e.function, e.operation, e.source, bucket(e.time_ms)).push(e.duration_s, e.error, e.cold_start, e.timeout);
+                    })
+                    .await?;
+                for (part, rows) in slices {
                     loaded.raw_events += rows;
                     for (key, agg) in part.groups {
                         grouper.get(key.env.as_bytes(), key.function.as_bytes(), key.operation.as_bytes(), key.source.as_bytes(), key.bucket_ms).merge(agg);
@@ -494,8 +438,7 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
             Part::Rollup { res, from_ms, to_ms } => {
                 loaded.rollup_periods += ((to_ms - from_ms) / res.ms()) as u64;
                 let mut rows: Vec<(i64, RollupRow)> = Vec::new();
-                let malformed =
-                    store.scan_rollups(res, from_ms, to_ms, &filter_sql, &filter_binds, |start, row| rows.push((start, row))).await?;
+                let malformed = store.scan_rollups(res, from_ms, to_ms, &rollup_filter, |start, row| rows.push((start, row))).await?;
                 for (start, row) in rows {
                     grouper
                         .get(row.env.as_bytes(), row.function.as_bytes(), row.operation.as_bytes(), row.source.as_bytes(), bucket(start))
@@ -587,7 +530,7 @@ mod tests {
         assert!(l.groups.iter().all(|(k, a)| k.bucket_ms % HOUR_MS == 0 && a.count == 10));
 
         // An hour raw retention no longer holds is read from its rollup even in a short range.
-        sqlx::query("DELETE FROM events WHERE time_ms < ?").bind(T0 + 3 * HOUR_MS + 1).execute(store.pool()).await.unwrap();
+        store.purge_before(T0 + 3 * HOUR_MS + 1).await.unwrap();
         let sel = Selection { from_ms: T0 + 2 * HOUR_MS, to_ms: T0 + 5 * HOUR_MS, ..Selection::default() };
         assert_eq!(
             plan(&store, &sel).await.unwrap(),
@@ -601,15 +544,6 @@ mod tests {
         // Filters reach both raw and rollup reads.
         let sel = Selection { from_ms: T0, to_ms: T0 + 48 * HOUR_MS, env: Some("Dev".into()), ..Selection::default() };
         assert!(load(&store, &sel).await.unwrap().groups.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_raw_range_is_read_from_the_report_index_alone() {
-        let store = Store::open_memory().await.unwrap();
-        let sql = "EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error, cold_start, 0, time_ms \
-                   FROM events WHERE time_ms >= 1 AND time_ms < 2 AND env = 'Dev'";
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
-        assert!(plan.iter().any(|r| r.3.contains("COVERING INDEX events_report")), "{plan:?}");
     }
 
     #[test]

@@ -1,11 +1,119 @@
-//! Typed reads of single raw events (reports read aggregates through `report::data`): the
-//! slowest invocations of a range (through the raw path, so a request's view interrupts
-//! it), and the highest event id ever handed out, against which every reader that follows
-//! events by id checks its watermark.
+//! Typed reads of raw events: a range scanned in parallel slices for reports, the events
+//! after an id (the evaluator follows new events by id) and those inside its windows at
+//! start, the slowest invocations of a range, and the highest event id ever handed out,
+//! against which every reader that follows events by id checks its watermark. All through
+//! the raw path, so a request's view interrupts them.
 
-use super::raw::{Bind, scan};
+use super::raw::{self, Bind, scan};
 use super::rollups::TIMEOUT_SQL;
 use super::{Store, StoreError};
+
+/// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
+/// and of some operations (empty: all).
+#[derive(Debug, Clone, Copy)]
+pub struct EventSelection<'a> {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub env: Option<&'a str>,
+    pub function: Option<&'a str>,
+    pub operations: &'a [String],
+}
+
+impl EventSelection<'_> {
+    /// The conditions after the time range (placeholders from `?3`), and their binds.
+    fn filters(&self) -> (String, Vec<Bind<'_>>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        if let Some(env) = self.env {
+            binds.push(Bind::Text(env));
+            sql.push_str(&format!(" AND env = ?{}", binds.len() + 2));
+        }
+        if let Some(function) = self.function {
+            binds.push(Bind::Text(function));
+            sql.push_str(&format!(" AND function = ?{}", binds.len() + 2));
+        }
+        if !self.operations.is_empty() {
+            let first = binds.len() + 3;
+            let marks: Vec<String> = (first..first + self.operations.len()).map(|i| format!("?{i}")).collect();
+            sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
+            binds.extend(self.operations.iter().map(|o| Bind::Text(o)));
+        }
+        (sql, binds)
+    }
+}
+
+/// The fields of one event a report groups by and counts, borrowed from SQLite's row.
+#[derive(Debug, Clone, Copy)]
+pub struct ScannedEvent<'r> {
+    pub env: &'r [u8],
+    pub function: &'r [u8],
+    pub operation: &'r [u8],
+    pub source: &'r [u8],
+    pub duration_s: f64,
+    pub error: bool,
+    /// 0 unless asked for.
+    pub time_ms: i64,
+    /// false unless the invocation flags were asked for.
+    pub cold_start: bool,
+    pub timeout: bool,
+}
+
+/// What a scan reads beyond the names, duration and error flag: without the invocation
+/// flags every column is in the `events_report` index, so no row is read from the table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanColumns {
+    pub time: bool,
+    /// Cold start and timeout (the timeout flag is read from each event's attributes: slower).
+    pub invocations: bool,
+}
+
+/// Raw ranges shorter than this are scanned in one piece.
+const MIN_SLICE_MS: i64 = 60_000;
+/// Most slices (threads and connections) one range is scanned in.
+const MAX_SLICES: usize = 4;
+
+/// How many slices to ask for: one per core, at most [`MAX_SLICES`], none shorter than
+/// [`MIN_SLICE_MS`].
+fn wanted_slices(from_ms: i64, to_ms: i64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_length = usize::try_from((to_ms - from_ms) / MIN_SLICE_MS).unwrap_or(usize::MAX).max(1);
+    cores.clamp(1, MAX_SLICES).min(by_length)
+}
+
+/// Slice `i` of `n` equal slices of `[from_ms, to_ms)`.
+fn slice(from_ms: i64, to_ms: i64, i: usize, n: usize) -> (i64, i64) {
+    let (i, n) = (i as i64, n.max(1) as i64);
+    let step = (to_ms - from_ms) / n;
+    (from_ms + i * step, if i == n - 1 { to_ms } else { from_ms + (i + 1) * step })
+}
+
+/// One event as the evaluator keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowEvent {
+    pub id: i64,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    pub source: String,
+    pub time_ms: i64,
+    pub duration_s: f64,
+    pub error: bool,
+}
+
+const WINDOW_COLUMNS: &str = "id, env, function, operation, source, time_ms, duration_s, error";
+
+fn window_event(r: &raw::Row<'_>) -> WindowEvent {
+    WindowEvent {
+        id: r.i64(0),
+        env: r.text(1).into_owned(),
+        function: r.text(2).into_owned(),
+        operation: r.text(3).into_owned(),
+        source: r.text(4).into_owned(),
+        time_ms: r.i64(5),
+        duration_s: r.f64(6),
+        error: r.i64(7) != 0,
+    }
+}
 
 /// One stored event, as the slowest-invocations list shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +141,69 @@ pub struct EventFilter<'a> {
 }
 
 impl Store {
+    /// Reads `sel`'s events in equal time slices at once, each on its own connection and
+    /// thread (SQLite decodes one row at a time per connection, and decoding is most of a
+    /// large report's time): each slice folds its rows into its own `init()` with `each`.
+    /// Returns every slice's accumulator and its number of rows.
+    pub async fn scan_events<T: Send>(
+        &self,
+        sel: &EventSelection<'_>,
+        columns: ScanColumns,
+        init: impl Fn() -> T + Sync,
+        each: impl Fn(&mut T, &ScannedEvent<'_>) + Sync,
+    ) -> Result<Vec<(T, u64)>, StoreError> {
+        let mut list = String::from("env, function, operation, source, duration_s, error");
+        if columns.time {
+            list.push_str(", time_ms");
+        }
+        if columns.invocations {
+            list.push_str(", cold_start, ");
+            list.push_str(TIMEOUT_SQL);
+        }
+        let (filter_sql, filter_binds) = sel.filters();
+        let sql = format!("SELECT {list} FROM events WHERE time_ms >= ?1 AND time_ms < ?2{filter_sql}");
+        let flags = if columns.time { 7 } else { 6 };
+        let (from_ms, to_ms) = (sel.from_ms, sel.to_ms);
+        raw::parallel(self, wanted_slices(from_ms, to_ms), |i, n, conn| {
+            let (from, to) = slice(from_ms, to_ms, i, n);
+            let mut binds = vec![Bind::Int(from), Bind::Int(to)];
+            binds.extend_from_slice(&filter_binds);
+            let mut acc = init();
+            let rows = conn.query(&sql, &binds, |r| {
+                let e = ScannedEvent {
+                    env: r.bytes(0),
+                    function: r.bytes(1),
+                    operation: r.bytes(2),
+                    source: r.bytes(3),
+                    duration_s: r.f64(4),
+                    error: r.i64(5) != 0,
+                    time_ms: if columns.time { r.i64(6) } else { 0 },
+                    cold_start: columns.invocations && r.i64(flags) != 0,
+                    timeout: columns.invocations && r.i64(flags + 1) != 0,
+                };
+                each(&mut acc, &e);
+            })?;
+            Ok((acc, rows))
+        })
+        .await
+    }
+
+    /// Up to `limit` events with ids above `after_id`, in id order (commit order).
+    pub async fn events_after(&self, after_id: i64, limit: i64) -> Result<Vec<WindowEvent>, StoreError> {
+        let mut out = Vec::new();
+        let sql = format!("SELECT {WINDOW_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+        scan(self, &sql, &[Bind::Int(after_id), Bind::Int(limit)], |r| out.push(window_event(r))).await?;
+        Ok(out)
+    }
+
+    /// The events with event time from `from_ms` on and ids up to `up_to_id`.
+    pub async fn events_from(&self, from_ms: i64, up_to_id: i64) -> Result<Vec<WindowEvent>, StoreError> {
+        let mut out = Vec::new();
+        let sql = format!("SELECT {WINDOW_COLUMNS} FROM events WHERE time_ms >= ?1 AND id <= ?2");
+        scan(self, &sql, &[Bind::Int(from_ms), Bind::Int(up_to_id)], |r| out.push(window_event(r))).await?;
+        Ok(out)
+    }
+
     /// The highest event id ever handed out (0 before the first event). Ids are never
     /// reused (`AUTOINCREMENT`), so a reader's watermark above this means the database is not
     /// the one the watermark was taken from (a restored backup, say): the reader starts over.
@@ -141,4 +312,14 @@ mod tests {
                 .unwrap();
         assert!(plan.iter().any(|r| r.3.contains("events_report")), "{plan:?}");
     }
+
+    #[tokio::test]
+    async fn a_raw_range_is_read_from_the_report_index_alone() {
+        let store = Store::open_memory().await.unwrap();
+        let sql = "EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error, cold_start, 0, time_ms \
+                   FROM events WHERE time_ms >= 1 AND time_ms < 2 AND env = 'Dev'";
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
+        assert!(plan.iter().any(|r| r.3.contains("COVERING INDEX events_report")), "{plan:?}");
+    }
+
 }

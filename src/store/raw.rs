@@ -412,6 +412,16 @@ pub async fn parallel<T: Send>(
     results.into_iter().collect()
 }
 
+/// A read that would step for ever (a recursive count to 10^15), for tests of what stops
+/// reads: it ends only when interrupted.
+#[cfg(test)]
+pub(crate) async fn endless_read(store: &Store) -> Result<u64, StoreError> {
+    scan(store, ENDLESS, &[], |_| {}).await
+}
+
+#[cfg(test)]
+const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000000) SELECT COUNT(*) FROM c";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,9 +486,6 @@ mod tests {
             store.commit(&crate::store::Batch { checkpoints: vec![checkpoint(k)], ..Default::default() }).await.unwrap();
         }
     }
-
-    /// A statement that would step for ever (a recursive count to 10^15).
-    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000000) SELECT COUNT(*) FROM c";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_request_view_stops_reading_at_its_deadline() {

@@ -27,8 +27,17 @@ pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
 /// Rollup rows per INSERT (14 binds each).
 const INSERT_CHUNK: usize = 64;
 
+/// Which rollup rows a read selects (all of them with the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RollupFilter<'a> {
+    pub env: Option<&'a str>,
+    pub function: Option<&'a str>,
+    /// Only these operations (empty: all).
+    pub operations: &'a [String],
+}
+
 /// SQL for the timeout flag of an event row (a `Lambda.Duration` whose status is timeout).
-pub const TIMEOUT_SQL: &str =
+pub(super) const TIMEOUT_SQL: &str =
     "(operation = 'Lambda.Duration' AND attributes IS NOT NULL AND instr(lower(attributes), '\"status\":\"timeout\"') > 0)";
 
 /// The length of a rollup period.
@@ -239,7 +248,7 @@ impl Store {
         }
         let mut merged: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
         let bad = self
-            .scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, "", &[], |_, row| match merged.get_mut(&row.key()) {
+            .scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, &RollupFilter::default(), |_, row| match merged.get_mut(&row.key()) {
                 Some(m) => m.merge(&row),
                 None => {
                     merged.insert(row.key(), row);
@@ -254,26 +263,38 @@ impl Store {
         Ok(true)
     }
 
-    /// Calls `f` with the period start and the row for every rollup row of resolution `res` starting in `[from_ms, to_ms)`
-    /// that matches `filter_sql` (an `AND ...` fragment with plain `?` placeholders, bound
-    /// from `filter_binds`).
+    /// Calls `f` with the period start and the row for every rollup row of resolution `res`
+    /// starting in `[from_ms, to_ms)` that `filter` selects (its time range is not used).
     /// Rows whose sketch does not decode are skipped; their number is returned.
     pub async fn scan_rollups(
         &self,
         res: Resolution,
         from_ms: i64,
         to_ms: i64,
-        filter_sql: &str,
-        filter_binds: &[Bind<'_>],
+        filter: &RollupFilter<'_>,
         mut f: impl FnMut(i64, RollupRow) + Send,
     ) -> Result<u64, StoreError> {
         let mut malformed = 0;
+        let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
+        let mut filter_sql = String::new();
+        if let Some(env) = filter.env {
+            binds.push(Bind::Text(env));
+            filter_sql.push_str(&format!(" AND env = ?{}", binds.len()));
+        }
+        if let Some(function) = filter.function {
+            binds.push(Bind::Text(function));
+            filter_sql.push_str(&format!(" AND function = ?{}", binds.len()));
+        }
+        if !filter.operations.is_empty() {
+            let first = binds.len() + 1;
+            let marks: Vec<String> = (first..first + filter.operations.len()).map(|i| format!("?{i}")).collect();
+            filter_sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
+            binds.extend(filter.operations.iter().map(|o| Bind::Text(o)));
+        }
         let sql = format!(
             "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms \
-             FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3 {filter_sql}"
+             FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3{filter_sql}"
         );
-        let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
-        binds.extend_from_slice(filter_binds);
         scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
             Ok(sketch) => f(
                 r.i64(12),
@@ -507,7 +528,7 @@ mod tests {
 
     async fn day_rows(store: &Store, day_ms: i64) -> Vec<RollupRow> {
         let mut rows = Vec::new();
-        let bad = store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, "", &[], |_, r| rows.push(r)).await.unwrap();
+        let bad = store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, &RollupFilter::default(), |_, r| rows.push(r)).await.unwrap();
         assert_eq!(bad, 0);
         rows
     }
@@ -597,7 +618,7 @@ mod tests {
         assert!(s.watermark_reset, "{s:?}");
         assert!(s.late_hours >= 1, "the hour of the event stored after the swap is rolled: {s:?}");
         let mut rows = Vec::new();
-        store.scan_rollups(Resolution::Hour, T0 + HOUR_MS, T0 + 2 * HOUR_MS, "", &[], |_, r| rows.push(r)).await.unwrap();
+        store.scan_rollups(Resolution::Hour, T0 + HOUR_MS, T0 + 2 * HOUR_MS, &RollupFilter::default(), |_, r| rows.push(r)).await.unwrap();
         assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 1);
         assert_eq!(store.rollup_state().await.unwrap().unwrap().watermark_id, 2);
         assert!(!rollup_step(&store, now + 2_000, 30 * day, 400 * day, &token).await.unwrap().watermark_reset);

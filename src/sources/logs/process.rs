@@ -295,8 +295,9 @@ mod tests {
         let stream = "2026/11/22/GenerateDynamicScenarioHandler[12]0123456789abcdef0123456789abcdef";
         let (batch, _) = process_page("/app/atlas-engine", invocation(stream, T + 1_000, 0, "req-a", 2.0), &mut HashMap::new(), &a, &h, NOW);
         store.commit(&batch).await.unwrap();
+        let all = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, operations: &[] };
         let traces: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT operation, trace_id FROM events ORDER BY operation").fetch_all(store.pool()).await.unwrap();
+            store.slowest_events(all, 100).await.unwrap().into_iter().map(|e| (e.operation, e.trace_id)).collect();
         assert!(traces.iter().any(|t| t.0 == "BedrockCallDuration"), "{traces:?}");
         assert!(traces.iter().all(|t| t.1.as_deref() == Some("1-5d83c0ad-b8eb33a0b1de97d804fac890")), "{traces:?}");
     }
