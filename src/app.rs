@@ -51,7 +51,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tracing::info!(listen = %local, "Serving /metrics, /healthz, /readyz and /api/v1.");
 
     let evaluation = crate::evaluate::Shared::default();
-    let state = AppState::new(config.clone(), metrics.clone(), store.clone(), health.clone(), evaluation.clone());
+    let exposition = crate::sinks::prometheus::PrometheusSink::new(config.metrics.max_series, &metrics);
+    let state = AppState::new(config.clone(), metrics.clone(), store.clone(), health.clone(), evaluation.clone(), exposition.clone());
 
     // Retention.
     {
@@ -69,12 +70,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
 
-    // Evaluation: windows, budgets, alert state; alert receivers behind their own queues.
+    // Evaluation: windows, budgets, alert state; alert receivers behind their own queues,
+    // and the per-series exposition the evaluator hands each evaluation.
     {
         let sink = crate::sinks::alerts::spawn(config.clone(), metrics.clone(), &tracker, token.clone());
+        let exposition: Arc<dyn crate::evaluate::Publish> = Arc::new(exposition.clone());
         let (store, config, metrics, evaluation, token) = (store.clone(), config.clone(), metrics.clone(), evaluation.clone(), token.clone());
         spawn_supervised(&tracker, token.clone(), metrics.clone(), "evaluator", move || {
-            let evaluator = crate::evaluate::run::Evaluator::new(store.clone(), config.clone(), metrics.clone(), evaluation.clone(), Some(sink.clone()));
+            let evaluator = crate::evaluate::run::Evaluator::new(
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+                evaluation.clone(),
+                Some(sink.clone()),
+                Some(exposition.clone()),
+            );
             crate::evaluate::run::run(evaluator, token.clone())
         });
     }

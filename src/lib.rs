@@ -13,7 +13,8 @@
 //! - [`sources`]: the AWS pollers (CloudWatch Logs, X-Ray).
 //! - [`store`]: the only owner of SQLite.
 //! - [`aws`]: SDK config, retry policy, rate limiters.
-//! - [`metrics`], [`health`]: the daemon's own metrics and readiness.
+//! - [`metrics`], [`health`]: the daemon's own metrics and readiness; [`exposition`]: the
+//!   Prometheus text format.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*` (state, guards, routes).
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
 //! - [`glob`]: budget patterns.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod critical_path;
 pub mod endpoints;
 pub mod evaluate;
+pub mod exposition;
 pub mod glob;
 pub mod health;
 pub mod http;

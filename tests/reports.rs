@@ -326,7 +326,9 @@ async fn call(state: &AppState, uri: &str, token: Option<&str>) -> (StatusCode, 
 fn state(store: Store, token: &str) -> AppState {
     let mut config = Config::default();
     config.http.api_token.0 = token.into();
-    AppState::new(Arc::new(config), Metrics::new(), store, Health::default(), Default::default())
+    let metrics = Metrics::new();
+    let exposition = latency_sentinel::sinks::prometheus::PrometheusSink::new(100, &metrics);
+    AppState::new(Arc::new(config), metrics, store, Health::default(), Default::default(), exposition)
 }
 
 #[tokio::test]

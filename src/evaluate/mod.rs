@@ -60,4 +60,30 @@ pub struct BudgetStatus {
     pub breached: bool,
     /// Inactive, pending or firing.
     pub state: crate::model::alert::AlertState,
+    /// The budget's `severity` label.
+    pub severity: String,
+}
+
+/// What one evaluation hands the metrics exposition (the Prometheus sink).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Durations stored since the last evaluation, per series (for the histogram).
+    pub observed: Vec<(window::SeriesKey, Vec<f64>)>,
+    /// Every series the windows hold, with its `metrics.quantile_window` (None: no event in it).
+    pub windows: Vec<(window::SeriesKey, Option<WindowSummary>)>,
+    /// The judged budgets.
+    pub statuses: Arc<Vec<BudgetStatus>>,
+}
+
+/// One series' window over `metrics.quantile_window`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSummary {
+    pub stats: window::WindowStats,
+    pub sum: f64,
+}
+
+/// Where the evaluator hands each evaluation's results for exposition; called once per
+/// evaluation, off the async threads.
+pub trait Publish: Send + Sync {
+    fn publish(&self, snapshot: &Snapshot);
 }

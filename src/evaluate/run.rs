@@ -1,20 +1,20 @@
 //! The evaluator task: reads newly stored events (by row id, so every stored event is seen
-//! once, whatever its event time), keeps the windows, exports the operation metrics, judges
-//! every (budget, env, function, operation), steps each alert through `alert::step`,
-//! persists the changes, and hands transitions and the firing set to the alert sinks
-//! without waiting for them.
+//! once, whatever its event time), keeps the windows, judges every (budget, env, function,
+//! operation), steps each alert through `alert::step`, persists the changes, hands
+//! transitions and the firing set to the alert sinks without waiting for them, and hands
+//! each evaluation's [`Snapshot`] to the metrics exposition ([`Publish`]).
 
 use super::alert::step;
 use super::budgets::match_budget;
 use super::window::{SeriesKey, Windows};
-use super::{BudgetStatus, Shared};
+use super::{BudgetStatus, Publish, Shared, Snapshot, WindowSummary};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::alert::{ALERT_NAME, AlertEvent, AlertState, Notification, Phase, QUANTILES, Transition, alert_key, quantile_label, split_alert_key};
+use crate::model::alert::{AlertEvent, AlertState, Notification, Phase, Transition, alert_key, split_alert_key};
 use crate::store::alerts::AlertRow;
 use crate::store::{Store, StoreError};
 use crate::clock::now_ms;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -29,26 +29,34 @@ pub struct Evaluator {
     metrics: Metrics,
     shared: Shared,
     sink: Option<mpsc::Sender<Notification>>,
+    publisher: Option<Arc<dyn Publish>>,
     windows: Windows,
     last_id: i64,
     phases: BTreeMap<String, Phase>,
-    exported: HashSet<SeriesKey>,
-    exported_gauges: BTreeSet<SeriesKey>,
+    /// Durations read since the last evaluation, per series, for the next snapshot.
+    observed: HashMap<SeriesKey, Vec<f64>>,
 }
 
 impl Evaluator {
-    pub fn new(store: Store, config: Arc<Config>, metrics: Metrics, shared: Shared, sink: Option<mpsc::Sender<Notification>>) -> Evaluator {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        metrics: Metrics,
+        shared: Shared,
+        sink: Option<mpsc::Sender<Notification>>,
+        publisher: Option<Arc<dyn Publish>>,
+    ) -> Evaluator {
         Evaluator {
             store,
             config,
             metrics,
             shared,
             sink,
+            publisher,
             windows: Windows::default(),
             last_id: 0,
             phases: BTreeMap::new(),
-            exported: HashSet::new(),
-            exported_gauges: BTreeSet::new(),
+            observed: HashMap::new(),
         }
     }
 
@@ -84,7 +92,7 @@ impl Evaluator {
         Ok(())
     }
 
-    /// Reads events stored since the last call into the windows and the histogram.
+    /// Reads events stored since the last call into the windows (and the next snapshot).
     async fn ingest_new(&mut self, now: i64) -> Result<usize, StoreError> {
         // Ids only grow; a watermark above every id ever handed out means the database was
         // replaced under us (a restored backup): start over from what it holds, loudly,
@@ -103,14 +111,11 @@ impl Evaluator {
                 self.last_id = e.id;
                 let (t, d, error) = (e.time_ms, e.duration_s, e.error);
                 let key = SeriesKey { env: e.env, function: e.function, operation: e.operation, source: e.source };
-                if self.exported.contains(&key) || self.exported.len() < self.config.metrics.max_series {
-                    self.metrics
-                        .operation_duration
-                        .with_label_values(&[&key.env, &key.function, &key.operation, &key.source])
-                        .observe(d);
-                    self.exported.insert(key.clone());
-                } else {
-                    self.metrics.series_dropped.inc();
+                match self.observed.get_mut(&key) {
+                    Some(durations) => durations.push(d),
+                    None => {
+                        self.observed.insert(key.clone(), vec![d]);
+                    }
                 }
                 self.windows.insert(key, t, d, error);
             }
@@ -127,7 +132,6 @@ impl Evaluator {
         self.ingest_new(now).await?;
         self.windows.prune(now - self.horizon().as_millis() as i64);
         let read = started.elapsed();
-        self.export_quantiles(now);
 
         // Judge every operation seen, and every alert still active even if its events stopped.
         let mut operations: BTreeSet<(String, String, String)> =
@@ -188,6 +192,7 @@ impl Evaluator {
                 samples: stats.count,
                 breached,
                 state: next.state(),
+                severity: budget.severity.clone(),
             });
         }
         // Alerts of budgets no longer configured: resolve them rather than keep them forever.
@@ -218,13 +223,16 @@ impl Evaluator {
         if !changed.is_empty() || !refs.is_empty() {
             self.store.save_alerts(&changed, &refs, now).await?;
         }
-        self.export_alerts(&statuses);
         self.notify(&statuses, &transitions, now);
         self.shared.set(statuses.clone());
-        // The per-series exposition is rendered here, once per evaluation, not per scrape.
-        let (metrics, rendering) = (self.metrics.clone(), Instant::now());
-        if let Err(e) = tokio::task::spawn_blocking(move || metrics.refresh_series()).await {
-            tracing::warn!(error = %e, "Rendering the per-series metrics failed; scrapes keep the previous ones.");
+        // The exposition is set and rendered here, once per evaluation, not per scrape.
+        let rendering = Instant::now();
+        let snapshot = self.snapshot(now, Arc::new(statuses.clone()));
+        if let Some(publisher) = self.publisher.clone() {
+            if let Err(e) = tokio::task::spawn_blocking(move || publisher.publish(&snapshot)).await {
+                self.metrics.task_restarts.with_label_values(&["metrics_render"]).inc();
+                tracing::warn!(error = %e, "Rendering the per-series metrics failed; scrapes keep the previous ones.");
+            }
         }
         self.metrics.evaluation_seconds.with_label_values(&["render"]).set(rendering.elapsed().as_secs_f64());
         self.metrics.evaluation_seconds.with_label_values(&["read"]).set(read.as_secs_f64());
@@ -232,62 +240,24 @@ impl Evaluator {
         Ok(statuses)
     }
 
-    fn export_quantiles(&mut self, now: i64) {
+    /// This evaluation's results for the exposition: the durations read since the last one,
+    /// every series' `metrics.quantile_window`, and the judged budgets.
+    fn snapshot(&mut self, now: i64, statuses: Arc<Vec<BudgetStatus>>) -> Snapshot {
         let window = self.config.metrics.quantile_window.as_millis() as i64;
-        let m = &self.metrics;
-        let mut live = BTreeSet::new();
-        for (key, series) in &self.windows.series {
-            if !self.exported.contains(key) {
-                continue;
-            }
-            let (values, errors) = series.window(now, window);
-            let labels = [key.env.as_str(), key.function.as_str(), key.operation.as_str(), key.source.as_str()];
-            m.operation_events.with_label_values(&labels).set(values.len() as f64);
-            m.operation_window_sum.with_label_values(&labels).set(values.iter().sum());
-            if values.is_empty() {
-                for (_, q) in QUANTILES {
-                    let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
-                }
-                continue;
-            }
-            let stats = super::window::stats(values, errors);
-            for (q, label) in QUANTILES {
-                m.operation_latency.with_label_values(&[labels[0], labels[1], labels[2], labels[3], label]).set(stats.quantile(q));
-            }
-            live.insert(key.clone());
-        }
-        // Series that left the windows entirely: stop exporting stale values.
-        for gone in self.exported_gauges.difference(&live) {
-            if !self.windows.series.contains_key(gone) {
-                let labels = [gone.env.as_str(), gone.function.as_str(), gone.operation.as_str(), gone.source.as_str()];
-                let _ = m.operation_events.remove_label_values(&labels);
-                let _ = m.operation_window_sum.remove_label_values(&labels);
-                for (_, q) in QUANTILES {
-                    let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
-                }
-            }
-        }
-        self.exported_gauges = live;
-    }
-
-    fn export_alerts(&self, statuses: &[BudgetStatus]) {
-        let m = &self.metrics;
-        m.alerts.reset();
-        m.budget_seconds.reset();
-        for s in statuses {
-            let q = quantile_label(s.quantile);
-            m.budget_seconds.with_label_values(&[&s.env, &s.function, &s.operation, q]).set(s.budget_s);
-            if s.state != AlertState::Inactive {
-                let severity = self.severity_of(&s.budget);
-                m.alerts
-                    .with_label_values(&[ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, q, &severity])
-                    .set(1.0);
-            }
-        }
-    }
-
-    fn severity_of(&self, budget: &str) -> String {
-        self.config.budgets.iter().find(|b| b.display_name() == budget).map(|b| b.severity.clone()).unwrap_or_else(|| "warning".into())
+        let windows = self
+            .windows
+            .series
+            .iter()
+            .map(|(key, series)| {
+                let (values, errors) = series.window(now, window);
+                let summary = (!values.is_empty()).then(|| {
+                    let sum = values.iter().sum();
+                    WindowSummary { stats: super::window::stats(values, errors), sum }
+                });
+                (key.clone(), summary)
+            })
+            .collect();
+        Snapshot { observed: std::mem::take(&mut self.observed).into_iter().collect(), windows, statuses }
     }
 
     fn window_of(&self, budget: &str) -> Duration {
@@ -336,7 +306,7 @@ impl Evaluator {
                     function: s.function.clone(),
                     operation: s.operation.clone(),
                     quantile: s.quantile,
-                    severity: self.severity_of(&s.budget),
+                    severity: s.severity.clone(),
                     state: Transition::Firing,
                     value_s: s.observed_s,
                     budget_s: s.budget_s,
@@ -424,7 +394,8 @@ mod tests {
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
         let (tx, mut rx) = mpsc::channel(100);
         let metrics = Metrics::new();
-        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), Some(tx));
+        let exposition = crate::sinks::prometheus::PrometheusSink::new(100, &metrics);
+        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), Some(tx), Some(Arc::new(exposition.clone())));
         let now = t0 + 20_000;
         let s = e.evaluate(now).await.unwrap();
         let dev = s.iter().find(|s| s.env == "Dev").unwrap();
@@ -432,13 +403,13 @@ mod tests {
         assert!(!s.iter().find(|s| s.env == "PROD").unwrap().breached);
         let s = e.evaluate(now + 20_000).await.unwrap();
         assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Firing);
-        let text = metrics.render();
+        let text = String::from_utf8(exposition.text().to_vec()).unwrap();
         assert!(text.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(!text.contains("alertstate=\"firing\",env=\"PROD\""));
 
         // A restart: the firing alert is remembered, not re-fired.
         let (tx2, mut rx2) = mpsc::channel(100);
-        let mut again = Evaluator::new(store.clone(), config(), Metrics::new(), Shared::default(), Some(tx2));
+        let mut again = Evaluator::new(store.clone(), config(), Metrics::new(), Shared::default(), Some(tx2), None);
         again.restore(now + 25_000).await.unwrap();
         again.evaluate(now + 25_000).await.unwrap();
         let mut transitions = Vec::new();
@@ -475,7 +446,7 @@ mod tests {
         let old: Vec<TimingEvent> = (0..500).map(|i| ev(i, "Dev", "Bedrock.InvokeModel", 1.0, t0 + i as i64)).collect();
         store.commit(&Batch { events: old, ..Batch::default() }).await.unwrap();
         let metrics = Metrics::new();
-        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), None);
+        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), None, None);
         e.restore(t0).await.unwrap();
         e.evaluate(t0 + 1_000).await.unwrap();
         assert_eq!(e.last_id, 500);
@@ -501,7 +472,7 @@ mod tests {
         let events: Vec<TimingEvent> = (0..20).map(|i| ev(i, "Dev", "Bedrock.InvokeModel", 9.0, now - 20_000 + i as i64 * 1000)).collect();
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
         let metrics = Metrics::new();
-        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), None);
+        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), None, None);
         e.last_id = 1_000_000;
         let s = e.evaluate(now).await.unwrap();
         assert_eq!(s.iter().find(|s| s.env == "Dev").map(|s| s.samples), Some(20));

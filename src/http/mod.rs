@@ -40,14 +40,23 @@ pub struct AppState {
     pub health: Health,
     /// The evaluator's latest budget statuses.
     pub evaluation: crate::evaluate::Shared,
+    /// The per-series exposition the last evaluation rendered.
+    pub exposition: crate::sinks::prometheus::PrometheusSink,
     /// Permits for `/api/*` requests in flight (`http.max_concurrent_requests`).
     pub(crate) api_permits: Arc<Semaphore>,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, metrics: Metrics, store: Store, health: Health, evaluation: crate::evaluate::Shared) -> AppState {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Metrics,
+        store: Store,
+        health: Health,
+        evaluation: crate::evaluate::Shared,
+        exposition: crate::sinks::prometheus::PrometheusSink,
+    ) -> AppState {
         let api_permits = Arc::new(Semaphore::new(config.http.max_concurrent_requests.max(1)));
-        AppState { config, metrics, store, health, evaluation, api_permits }
+        AppState { config, metrics, store, health, evaluation, exposition, api_permits }
     }
 }
 

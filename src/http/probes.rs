@@ -20,7 +20,15 @@ pub async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse
     // The daemon's own families are rendered now; the per-series ones (nearly all of the
     // bytes with thousands of series) were rendered by the last evaluation and are sent
     // as they are, without a copy.
-    let (head, series) = tokio::task::spawn_blocking(move || state.metrics.render_parts()).await.unwrap_or_default();
+    let series = state.exposition.text();
+    let head = match tokio::task::spawn_blocking(move || state.metrics.render()).await {
+        Ok(text) => text,
+        Err(e) => {
+            // Not silently empty: logged, and the per-series part still goes out.
+            tracing::error!(error = %e, "Rendering the daemon's own metrics failed.");
+            String::new()
+        }
+    };
     let chunks = [head.into(), series].map(Ok::<bytes::Bytes, std::convert::Infallible>);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], axum::body::Body::from_stream(futures::stream::iter(chunks)))
 }

@@ -11,10 +11,17 @@ use axum::body::Body;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+/// The app's state over `store`, with fresh metrics and exposition.
+fn state_over(config: Config, store: Store) -> AppState {
+    let metrics = Metrics::new();
+    let exposition = crate::sinks::prometheus::PrometheusSink::new(100, &metrics);
+    AppState::new(Arc::new(config), metrics, store, Health::default(), Default::default(), exposition)
+}
+
 async fn state(token: &str) -> AppState {
     let mut config = Config::default();
     config.http.api_token.0 = token.into();
-    AppState::new(Arc::new(config), Metrics::new(), Store::open_memory().await.unwrap(), Health::default(), Default::default())
+    state_over(config, Store::open_memory().await.unwrap())
 }
 
 async fn get(app: Router, uri: &str, auth: Option<&str>) -> (StatusCode, String) {
@@ -86,7 +93,7 @@ async fn a_request_past_its_timeout_is_answered_and_its_scan_stops() {
     let store = Store::open(&dir.path().join("t.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
     let mut config = Config::default();
     config.http.request_timeout = Duration::from_millis(300);
-    let s = AppState::new(Arc::new(config), Metrics::new(), store, Health::default(), Default::default());
+    let s = state_over(config, store);
     // (the scan's outcome if it returned, and whether the work has ended at all)
     let outcome: Arc<std::sync::Mutex<(Option<bool>, bool)>> = Arc::default();
     let seen = outcome.clone();
@@ -125,7 +132,7 @@ async fn a_client_that_disconnects_stops_its_scan() {
     let store = Store::open(&dir.path().join("d.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
     let mut config = Config::default();
     config.http.request_timeout = Duration::from_secs(60);
-    let s = AppState::new(Arc::new(config), Metrics::new(), store, Health::default(), Default::default());
+    let s = state_over(config, store);
     let stopped: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
     let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (seen, begun) = (stopped.clone(), started.clone());

@@ -676,6 +676,7 @@ mod tests {
             samples: 30,
             breached,
             state: crate::model::alert::AlertState::Firing,
+            severity: "warning".into(),
         };
         let mut statuses: Vec<BudgetStatus> = (0..1_200).map(|i| status(i, i % 2 == 0)).collect();
         statuses.push(BudgetStatus { budget: String::new(), ..status(0, true) });
