@@ -145,7 +145,7 @@ async fn top_baseline(store: &Store, from_ms: i64, to_ms: i64) -> usize {
             j += 1;
         }
         let values: Vec<f64> = rows[i..j].iter().map(|r| r.4).collect();
-        std::hint::black_box(latency_sentinel::report::nearest_rank(&values, 0.95));
+        std::hint::black_box(latency_sentinel::quantile::nearest_rank(&values, 0.95));
         groups += 1;
         i = j;
     }

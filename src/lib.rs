@@ -17,7 +17,7 @@
 //!   Prometheus text format.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*` (state, guards, routes).
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
-//! - [`glob`]: budget patterns.
+//! - [`glob`]: budget patterns; [`quantile`]: the nearest-rank definition every number uses.
 //! - [`simulate`]: the `simulate` command, writing the seed's application into an AWS endpoint.
 //! - [`endpoints`]: where the SDK would send a call (simulate's guard against real accounts).
 
@@ -45,6 +45,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod model;
 pub mod parse;
+pub mod quantile;
 pub mod report;
 pub mod services;
 pub mod shard;

@@ -1809,7 +1809,7 @@ mod tests {
 
     fn nearest_rank(mut v: Vec<f64>, q: f64) -> f64 {
         v.sort_by(f64::total_cmp);
-        v[((q * v.len() as f64).ceil() as usize).max(1) - 1]
+        crate::quantile::nearest_rank(&v, q).expect("values")
     }
 
     /// Durations of `op` calls in `function` and `env` for executions starting in [from, to).

@@ -122,7 +122,7 @@ impl Sketch {
         if self.count == 0 {
             return None;
         }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let rank = crate::quantile::rank(q, self.count);
         let mut seen = self.zero;
         if seen >= rank {
             return Some(0.0);
@@ -249,7 +249,7 @@ fn get_varint(buf: &mut &[u8]) -> Result<u64, SketchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::nearest_rank;
+    use crate::quantile::nearest_rank;
     use proptest::prelude::*;
 
     fn within(est: f64, exact: f64) -> bool {

@@ -47,7 +47,7 @@ for i, b in enumerate([{list}]):
 fn nearest_rank(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    v[((q * v.len() as f64).ceil() as usize).max(1) - 1]
+    latency_sentinel::quantile::nearest_rank(&v, q).expect("values")
 }
 
 #[test]

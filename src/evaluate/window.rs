@@ -47,20 +47,7 @@ pub fn stats(mut values: Vec<f64>, errors: u64) -> WindowStats {
     if n == 0 {
         return WindowStats::default();
     }
-    let rank = |q: f64| ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-    let mut out = [0.0; 4];
-    let mut lo = 0;
-    for (slot, q) in [0.5, 0.9, 0.95, 0.99].into_iter().enumerate() {
-        let r = rank(q);
-        if r >= lo {
-            let (_, v, _) = values[lo..].select_nth_unstable_by(r - lo, f64::total_cmp);
-            out[slot] = *v;
-            lo = r;
-        } else {
-            out[slot] = values[r];
-        }
-    }
-    let max = values[lo..].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (out, max) = crate::quantile::select(&mut values, &[0.5, 0.9, 0.95, 0.99]);
     WindowStats {
         count: n as u64,
         p50: out[0],
@@ -165,7 +152,7 @@ impl Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::nearest_rank;
+    use crate::quantile::nearest_rank;
     use proptest::prelude::*;
 
     fn key() -> SeriesKey {

@@ -3,6 +3,7 @@
 //! owns persistence.
 
 pub mod alert;
+pub mod counts;
 
 use serde::{Deserialize, Serialize};
 

@@ -134,7 +134,7 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
         return Ok(None);
     }
     // The slow ones: at or above the nearest-rank percentile of total duration.
-    let rank = ((q.percentile / 100.0 * n as f64).ceil() as i64).clamp(1, n);
+    let rank = crate::quantile::rank(q.percentile / 100.0, n.unsigned_abs()) as i64;
     let slow = (n - rank + 1).min(MAX_TRACES);
     let rows: Vec<(String, f64, String)> =
         store.slowest_attributions(root, q.traces(), slow).await?.into_iter().map(|r| (r.trace_id, r.total_s, r.shares)).collect();

@@ -171,7 +171,7 @@ pub fn compare_row(function: &str, operation: &str, mut b: Agg, mut c: Agg) -> C
     }
     let stats = |a: &mut Agg| {
         let q = a.quantiles(&[0.5, 0.95, 0.99]);
-        SideStats { count: a.count, mean: a.mean(), p50: q[0], p95: q[1], p99: q[2] }
+        SideStats { count: a.counts.count, mean: a.counts.mean(), p50: q[0], p95: q[1], p99: q[2] }
     };
     let (bs, cs) = (stats(&mut b), stats(&mut c));
     let change_pct = Changes { p50: pct(cs.p50, bs.p50), p95: pct(cs.p95, bs.p95), p99: pct(cs.p99, bs.p99) };

@@ -15,7 +15,7 @@
 //! it, its raw values join the rollup's sketch and its percentiles are within 1 %
 //! ([`Agg::approximate`]). Counts, sums, minimum and maximum are exact either way.
 
-use super::rank_index;
+use crate::model::counts::Counts;
 use crate::sketch::Sketch;
 use crate::store::events::{EventSelection, ScanColumns};
 use crate::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupFilter, RollupRow, floor_to};
@@ -55,74 +55,34 @@ pub struct SeriesKey {
 }
 
 /// Everything known about one group of events.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Agg {
-    pub count: u64,
-    pub sum: f64,
-    min: f64,
-    max: f64,
-    pub errors: u64,
-    pub cold_starts: u64,
-    pub timeouts: u64,
+    pub counts: Counts,
     /// Raw values not folded into the sketch yet.
     values: Vec<f64>,
     /// Present once a rollup (or a conversion) fed the group.
     sketch: Option<Sketch>,
 }
 
-impl Default for Agg {
-    fn default() -> Agg {
-        Agg {
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            errors: 0,
-            cold_starts: 0,
-            timeouts: 0,
-            values: Vec::new(),
-            sketch: None,
-        }
-    }
-}
-
 impl Agg {
     /// Counts one raw event.
     pub fn push(&mut self, v: f64, error: bool, cold_start: bool, timeout: bool) {
-        self.count += 1;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        self.errors += u64::from(error);
-        self.cold_starts += u64::from(cold_start);
-        self.timeouts += u64::from(timeout);
+        self.counts.add(v, error, cold_start, timeout);
         self.values.push(v);
     }
 
     /// Adds a rollup row (its percentiles become approximate).
     pub fn add_rollup(&mut self, r: &RollupRow) {
-        if r.count == 0 {
+        if r.counts.count == 0 {
             return;
         }
-        self.count += r.count;
-        self.sum += r.sum;
-        self.min = self.min.min(r.min);
-        self.max = self.max.max(r.max);
-        self.errors += r.errors;
-        self.cold_starts += r.cold_starts;
-        self.timeouts += r.timeouts;
+        self.counts.merge(&r.counts);
         self.sketch.get_or_insert_with(Sketch::new).merge(&r.sketch);
     }
 
     /// Adds another group.
     pub fn merge(&mut self, mut o: Agg) {
-        self.count += o.count;
-        self.sum += o.sum;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.errors += o.errors;
-        self.cold_starts += o.cold_starts;
-        self.timeouts += o.timeouts;
+        self.counts.merge(&o.counts);
         self.values.append(&mut o.values);
         if let Some(s) = o.sketch {
             self.sketch.get_or_insert_with(Sketch::new).merge(&s);
@@ -142,41 +102,19 @@ impl Agg {
         }
     }
 
-    pub fn min(&self) -> f64 {
-        if self.count == 0 { 0.0 } else { self.min }
-    }
-
-    pub fn max(&self) -> f64 {
-        if self.count == 0 { 0.0 } else { self.max }
-    }
-
-    pub fn mean(&self) -> f64 {
-        if self.count == 0 { 0.0 } else { self.sum / self.count as f64 }
-    }
-
     /// Nearest-rank quantiles (0 when empty), in the order of `qs`. Exact over raw values
     /// (a selection, not a full sort); from the sketch, clamped to [min, max], otherwise.
     pub fn quantiles(&mut self, qs: &[f64]) -> Vec<f64> {
-        if self.count == 0 {
+        if self.counts.count == 0 {
             return vec![0.0; qs.len()];
         }
         if self.sketch.is_some() {
             self.make_approximate();
             let s = self.sketch.as_ref().expect("made above");
-            return qs.iter().map(|q| s.quantile(*q).unwrap_or(0.0).clamp(self.min, self.max)).collect();
+            let (min, max) = (self.counts.min(), self.counts.max());
+            return qs.iter().map(|q| s.quantile(*q).unwrap_or(0.0).clamp(min, max)).collect();
         }
-        let n = self.values.len();
-        let mut order: Vec<(usize, usize)> = qs.iter().enumerate().map(|(i, q)| (rank_index(*q, n), i)).collect();
-        order.sort_unstable();
-        let mut out = vec![0.0; qs.len()];
-        let mut lo = 0;
-        for (rank, i) in order {
-            // Everything before `lo` is ≤ values[lo..]; select inside the rest.
-            let (_, x, _) = self.values[lo..].select_nth_unstable_by(rank - lo, f64::total_cmp);
-            out[i] = *x;
-            lo = rank;
-        }
-        out
+        crate::quantile::select(&mut self.values, qs).0
     }
 
     /// The distribution as ascending (value, count) atoms: every distinct raw value, or the
@@ -224,7 +162,7 @@ impl Dist {
 
     /// Nearest-rank quantile.
     pub fn quantile(&self, q: f64) -> f64 {
-        self.at_rank((q * self.n as f64).ceil() as u64)
+        self.at_rank(crate::quantile::rank(q, self.n))
     }
 }
 
@@ -515,19 +453,19 @@ mod tests {
         assert!(l.approximate());
         assert_eq!((l.rollup_periods, l.raw_events), (24, 5));
         let agg = l.groups.values_mut().next().unwrap();
-        assert_eq!(agg.count, 475);
-        assert_eq!(agg.errors, 48);
+        assert_eq!(agg.counts.count, 475);
+        assert_eq!(agg.counts.errors, 48);
         let mut exact: Vec<f64> = (0..475).map(|i| 1.0 + (i % 97) as f64 / 10.0).collect();
         exact.sort_by(f64::total_cmp);
         let p95 = agg.quantiles(&[0.95])[0];
-        let e = crate::report::nearest_rank(&exact, 0.95).unwrap();
+        let e = crate::quantile::nearest_rank(&exact, 0.95).unwrap();
         assert!((p95 - e).abs() <= 0.01 * e, "{p95} vs {e}");
 
         // Hourly steps: days are not used for 1 h buckets; every bucket is one hour.
         let sel = Selection { from_ms: T0, to_ms: T0 + 30 * HOUR_MS, step_ms: Some(HOUR_MS), ..Selection::default() };
         let l = load(&store, &sel).await.unwrap();
         assert_eq!(l.groups.len(), 30);
-        assert!(l.groups.iter().all(|(k, a)| k.bucket_ms % HOUR_MS == 0 && a.count == 10));
+        assert!(l.groups.iter().all(|(k, a)| k.bucket_ms % HOUR_MS == 0 && a.counts.count == 10));
 
         // An hour raw retention no longer holds is read from its rollup even in a short range.
         store.purge_before(T0 + 3 * HOUR_MS + 1).await.unwrap();
@@ -539,7 +477,7 @@ mod tests {
                 Part::Raw { from_ms: T0 + 4 * HOUR_MS, to_ms: T0 + 5 * HOUR_MS },
             ]
         );
-        assert_eq!(load(&store, &sel).await.unwrap().groups.values().next().unwrap().count, 30);
+        assert_eq!(load(&store, &sel).await.unwrap().groups.values().next().unwrap().counts.count, 30);
 
         // Filters reach both raw and rollup reads.
         let sel = Selection { from_ms: T0, to_ms: T0 + 48 * HOUR_MS, env: Some("Dev".into()), ..Selection::default() };
@@ -555,7 +493,7 @@ mod tests {
         g.get(b"PROD", b"f", b"b", b"xray", 0).push(2.0, false, false, false);
         g.get(b"PROD", b"f", b"b", b"xray", 0).push(3.0, false, false, false);
         g.get(b"PROD", b"f", b"a", b"xray", 0).push(4.0, false, false, false);
-        let counts: Vec<(String, u64)> = g.groups.iter().map(|(k, a)| (k.operation.clone(), a.count)).collect();
+        let counts: Vec<(String, u64)> = g.groups.iter().map(|(k, a)| (k.operation.clone(), a.counts.count)).collect();
         assert_eq!(counts, [("a".to_string(), 2), ("b".to_string(), 2)]);
         assert_ne!(fast_hash([b"ab", b"c", b"", b""], 0), fast_hash([b"a", b"bc", b"", b""], 0));
     }
@@ -569,12 +507,12 @@ mod tests {
             sorted.sort_by(f64::total_cmp);
             let got = agg.quantiles(&qs);
             for (q, g) in qs.iter().zip(got) {
-                prop_assert_eq!(g, crate::report::nearest_rank(&sorted, *q).unwrap());
+                prop_assert_eq!(g, crate::quantile::nearest_rank(&sorted, *q).unwrap());
             }
             let d = agg.dist();
             prop_assert_eq!(d.n as usize, v.len());
             for q in qs {
-                prop_assert_eq!(d.quantile(q), crate::report::nearest_rank(&sorted, q).unwrap());
+                prop_assert_eq!(d.quantile(q), crate::quantile::nearest_rank(&sorted, q).unwrap());
             }
         }
     }

@@ -82,16 +82,16 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
                 env,
                 function,
                 operation,
-                count: agg.count,
-                mean: agg.mean(),
+                count: agg.counts.count,
+                mean: agg.counts.mean(),
                 p50: q[0],
                 p95: q[1],
                 p99: q[2],
-                max: agg.max(),
-                cold_starts: agg.cold_starts,
-                cold_start_share: agg.cold_starts as f64 / agg.count.max(1) as f64,
-                timeouts: agg.timeouts,
-                errors: agg.errors,
+                max: agg.counts.max(),
+                cold_starts: agg.counts.cold_starts,
+                cold_start_share: agg.counts.cold_starts as f64 / agg.counts.count.max(1) as f64,
+                timeouts: agg.counts.timeouts,
+                errors: agg.counts.errors,
             }
         })
         .collect();

@@ -89,7 +89,7 @@ pub async fn history(
                 .into_iter()
                 .map(|(t_ms, mut a)| {
                     let q = a.quantiles(&[0.5, 0.95, 0.99]);
-                    Point { t_ms, count: a.count, errors: a.errors, avg: a.mean(), p50: q[0], p95: q[1], p99: q[2], max: a.max() }
+                    Point { t_ms, count: a.counts.count, errors: a.counts.errors, avg: a.counts.mean(), p50: q[0], p95: q[1], p99: q[2], max: a.counts.max() }
                 })
                 .collect(),
         })

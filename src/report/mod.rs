@@ -22,20 +22,6 @@ pub mod top;
 use crate::store::StoreError;
 use std::time::Duration;
 
-/// The nearest-rank quantile of sorted values: the ⌈q·n⌉-th smallest (1-based); None if empty.
-pub fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
-    Some(sorted[rank.min(sorted.len()) - 1])
-}
-
-/// The 0-based index of the nearest-rank quantile `q` among `n` sorted values (`n > 0`).
-pub fn rank_index(q: f64, n: usize) -> usize {
-    ((q * n as f64).ceil().max(1.0) as usize).min(n) - 1
-}
-
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -234,19 +220,8 @@ pub fn csv_num(v: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quantile::nearest_rank;
     use proptest::prelude::*;
-
-    #[test]
-    fn nearest_rank_examples() {
-        let v: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(nearest_rank(&v, 0.95), Some(19.0));
-        assert_eq!(nearest_rank(&v, 0.5), Some(10.0));
-        assert_eq!(nearest_rank(&v, 1.0), Some(20.0));
-        assert_eq!(nearest_rank(&[3.0], 0.99), Some(3.0));
-        assert_eq!(nearest_rank(&[], 0.5), None);
-        assert_eq!(rank_index(0.95, 20), 18);
-        assert_eq!(rank_index(0.0, 20), 0);
-    }
 
     #[test]
     fn ranges_and_instants() {

@@ -38,10 +38,10 @@ fn row(function: &str, env: Option<&str>, mut agg: Agg) -> StatsRow {
     StatsRow {
         function: function.to_string(),
         env: env.map(str::to_string),
-        count: agg.count,
-        avg: agg.mean(),
-        min: agg.min(),
-        max: agg.max(),
+        count: agg.counts.count,
+        avg: agg.counts.mean(),
+        min: agg.counts.min(),
+        max: agg.counts.max(),
         p95: q[0],
         p99: q[1],
     }

@@ -96,8 +96,8 @@ pub fn bootstrap_diff(a: &Dist, b: &Dist, q: f64, seed: u64) -> Option<Bootstrap
         return None;
     }
     let mut rng = SplitMix64(seed);
-    let ra = (q * a.n as f64).ceil().max(1.0) as u64;
-    let rb = (q * b.n as f64).ceil().max(1.0) as u64;
+    let ra = crate::quantile::rank(q, a.n);
+    let rb = crate::quantile::rank(q, b.n);
     let ca = Cumulative::new(a);
     let cb = Cumulative::new(b);
     let mut diffs: Vec<f64> = (0..RESAMPLES)
@@ -142,7 +142,7 @@ impl<'a> Cumulative<'a> {
     }
 
     fn inverse(&self, u: f64) -> f64 {
-        let rank = ((u * self.n as f64).ceil() as u64).clamp(1, self.n);
+        let rank = crate::quantile::rank(u, self.n);
         let k = self.cum.partition_point(|c| *c < rank);
         self.atoms[k.min(self.atoms.len() - 1)].0
     }

@@ -85,7 +85,7 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
                     .into_iter()
                     .find(|(x, _)| *x == b.quantile)
                     .map_or(0.0, |(_, v)| v);
-                if agg.count < b.min_samples {
+                if agg.counts.count < b.min_samples {
                     "insufficient_data"
                 } else if observed > b.threshold_s {
                     "over"
@@ -94,13 +94,13 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
                 }
             });
             TopRow {
-                count: agg.count as usize,
+                count: agg.counts.count as usize,
                 p50: q[0],
                 p90: q[1],
                 p95: q[2],
                 p99: q[3],
-                max: agg.max(),
-                error_rate: agg.errors as f64 / agg.count.max(1) as f64,
+                max: agg.counts.max(),
+                error_rate: agg.counts.errors as f64 / agg.counts.count.max(1) as f64,
                 budget,
                 status,
                 env: k.env,

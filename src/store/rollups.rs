@@ -13,6 +13,7 @@
 use super::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::model::counts::Counts;
 use crate::sketch::Sketch;
 use super::raw::{Bind, scan};
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,13 +82,7 @@ pub struct RollupRow {
     pub function: String,
     pub operation: String,
     pub source: String,
-    pub count: u64,
-    pub sum: f64,
-    pub min: f64,
-    pub max: f64,
-    pub errors: u64,
-    pub cold_starts: u64,
-    pub timeouts: u64,
+    pub counts: Counts,
     pub sketch: Sketch,
 }
 
@@ -99,38 +94,20 @@ impl RollupRow {
             function: function.to_string(),
             operation: operation.to_string(),
             source: source.to_string(),
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            errors: 0,
-            cold_starts: 0,
-            timeouts: 0,
+            counts: Counts::default(),
             sketch: Sketch::new(),
         }
     }
 
     /// Counts one event.
     pub fn add(&mut self, duration_s: f64, error: bool, cold_start: bool, timeout: bool) {
-        self.count += 1;
-        self.sum += duration_s;
-        self.min = self.min.min(duration_s);
-        self.max = self.max.max(duration_s);
-        self.errors += u64::from(error);
-        self.cold_starts += u64::from(cold_start);
-        self.timeouts += u64::from(timeout);
+        self.counts.add(duration_s, error, cold_start, timeout);
         self.sketch.insert(duration_s);
     }
 
     /// Adds another period of the same series.
     pub fn merge(&mut self, o: &RollupRow) {
-        self.count += o.count;
-        self.sum += o.sum;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.errors += o.errors;
-        self.cold_starts += o.cold_starts;
-        self.timeouts += o.timeouts;
+        self.counts.merge(&o.counts);
         self.sketch.merge(&o.sketch);
     }
 
@@ -181,13 +158,13 @@ impl Store {
                     .push_bind(&r.function)
                     .push_bind(&r.operation)
                     .push_bind(&r.source)
-                    .push_bind(r.count as i64)
-                    .push_bind(r.sum)
-                    .push_bind(if r.count > 0 { r.min } else { 0.0 })
-                    .push_bind(if r.count > 0 { r.max } else { 0.0 })
-                    .push_bind(r.errors as i64)
-                    .push_bind(r.cold_starts as i64)
-                    .push_bind(r.timeouts as i64)
+                    .push_bind(r.counts.count as i64)
+                    .push_bind(r.counts.sum)
+                    .push_bind(r.counts.min())
+                    .push_bind(r.counts.max())
+                    .push_bind(r.counts.errors as i64)
+                    .push_bind(r.counts.cold_starts as i64)
+                    .push_bind(r.counts.timeouts as i64)
                     .push_bind(r.sketch.encode());
             });
             q.build().execute(&mut *tx).await?;
@@ -303,13 +280,15 @@ impl Store {
                     function: r.text(1).into_owned(),
                     operation: r.text(2).into_owned(),
                     source: r.text(3).into_owned(),
-                    count: r.i64(4).max(0) as u64,
-                    sum: r.f64(5),
-                    min: r.f64(6),
-                    max: r.f64(7),
-                    errors: r.i64(8).max(0) as u64,
-                    cold_starts: r.i64(9).max(0) as u64,
-                    timeouts: r.i64(10).max(0) as u64,
+                    counts: Counts {
+                        count: r.i64(4).max(0) as u64,
+                        sum: r.f64(5),
+                        min: r.f64(6),
+                        max: r.f64(7),
+                        errors: r.i64(8).max(0) as u64,
+                        cold_starts: r.i64(9).max(0) as u64,
+                        timeouts: r.i64(10).max(0) as u64,
+                    },
                     sketch,
                 },
             ),
@@ -561,8 +540,8 @@ mod tests {
         let rows = day_rows(&store, T0).await;
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
-        assert_eq!((r.count, r.min, r.max, r.sum), (144, 1.0, 144.0, (1..=144).sum::<i64>() as f64));
-        assert_eq!((r.cold_starts, r.timeouts), (12, 12));
+        assert_eq!((r.counts.count, r.counts.min, r.counts.max, r.counts.sum), (144, 1.0, 144.0, (1..=144).sum::<i64>() as f64));
+        assert_eq!((r.counts.cold_starts, r.counts.timeouts), (12, 12));
         let p95 = r.sketch.quantile(0.95).unwrap();
         assert!((p95 - 137.0).abs() <= 1.37, "{p95}");
 
@@ -578,7 +557,7 @@ mod tests {
         let s = rollup_step(&store, now + 120_000, 30 * day, 400 * day, &token).await.unwrap();
         assert_eq!((s.new_hours, s.late_hours, s.days), (0, 1, 1), "{s:?}");
         let rows = day_rows(&store, T0).await;
-        assert_eq!((rows[0].count, rows[0].max), (145, 1000.0));
+        assert_eq!((rows[0].counts.count, rows[0].counts.max), (145, 1000.0));
 
         // A day later with a one-day rollup retention: the next 24 hours are rolled, day 2
         // merged, and whole periods that ended a day ago are gone.
@@ -588,7 +567,7 @@ mod tests {
         assert!(s.purged > 0);
         let left = store.rollup_periods(0, i64::MAX).await.unwrap();
         assert!(left.iter().all(|(res, start)| start + res.ms() > later - DAY_MS), "{left:?}");
-        assert_eq!(day_rows(&store, T0 + DAY_MS).await[0].count, 12);
+        assert_eq!(day_rows(&store, T0 + DAY_MS).await[0].counts.count, 12);
     }
 
     #[tokio::test]
@@ -619,7 +598,7 @@ mod tests {
         assert!(s.late_hours >= 1, "the hour of the event stored after the swap is rolled: {s:?}");
         let mut rows = Vec::new();
         store.scan_rollups(Resolution::Hour, T0 + HOUR_MS, T0 + 2 * HOUR_MS, &RollupFilter::default(), |_, r| rows.push(r)).await.unwrap();
-        assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 1);
+        assert_eq!(rows.iter().map(|r| r.counts.count).sum::<u64>(), 1);
         assert_eq!(store.rollup_state().await.unwrap().unwrap().watermark_id, 2);
         assert!(!rollup_step(&store, now + 2_000, 30 * day, 400 * day, &token).await.unwrap().watermark_reset);
     }
