@@ -65,14 +65,7 @@ fn prometheus_sees_exact_p95_and_alertmanager_and_webhook_see_fire_and_resolve()
     let config = daemon_config(
         &moto,
         &format!(
-            r#"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "1s"
-discovery_interval = "1s"
-ingestion_delay = "30s"
-[xray]
+            r#"{}[xray]
 enabled = false
 [alerts]
 evaluation_interval = "1s"
@@ -86,7 +79,8 @@ window = "20s"
 for = "0s"
 keep_firing_for = "1s"
 min_samples = 5
-"#
+"#,
+            fast_logs(&[("idle_poll_interval", "\"1s\""), ("discovery_interval", "\"1s\"")])
         ),
     );
     let secret_hook = format!("http://127.0.0.1:{hook_port}/hooks/T000SECRET");

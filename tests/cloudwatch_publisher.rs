@@ -15,25 +15,14 @@ fn config(moto: &Moto) -> String {
     daemon_config(
         moto,
         &format!(
-            r#"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "2s"
-discovery_interval = "2s"
-ingestion_delay = "30m"
-start_lookback = "1h"
-requests_per_second = 20.0
-[environments]
-lambda_aliases = true
-alias_refresh_interval = "1h"
-[xray]
+            r#"{}[xray]
 enabled = false
 [cloudwatch]
 enabled = true
 namespace = "{NAMESPACE}"
 publish_interval = "1s"
-"#
+"#,
+            fast_logs(&[("ingestion_delay", "\"30m\"")])
         ),
     )
 }

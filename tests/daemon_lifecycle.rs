@@ -8,19 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 pub fn base_config(moto: &Moto) -> String {
-    daemon_config(
-        moto,
-        r#"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "2s"
-discovery_interval = "2s"
-ingestion_delay = "5s"
-[xray]
-enabled = false
-"#,
-    )
+    daemon_config(moto, &format!("{}[xray]\nenabled = false\n", fast_logs(&[("ingestion_delay", "\"5s\"")])))
 }
 
 #[test]

@@ -231,19 +231,11 @@ fn result_count(prom_port: u16, expr: &str) -> usize {
 
 /// Daemon sections: both sources, quick polls, budgets (one the Dev slowdown breaches), fast
 /// evaluation, CloudWatch publishing into moto.
-const SECTIONS: &str = r#"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "2s"
-discovery_interval = "2s"
-ingestion_delay = "30s"
-start_lookback = "1h"
-requests_per_second = 20.0
-[environments]
-lambda_aliases = true
-alias_refresh_interval = "1h"
-[xray]
+fn sections() -> String {
+    fast_logs(&[]) + SECTIONS
+}
+
+const SECTIONS: &str = r#"[xray]
 poll_interval = "1s"
 settle_delay = "0s"
 lookback = "2m"
@@ -292,7 +284,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     wait_for("simulate to write the history", Duration::from_secs(90), || {
         std::fs::read_to_string(&simulate_log).ok().filter(|l| l.contains("Wrote the simulated history")).map(|_| ())
     });
-    let daemon = Daemon::start(dir.path(), &daemon_config(&moto, SECTIONS));
+    let daemon = Daemon::start(dir.path(), &daemon_config(&moto, &sections()));
     let (_prom, prom_port) = start_prometheus(dir.path(), daemon.port);
 
     let mut checks: Vec<(String, String)> = Vec::new();

@@ -9,25 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn config(moto: &Moto) -> String {
-    daemon_config(
-        moto,
-        r#"
-[logs]
-log_groups = ["/aws/lambda/Doomed"]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "2s"
-discovery_interval = "2s"
-ingestion_delay = "30s"
-start_lookback = "1h"
-requests_per_second = 20.0
-[environments]
-lambda_aliases = true
-alias_refresh_interval = "1h"
-[xray]
-enabled = false
-"#,
-    )
+    daemon_config(moto, &format!("{}[xray]\nenabled = false\n", fast_logs(&[("log_groups", "[\"/aws/lambda/Doomed\"]")])))
 }
 
 const PRELUDE: &str = r#"

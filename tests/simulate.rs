@@ -29,19 +29,11 @@ pub fn simulate(moto: &Moto, flags: &[&str]) -> Value {
 }
 
 /// Daemon sections for reading everything simulate wrote, quickly.
-pub const SECTIONS: &str = r#"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "2s"
-discovery_interval = "2s"
-ingestion_delay = "30s"
-start_lookback = "1h"
-requests_per_second = 20.0
-[environments]
-lambda_aliases = true
-alias_refresh_interval = "1h"
-[xray]
+pub fn sections() -> String {
+    fast_logs(&[]) + XRAY
+}
+
+const XRAY: &str = r#"[xray]
 poll_interval = "1s"
 settle_delay = "0s"
 lookback = "10m"
@@ -93,7 +85,7 @@ fn a_dev_bedrock_slowdown_is_what_the_daemon_stores() {
     assert_eq!(summary["versions"]["GenerateDynamicScenarioHandler"]["Dev"], "2");
 
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &daemon_config(&moto, SECTIONS));
+    let daemon = Daemon::start(dir.path(), &daemon_config(&moto, &sections()));
     let db = daemon.db();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -170,6 +170,31 @@ pub fn daemon_config(moto: &Moto, sections: &str) -> String {
     )
 }
 
+/// The `[logs]` and `[environments]` sections of a daemon that reads quickly: every group
+/// under `/aws/lambda/`, polled every second, aliases listed once. `overrides` replace keys
+/// of `[logs]` (or add them), e.g. `&[("ingestion_delay", "\"5s\"")]`.
+pub fn fast_logs(overrides: &[(&str, &str)]) -> String {
+    let defaults = [
+        ("log_group_prefixes", "[\"/aws/lambda/\"]"),
+        ("poll_interval", "\"1s\""),
+        ("idle_poll_interval", "\"2s\""),
+        ("discovery_interval", "\"2s\""),
+        ("ingestion_delay", "\"30s\""),
+        ("start_lookback", "\"1h\""),
+        ("requests_per_second", "20.0"),
+    ];
+    let mut out = String::from("[logs]\n");
+    for (k, v) in defaults {
+        let v = overrides.iter().find(|(o, _)| *o == k).map_or(v, |(_, v)| *v);
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    for (k, v) in overrides.iter().filter(|(o, _)| !defaults.iter().any(|(d, _)| d == o)) {
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    out.push_str("[environments]\nlambda_aliases = true\nalias_refresh_interval = \"1h\"\n");
+    out
+}
+
 /// A free loopback port (bound then released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -20,21 +20,8 @@ pub fn config(moto: &Moto, extra: &str) -> String {
     daemon_config(
         moto,
         &format!(
-            r#"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "1s"
-idle_poll_interval = "2s"
-discovery_interval = "2s"
-ingestion_delay = "30s"
-start_lookback = "1h"
-requests_per_second = 50.0
-[environments]
-lambda_aliases = true
-alias_refresh_interval = "1h"
-[xray]
-enabled = false
-{extra}"#
+            "{}[xray]\nenabled = false\n{extra}",
+            fast_logs(&[("requests_per_second", "50.0")])
         ),
     )
     .replace("max_attempts = 3\n", "max_attempts = 3\ncall_timeout = \"2s\"\n")
