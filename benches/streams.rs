@@ -79,7 +79,7 @@ async fn run(known: usize, load: Load) -> f64 {
         let started = Instant::now();
         let mut streams: HashMap<String, StreamMemory> = HashMap::new();
         match load {
-            Load::Touched => load_streams(&store, GROUP, &events, &mut streams).await.unwrap(),
+            Load::Touched => assert!(load_streams(&store, GROUP, &events, &mut streams).await.unwrap().is_empty()),
             Load::All => {
                 let rows: Vec<(String, String)> =
                     sqlx::query_as("SELECT stream, state FROM stream_state WHERE log_group = ?").bind(GROUP).fetch_all(store.pool()).await.unwrap();

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub task_restarts: IntCounterVec,
     pub api_requests: IntCounterVec,
     pub watermark_resets: IntCounterVec,
+    pub internal_errors: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub retention_deleted: IntCounterVec,
     pub source_last_success: GaugeVec,
@@ -125,6 +126,13 @@ impl Metrics {
                 "Readers of stored events (evaluator, rollups, cloudwatch) whose id watermark was ahead of \
                  every id the database ever handed out (a replaced database) and started over.",
                 &["reader"],
+            ),
+            internal_errors: counter(
+                &r,
+                "sentinel_internal_errors_total",
+                "Failures the daemon works around rather than stops for, by what failed: a stored \
+                 stream state or alert phase that no longer decodes (started afresh), a metrics render.",
+                &["what"],
             ),
             store_errors: counter(&r, "sentinel_store_errors_total", "Database errors by kind.", &["kind"]),
             retention_deleted,

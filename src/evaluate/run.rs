@@ -73,7 +73,12 @@ impl Evaluator {
 
     /// Loads alert phases and the events still inside the windows.
     pub async fn restore(&mut self, now: i64) -> Result<(), StoreError> {
-        self.phases = self.store.alert_phases().await?.into_iter().collect();
+        let (phases, unreadable) = self.store.alert_phases().await?;
+        if !unreadable.is_empty() {
+            self.metrics.internal_errors.with_label_values(&["alert_phase_decode"]).inc_by(unreadable.len() as u64);
+            tracing::warn!(alerts = ?unreadable, "Stored alert phases that no longer decode; those alerts start afresh.");
+        }
+        self.phases = phases.into_iter().collect();
         self.reload_windows(now).await
     }
 
@@ -230,7 +235,7 @@ impl Evaluator {
         let snapshot = self.snapshot(now, Arc::new(statuses.clone()));
         if let Some(publisher) = self.publisher.clone() {
             if let Err(e) = tokio::task::spawn_blocking(move || publisher.publish(&snapshot)).await {
-                self.metrics.task_restarts.with_label_values(&["metrics_render"]).inc();
+                self.metrics.internal_errors.with_label_values(&["metrics_render"]).inc();
                 tracing::warn!(error = %e, "Rendering the per-series metrics failed; scrapes keep the previous ones.");
             }
         }

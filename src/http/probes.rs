@@ -21,10 +21,12 @@ pub async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse
     // bytes with thousands of series) were rendered by the last evaluation and are sent
     // as they are, without a copy.
     let series = state.exposition.text();
+    let metrics = state.metrics.clone();
     let head = match tokio::task::spawn_blocking(move || state.metrics.render()).await {
         Ok(text) => text,
         Err(e) => {
-            // Not silently empty: logged, and the per-series part still goes out.
+            // Not silently empty: counted, logged, and the per-series part still goes out.
+            metrics.internal_errors.with_label_values(&["metrics_render"]).inc();
             tracing::error!(error = %e, "Rendering the daemon's own metrics failed.");
             String::new()
         }

@@ -59,7 +59,7 @@ impl Store {
             .bind(&a.function)
             .bind(&a.operation)
             .bind(a.quantile)
-            .bind(serde_json::to_string(&a.phase).unwrap_or_default())
+            .bind(serde_json::to_string(&a.phase).map_err(|e| StoreError::Sql(sqlx::Error::Encode(Box::new(e))))?)
             .bind(a.value_s)
             .bind(a.budget_s)
             .bind(a.samples as i64)
@@ -91,10 +91,19 @@ impl Store {
         Ok(())
     }
 
-    /// Phases of every alert that is not inactive, by key.
-    pub async fn alert_phases(&self) -> Result<Vec<(String, Phase)>, StoreError> {
+    /// Phases of every alert that is not inactive, by key, and the keys whose stored phase no
+    /// longer decodes (their alerts start afresh; the caller says so).
+    pub async fn alert_phases(&self) -> Result<(Vec<(String, Phase)>, Vec<String>), StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as("SELECT alert_key, phase FROM alert_state").fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().filter_map(|(k, p)| serde_json::from_str(&p).ok().map(|p| (k, p))).collect())
+        let mut phases = Vec::new();
+        let mut unreadable = Vec::new();
+        for (key, phase) in rows {
+            match serde_json::from_str(&phase) {
+                Ok(p) => phases.push((key, p)),
+                Err(_) => unreadable.push(key),
+            }
+        }
+        Ok((phases, unreadable))
     }
 
     /// Transitions since `since_ms`, newest first, at most `limit`.
@@ -131,10 +140,14 @@ mod tests {
             severity: "warning".into(),
         };
         s.save_alerts(&[a.clone()], &[(2, &a, Transition::Firing)], 2).await.unwrap();
-        assert_eq!(s.alert_phases().await.unwrap(), vec![("k".to_string(), a.phase)]);
+        assert_eq!(s.alert_phases().await.unwrap().0, vec![("k".to_string(), a.phase)]);
         a.phase = Phase::Inactive;
         s.save_alerts(&[a.clone()], &[(9, &a, Transition::Resolved)], 9).await.unwrap();
-        assert!(s.alert_phases().await.unwrap().is_empty());
+        assert!(s.alert_phases().await.unwrap().0.is_empty());
+        // A stored phase that no longer decodes is reported, not dropped silently.
+        s.save_alerts(&[AlertRow { phase: Phase::Pending { active_at: 3 }, ..a.clone() }], &[], 10).await.unwrap();
+        sqlx::query("UPDATE alert_state SET phase = '{\"state\":\"unknown\"}'").execute(s.pool()).await.unwrap();
+        assert_eq!(s.alert_phases().await.unwrap(), (vec![], vec!["k".to_string()]));
         let t = s.alert_transitions(0, 10).await.unwrap();
         assert_eq!(t.iter().map(|t| t.transition.as_str()).collect::<Vec<_>>(), vec!["resolved", "firing"]);
     }

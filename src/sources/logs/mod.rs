@@ -384,7 +384,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         let page = page_events(resp.events());
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
         let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
-        load_streams(store, group, &page, &mut streams).await?;
+        load_page_streams(ctx, group, &page, &mut streams).await?;
         let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
         let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
         if last_page {
@@ -414,19 +414,39 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
 }
 
 /// Loads the saved state of the streams `page` touches that `streams` does not hold yet
-/// (only those: a group may have had a hundred thousand streams).
-pub async fn load_streams(store: &Store, group: &str, page: &[PageEvent], streams: &mut HashMap<String, StreamMemory>) -> Result<(), StoreError> {
+/// (only those: a group may have had a hundred thousand streams). Returns the streams whose
+/// saved state no longer decodes: they start afresh (the state only helps correlate lines),
+/// and the caller says so.
+pub async fn load_streams(
+    store: &Store,
+    group: &str,
+    page: &[PageEvent],
+    streams: &mut HashMap<String, StreamMemory>,
+) -> Result<Vec<String>, StoreError> {
     let mut wanted: Vec<&str> = page.iter().map(|e| e.stream.as_str()).filter(|s| !streams.contains_key(*s)).collect();
     wanted.sort_unstable();
     wanted.dedup();
+    let mut unreadable = Vec::new();
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(unreadable);
     }
     for (stream, json) in store.stream_states_of(group, &wanted).await? {
-        // A state that no longer parses is started afresh: it only helps correlate lines.
-        if let Ok(m) = serde_json::from_str(&json) {
-            streams.insert(stream, m);
+        match serde_json::from_str(&json) {
+            Ok(m) => {
+                streams.insert(stream, m);
+            }
+            Err(_) => unreadable.push(stream),
         }
+    }
+    Ok(unreadable)
+}
+
+/// Loads a page's stream states, counting and logging any that no longer decode.
+async fn load_page_streams(ctx: &Services, group: &str, page: &[PageEvent], streams: &mut HashMap<String, StreamMemory>) -> Result<(), StoreError> {
+    let unreadable = load_streams(&ctx.store, group, page, streams).await?;
+    if !unreadable.is_empty() {
+        ctx.metrics.internal_errors.with_label_values(&["stream_state_decode"]).inc_by(unreadable.len() as u64);
+        tracing::warn!(log_group = %group, streams = ?unreadable, "Saved stream states that no longer decode; those streams start afresh.");
     }
     Ok(())
 }
@@ -458,7 +478,7 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
         if !page.is_empty() {
             let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
-            load_streams(store, group, &page, &mut streams).await?;
+            load_page_streams(ctx, group, &page, &mut streams).await?;
             let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
             // The sweep reads the past: the streams' saved state stays what the polls made it.
             batch.stream_states.clear();
@@ -586,4 +606,20 @@ mod tests {
         let (a, b) = sweep_window(now, i64::MIN, i64::MAX, i64::MAX);
         assert!(a <= now && b <= now);
     }
+
+    #[tokio::test]
+    async fn a_stream_state_that_no_longer_decodes_is_named_not_dropped_silently() {
+        let store = Store::open_memory().await.unwrap();
+        let row = |stream: &str, state: &str| crate::store::StreamStateRow { log_group: "g".into(), stream: stream.into(), state: state.into() };
+        let good = serde_json::to_string(&StreamMemory::default()).unwrap();
+        store.commit(&crate::store::Batch { stream_states: vec![row("ok", &good), row("bad", "{not json")], ..Default::default() }).await.unwrap();
+        let page: Vec<PageEvent> = ["ok", "bad", "new"]
+            .iter()
+            .map(|s| PageEvent { stream: s.to_string(), time_ms: 1, event_id: "1".into(), message: String::new() })
+            .collect();
+        let mut streams = HashMap::new();
+        assert_eq!(load_streams(&store, "g", &page, &mut streams).await.unwrap(), ["bad"]);
+        assert_eq!(streams.keys().collect::<Vec<_>>(), ["ok"]);
+    }
+
 }
