@@ -6,20 +6,25 @@
 //!
 //! ## Layout (data flows one way: sources → parse → store → evaluate → sinks)
 //! - [`config`]: the TOML config, documented structs, all errors at once.
-//! - [`model`]: timing events, sources, rejected inputs, checkpoints.
+//! - [`model`]: timing events, sources, rejected inputs, checkpoints; the alert vocabulary;
+//!   the counters every aggregate keeps. [`clock`]: wall-clock time.
 //! - [`lambda`]: Lambda's names: log streams and groups, function ARNs and qualifiers.
 //! - [`parse`]: pure parsers for every log and trace format (no I/O, no clock).
-//! - [`critical_path`]: where a trace's time went.
-//! - [`sources`]: the AWS pollers (CloudWatch Logs, X-Ray).
-//! - [`store`]: the only owner of SQLite.
-//! - [`aws`]: SDK config, retry policy, rate limiters.
+//! - [`attribute`]: env attribution. [`critical_path`]: where a trace's time went.
+//! - [`sources`]: the AWS pollers (CloudWatch Logs, X-Ray, Lambda aliases).
+//! - [`store`]: the only owner of SQLite (the only module that speaks SQL).
+//! - [`evaluate`]: windows, budgets and the alert life cycle; the evaluator task.
+//! - [`sinks`]: alert receivers, CloudWatch metrics, the Prometheus exposition.
+//! - [`report`]: reports over the store. [`quantile`], [`sketch`]: how percentiles are taken.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*` (state, guards, routes).
+//! - [`aws`]: SDK config, retry policy, rate limiters. [`endpoints`]: where the SDK would
+//!   send a call. [`services`]: what the daemon's tasks share.
 //! - [`metrics`], [`health`]: the daemon's own metrics and readiness; [`exposition`]: the
 //!   Prometheus text format.
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/*` (state, guards, routes).
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
-//! - [`glob`]: budget patterns; [`quantile`]: the nearest-rank definition every number uses.
-//! - [`simulate`]: the `simulate` command, writing the seed's application into an AWS endpoint.
-//! - [`endpoints`]: where the SDK would send a call (simulate's guard against real accounts).
+//! - [`glob`]: budget patterns. [`shard`]: which log groups an instance owns.
+//! - [`ingest`]: offline ingest. [`simulate`]: the `simulate` command, writing the seed's
+//!   application into an AWS endpoint.
 
 /// The daemon allocates and frees millions of small strings an hour (log lines, keys,
 /// labels); mimalloc does that with less time and fragmentation than the system allocator
