@@ -33,20 +33,8 @@ pub struct FunctionRow {
     pub errors: u64,
 }
 
-/// One invocation among the slowest.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Invocation {
-    pub time_ms: i64,
-    pub env: String,
-    pub function: String,
-    pub operation: String,
-    pub duration_s: f64,
-    pub request_id: Option<String>,
-    pub trace_id: Option<String>,
-    pub cold_start: bool,
-    pub timeout: bool,
-    pub error: bool,
-}
+/// One invocation among the slowest (as the store reads it).
+pub type Invocation = crate::store::events::EventRow;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FunctionsReport {
@@ -106,23 +94,7 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
         function: sel.function.as_deref(),
         operations: &INVOCATION_OPERATIONS,
     };
-    let slowest = store
-        .slowest_events(filter, slowest)
-        .await?
-        .into_iter()
-        .map(|e| Invocation {
-            time_ms: e.time_ms,
-            env: e.env,
-            function: e.function,
-            operation: e.operation,
-            duration_s: e.duration_s,
-            request_id: e.request_id,
-            trace_id: e.trace_id,
-            cold_start: e.cold_start,
-            timeout: e.timeout,
-            error: e.error,
-        })
-        .collect();
+    let slowest = store.slowest_events(filter, slowest).await?;
     Ok(FunctionsReport { from_ms: sel.from_ms, to_ms: sel.to_ms, approximate, functions, slowest })
 }
 

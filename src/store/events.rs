@@ -116,7 +116,7 @@ fn window_event(r: &raw::Row<'_>) -> WindowEvent {
 }
 
 /// One stored event, as the slowest-invocations list shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EventRow {
     pub time_ms: i64,
     pub env: String,
