@@ -346,7 +346,10 @@ impl Grouper {
 /// Reads a selection: raw events and rollups per [`plan`], grouped by series (and bucket).
 pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> {
     let parts = plan(store, sel).await?;
-    let bucket = |t: i64| sel.step_ms.map_or(0, |s| floor_to(t, s));
+    // Copied out of `sel`: the per-row closures then read it from a register, not through
+    // a chain of references each row.
+    let step = sel.step_ms;
+    let bucket = move |t: i64| step.map_or(0, |s| floor_to(t, s));
     let columns = ScanColumns { time: sel.step_ms.is_some(), invocations: sel.invocations };
     let rollup_filter = RollupFilter { env: sel.env.as_deref(), function: sel.function.as_deref(), operations: &sel.operations };
     let mut grouper = Grouper::new();
