@@ -190,3 +190,22 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_states_live_as_long_as_a_reread_can_reach_them() {
+        let mut config = Config::default();
+        let now = 1_795_341_600_000;
+        config.logs.ingestion_delay = Duration::from_secs(120);
+        config.logs.reconcile_window = Duration::from_secs(3600);
+        let plan = retention_plan(&config, now);
+        assert_eq!(plan.streams_idle_before_ms, now - 3_600_000 - 900_000, "the sweep's window plus the longest invocation");
+        config.logs.reconcile_window = Duration::ZERO;
+        assert_eq!(retention_plan(&config, now).streams_idle_before_ms, now - 120_000 - 900_000, "without a sweep, the polls' overlap");
+        assert_eq!(plan.events_before_ms, now - 30 * 86_400_000);
+        assert_eq!(plan.transitions_before_ms, now - 400 * 86_400_000);
+    }
+}
