@@ -65,17 +65,6 @@ fn pascal(op: &str) -> String {
     op.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 /// The IAM actions the given files call: each `.operation()` fluent-builder call whose name
 /// is an SDK operation, attributed to the SDK crate the file names when several have it.
 fn actions_called(files: &[PathBuf]) -> BTreeMap<String, BTreeSet<String>> {

@@ -1,22 +1,8 @@
 //! The layering the README promises, checked on the source tree: only `src/store/` speaks
 //! SQL, and the README's Layout section names every module and folder there is.
 
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-}
+mod common;
+use common::{repo, rust_files};
 
 #[test]
 fn only_the_store_speaks_sql() {
