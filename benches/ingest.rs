@@ -1,35 +1,53 @@
-//! Ingest throughput on the daemon's real path — a file of 1 million mixed Lambda log lines
-//! read, parsed, correlated per stream, attributed and committed to SQLite (WAL, on disk) —
-//! next to a baseline measured in the same run: plain `serde_json` parsing of the same lines
-//! plus a bare prepared-statement insert of one row per timing, in one transaction — once
-//! through sqlx (the ratio the summary line's `ratio` reports) and once through SQLite's C API
-//! (`c_api_ratio`), since the daemon's store itself uses the C API.
+//! Ingest throughput on the paths users run, each next to the strongest honest baseline
+//! measured in the same run:
+//!
+//! - **text**: a file of 1 million mixed Lambda log lines through `ingest_files` (read,
+//!   parse, correlate per stream, attribute, commit to SQLite in WAL on disk); median of 3.
+//! - **baseline**: the same lines parsed with `serde_json` and one row per timing inserted
+//!   into a bare four-column table through SQLite's C API with one prepared statement, in
+//!   one transaction. The headline `ratio` is text path / this.
+//! - **json**: a 1,000,000-event `aws logs filter-log-events` export, as the AWS CLI prints
+//!   it, through the `latency-sentinel ingest` command (the release binary a user runs),
+//!   next to `benches/naive_ingest.py` (json.load + sqlite3 executemany) on the same file:
+//!   wall time and peak memory of each process, best of 2; both must store the same count.
+//! - **live**: the same 1,000,000 events as FilterLogEvents pages of 10,000 as the SDK
+//!   returns them, through the poller's steps (convert, load stream states,
+//!   `process_page`, commit), one page after another as a poll does.
 
 mod baseline;
 
+use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
+use baseline::{figure, measure};
 use latency_sentinel::attribute::Attributor;
 use latency_sentinel::config::EnvironmentsConfig;
 use latency_sentinel::ingest::ingest_files;
+use latency_sentinel::sources::logs::process::{StreamMemory, process_page};
+use latency_sentinel::sources::logs::{load_streams, page_events};
 use latency_sentinel::store::raw::{self, Bind};
 use latency_sentinel::store::{OpenMode, Store};
+use std::collections::HashMap;
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const LINES: usize = 1_000_000;
+const EXPORT_EVENTS: usize = 1_000_000;
+const PAGE: usize = 10_000;
+const GROUP: &str = "/aws/lambda/GenerateDynamicScenarioHandler";
+const T0: i64 = 1_795_341_600_000;
+
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
+}
 
 /// One invocation = 8 lines, 5 of them timings (3 seed lines, REPORT duration, and an init
 /// duration on every 10th); interleaved with ordinary log lines.
-fn write_file(path: &std::path::Path) -> usize {
+fn write_text(path: &std::path::Path) -> usize {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut lines = 0;
-    let mut inv = 0u64;
-    let t0 = 1_795_341_600_000u64;
+    let mut inv = 0i64;
     while lines < LINES {
         let rid = format!("{:08x}-0b7e-4b8e-9a55-{:012x}", inv, inv);
-        let ts = |k: u64| {
-            let ms = t0 + inv * 50 + k;
-            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
-        };
+        let ts = |k: i64| rfc3339(T0 + inv * 50 + k);
         let init = if inv % 10 == 0 { "\\tInit Duration: 412.50 ms" } else { "" };
         let block = [
             format!("{} START RequestId: {rid} Version: 12", ts(0)),
@@ -62,24 +80,86 @@ fn baseline_row(line: &str) -> Option<(String, f64)> {
     }
 }
 
+/// The export's events in CloudWatch's order (time, then id): a function at ~40
+/// invocations/s, 128 execution environments (streams), each invocation 3.1 s and 8 events
+/// (START, a seed TIMING line, a logging TIMING line, two plain lines, the seed's END,
+/// END, REPORT with its XRAY line and an init duration on every 10th). Request ids are
+/// unique. Returns (invocation, line) pairs.
+fn export_order() -> Vec<(i64, u32, u8)> {
+    const OFFSETS: [i64; 8] = [0, 1, 2, 3, 2_900, 3_120, 3_121, 3_121];
+    let invocations = EXPORT_EVENTS / OFFSETS.len();
+    let mut order: Vec<(i64, u32, u8)> =
+        (0..invocations as u32).flat_map(|inv| (0..8u8).map(move |k| (T0 + i64::from(inv) * 25 + OFFSETS[k as usize], inv, k))).collect();
+    order.sort_unstable();
+    order
+}
+
+/// (stream, time, eventId, message) of one export event; `seq` is its place in the export.
+fn export_event(seq: usize, time_ms: i64, inv: u32, k: u8) -> (String, i64, String, String) {
+    let rid = format!("{inv:08x}-0b7e-4b8e-9a55-{:012x}", u64::from(inv) * 7919);
+    let stream = format!("2026/11/22/[12]{:032x}", (u128::from(inv % 128) + 1) * 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    let message = match k {
+        0 => format!("START RequestId: {rid} Version: 12\n"),
+        1 => format!(
+            "{{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": {}.{:03}}}\n",
+            inv % 9,
+            inv % 1000
+        ),
+        2 => format!(
+            "[INFO]\t{}\t{rid}\t{{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"SecretsManagerDuration\", \"value_sec\": 0.031}}\n",
+            rfc3339(time_ms)
+        ),
+        3 => format!("Processing lead {inv} for campaign spring-promo\n"),
+        4 => "{\"level\": \"INFO\", \"message\": \"ok\"}\n".to_string(),
+        5 => "{\"level\": \"INFO\", \"event_type\": \"END\", \"function_name\": \"GDSH\", \"message\": \"Function completed\", \"total_function_duration\": 3.125}\n".to_string(),
+        6 => format!("END RequestId: {rid}\n"),
+        _ => format!(
+            "REPORT RequestId: {rid}\tDuration: 3125.00 ms\tBilled Duration: 3126 ms\tMemory Size: 1024 MB\tMax Memory Used: 102 MB\t{}\nXRAY TraceId: 1-{:08x}-{:024x}\tSegmentId: {:016x}\tSampled: true\t\n",
+            if inv % 10 == 0 { "Init Duration: 412.50 ms\t" } else { "" },
+            time_ms / 1000,
+            u128::from(inv) * 104_729,
+            u64::from(inv) * 15_485_863
+        ),
+    };
+    (stream, time_ms, format!("{time_ms:032}{seq:024}"), message)
+}
+
+/// Writes the export as `aws logs filter-log-events` prints it (indent 4, CloudWatch's key
+/// order). Returns its size in bytes.
+fn write_export(path: &std::path::Path, order: &[(i64, u32, u8)]) -> u64 {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(b"{\n    \"events\": [\n").unwrap();
+    for (seq, &(t, inv, k)) in order.iter().enumerate() {
+        let (stream, time_ms, id, message) = export_event(seq, t, inv, k);
+        let comma = if seq + 1 < order.len() { "," } else { "" };
+        write!(
+            f,
+            "        {{\n            \"logStreamName\": \"{stream}\",\n            \"timestamp\": {time_ms},\n            \"message\": {},\n            \"ingestionTime\": {},\n            \"eventId\": \"{id}\"\n        }}{comma}\n",
+            serde_json::to_string(&message).unwrap(),
+            time_ms + 15_000
+        )
+        .unwrap();
+    }
+    f.write_all(b"    ],\n    \"searchedLogStreams\": []\n}\n").unwrap();
+    f.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lines.log");
-    let lines = write_file(&file);
-    let mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
 
-    // The daemon's path, three times on fresh databases (this machine's timings vary by
-    // 10–20 % from run to run); the median is the figure.
+    // --- text: the daemon's path, three times on fresh databases; the median is the figure.
+    let file = dir.path().join("lines.log");
+    let lines = write_text(&file);
+    let mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
     let mut runs: Vec<(u64, f64)> = (0..3)
         .map(|i| {
             rt.block_on(async {
                 let store = Store::open(&dir.path().join(format!("ours{i}.db")), OpenMode::Writer, 4096).await.unwrap();
                 let attributor = Attributor::new(&EnvironmentsConfig::default());
                 let t = Instant::now();
-                let s = ingest_files(&store, &attributor, "/aws/lambda/GenerateDynamicScenarioHandler", std::slice::from_ref(&file))
-                    .await
-                    .unwrap();
+                let s = ingest_files(&store, &attributor, GROUP, std::slice::from_ref(&file)).await.unwrap();
                 let elapsed = t.elapsed().as_secs_f64();
                 store.close().await;
                 (s.stored, elapsed)
@@ -90,17 +170,13 @@ fn main() {
     let (events, ours) = runs[1];
     let eps = events as f64 / ours;
     println!(
-        "ingest (parse → attribute → store): {events} events from {lines} lines ({mb:.0} MB) in {ours:.2} s = {eps:.0} events/s, {:.0} lines/s (median of 3; fastest {:.2} s, slowest {:.2} s)",
-        lines as f64 / ours,
-        runs[0].1,
-        runs[2].1
+        "text (read → parse → correlate → attribute → store): {events} events from {lines} lines ({mb:.0} MB) in {ours:.2} s = {eps:.0} events/s (median of 3; fastest {:.2} s, slowest {:.2} s)",
+        runs[0].1, runs[2].1
     );
 
-    // Second baseline: the same parsing, rows inserted through SQLite's C API with one
-    // prepared statement (what the daemon's store does, minus its columns and indexes).
+    // --- baseline: the same lines, serde_json, a bare insert through SQLite's C API.
     let (raw_rows, raw) = rt.block_on(async {
-        let store = Store::open(&dir.path().join("raw.db"), OpenMode::Writer, 4096).await.unwrap();
-        sqlx::query("CREATE TABLE t (time_ms INTEGER, operation TEXT, duration_s REAL, k TEXT UNIQUE)").execute(store.pool()).await.unwrap();
+        let store = baseline::bare_store(&dir.path().join("raw.db"), "CREATE TABLE t (time_ms INTEGER, operation TEXT, duration_s REAL, k TEXT UNIQUE)").await;
         let text = std::fs::read_to_string(&file).unwrap();
         let t = Instant::now();
         let rows = raw::with_conn(&store, |c| {
@@ -122,35 +198,75 @@ fn main() {
     let raw_eps = raw_rows as f64 / raw;
     println!("baseline (serde_json + bare insert through the C API): {raw_rows} rows in {raw:.2} s = {raw_eps:.0} rows/s");
 
-    // Baseline: serde_json on the JSON part of each line, one bare insert per timing.
-    let (base_rows, base) = rt.block_on(async {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let mut conn = baseline::connection(&dir.path().join("base.db"), "CREATE TABLE t (time_ms INTEGER, operation TEXT, duration_s REAL, k TEXT UNIQUE)").await;
-        let t = Instant::now();
-        let mut rows = 0u64;
-        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
-        for (i, line) in text.lines().enumerate() {
-            let Some((op, d)) = baseline_row(line) else { continue };
-            sqlx::query("INSERT INTO t (time_ms, operation, duration_s, k) VALUES (?, ?, ?, ?)")
-                .bind(i as i64)
-                .bind(op)
-                .bind(d)
-                .bind(i.to_string())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            rows += 1;
-        }
-        tx.commit().await.unwrap();
-        (rows, t.elapsed().as_secs_f64())
-    });
-
-    let base_eps = base_rows as f64 / base;
-    println!("baseline (serde_json + bare insert through sqlx): {base_rows} rows in {base:.2} s = {base_eps:.0} rows/s");
+    // --- json: the export through the command a user runs, and the naive script.
+    let order = export_order();
+    let export = dir.path().join("export.json");
+    let export_bytes = write_export(&export, &order);
+    let binary = env!("CARGO_BIN_EXE_latency-sentinel");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/naive_ingest.py");
+    let mut ours_json = Vec::new();
+    let mut naive = Vec::new();
+    for i in 0..2 {
+        let db = dir.path().join(format!("json{i}.db"));
+        let config = dir.path().join(format!("json{i}.toml"));
+        std::fs::write(&config, format!("[storage]\npath = {:?}\n", db.display().to_string())).unwrap();
+        let m = measure(std::process::Command::new(binary).arg("ingest").arg("--config").arg(&config).arg("--log-group").arg(GROUP).arg(&export));
+        ours_json.push((figure(&m.stdout, "stored"), m));
+        let m = measure(std::process::Command::new("python3").arg(script).arg(&export).arg(dir.path().join(format!("naive{i}.db"))));
+        naive.push((figure(&m.stdout, "rows"), m));
+    }
+    let best = |runs: &[(u64, baseline::Measured)]| {
+        let stored = runs[0].0;
+        assert!(runs.iter().all(|r| r.0 == stored), "runs stored different counts: {:?}", runs.iter().map(|r| r.0).collect::<Vec<_>>());
+        let wall = runs.iter().map(|r| r.1.wall_s).fold(f64::INFINITY, f64::min);
+        let peak = runs.iter().map(|r| r.1.peak_rss_mb).fold(0.0, f64::max);
+        (stored, wall, peak)
+    };
+    let (json_stored, json_wall, json_peak) = best(&ours_json);
+    let (naive_stored, naive_wall, naive_peak) = best(&naive);
+    assert_eq!(json_stored, naive_stored, "both must store the same events");
+    let (json_eps, naive_eps) = (json_stored as f64 / json_wall, naive_stored as f64 / naive_wall);
     println!(
-        "ingest: events_per_sec={eps:.0} lines_per_sec={:.0} baseline_events_per_sec={base_eps:.0} ratio={:.2} c_api_baseline_events_per_sec={raw_eps:.0} c_api_ratio={:.2} events={events} lines={lines}",
-        lines as f64 / ours,
-        eps / base_eps,
-        eps / raw_eps
+        "json (latency-sentinel ingest, {EXPORT_EVENTS} exported events, {:.0} MB): {json_stored} events stored in {json_wall:.2} s = {json_eps:.0} events/s, peak {json_peak:.0} MB (best of 2)",
+        export_bytes as f64 / 1e6
+    );
+    println!("naive script (json.load + sqlite3 executemany): {naive_stored} rows in {naive_wall:.2} s = {naive_eps:.0} rows/s, peak {naive_peak:.0} MB (best of 2)");
+
+    // --- live: FilterLogEvents pages through the poller's steps.
+    let (live_events, live) = rt.block_on(async {
+        let store = Store::open(&dir.path().join("live.db"), OpenMode::Writer, 4096).await.unwrap();
+        let attributor = Attributor::new(&EnvironmentsConfig::default());
+        let history = attributor.history();
+        let mut streams: HashMap<String, StreamMemory> = HashMap::new();
+        let mut busy = Duration::ZERO;
+        let mut stored = 0u64;
+        for (p, page) in order.chunks(PAGE).enumerate() {
+            let sdk_page: Vec<FilteredLogEvent> = page
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, inv, k))| {
+                    let (stream, time_ms, id, message) = export_event(p * PAGE + i, t, inv, k);
+                    FilteredLogEvent::builder().log_stream_name(stream).timestamp(time_ms).message(message).ingestion_time(time_ms + 15_000).event_id(id).build()
+                })
+                .collect();
+            let t = Instant::now();
+            let events = page_events(&sdk_page);
+            load_streams(&store, GROUP, &events, &mut streams).await.unwrap();
+            let (batch, _) = process_page(GROUP, events, &mut streams, &attributor, &history, latency_sentinel::clock::now_ms());
+            stored += store.commit(&batch).await.unwrap().inserted_total();
+            busy += t.elapsed();
+        }
+        store.close().await;
+        (stored, busy.as_secs_f64())
+    });
+    assert_eq!(live_events, json_stored, "the live path stores what ingest stores");
+    let live_eps = live_events as f64 / live;
+    println!("live (FilterLogEvents pages of {PAGE} → page_events → load_streams → process_page → commit): {live_events} events in {live:.2} s = {live_eps:.0} events/s");
+
+    println!(
+        "ingest: events_per_sec={eps:.0} baseline_events_per_sec={raw_eps:.0} ratio={:.2} json_events_per_sec={json_eps:.0} naive_events_per_sec={naive_eps:.0} json_vs_naive={:.2} json_peak_rss_mb={json_peak:.0} naive_peak_rss_mb={naive_peak:.0} live_events_per_sec={live_eps:.0} live_ratio={:.2} events={events} lines={lines}",
+        eps / raw_eps,
+        json_eps / naive_eps,
+        live_eps / raw_eps,
     );
 }

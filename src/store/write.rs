@@ -6,9 +6,13 @@ use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::model::{Checkpoint, Rejection, Source, TimingEvent};
+use std::collections::{BTreeMap, HashSet};
 
-/// A fact learned after an invocation's events were stored (REPORT's trace id, a later
-/// `Task timed out` line), applied to that request's events.
+/// A fact learned after an invocation's first events (REPORT's trace id, a later `Task
+/// timed out` line), for that invocation's events: those in the same batch get it in memory
+/// ([`Annotation::apply`]); the store gives it to stored ones in one set-based statement per
+/// batch, bounded to the invocation's span, so its cost does not depend on how many rows
+/// share the request id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Annotation {
     pub function: String,
@@ -18,6 +22,51 @@ pub struct Annotation {
     pub timeout: bool,
     /// The invocation turned out to be a cold start (an `Init Duration` seen after its lines).
     pub cold_start: bool,
+    /// The invocation's span, epoch ms: from its START (or as far back as an invocation
+    /// lasts, when the START was not seen) to the line that told the fact.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// The invocation's START is in this batch, so all its events are too and got the fact
+    /// in memory; the store then needs to do nothing, unless some of them were stored before
+    /// (an overlap re-read) and their insert was skipped.
+    pub in_batch: bool,
+}
+
+/// The operation of a REPORT's duration: the event a timeout is marked on.
+const LAMBDA_DURATION: &str = "Lambda.Duration";
+
+impl Annotation {
+    /// Whether it tells anything (most REPORTs only confirm what their lines said).
+    pub fn tells_something(&self) -> bool {
+        self.trace_id.is_some() || self.error || self.timeout || self.cold_start
+    }
+
+    /// Gives the fact to the invocation's events among `events` (one stream's, in time
+    /// order, oldest first).
+    pub fn apply(&self, events: &mut [TimingEvent]) {
+        if !self.tells_something() {
+            return;
+        }
+        for e in events.iter_mut().rev() {
+            if e.time_ms < self.from_ms {
+                break;
+            }
+            if e.time_ms > self.to_ms || e.request_id.as_deref() != Some(self.request_id.as_str()) || e.function != self.function {
+                continue;
+            }
+            if e.trace_id.is_none() {
+                e.trace_id.clone_from(&self.trace_id);
+            }
+            e.error |= self.error || self.timeout;
+            e.cold_start |= self.cold_start;
+            if self.timeout
+                && e.operation == LAMBDA_DURATION
+                && e.attributes.iter().rev().find(|(k, _)| k == "status").map(|(_, v)| v.as_str()) != Some("timeout")
+            {
+                e.attributes.push(("status".to_owned(), "timeout".to_owned()));
+            }
+        }
+    }
 }
 
 /// Saved state of one log stream (the open invocation), as JSON.
@@ -86,12 +135,25 @@ const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (time_ms, env, function
      trace_id, function_version, cold_start, error, attributes, idem_key, ingested_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
-const ANNOTATE: &str = "UPDATE events SET trace_id = COALESCE(trace_id, ?1), error = (error OR ?2), cold_start = (cold_start OR ?3) \
-     WHERE request_id = ?4 AND function = ?5";
+/// Every annotation of a batch in one statement: `?1` is a JSON array of
+/// `[function, request_id, trace_id, error, cold_start, from_ms, to_ms]`, one per invocation;
+/// each finds its rows through `events_request (request_id, time_ms)` within its span, and
+/// only rows that lack a fact are written.
+const ANNOTATE: &str = "UPDATE events SET trace_id = COALESCE(events.trace_id, a.trace_id), \
+     error = (events.error OR a.error), cold_start = (events.cold_start OR a.cold_start) \
+     FROM (SELECT value ->> 0 AS function, value ->> 1 AS request_id, value ->> 2 AS trace_id, value ->> 3 AS error, \
+           value ->> 4 AS cold_start, value ->> 5 AS from_ms, value ->> 6 AS to_ms FROM json_each(?1)) AS a \
+     WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
+     AND ((events.trace_id IS NULL AND a.trace_id IS NOT NULL) OR (a.error AND NOT events.error) OR (a.cold_start AND NOT events.cold_start))";
 
-const MARK_TIMEOUT: &str = "UPDATE events SET attributes = json_set(COALESCE(attributes, '{}'), '$.status', 'timeout') \
-     WHERE request_id = ?1 AND function = ?2 AND operation = 'Lambda.Duration' \
-     AND COALESCE(json_extract(attributes, '$.status'), '') <> 'timeout' RETURNING env, function";
+/// The timeouts of a batch in one statement: `?1` is a JSON array of
+/// `[function, request_id, from_ms, to_ms]`; returns the (env, function) of each REPORT
+/// newly marked.
+const MARK_TIMEOUT: &str = "UPDATE events SET attributes = json_set(COALESCE(events.attributes, '{}'), '$.status', 'timeout') \
+     FROM (SELECT value ->> 0 AS function, value ->> 1 AS request_id, value ->> 2 AS from_ms, value ->> 3 AS to_ms FROM json_each(?1)) AS a \
+     WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
+     AND events.operation = 'Lambda.Duration' AND COALESCE(json_extract(events.attributes, '$.status'), '') <> 'timeout' \
+     RETURNING events.env, events.function";
 
 const INSERT_REJECTED: &str =
     "INSERT OR IGNORE INTO rejected (seen_ms, time_ms, source, origin, reason, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -123,6 +185,9 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
     let mut outcome = BatchOutcome::default();
     let mut offered = [0u64; Source::ALL.len()];
     let mut inserted = [0u64; Source::ALL.len()];
+    // Requests with an event already stored: their annotations go to the store even when
+    // the batch gave the fact to its own copies.
+    let mut stored_before: HashSet<(&str, &str)> = HashSet::new();
     {
         let mut insert = conn.prepare(INSERT_EVENT)?;
         for e in &batch.events {
@@ -146,6 +211,11 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
             let s = e.source as usize;
             offered[s] += 1;
             inserted[s] += n;
+            if n == 0 {
+                if let Some(rid) = &e.request_id {
+                    stored_before.insert((&e.function, rid));
+                }
+            }
             if n > 0 && e.source == Source::Report && e.operation == "Lambda.Duration" {
                 let attr = |k: &str| e.attributes.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
                 outcome.new_reports.push(NewReport {
@@ -167,29 +237,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
         }
     }
 
-    {
-        let mut annotate = conn.prepare(ANNOTATE)?;
-        let mut mark_timeout = conn.prepare(MARK_TIMEOUT)?;
-        for a in &batch.annotations {
-            // Most REPORTs only confirm what their lines already said; an UPDATE per
-            // invocation would then be pure cost.
-            if a.trace_id.is_none() && !a.error && !a.timeout && !a.cold_start {
-                continue;
-            }
-            annotate.execute(&[
-                Bind::opt_text(&a.trace_id),
-                Bind::flag(a.error || a.timeout),
-                Bind::flag(a.cold_start),
-                Bind::Text(&a.request_id),
-                Bind::Text(&a.function),
-            ])?;
-            if a.timeout {
-                mark_timeout.query(&[Bind::Text(&a.request_id), Bind::Text(&a.function)], |r| {
-                    outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned()))
-                })?;
-            }
-        }
-    }
+    annotate(conn, &batch.annotations, &stored_before, &mut outcome)?;
 
     {
         let mut insert = conn.prepare(INSERT_REJECTED)?;
@@ -220,6 +268,53 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
         }
     }
     Ok(outcome)
+}
+
+/// Gives the batch's annotations to stored events: those not already given in memory to
+/// all of their invocation's events, merged per invocation, in one statement each for
+/// facts and timeouts.
+fn annotate(
+    conn: &mut RawConn,
+    annotations: &[Annotation],
+    stored_before: &HashSet<(&str, &str)>,
+    outcome: &mut BatchOutcome,
+) -> Result<(), StoreError> {
+    // (function, request_id) → (trace_id, error, cold_start, timeout, from_ms, to_ms)
+    type Facts<'a> = (Option<&'a str>, bool, bool, bool, i64, i64);
+    let mut merged: BTreeMap<(&str, &str), Facts> = BTreeMap::new();
+    for a in annotations {
+        let key = (a.function.as_str(), a.request_id.as_str());
+        if !a.tells_something() || (a.in_batch && !stored_before.contains(&key)) {
+            continue;
+        }
+        let m = merged.entry(key).or_insert((None, false, false, false, a.from_ms, a.to_ms));
+        m.0 = m.0.or(a.trace_id.as_deref());
+        m.1 |= a.error || a.timeout;
+        m.2 |= a.cold_start;
+        m.3 |= a.timeout;
+        m.4 = m.4.min(a.from_ms);
+        m.5 = m.5.max(a.to_ms);
+    }
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let facts: Vec<_> = merged
+        .iter()
+        .filter(|(_, m)| m.0.is_some() || m.1 || m.2)
+        .map(|((function, rid), m)| serde_json::json!([function, rid, m.0, m.1, m.2, m.4, m.5]))
+        .collect();
+    if !facts.is_empty() {
+        conn.execute(ANNOTATE, &[Bind::Text(&serde_json::Value::Array(facts).to_string())])?;
+    }
+    let timeouts: Vec<_> =
+        merged.iter().filter(|(_, m)| m.3).map(|((function, rid), m)| serde_json::json!([function, rid, m.4, m.5])).collect();
+    if !timeouts.is_empty() {
+        let mut mark = conn.prepare(MARK_TIMEOUT)?;
+        mark.query(&[Bind::Text(&serde_json::Value::Array(timeouts).to_string())], |r| {
+            outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned()))
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes a checkpoint inside the caller's sqlx transaction (the X-Ray poller's path).
@@ -334,8 +429,14 @@ mod tests {
             error: false,
             timeout: true,
             cold_start: false,
+            from_ms: 0,
+            to_ms: 2_000,
+            in_batch: false,
         };
-        store.commit(&Batch { annotations: vec![ann], ..Batch::default() }).await.unwrap();
+        let first = store.commit(&Batch { annotations: vec![ann.clone()], ..Batch::default() }).await.unwrap();
+        assert_eq!(first.timeouts_marked, [("PROD".to_string(), "GenerateDynamicScenarioHandler".to_string())]);
+        let again = store.commit(&Batch { annotations: vec![ann], ..Batch::default() }).await.unwrap();
+        assert!(again.timeouts_marked.is_empty(), "a timeout is counted once");
         let rows: Vec<(String, Option<String>, bool, Option<String>)> =
             sqlx::query_as("SELECT operation, trace_id, error, attributes FROM events ORDER BY operation")
                 .fetch_all(store.pool())
@@ -344,6 +445,83 @@ mod tests {
         assert!(rows.iter().all(|r| r.1.as_deref() == Some("1-5d83c0ad-b8eb33a0b1de97d804fac890") && r.2));
         assert!(rows[1].3.as_deref().unwrap().contains("\"status\":\"timeout\""), "{rows:?}");
         assert!(!rows[0].3.as_deref().unwrap().contains("timeout"));
+    }
+
+    fn annotation(request_id: &str, from_ms: i64, to_ms: i64, in_batch: bool) -> Annotation {
+        Annotation {
+            function: "GenerateDynamicScenarioHandler".into(),
+            request_id: request_id.into(),
+            trace_id: Some("1-5d83c0ad-b8eb33a0b1de97d804fac890".into()),
+            error: false,
+            timeout: true,
+            cold_start: true,
+            from_ms,
+            to_ms,
+            in_batch,
+        }
+    }
+
+    async fn facts(store: &Store) -> Vec<(String, Option<String>, bool, bool, Option<String>)> {
+        sqlx::query_as("SELECT idem_key, trace_id, error, cold_start, attributes FROM events ORDER BY idem_key").fetch_all(store.pool()).await.unwrap()
+    }
+
+    /// A request id shared by other invocations (hours apart) is not a reason to touch their
+    /// rows: the annotation reaches only its invocation's span, through the index.
+    #[tokio::test]
+    async fn an_annotation_reaches_only_its_invocation() {
+        let store = Store::open_memory().await.unwrap();
+        let mut events = Vec::new();
+        for (i, t) in [(0, 1_000), (1, 3_600_000), (2, 3_601_000)] {
+            let mut e = event(&format!("k{i}"), Source::Logs);
+            e.time_ms = t;
+            events.push(e);
+        }
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        store.commit(&Batch { annotations: vec![annotation("req-1", 3_600_000, 3_602_000, false)], ..Batch::default() }).await.unwrap();
+        let rows = facts(&store).await;
+        assert_eq!(rows[0].1, None, "an earlier invocation with the same request id is left alone: {rows:?}");
+        assert!(rows[1..].iter().all(|r| r.1.is_some() && r.2 && r.3), "{rows:?}");
+
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {ANNOTATE}")))
+            .bind("[]")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.3.contains("USING INDEX events_request (request_id=? AND time_ms>? AND time_ms<?)")),
+            "each annotation is a range read on (request_id, time_ms), not a scan of the id's rows: {plan:?}"
+        );
+    }
+
+    /// Annotations whose invocation is wholly in the batch were applied in memory; the store
+    /// writes them only for events it already held (an overlap re-read skipped their insert).
+    #[tokio::test]
+    async fn in_batch_annotations_reach_rows_stored_before() {
+        let store = Store::open_memory().await.unwrap();
+        let mut report = event("r", Source::Report);
+        report.operation = LAMBDA_DURATION.into();
+        let earlier = vec![event("a", Source::Logs), report.clone()];
+        store.commit(&Batch { events: earlier.clone(), ..Batch::default() }).await.unwrap();
+        // The re-read: the same events, given the REPORT's facts in memory, and a new one.
+        let ann = annotation("req-1", 0, 2_000, true);
+        let mut again = earlier;
+        again.push(event("b", Source::Logs));
+        ann.apply(&mut again);
+        assert!(again.iter().all(|e| e.trace_id.is_some() && e.error && e.cold_start));
+        assert!(again[1].attributes.contains(&("status".into(), "timeout".into())));
+        let outcome = store.commit(&Batch { events: again, annotations: vec![ann.clone()], ..Batch::default() }).await.unwrap();
+        assert_eq!(outcome.inserted_total(), 1);
+        assert_eq!(outcome.timeouts_marked.len(), 1, "the stored REPORT is marked (and counted) once");
+        assert!(facts(&store).await.iter().all(|r| r.1.is_some() && r.2 && r.3));
+
+        // All new: the facts travelled with the rows, and the REPORT's timeout is in its row.
+        let fresh = Store::open_memory().await.unwrap();
+        let mut events = vec![event("a", Source::Logs), report];
+        ann.apply(&mut events);
+        let outcome = fresh.commit(&Batch { events, annotations: vec![ann], ..Batch::default() }).await.unwrap();
+        assert!(outcome.timeouts_marked.is_empty());
+        assert!(outcome.new_reports[0].timeout);
+        assert!(facts(&fresh).await.iter().all(|r| r.1.is_some() && r.2 && r.3));
     }
 
     #[test]

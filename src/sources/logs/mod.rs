@@ -505,8 +505,9 @@ pub fn sweep_window(now: i64, checkpoint_ms: i64, window_ms: i64, ingestion_dela
     (now.saturating_sub(window_ms), checkpoint_ms.saturating_sub(ingestion_delay_ms).min(now))
 }
 
-/// A FilterLogEvents page as the processing step takes it.
-fn page_events(events: &[aws_sdk_cloudwatchlogs::types::FilteredLogEvent]) -> Vec<PageEvent> {
+/// A FilterLogEvents page as the processing step takes it (public for the `ingest` bench's
+/// live path).
+pub fn page_events(events: &[aws_sdk_cloudwatchlogs::types::FilteredLogEvent]) -> Vec<PageEvent> {
     events
         .iter()
         .filter_map(|e| {

@@ -29,7 +29,9 @@ pub struct StreamMemory {
 
 impl StreamMemory {
     fn remember_start(&mut self, time_ms: i64, request_id: &str, version: Option<&String>) {
-        if self.starts.iter().any(|(_, r, _)| r == request_id) {
+        // The same START read again (an overlap re-read); a repeated request id at another
+        // time is another invocation (async retries, or ids that are not unique).
+        if self.starts.iter().any(|(t, r, _)| *t == time_ms && r == request_id) {
             return;
         }
         let at = self.starts.partition_point(|(t, _, _)| *t <= time_ms);
@@ -37,6 +39,12 @@ impl StreamMemory {
         if self.starts.len() > STARTS_KEPT {
             self.starts.remove(0);
         }
+    }
+
+    /// When the invocation `request_id` open at `time_ms` started, if its START is known.
+    fn start_of(&self, request_id: &str, time_ms: i64) -> Option<i64> {
+        let at = self.starts.partition_point(|(t, _, _)| *t <= time_ms);
+        self.starts[..at].iter().rev().find(|(_, r, _)| r == request_id).map(|(t, _, _)| *t)
     }
 
     /// Points the state at the invocation open at `time_ms`, if we know which it was.
@@ -74,6 +82,10 @@ pub struct PageStats {
     pub newest_event_ms: Option<i64>,
 }
 
+/// The longest a Lambda invocation runs (15 minutes), and a minute for the lines that
+/// follow its REPORT: the span an annotation whose START is unknown reaches back over.
+pub const MAX_INVOCATION_MS: i64 = 16 * 60 * 1000;
+
 /// The earliest event time accepted (2000-01-01T00:00:00Z); later than `now` by at most
 /// [`MAX_AHEAD_MS`]. Outside that an event's time is not a time and is rejected.
 pub const EARLIEST_EVENT_MS: i64 = 946_684_800_000;
@@ -97,6 +109,10 @@ pub fn process_page(
     let mut touched: Vec<String> = Vec::new();
     let latest = now_ms.saturating_add(MAX_AHEAD_MS);
     let mut stream_function: Option<(String, String)> = None;
+    // Where the current stream's events begin in the batch, and the invocations whose START
+    // this page holds (all their events are then in the batch).
+    let mut stream_begin = 0usize;
+    let mut started_here: Vec<(String, i64)> = Vec::new();
     for ev in &events {
         if !(EARLIEST_EVENT_MS..=latest).contains(&ev.time_ms) {
             *stats.rejected.entry("timestamp_out_of_range").or_default() += 1;
@@ -115,6 +131,8 @@ pub fn process_page(
         // the events they annotate; computed once per stream.
         if stream_function.as_ref().is_none_or(|(s, _)| *s != ev.stream) {
             stream_function = Some((ev.stream.clone(), crate::lambda::function_of(log_group, &ev.stream)));
+            stream_begin = batch.events.len();
+            started_here.clear();
         }
         let function = stream_function.as_ref().map(|(_, f)| f.as_str()).unwrap_or_default();
         // Events come grouped by stream (sorted above): the lookups and the clone happen
@@ -128,7 +146,10 @@ pub fn process_page(
         let Some(memory) = streams.get_mut(&ev.stream) else { continue };
         let parsed = parse_message(&ev.message);
         match &parsed {
-            Parsed::Start { request_id, version } => memory.remember_start(ev.time_ms, request_id, version.as_ref()),
+            Parsed::Start { request_id, version } => {
+                memory.remember_start(ev.time_ms, request_id, version.as_ref());
+                started_here.push((request_id.clone(), ev.time_ms));
+            }
             _ => memory.seek(ev.time_ms),
         }
         let raw = RawLogEvent {
@@ -141,14 +162,24 @@ pub fn process_page(
         for out in assemble(&mut memory.state, &raw, parsed) {
             match out {
                 Output::Event { event, alias_hint } => batch.events.push(with_env(event, alias_hint, attributor, history)),
-                Output::Annotate { request_id, trace_id, error, timeout, cold_start } => batch.annotations.push(Annotation {
-                    function: function.to_owned(),
-                    request_id,
-                    trace_id,
-                    error,
-                    timeout,
-                    cold_start: cold_start.unwrap_or(false),
-                }),
+                Output::Annotate { request_id, trace_id, error, timeout, cold_start } => {
+                    let here = started_here.iter().rev().find(|(r, _)| *r == request_id).map(|(_, t)| *t);
+                    let annotation = Annotation {
+                        function: function.to_owned(),
+                        from_ms: here
+                            .or_else(|| memory.start_of(&request_id, ev.time_ms))
+                            .unwrap_or_else(|| ev.time_ms.saturating_sub(MAX_INVOCATION_MS)),
+                        to_ms: ev.time_ms,
+                        in_batch: here.is_some(),
+                        request_id,
+                        trace_id,
+                        error,
+                        timeout,
+                        cold_start: cold_start.unwrap_or(false),
+                    };
+                    annotation.apply(&mut batch.events[stream_begin..]);
+                    batch.annotations.push(annotation);
+                }
                 Output::Rejected(r) => {
                     *stats.rejected.entry(r.reason).or_default() += 1;
                     batch.rejections.push(r);
@@ -287,6 +318,35 @@ mod tests {
         assert!(batch.annotations.iter().all(|x| x.function == "GenerateDynamicScenarioHandler"), "{:?}", batch.annotations);
     }
 
+
+    /// A REPORT in the page of its START gives its facts in memory; one in a later page
+    /// reaches back, through the store, to the START's time and no further.
+    #[tokio::test]
+    async fn report_facts_in_memory_within_a_page_and_through_the_store_across_pages() {
+        const TRACE: &str = "1-5d83c0ad-b8eb33a0b1de97d804fac890";
+        let (a, h) = attributor();
+        let page = invocation(S12, T + 1_000, 0, "req-a", 2.0);
+        let (batch, _) = process_page(G, page.clone(), &mut HashMap::new(), &a, &h, NOW);
+        assert!(batch.events.iter().all(|e| e.trace_id.as_deref() == Some(TRACE)), "{:?}", batch.events);
+        assert!(!batch.annotations.is_empty());
+        assert!(batch.annotations.iter().all(|x| x.in_batch && x.from_ms == T + 1_000), "{:?}", batch.annotations);
+
+        let store = crate::store::Store::open_memory().await.unwrap();
+        let mut streams = HashMap::new();
+        let (first, second) = page.split_at(3);
+        let (b1, _) = process_page(G, first.to_vec(), &mut streams, &a, &h, NOW);
+        assert!(b1.events.iter().all(|e| e.trace_id.is_none()));
+        let (b2, _) = process_page(G, second.to_vec(), &mut streams, &a, &h, NOW);
+        let report = b2.annotations.iter().find(|x| x.trace_id.is_some()).expect("the REPORT's trace id");
+        assert!(!report.in_batch);
+        assert_eq!((report.from_ms, report.to_ms), (T + 1_000, T + 1_003));
+        store.commit(&b1).await.unwrap();
+        store.commit(&b2).await.unwrap();
+        let all = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, operations: &[] };
+        let stored = store.slowest_events(all, 100).await.unwrap();
+        assert_eq!(stored.len(), batch.events.len());
+        assert!(stored.iter().all(|e| e.trace_id.as_deref() == Some(TRACE)), "{stored:?}");
+    }
 
     #[tokio::test]
     async fn a_report_trace_id_reaches_the_seed_lines_of_a_shared_group() {
