@@ -6,18 +6,12 @@ use super::export::looks_like_document;
 use super::lines::LineFormat;
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How much of the content is looked at to tell its format.
 const HEAD_BYTES: usize = 64 << 10;
 
-/// Read buffer of the consumers.
+/// Read buffer of the text reader.
 pub const BUFFER_BYTES: usize = 1 << 20;
-
-/// The largest element of a document's `events` array: a CloudWatch event is at most 1 MB,
-/// so anything this large is not an export, and holding it would break the memory bound.
-pub const MAX_ELEMENT_BYTES: u64 = 64 << 20;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,58 +22,29 @@ pub enum Format {
     Lines(LineFormat),
 }
 
-/// Bytes read so far, and where the current document element began: a reader that pulls
-/// more than [`MAX_ELEMENT_BYTES`] past the mark fails instead of buffering it.
-#[derive(Debug, Clone, Default)]
-pub struct Meter {
-    read: Arc<AtomicU64>,
-    mark: Arc<AtomicU64>,
-}
-
-impl Meter {
-    /// An element ended here.
-    pub fn mark(&self) {
-        self.mark.store(self.read.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
-
-    /// Bytes read from the content (decompressed) so far.
-    pub fn read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
-    }
-}
-
 /// An open input: the content's first bytes (already read to tell the format) and the rest.
 pub struct Source {
     head: Vec<u8>,
     at: usize,
     rest: Box<dyn Read + Send>,
-    meter: Meter,
-    limit_elements: bool,
 }
 
 impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = if self.at < self.head.len() {
+        if self.at < self.head.len() {
             let n = buf.len().min(self.head.len() - self.at);
             buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
             self.at += n;
-            n
-        } else {
-            self.rest.read(buf)?
-        };
-        let read = self.meter.read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if self.limit_elements && read.saturating_sub(self.meter.mark.load(Ordering::Relaxed)) > MAX_ELEMENT_BYTES {
-            return Err(std::io::Error::other(format!("an element of `events` is larger than {} MiB", MAX_ELEMENT_BYTES >> 20)));
+            return Ok(n);
         }
-        Ok(n)
+        self.rest.read(buf)
     }
 }
 
 /// An opened file: its format, its content as a buffered stream, its modification time.
 pub struct Input {
     pub format: Format,
-    pub reader: BufReader<Source>,
-    pub meter: Meter,
+    pub reader: Source,
     pub gzip: bool,
     /// Modification time, epoch ms (dates text lines before any time is seen).
     pub modified_ms: i64,
@@ -105,9 +70,7 @@ pub fn open(path: &Path) -> std::io::Result<Input> {
     let mut head = Vec::with_capacity(HEAD_BYTES);
     (&mut rest).take(HEAD_BYTES as u64).read_to_end(&mut head)?;
     let format = format_of(&head);
-    let meter = Meter::default();
-    let source = Source { head, at: 0, rest, meter: meter.clone(), limit_elements: format == Format::Document };
-    Ok(Input { format, reader: BufReader::with_capacity(BUFFER_BYTES, source), meter, gzip, modified_ms })
+    Ok(Input { format, reader: Source { head, at: 0, rest }, gzip, modified_ms })
 }
 
 /// The format of content that starts with `head`.
@@ -142,31 +105,9 @@ mod tests {
             let mut all = Vec::new();
             input.reader.read_to_end(&mut all).unwrap();
             assert_eq!(all, doc, "the head read to tell the format is part of the content");
-            assert_eq!(input.meter.read(), doc.len() as u64);
         }
         assert_eq!(format_of(b"2026-11-22T10:00:00.000000+00:00 s m\n"), Format::Lines(LineFormat::Tail));
         assert_eq!(format_of(b"{\"level\": \"INFO\"}\n"), Format::Lines(LineFormat::Plain));
         assert_eq!(format_of(b"\n\nSTART RequestId: r"), Format::Lines(LineFormat::Plain));
-    }
-
-    #[test]
-    fn a_huge_element_fails_the_read_instead_of_filling_memory() {
-        let mut meter = Meter::default();
-        let endless = std::io::repeat(b'x');
-        let mut source = Source { head: Vec::new(), at: 0, rest: Box::new(endless), meter: meter.clone(), limit_elements: true };
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        let err = loop {
-            match source.read(&mut buf) {
-                Ok(n) => total += n as u64,
-                Err(e) => break e,
-            }
-        };
-        assert!(total <= MAX_ELEMENT_BYTES, "{total}");
-        assert!(err.to_string().contains("larger than 64 MiB"), "{err}");
-        // Marks move the bound along: a long document of small elements reads on.
-        meter = source.meter.clone();
-        meter.mark();
-        assert!(source.read(&mut buf).is_ok());
     }
 }

@@ -69,9 +69,7 @@ impl Chunk {
 /// receiver is gone, stop).
 fn read_input(input: input::Input, origin: &str, send: &mut dyn FnMut(Chunk) -> bool) -> Result<(), IngestError> {
     let mut chunk = Chunk::default();
-    let meter = input.meter.clone();
     let mut sink = |record: Record| {
-        meter.mark();
         match record {
             Record::Event(e) => chunk.events.push(e),
             Record::Rejected(r) => chunk.rejections.push(r),
@@ -82,7 +80,7 @@ fn read_input(input: input::Input, origin: &str, send: &mut dyn FnMut(Chunk) -> 
         Format::Document => export::read_document(input.reader, origin, crate::clock::now_ms(), &mut sink)
             .map(drop)
             .map_err(|source| IngestError::Document { path: origin.to_string(), source }),
-        Format::Lines(format) => lines::read_lines(input.reader, format, input.modified_ms, &mut sink)
+        Format::Lines(format) => lines::read_lines(std::io::BufReader::with_capacity(input::BUFFER_BYTES, input.reader), format, input.modified_ms, &mut sink)
             .map(drop)
             .map_err(|source| IngestError::Read { path: origin.to_string(), source }),
     };

@@ -283,8 +283,10 @@ mod tests {
             sqlx::query("UPDATE cloudwatch_published SET last_event_id = 40").execute(&mut conn).await.unwrap();
         }
         let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
-        let ids: Vec<(i64, String)> = sqlx::query_as("SELECT id, idem_key FROM events ORDER BY id").fetch_all(store.pool()).await.unwrap();
-        assert_eq!(ids, [(3, "a".to_string()), (9, "b".to_string())]);
+        let ids: Vec<(i64, String)> = sqlx::query_as("SELECT id, typeof(idem_key) FROM events ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(ids, [(3, "blob".to_string()), (9, "blob".to_string())], "text keys were converted when the store opened");
+        let meta: i64 = sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'text_event_keys_up_to'").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(meta, 0);
         assert_eq!(store.event_id_high_water().await.unwrap(), 40);
         let e = crate::model::TimingEvent {
             time_ms: 2,
@@ -301,9 +303,12 @@ mod tests {
             idem_key: "c".into(),
             attributes: vec![],
         };
-        store.commit(&crate::store::Batch { events: vec![e], ..Default::default() }).await.unwrap();
-        let id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE idem_key = 'c'").fetch_one(store.pool()).await.unwrap();
-        assert_eq!(id, 41);
+        // An event stored before the conversion is still known by its key.
+        let old_b = crate::model::TimingEvent { time_ms: 1, idem_key: "b".into(), ..e.clone() };
+        let outcome = store.commit(&crate::store::Batch { events: vec![old_b, e], ..Default::default() }).await.unwrap();
+        assert_eq!((outcome.inserted_total(), outcome.duplicates), (1, 1));
+        let id: i64 = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(store.pool()).await.unwrap();
+        assert!(id > 40, "above every watermark: {id}");
         // The report index survived the rebuild.
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as("EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error FROM events WHERE time_ms >= 1 AND time_ms < 2")

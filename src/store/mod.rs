@@ -11,6 +11,7 @@
 mod aliases;
 pub mod alerts;
 pub mod attribution;
+pub mod event_keys;
 pub mod events;
 pub mod interrupt;
 pub mod published;
@@ -172,7 +173,14 @@ impl Store {
                 .await?,
             OpenMode::Reader => pool.clone(),
         };
-        Ok(Store { pool, readers, interrupt: None, _lock: lock, rejected_max_bytes, checkpointing: Arc::default() })
+        let store = Store { pool, readers, interrupt: None, _lock: lock, rejected_max_bytes, checkpointing: Arc::default() };
+        if mode == OpenMode::Writer {
+            let converted = event_keys::convert_text_keys(&store).await?;
+            if converted > 0 {
+                tracing::info!(converted, "Stored the keys of events written by an earlier version in their compact form (once).");
+            }
+        }
+        Ok(store)
     }
 
     /// An in-memory store for tests and benchmarks (one connection, so one database).

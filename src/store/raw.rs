@@ -41,6 +41,7 @@ unsafe extern "C" {
     fn sqlite3_bind_double(stmt: *mut c_void, i: c_int, v: f64) -> c_int;
     fn sqlite3_bind_text(stmt: *mut c_void, i: c_int, v: *const c_char, n: c_int, destructor: isize) -> c_int;
     fn sqlite3_bind_null(stmt: *mut c_void, i: c_int) -> c_int;
+    fn sqlite3_bind_blob(stmt: *mut c_void, i: c_int, v: *const c_void, n: c_int, destructor: isize) -> c_int;
     fn sqlite3_step(stmt: *mut c_void) -> c_int;
     fn sqlite3_reset(stmt: *mut c_void) -> c_int;
     fn sqlite3_clear_bindings(stmt: *mut c_void) -> c_int;
@@ -61,6 +62,7 @@ pub enum Bind<'a> {
     Int(i64),
     Real(f64),
     Text(&'a str),
+    Blob(&'a [u8]),
     Null,
 }
 
@@ -194,6 +196,7 @@ impl Stmt<'_> {
                     Bind::Int(v) => sqlite3_bind_int64(self.stmt, i, *v),
                     Bind::Real(v) => sqlite3_bind_double(self.stmt, i, *v),
                     Bind::Text(s) => sqlite3_bind_text(self.stmt, i, s.as_ptr() as *const c_char, s.len() as c_int, SQLITE_STATIC),
+                    Bind::Blob(b) => sqlite3_bind_blob(self.stmt, i, b.as_ptr() as *const c_void, b.len() as c_int, SQLITE_STATIC),
                     Bind::Null => sqlite3_bind_null(self.stmt, i),
                 };
                 if rc != SQLITE_OK {

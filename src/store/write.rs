@@ -2,6 +2,7 @@
 //! states, checkpoints) committed in one transaction, so a checkpoint never moves past
 //! events that are not stored, and re-ingesting the same AWS events is a no-op.
 
+use super::event_keys::stored_key;
 use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
@@ -192,6 +193,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
         let mut insert = conn.prepare(INSERT_EVENT)?;
         for e in &batch.events {
             let attributes = attributes_json(&e.attributes);
+            let key = stored_key(e.time_ms, &e.idem_key);
             let n = insert.execute(&[
                 Bind::Int(e.time_ms),
                 Bind::Text(&e.env),
@@ -205,7 +207,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
                 Bind::flag(e.cold_start),
                 Bind::flag(e.error),
                 Bind::opt_text(&attributes),
-                Bind::Text(&e.idem_key),
+                Bind::Blob(&key),
                 Bind::Int(now),
             ])?;
             let s = e.source as usize;
@@ -461,8 +463,8 @@ mod tests {
         }
     }
 
-    async fn facts(store: &Store) -> Vec<(String, Option<String>, bool, bool, Option<String>)> {
-        sqlx::query_as("SELECT idem_key, trace_id, error, cold_start, attributes FROM events ORDER BY idem_key").fetch_all(store.pool()).await.unwrap()
+    async fn facts(store: &Store) -> Vec<(i64, Option<String>, bool, bool, Option<String>)> {
+        sqlx::query_as("SELECT time_ms, trace_id, error, cold_start, attributes FROM events ORDER BY time_ms, id").fetch_all(store.pool()).await.unwrap()
     }
 
     /// A request id shared by other invocations (hours apart) is not a reason to touch their

@@ -24,7 +24,7 @@ use crate::aws::{AwsError, RateLimiter, call};
 use crate::model::Checkpoint;
 use crate::store::{Store, StoreError};
 use crate::clock::now_ms;
-use process::{PageEvent, StreamMemory, process_page};
+use process::{PageEvent, StreamMemory, process_page, stream_rows};
 use schedule::{PollResult, next_interval};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -356,6 +356,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         None => end - cfg.start_lookback.as_millis() as i64,
     };
     let mut streams: HashMap<String, StreamMemory> = HashMap::new();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
     let history = shared.attributor.history();
     let mut token: Option<String> = None;
     let mut stored = 0u64;
@@ -386,11 +387,15 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
         load_page_streams(ctx, group, &page, &mut streams).await?;
         let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+        touched.extend(stats.touched.iter().cloned());
         let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
         if last_page {
             // A cut-short poll resumes from its last page's newest event, not from `end`.
             let position = if next.is_none() { end } else { stats.newest_event_ms.unwrap_or(start).max(start) };
             batch.checkpoints.push(Checkpoint { source: SOURCE.into(), key: group.to_string(), position_ms: position, state: None });
+            // The streams' memories go with the checkpoint: a poll that stops half-way is
+            // read again from the old position, with the old memories.
+            batch.stream_states = stream_rows(group, &streams, &touched);
         }
         let outcome = store.commit(&batch).await?;
         record_page_metrics(ctx, group, &outcome, &stats);
@@ -479,9 +484,8 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
         if !page.is_empty() {
             let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
             load_page_streams(ctx, group, &page, &mut streams).await?;
-            let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
             // The sweep reads the past: the streams' saved state stays what the polls made it.
-            batch.stream_states.clear();
+            let (batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
             let outcome = store.commit(&batch).await?;
             record_page_metrics(ctx, group, &outcome, &stats);
             recovered += outcome.inserted_total();

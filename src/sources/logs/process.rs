@@ -80,6 +80,8 @@ pub struct PageStats {
     pub ignored: BTreeMap<&'static str, u64>,
     pub rejected: BTreeMap<&'static str, u64>,
     pub newest_event_ms: Option<i64>,
+    /// The streams the page had events of (their memories changed).
+    pub touched: Vec<String>,
 }
 
 /// The longest a Lambda invocation runs (15 minutes), and a minute for the lines that
@@ -92,7 +94,8 @@ pub const EARLIEST_EVENT_MS: i64 = 946_684_800_000;
 pub const MAX_AHEAD_MS: i64 = 86_400_000;
 
 /// Processes a page read at wall time `now_ms`. `streams` holds the memories loaded for this
-/// group and is updated; every stream touched is written back in the batch. An event whose
+/// group and is updated; the streams touched are listed in the stats ([`stream_rows`] makes
+/// their saved state). An event whose
 /// timestamp is outside [2000-01-01, now + 1 day] is rejected (`timestamp_out_of_range`).
 pub fn process_page(
     log_group: &str,
@@ -188,14 +191,21 @@ pub fn process_page(
             }
         }
     }
-    for stream in touched {
-        if let Some(memory) = streams.get(&stream) {
-            if let Ok(state) = serde_json::to_string(memory) {
-                batch.stream_states.push(StreamStateRow { log_group: log_group.to_string(), stream, state });
-            }
-        }
-    }
+    stats.touched = touched;
     (batch, stats)
+}
+
+/// The saved state of the `touched` streams, for the batch that also moves the checkpoint:
+/// a poll saves it once, with its last page, so states and position stay together (and a
+/// page does not rewrite every stream's state).
+pub fn stream_rows<'a>(log_group: &str, streams: &HashMap<String, StreamMemory>, touched: impl IntoIterator<Item = &'a String>) -> Vec<StreamStateRow> {
+    touched
+        .into_iter()
+        .filter_map(|stream| {
+            let state = serde_json::to_string(streams.get(stream)?).ok()?;
+            Some(StreamStateRow { log_group: log_group.to_string(), stream: stream.clone(), state })
+        })
+        .collect()
 }
 
 fn with_env(mut event: TimingEvent, alias_hint: Option<String>, attributor: &Attributor, history: &AliasHistory) -> TimingEvent {
@@ -261,7 +271,7 @@ mod tests {
         assert!(batch.events.iter().all(|e| e.env == "Dev" && e.function == "GenerateDynamicScenarioHandler"), "{:?}", batch.events);
         assert_eq!(batch.events.iter().filter(|e| e.operation == "Lambda.Duration").count(), 2);
         assert_eq!(stats.ignored.values().sum::<u64>() >= 1, true);
-        assert_eq!(batch.stream_states.len(), 1);
+        assert_eq!(stats.touched, [S12]);
         assert_eq!(stats.newest_event_ms, Some(T + 5_500));
     }
 
@@ -271,9 +281,10 @@ mod tests {
         let mut page = invocation(S12, T + 1_000, 0, "req-a", 1.0);
         page.extend(invocation(S12, T + 5_000, 10, "req-b", 2.0));
         let mut first = HashMap::new();
-        let (all, _) = process_page(G, page.clone(), &mut first, &a, &h, NOW);
+        let (all, stats) = process_page(G, page.clone(), &mut first, &a, &h, NOW);
         // Restart: memory comes back from its JSON; the overlap re-read starts mid-invocation b.
-        let saved: StreamMemory = serde_json::from_str(&all.stream_states[0].state).unwrap();
+        let rows = stream_rows(G, &first, &stats.touched);
+        let saved: StreamMemory = serde_json::from_str(&rows[0].state).unwrap();
         let mut second = HashMap::from([(S12.to_string(), saved)]);
         let overlap: Vec<PageEvent> = page.into_iter().filter(|e| e.time_ms >= T + 5_002).collect();
         let (again, _) = process_page(G, overlap, &mut second, &a, &h, NOW);
