@@ -17,6 +17,9 @@ pub struct SourceHealth {
     pub stale_after_ms: i64,
     /// Problems with individual keys (log group → "deleted", ...), and notices.
     pub details: BTreeMap<String, String>,
+    /// Keys (log groups) whose latest poll failed, with the error: one key's success does
+    /// not hide another's failure (a full disk fails only the groups with events to store).
+    pub failing: BTreeMap<String, String>,
 }
 
 /// Shared, cheap to clone.
@@ -31,15 +34,45 @@ impl Health {
         self.with(source, |h| h.stale_after_ms = stale_after_ms);
     }
 
+    /// A source-wide success: clears the last error unless a key is still failing.
     pub fn success(&self, source: &str, now_ms: i64) {
         self.with(source, |h| {
             h.last_success_ms = now_ms;
-            h.last_error = None;
+            h.last_error = h.failing.values().next().cloned();
         });
     }
 
     pub fn failure(&self, source: &str, error: String) {
         self.with(source, |h| h.last_error = Some(error));
+    }
+
+    /// One key's poll succeeded: that key no longer fails; the source stays failed while
+    /// another key does.
+    pub fn key_success(&self, source: &str, key: &str, now_ms: i64) {
+        self.with(source, |h| {
+            h.failing.remove(key);
+            h.last_success_ms = now_ms;
+            h.last_error = h.failing.values().next().cloned();
+        });
+    }
+
+    /// One key's poll failed: the source is not ready until that key succeeds again (or
+    /// is forgotten).
+    pub fn key_failure(&self, source: &str, key: &str, error: String) {
+        self.with(source, |h| {
+            h.failing.insert(key.to_string(), error.clone());
+            h.last_error = Some(error);
+        });
+    }
+
+    /// A key no longer watched: its failure no longer counts.
+    pub fn forget_key(&self, source: &str, key: &str) {
+        self.with(source, |h| {
+            h.details.remove(key);
+            if h.failing.remove(key).is_some() && h.last_error.is_some() {
+                h.last_error = h.failing.values().next().cloned();
+            }
+        });
     }
 
     pub fn set_detail(&self, source: &str, key: &str, detail: Option<String>) {
@@ -84,5 +117,22 @@ mod tests {
         assert!(!is_ready(&h.snapshot()["logs"], 70_001));
         h.failure("logs", "endpoint unreachable".into());
         assert!(!is_ready(&h.snapshot()["logs"], 10_001));
+    }
+
+    #[test]
+    fn one_keys_success_does_not_hide_anothers_failure() {
+        let h = Health::default();
+        h.register("logs", 60_000);
+        h.key_success("logs", "/a", 1_000);
+        h.key_failure("logs", "/b", "/b: disk full".into());
+        h.key_success("logs", "/a", 2_000);
+        h.success("logs", 2_000);
+        assert!(!is_ready(&h.snapshot()["logs"], 2_001), "{:?}", h.snapshot());
+        assert_eq!(h.snapshot()["logs"].last_error.as_deref(), Some("/b: disk full"));
+        h.key_success("logs", "/b", 3_000);
+        assert!(is_ready(&h.snapshot()["logs"], 3_001));
+        h.key_failure("logs", "/c", "/c: throttled".into());
+        h.forget_key("logs", "/c");
+        assert!(is_ready(&h.snapshot()["logs"], 3_001));
     }
 }

@@ -185,7 +185,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                 if matches!(result, Err(PollError::Panicked)) {
                     ctx.metrics.task_restarts.with_label_values(&["log_group_poll"]).inc();
                     tracing::error!(log_group = %group, ?job, "A log group task panicked; the group is polled again after a backoff.");
-                    ctx.health.failure(SOURCE, format!("{group}: poll panicked"));
+                    ctx.health.key_failure(SOURCE, &group, format!("{group}: poll panicked"));
                 }
                 match job {
                     Job::Poll => finish_poll(&ctx, &mut groups, &group, result),
@@ -239,7 +239,7 @@ fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<St
         let keep = wanted.contains(g) || s.explicit;
         if !keep {
             tracing::info!(log_group = %g, "Log group no longer discovered; stopped tailing it.");
-            ctx.health.set_detail(SOURCE, g, None);
+            ctx.health.forget_key(SOURCE, g);
             ctx.metrics.log_group_unavailable.with_label_values(&[g]).set(0);
         }
         keep
@@ -268,7 +268,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
                 ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(0);
                 ctx.health.set_detail(SOURCE, group, None);
             }
-            ctx.health.success(SOURCE, now_ms());
+            ctx.health.key_success(SOURCE, group, now_ms());
             r
         }
         Err(PollError::Aws(e)) if e.code == "cancelled" => return,
@@ -288,7 +288,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
             if let PollError::Store(se) = &e {
                 ctx.metrics.store_errors.with_label_values(&[se.code()]).inc();
             }
-            ctx.health.failure(SOURCE, format!("{group}: {e}"));
+            ctx.health.key_failure(SOURCE, group, format!("{group}: {e}"));
             PollResult::Failed
         }
     };
