@@ -5,7 +5,8 @@
 //! span, env from the alias qualifier or the attribution rules) and, when complete, its
 //! critical path. A trace still in progress, partial, or not yet processed by X-Ray waits in
 //! the store and is fetched again on later polls, at most `xray.max_refetches` times, then
-//! stored as it is. Each window's checkpoint is committed after the traces it covers.
+//! stored as it is; one whose segments all ended a `settle_delay` ago and whose only open
+//! spans are subsegments (Step Functions states left `in_progress`) is stored at once. Each window's checkpoint is committed after the traces it covers.
 //!
 //! At start (and hourly) it asks GetTraceSegmentDestination: when the account sends spans
 //! to CloudWatch Logs (Transaction Search) BatchGetTraces finds almost nothing, and that is
@@ -377,7 +378,7 @@ impl Poller {
         let ctx = &self.ctx;
         let ids: Vec<String> = chunk.iter().map(|w| w.id.clone()).collect();
         let docs = self.batch_get(&ids).await?;
-        let step = self.step(chunk, &docs, history);
+        let step = self.step(chunk, &docs, history, now_ms());
         let outcome = ctx.store.commit_traces(&step.batch, &step.attributions, &step.updates, checkpoint).await?;
 
         let m = &ctx.metrics;
@@ -408,15 +409,18 @@ impl Poller {
     }
 
     /// Turns one chunk's documents into what gets committed (pure apart from the config).
-    fn step(&self, chunk: &[Wanted], docs: &HashMap<String, Vec<(String, String)>>, history: &AliasHistory) -> Step {
+    fn step(&self, chunk: &[Wanted], docs: &HashMap<String, Vec<(String, String)>>, history: &AliasHistory, now_ms: i64) -> Step {
         let max_refetches = self.ctx.config.xray.max_refetches;
+        // Segments ended this long ago will not be joined by the subsegments still open in
+        // them: the trace is stored then rather than after every re-fetch.
+        let settled_ms = now_ms.saturating_sub(self.ctx.config.xray.settle_delay.as_millis() as i64);
         let mut step = Step::default();
         for w in chunk {
             let parsed = docs.get(&w.id).map(|segments| parse_trace(&w.id, segments, &self.allow));
             if parsed.is_some() {
                 step.fetched += 1;
             }
-            let finished = parsed.as_ref().is_some_and(|p| !p.in_progress) && !w.partial;
+            let finished = parsed.as_ref().is_some_and(|p| p.finished_by(settled_ms)) && !w.partial;
             let v = verdict(w.previous.as_ref(), parsed.is_some(), finished, max_refetches);
             let rec = |state, refetches| TraceRecord { state, refetches, partial: w.partial };
             let prior_refetches = w.previous.map_or(0, |r| r.refetches);

@@ -403,11 +403,13 @@ impl<'a> Builder<'a> {
         }
         self.inherit();
         let in_progress = self.spans.iter().any(|s| s.end_s.is_none());
+        let open_segments = self.spans.iter().any(|s| s.end_s.is_none() && s.kind != SpanKind::Subsegment);
         ParsedTrace {
             trace_id: self.trace_id.to_string(),
             spans: self.spans,
             rejections: self.rejections,
             in_progress,
+            open_segments,
         }
     }
 

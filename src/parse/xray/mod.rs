@@ -27,8 +27,11 @@ pub(crate) mod tests;
 
 use builder::Builder;
 
-/// X-Ray's cap on one segment document; anything larger is rejected as `too_large`.
-pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// The largest segment document parsed; anything larger is rejected as `too_large`.
+/// PutTraceSegments takes documents of up to 64 KiB, but BatchGetTraces returns segments
+/// assembled from their subsegments, which can be larger (a Step Functions execution with
+/// 515 states is about 64 KiB); the nesting cap ([`MAX_DEPTH`]) still applies.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// Deepest subsegment nesting kept inside one document (the segment itself is depth 0).
 /// serde_json stops at 128 JSON levels, i.e. about 63 subsegment levels, so a limit well
 /// below that keeps `too_deep` reachable and our own recursion short.
@@ -87,6 +90,8 @@ pub struct ParsedTrace {
     pub rejections: Vec<Rejection>,
     /// At least one span is still open (`in_progress: true`): re-fetch the trace later.
     pub in_progress: bool,
+    /// A segment (not a subsegment) is still open: the trace is certainly not finished.
+    pub open_segments: bool,
 }
 
 /// One segment or subsegment, with what it inherits from the Lambda segments that own it.
@@ -145,6 +150,21 @@ impl Span {
 }
 
 impl ParsedTrace {
+    /// Whether the trace is as finished as it will get, given the time `settled_ms` before
+    /// which its segments must have ended: nothing open, or only subsegments open (Step
+    /// Functions leaves states marked `in_progress` in closed executions) in segments that
+    /// all ended a settle period ago.
+    pub fn finished_by(&self, settled_ms: i64) -> bool {
+        if !self.in_progress {
+            return true;
+        }
+        if self.open_segments {
+            return false;
+        }
+        let newest_end_s = self.spans.iter().filter_map(|s| s.end_s).fold(f64::NEG_INFINITY, f64::max);
+        newest_end_s.is_finite() && newest_end_s * 1000.0 <= settled_ms as f64
+    }
+
     /// For each span, the index of its parent span in `spans` (`None` if the parent is
     /// not in the trace).
     pub fn parent_indices(&self) -> Vec<Option<usize>> {

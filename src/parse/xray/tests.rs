@@ -523,7 +523,6 @@ fn malformed_documents_are_rejected_and_the_rest_kept() {
             "missing_field",
             "missing_field",
             "too_deep",
-            "too_large",
         ]
     );
     assert!(
@@ -552,6 +551,56 @@ fn malformed_documents_are_rejected_and_the_rest_kept() {
     one(&t, "DeepService");
     one(&t, &format!("level{}", MAX_DEPTH - 1));
     assert!(by_name(&t, &format!("level{MAX_DEPTH}")).is_empty());
+    // 70 KB: over PutTraceSegments' 64 KiB, well within what BatchGetTraces may return.
+    assert_eq!(by_name(&t, "Huge").len(), 1);
+}
+
+/// A Step Functions execution as BatchGetTraces assembles it: 515 states in one document
+/// of about 64 KiB. Every state is kept; a document over the cap is refused whole.
+#[test]
+fn assembled_documents_up_to_a_mebibyte_are_parsed_and_larger_ones_counted() {
+    let allow = AllowList::default();
+    let trace_id = "1-66f0c580-0123456789abcdef01234567";
+    let states: Vec<serde_json::Value> = (0..515)
+        .map(|i| {
+            let start = 1727000000.0 + i as f64 * 0.01;
+            serde_json::json!({"id": format!("{i:016x}"), "name": format!("State{i}"), "start_time": start, "end_time": start + 0.005,
+                "aws": {"function_arn": "arn:aws:lambda:us-east-1:123456789012:function:AtlasEngineStep:Dev"}})
+        })
+        .collect();
+    let doc = serde_json::json!({"id": "f000000000000000", "name": "AtlasEngineWorkflow", "trace_id": trace_id,
+        "origin": "AWS::StepFunctions::StateMachine", "start_time": 1727000000.0, "end_time": 1727000006.0, "subsegments": states})
+    .to_string();
+    assert!(doc.len() > 64 * 1024 && doc.len() < MAX_DOCUMENT_BYTES, "{} bytes", doc.len());
+    let t = parse_trace(trace_id, &[("f000000000000000".into(), doc)], &allow);
+    assert!(t.rejections.is_empty(), "{:?}", t.rejections.first());
+    assert_eq!(t.spans.len(), 516);
+
+    let huge = format!(r#"{{"id":"a","name":"n","start_time":1727000000,"end_time":1727000001,"metadata":{{"blob":"{}"}}}}"#, "x".repeat(MAX_DOCUMENT_BYTES));
+    let t = parse_trace(trace_id, &[("a".into(), huge)], &allow);
+    assert!(t.spans.is_empty());
+    assert_eq!(t.rejections.iter().map(|r| r.reason).collect::<Vec<_>>(), ["too_large"]);
+}
+
+/// Step Functions leaves states marked `in_progress` in executions that ended: such a
+/// trace is finished once its segments ended a settle period ago; an open segment never is.
+#[test]
+fn open_subsegments_in_closed_segments_settle() {
+    let allow = AllowList::default();
+    let trace_id = "1-66f0c580-0123456789abcdef01234567";
+    let closed = r#"{"id":"s1","name":"Workflow","origin":"AWS::StepFunctions::StateMachine","start_time":1727000000,"end_time":1727000002,
+        "subsegments":[{"id":"x1","name":"Done","start_time":1727000000,"end_time":1727000001},
+                       {"id":"x2","name":"StillOpen","start_time":1727000001,"in_progress":true}]}"#;
+    let t = parse_trace(trace_id, &[("s1".into(), closed.into())], &allow);
+    assert!(t.in_progress && !t.open_segments);
+    assert!(!t.finished_by(1_727_000_001_999), "segments not yet ended a settle period ago");
+    assert!(t.finished_by(1_727_000_002_000));
+    let open = r#"{"id":"s2","name":"Workflow","origin":"AWS::StepFunctions::StateMachine","start_time":1727000000,"in_progress":true,
+        "subsegments":[{"id":"y1","name":"Done","start_time":1727000000,"end_time":1727000001}]}"#;
+    let t = parse_trace(trace_id, &[("s2".into(), open.into())], &allow);
+    assert!(t.open_segments && !t.finished_by(i64::MAX));
+    let done = parse_fixture("sdk_gdsh_cold_standalone.json");
+    assert!(!done.in_progress && done.finished_by(0));
 }
 
 #[test]
