@@ -1,20 +1,99 @@
-//! X-Ray throughput on the daemon's real path — segment documents parsed, turned into timing
-//! events, given their critical path, and committed — next to a baseline measured in the
-//! same run: plain `serde_json` parsing of the same documents plus one bare prepared insert
-//! per (sub)segment, in one transaction.
+//! X-Ray throughput on the daemon's real path — BatchGetTraces segment documents parsed,
+//! turned into timing events (env attributed), given their critical path, and committed
+//! with their trace states and attribution rows, as the poller does — next to a baseline
+//! measured in the same run: `serde_json` parsing of the same documents and one bare insert
+//! per (sub)segment through SQLite's C API, in one transaction.
+//!
+//! The traces are distinct: each is the Atlas workflow fixture with its own trace and span
+//! ids, its own start, and its own pace (every time stretched by a factor of 0.5 to 2), so
+//! nothing is a copy the store or the parser could treat as a repeat.
 
 mod baseline;
 
-use latency_sentinel::critical_path::critical_path;
-use latency_sentinel::parse::xray::{AllowList, parse_trace, trace_events};
+use latency_sentinel::attribute::{AliasHistory, Attributor};
+use latency_sentinel::config::EnvironmentsConfig;
+use latency_sentinel::model::Checkpoint;
+use latency_sentinel::parse::xray::{AllowList, parse_trace};
+use latency_sentinel::sources::xray::trace_output;
+use latency_sentinel::store::raw::{self, Bind};
+use latency_sentinel::store::traces::{TraceRecord, TraceState, TraceUpdate};
 use latency_sentinel::store::{Batch, OpenMode, Store};
+use serde_json::Value;
 use std::time::Instant;
 
 const TRACES: usize = 20_000;
+/// Traces per commit (the poller commits per BatchGetTraces chunk of a window).
+const PER_COMMIT: usize = 500;
 
-fn walk(v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
-    if let (Some(name), Some(s), Some(e)) = (v["name"].as_str(), v["start_time"].as_f64(), v["end_time"].as_f64()) {
-        out.push((name.to_string(), e - s));
+type Trace = (String, Vec<(String, String)>);
+
+/// A 16-hex-digit id derived from the template's id and the trace's number.
+fn derived_id(id: &str, n: usize) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ n as u64;
+    for b in id.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Rewrites one document for trace `n`: ids, trace id, and times moved to `t0` and stretched.
+fn rewrite(v: &mut Value, n: usize, trace_id: &str, t0: f64, start: f64, stretch: f64) {
+    let Value::Object(o) = v else { return };
+    for key in ["id", "parent_id"] {
+        if let Some(Value::String(id)) = o.get_mut(key) {
+            *id = derived_id(id, n);
+        }
+    }
+    if o.contains_key("trace_id") {
+        o.insert("trace_id".into(), Value::String(trace_id.to_string()));
+    }
+    for key in ["start_time", "end_time"] {
+        if let Some(t) = o.get(key).and_then(Value::as_f64) {
+            o.insert(key.into(), serde_json::json!(((start + (t - t0) * stretch) * 1e6).round() / 1e6));
+        }
+    }
+    if let Some(Value::Array(subs)) = o.get_mut("subsegments") {
+        for s in subs {
+            rewrite(s, n, trace_id, t0, start, stretch);
+        }
+    }
+}
+
+fn traces() -> Vec<Trace> {
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/xray/atlas_workflow_dev.json").expect("run from the repo root")).unwrap();
+    let template: Vec<Value> = fixture["Traces"][0]["Segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| serde_json::from_str(s["Document"].as_str().unwrap()).unwrap())
+        .collect();
+    let t0 = template.iter().filter_map(|d| d["start_time"].as_f64()).fold(f64::INFINITY, f64::min);
+    let now = latency_sentinel::clock::now_ms() as f64 / 1000.0;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    (0..TRACES)
+        .map(|n| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let stretch = 0.5 + (seed >> 11) as f64 / (1u64 << 53) as f64 * 1.5;
+            // One trace every 0.2 s over the last hour or so, ending well before now.
+            let start = now - 7200.0 + n as f64 * 0.2;
+            let trace_id = format!("1-{:08x}-{:024x}", start as u64, seed as u128 & ((1u128 << 96) - 1));
+            let docs = template
+                .iter()
+                .map(|d| {
+                    let mut d = d.clone();
+                    rewrite(&mut d, n, &trace_id, t0, start, stretch);
+                    (d["id"].as_str().unwrap().to_string(), d.to_string())
+                })
+                .collect();
+            (trace_id, docs)
+        })
+        .collect()
+}
+
+fn walk(v: &Value, out: &mut Vec<(String, String, f64)>) {
+    if let (Some(id), Some(name), Some(s), Some(e)) = (v["id"].as_str(), v["name"].as_str(), v["start_time"].as_f64(), v["end_time"].as_f64()) {
+        out.push((id.to_string(), name.to_string(), e - s));
     }
     if let Some(subs) = v["subsegments"].as_array() {
         for s in subs {
@@ -24,85 +103,80 @@ fn walk(v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
 }
 
 fn main() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/xray/atlas_workflow_dev.json").expect("run from the repo root")).unwrap();
-    let template = &fixture["Traces"][0];
-    let template_id = template["Id"].as_str().unwrap().to_string();
-    let docs: Vec<(String, String)> = template["Segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["Id"].as_str().unwrap().to_string(), s["Document"].as_str().unwrap().to_string()))
-        .collect();
-    let traces: Vec<(String, Vec<(String, String)>)> = (0..TRACES)
-        .map(|i| {
-            let id = format!("1-66efedc0-{:024x}", i);
-            (id.clone(), docs.iter().map(|(sid, d)| (sid.clone(), d.replace(&template_id, &id))).collect())
-        })
-        .collect();
+    let traces = traces();
     let documents: usize = traces.iter().map(|t| t.1.len()).sum();
     let bytes: usize = traces.iter().flat_map(|t| t.1.iter().map(|d| d.1.len())).sum();
+    let distinct: std::collections::HashSet<&str> = traces.iter().flat_map(|t| t.1.iter().map(|d| d.1.as_str())).collect();
+    assert_eq!(distinct.len(), documents, "every document is distinct");
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
 
-    let (events, ours) = rt.block_on(async {
+    // --- ours: the poller's step and commit for each chunk of traces.
+    let (events, attributed, ours) = rt.block_on(async {
         let store = Store::open(&dir.path().join("ours.db"), OpenMode::Writer, 4096).await.unwrap();
         let allow = AllowList::default();
+        let attributor = Attributor::new(&EnvironmentsConfig::default());
+        let history = AliasHistory::default();
         let t = Instant::now();
-        let mut events = 0u64;
-        let mut paths = 0usize;
-        for chunk in traces.chunks(500) {
+        let (mut events, mut attributed) = (0u64, 0usize);
+        for (i, chunk) in traces.chunks(PER_COMMIT).enumerate() {
+            let settled_ms = latency_sentinel::clock::now_ms() - 30_000;
             let mut batch = Batch::default();
+            let mut attributions = Vec::new();
+            let mut updates = Vec::new();
             for (id, segs) in chunk {
                 let parsed = parse_trace(id, segs, &allow);
-                paths += usize::from(critical_path(&parsed).is_some());
-                batch.events.extend(trace_events(&parsed).into_iter().map(|(mut e, q)| {
-                    e.env = q.unwrap_or_else(|| "default".into());
-                    e
-                }));
+                let state = if parsed.finished_by(settled_ms) { TraceState::Complete } else { TraceState::Pending };
+                let (trace_events, attribution) = trace_output(&parsed, state == TraceState::Complete, &attributor, &history);
+                batch.events.extend(trace_events);
+                attributions.extend(attribution);
+                batch.rejections.extend(parsed.rejections);
+                updates.push(TraceUpdate { trace_id: id.clone(), record: TraceRecord { state, refetches: 0, partial: false } });
             }
-            events += store.commit(&batch).await.unwrap().inserted_total();
+            attributed += attributions.len();
+            let checkpoint = Checkpoint { source: "xray".into(), key: "traces".into(), position_ms: i as i64, state: None };
+            events += store.commit_traces(&batch, &attributions, &updates, Some(&checkpoint)).await.unwrap().inserted_total();
         }
-        assert_eq!(paths, TRACES);
         let elapsed = t.elapsed().as_secs_f64();
         store.close().await;
-        (events, elapsed)
+        (events, attributed, elapsed)
     });
+    assert_eq!(attributed, TRACES, "every trace complete, with its critical path");
 
+    // --- baseline: serde_json and a bare insert per span through the C API.
     let (rows, base) = rt.block_on(async {
-        let mut conn = baseline::connection(&dir.path().join("base.db"), "CREATE TABLE t (k TEXT UNIQUE, operation TEXT, duration_s REAL)").await;
+        let store = baseline::bare_store(&dir.path().join("base.db"), "CREATE TABLE t (k TEXT UNIQUE, operation TEXT, duration_s REAL)").await;
         let t = Instant::now();
-        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
-        let mut rows = 0u64;
-        for (id, segs) in &traces {
-            for (sid, doc) in segs {
-                let v: serde_json::Value = serde_json::from_str(doc).unwrap();
-                let mut spans = Vec::new();
-                walk(&v, &mut spans);
-                for (i, (name, d)) in spans.into_iter().enumerate() {
-                    sqlx::query("INSERT INTO t (k, operation, duration_s) VALUES (?, ?, ?)")
-                        .bind(format!("{id}|{sid}|{i}"))
-                        .bind(name)
-                        .bind(d)
-                        .execute(&mut *tx)
-                        .await
-                        .unwrap();
-                    rows += 1;
+        let rows = raw::with_conn(&store, |c| {
+            c.transaction(|c| {
+                let mut insert = c.prepare("INSERT INTO t (k, operation, duration_s) VALUES (?1, ?2, ?3)")?;
+                let mut rows = 0u64;
+                for (id, segs) in &traces {
+                    for (_, doc) in segs {
+                        let v: Value = serde_json::from_str(doc).unwrap();
+                        let mut spans = Vec::new();
+                        walk(&v, &mut spans);
+                        for (span, name, d) in spans {
+                            rows += insert.execute(&[Bind::Text(&format!("{id}|{span}")), Bind::Text(&name), Bind::Real(d)])?;
+                        }
+                    }
                 }
-            }
-        }
-        tx.commit().await.unwrap();
+                Ok(rows)
+            })
+        })
+        .await
+        .unwrap();
         (rows, t.elapsed().as_secs_f64())
     });
 
     let dps = documents as f64 / ours;
     let base_dps = documents as f64 / base;
     println!(
-        "xray (parse → events → critical path → store): {documents} documents ({:.1} MB), {events} events in {ours:.2} s = {dps:.0} documents/s, {:.0} events/s",
+        "xray (parse → events → critical path → store with trace states): {TRACES} distinct traces, {documents} documents ({:.1} MB), {events} events in {ours:.2} s = {dps:.0} documents/s, {:.0} events/s",
         bytes as f64 / 1e6,
         events as f64 / ours
     );
-    println!("baseline (serde_json + bare insert per span): {rows} rows in {base:.2} s = {base_dps:.0} documents/s");
+    println!("baseline (serde_json + bare insert per span through the C API): {rows} rows in {base:.2} s = {base_dps:.0} documents/s");
     println!(
         "xray: documents_per_sec={dps:.0} events_per_sec={:.0} baseline_documents_per_sec={base_dps:.0} ratio={:.2} traces={TRACES}",
         events as f64 / ours,

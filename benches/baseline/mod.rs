@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each bench uses the part it needs
 //! What the benches' baselines share: a bare SQLite table written through SQLite's C API
 //! (the strongest honest baseline for our store, which writes through it too), and whole
 //! commands timed with their peak memory.

@@ -136,7 +136,7 @@ fn windows(start_ms: i64, end_ms: i64, max_ms: i64) -> Vec<(i64, i64)> {
 }
 
 /// One trace's events (env attributed) and, for a complete trace, its critical path.
-fn trace_output(
+pub fn trace_output(
     trace: &ParsedTrace,
     complete: bool,
     attributor: &Attributor,
