@@ -4,7 +4,7 @@
 //! - `/metrics` with 10,000 series (histogram + quantiles + counts): what a scrape costs
 //!   (the daemon's own families rendered, the per-series text the last evaluation rendered
 //!   taken as is) and what the Prometheus sink costs the evaluator once per evaluation
-//!   (setting the families from its snapshot and rendering them), against writing the same
+//!   (updating its table of series from the snapshot and rendering it), against writing the same
 //!   values with `format!` (the least any exposition must do);
 //! - resident memory of the windows holding 10,000 series and 1 million events, against
 //!   the raw size of those events.
@@ -91,7 +91,7 @@ fn main() {
         labels.push(l);
     }
     exposition.publish(&snapshot);
-    // What the evaluator pays once per evaluation: setting the families and rendering them
+    // What the evaluator pays once per evaluation: updating the table and rendering it
     // (the durations are observed once, the rest set again).
     snapshot.observed.clear();
     let (refresh_s, ()) = best_of(5, || exposition.publish(&snapshot));

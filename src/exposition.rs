@@ -1,13 +1,17 @@
-//! The Prometheus text exposition (format 0.0.4), written by hand, and the collector that
-//! exposes a gauge vector with a `quantile` label as a summary. Used for the daemon's own
-//! metrics (`metrics`) and the per-series families (`sinks::prometheus`).
+//! The Prometheus text exposition (format 0.0.4), written by hand: a registry's families
+//! (the daemon's own metrics, `metrics`) and the line writer the per-series table
+//! (`sinks::prometheus`) uses. The tests also hold the collector that exposes a gauge vector
+//! with a `quantile` label as a summary: the reference the per-series text is checked with.
 
-use prometheus::{GaugeVec, Opts, Registry};
+#[cfg(test)]
+use prometheus::{GaugeVec, Opts};
+use prometheus::Registry;
 
 /// Exposes a gauge vector whose `quantile` label is part of our contract as a Prometheus
 /// *summary*: promtool rejects a `quantile` label on any other type, and the text encoder
 /// cannot write untyped families. Each label set's quantiles become one summary, with
 /// `_count`/`_sum` from companion vectors when there are any (else 1 and the value's sum).
+#[cfg(test)]
 #[derive(Clone)]
 struct AsSummary {
     values: GaugeVec,
@@ -15,6 +19,7 @@ struct AsSummary {
     sums: Option<GaugeVec>,
 }
 
+#[cfg(test)]
 impl prometheus::core::Collector for AsSummary {
     fn desc(&self) -> Vec<&prometheus::core::Desc> {
         self.values.desc()
@@ -85,6 +90,7 @@ impl prometheus::core::Collector for AsSummary {
     }
 }
 
+#[cfg(test)]
 pub fn summary_family(reg: &Registry, name: &str, help: &str, labels: &[&str], counts: Option<GaugeVec>, sums: Option<GaugeVec>) -> GaugeVec {
     let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     reg.register(Box::new(AsSummary { values: g.clone(), counts, sums })).expect("metric registered once");
@@ -160,7 +166,7 @@ pub fn render_registry(registry: &Registry, last_len: &std::sync::atomic::Atomic
 }
 
 /// One sample line: `name[suffix]{labels[,extra="v"]} value`.
-fn line(out: &mut String, name: &str, suffix: &str, labels: &str, extra: Option<(&str, f64)>, value: f64) {
+pub(crate) fn line(out: &mut String, name: &str, suffix: &str, labels: &str, extra: Option<(&str, f64)>, value: f64) {
     out.push_str(name);
     out.push_str(suffix);
     if !labels.is_empty() || extra.is_some() {
@@ -196,7 +202,7 @@ fn push_value(out: &mut String, v: f64) {
 }
 
 /// Escapes `\\` and newlines (and `"` in label values), as the text format requires.
-fn escape_into(out: &mut String, s: &str, quotes: bool) {
+pub(crate) fn escape_into(out: &mut String, s: &str, quotes: bool) {
     if !s.contains(['\\', '\n', '"']) {
         out.push_str(s);
         return;

@@ -1,19 +1,25 @@
 //! The Prometheus exposition of the evaluator's results: the per-series families
 //! (`sentinel_operation_duration_seconds`, `sentinel_operation_latency_seconds` with its
 //! window count and sum, `sentinel_budget_seconds`, `sentinel_alerts`). The evaluator hands
-//! each evaluation's [`Snapshot`] to [`PrometheusSink::publish`], which sets the families
-//! and renders their text once; a scrape sends that text as it is (the daemon's own metrics
-//! are rendered per scrape by `metrics`). Series are capped at `metrics.max_series`; events
-//! of series beyond it are counted in `sentinel_series_dropped_total`.
+//! each evaluation's [`Snapshot`] to [`PrometheusSink::publish`], which updates its table
+//! of series and renders their text once; a scrape sends that text as it is (the daemon's
+//! own metrics are rendered per scrape by `metrics`). Series are capped at
+//! `metrics.max_series`; events of series beyond it are counted in
+//! `sentinel_series_dropped_total`.
+//!
+//! The table is written straight to text, in the order and form the `prometheus` crate's
+//! registry and text encoder give (families by name, series by label values, a summary per
+//! label set): at 10,000 series, building the crate's families and gathering them took most
+//! of an evaluation's exposition time. A test holds the two outputs byte for byte equal.
 
 use crate::evaluate::window::SeriesKey;
-use crate::evaluate::{Publish, Snapshot};
-use crate::exposition::{render_registry, summary_family};
+use crate::evaluate::{BudgetStatus, Publish, Snapshot};
+use crate::exposition::{escape_into, line};
 use crate::metrics::Metrics;
 use crate::model::alert::{ALERT_NAME, AlertState, QUANTILES, quantile_label};
-use prometheus::{GaugeVec, HistogramVec, IntCounter, Opts, Registry};
-use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::AtomicUsize;
+use prometheus::IntCounter;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Histogram buckets that resolve both a 30 ms DynamoDB call and a 9 s Bedrock call.
@@ -22,90 +28,77 @@ pub const OPERATION_BUCKETS: [f64; 26] = [
     15.0, 20.0, 30.0, 60.0,
 ];
 
-/// The per-series families and their rendered text; cheap to clone.
+const DURATION: (&str, &str) =
+    ("sentinel_operation_duration_seconds", "Durations of timing events as they are stored, by env, function, operation and source.");
+const EVENTS: (&str, &str) = ("sentinel_operation_events", "Events of each series in metrics.quantile_window.");
+const LATENCY: (&str, &str) = (
+    "sentinel_operation_latency_seconds",
+    "Exact quantiles of each series over metrics.quantile_window (by event time); _count and _sum cover the same window.",
+);
+const BUDGET: (&str, &str) = ("sentinel_budget_seconds", "The latency budget that applies to each operation, at its quantile.");
+const ALERTS: (&str, &str) = ("sentinel_alerts", "1 for every pending or firing alert (like Prometheus's ALERTS).");
+
+/// The per-series table and its rendered text; cheap to clone.
 #[derive(Clone)]
 pub struct PrometheusSink {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    registry: Registry,
-    operation_duration: HistogramVec,
-    operation_latency: GaugeVec,
-    /// Events of each series' window (the latency summary's `_count`).
-    operation_events: GaugeVec,
-    /// Sum of each series' window (the latency summary's `_sum`; not exported on its own).
-    operation_window_sum: GaugeVec,
-    budget_seconds: GaugeVec,
-    alerts: GaugeVec,
     max_series: usize,
     series_dropped: IntCounter,
-    exported: Mutex<Exported>,
+    table: Mutex<BTreeMap<SeriesKey, Series>>,
     text: RwLock<bytes::Bytes>,
     render_len: AtomicUsize,
 }
 
-/// Which series the families hold.
-#[derive(Default)]
-struct Exported {
-    /// Series with a histogram (the first `max_series` seen).
-    series: HashSet<SeriesKey>,
-    /// Series whose window gauges are set.
-    gauges: BTreeSet<SeriesKey>,
+/// One exported series: its histogram since the daemon started, and its current window.
+struct Series {
+    /// `env="…",function="…",operation="…",source="…"`, escaped once.
+    labels: String,
+    /// Observations per bucket (not cumulative); past the last bucket only `count` grows.
+    buckets: [u64; OPERATION_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+    /// Set while the evaluation's windows hold the series: (events, sum, quantiles when the
+    /// window has an event).
+    window: Option<(u64, f64, Option<[f64; QUANTILES.len()]>)>,
+}
+
+impl Series {
+    fn new(key: &SeriesKey) -> Series {
+        let mut labels = String::new();
+        for (i, (name, value)) in [("env", &key.env), ("function", &key.function), ("operation", &key.operation), ("source", &key.source)]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                labels.push(',');
+            }
+            labels.push_str(name);
+            labels.push_str("=\"");
+            escape_into(&mut labels, value, true);
+            labels.push('"');
+        }
+        Series { labels, buckets: [0; OPERATION_BUCKETS.len()], count: 0, sum: 0.0, window: None }
+    }
+
+    fn observe(&mut self, v: f64) {
+        if let Some(i) = OPERATION_BUCKETS.iter().position(|b| v <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += v;
+    }
 }
 
 impl PrometheusSink {
-    /// The families, empty; `metrics` counts the series dropped over `max_series`.
+    /// An empty table; `metrics` counts the series dropped over `max_series`.
     pub fn new(max_series: usize, metrics: &Metrics) -> PrometheusSink {
-        let registry = Registry::new();
-        let labels = ["env", "function", "operation", "source"];
-        let operation_events = GaugeVec::new(Opts::new("sentinel_operation_events", "Events of each series in metrics.quantile_window."), &labels)
-            .expect("valid metric definition");
-        registry.register(Box::new(operation_events.clone())).expect("metric registered once");
-        let operation_window_sum =
-            GaugeVec::new(Opts::new("sentinel_operation_window_sum_seconds", "Sum of durations in the window."), &labels).expect("valid metric definition");
-        let operation_duration = HistogramVec::new(
-            prometheus::HistogramOpts::new(
-                "sentinel_operation_duration_seconds",
-                "Durations of timing events as they are stored, by env, function, operation and source.",
-            )
-            .buckets(OPERATION_BUCKETS.to_vec()),
-            &labels,
-        )
-        .expect("valid metric definition");
-        registry.register(Box::new(operation_duration.clone())).expect("metric registered once");
         let inner = Inner {
-            operation_latency: summary_family(
-                &registry,
-                "sentinel_operation_latency_seconds",
-                "Exact quantiles of each series over metrics.quantile_window (by event time); _count and _sum cover the same window.",
-                &["env", "function", "operation", "source", "quantile"],
-                Some(operation_events.clone()),
-                Some(operation_window_sum.clone()),
-            ),
-            budget_seconds: summary_family(
-                &registry,
-                "sentinel_budget_seconds",
-                "The latency budget that applies to each operation, at its quantile.",
-                &["env", "function", "operation", "quantile"],
-                None,
-                None,
-            ),
-            alerts: summary_family(
-                &registry,
-                "sentinel_alerts",
-                "1 for every pending or firing alert (like Prometheus's ALERTS).",
-                &["alertname", "alertstate", "env", "function", "operation", "quantile", "severity"],
-                None,
-                None,
-            ),
-            operation_duration,
-            operation_events,
-            operation_window_sum,
-            registry,
             max_series,
             series_dropped: metrics.series_dropped.clone(),
-            exported: Mutex::default(),
+            table: Mutex::default(),
             text: RwLock::default(),
             render_len: AtomicUsize::new(0),
         };
@@ -117,73 +110,41 @@ impl PrometheusSink {
         self.inner.text.read().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Sets the families from one evaluation and renders their text.
+    /// Updates the table from one evaluation and renders its text.
     pub fn publish(&self, snapshot: &Snapshot) {
         let m = &*self.inner;
-        {
-            let Ok(mut exported) = m.exported.lock() else { return };
-            let exported = &mut *exported;
-            for (key, durations) in &snapshot.observed {
-                if exported.series.contains(key) || exported.series.len() < m.max_series {
-                    let h = m.operation_duration.with_label_values(&[&key.env, &key.function, &key.operation, &key.source]);
-                    for d in durations {
-                        h.observe(*d);
-                    }
-                    exported.series.insert(key.clone());
-                } else {
+        let Ok(mut table) = m.table.lock() else { return };
+        for (key, durations) in &snapshot.observed {
+            if !table.contains_key(key) {
+                if table.len() >= m.max_series {
                     m.series_dropped.inc_by(durations.len() as u64);
-                }
-            }
-            let mut live = BTreeSet::new();
-            let mut present = HashSet::new();
-            for (key, window) in &snapshot.windows {
-                present.insert(key);
-                if !exported.series.contains(key) {
                     continue;
                 }
-                let labels = [key.env.as_str(), key.function.as_str(), key.operation.as_str(), key.source.as_str()];
-                let (count, sum) = window.as_ref().map_or((0, 0.0), |w| (w.stats.count, w.sum));
-                m.operation_events.with_label_values(&labels).set(count as f64);
-                m.operation_window_sum.with_label_values(&labels).set(sum);
-                match window {
-                    None => {
-                        for (_, q) in QUANTILES {
-                            let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
-                        }
-                    }
-                    Some(w) => {
-                        for (q, label) in QUANTILES {
-                            m.operation_latency.with_label_values(&[labels[0], labels[1], labels[2], labels[3], label]).set(w.stats.quantile(q));
-                        }
-                        live.insert(key.clone());
-                    }
+                table.insert(key.clone(), Series::new(key));
+            }
+            if let Some(series) = table.get_mut(key) {
+                for d in durations {
+                    series.observe(*d);
                 }
             }
-            // Series that left the windows entirely: stop exporting stale values.
-            for gone in exported.gauges.difference(&live) {
-                if !present.contains(gone) {
-                    let labels = [gone.env.as_str(), gone.function.as_str(), gone.operation.as_str(), gone.source.as_str()];
-                    let _ = m.operation_events.remove_label_values(&labels);
-                    let _ = m.operation_window_sum.remove_label_values(&labels);
-                    for (_, q) in QUANTILES {
-                        let _ = m.operation_latency.remove_label_values(&[labels[0], labels[1], labels[2], labels[3], q]);
-                    }
-                }
-            }
-            exported.gauges = live;
         }
-        m.alerts.reset();
-        m.budget_seconds.reset();
-        for s in snapshot.statuses.iter() {
-            let q = quantile_label(s.quantile);
-            m.budget_seconds.with_label_values(&[&s.env, &s.function, &s.operation, q]).set(s.budget_s);
-            if s.state != AlertState::Inactive {
-                m.alerts.with_label_values(&[ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, q, &s.severity]).set(1.0);
+        // The window gauges say what this evaluation's windows hold, nothing older.
+        for series in table.values_mut() {
+            series.window = None;
+        }
+        for (key, window) in &snapshot.windows {
+            if let Some(series) = table.get_mut(key) {
+                series.window = Some(match window {
+                    None => (0, 0.0, None),
+                    Some(w) => (w.stats.count, w.sum, Some(QUANTILES.map(|(q, _)| w.stats.quantile(q)))),
+                });
             }
         }
-        let text = bytes::Bytes::from(render_registry(&m.registry, &m.render_len));
+        let text = render(&table, &snapshot.statuses, m.render_len.load(Ordering::Relaxed));
+        drop(table);
+        m.render_len.store(text.len(), Ordering::Relaxed);
         if let Ok(mut slot) = m.text.write() {
-            *slot = text;
+            *slot = bytes::Bytes::from(text);
         }
     }
 }
@@ -194,59 +155,268 @@ impl Publish for PrometheusSink {
     }
 }
 
+/// The whole per-series text: families in name order, as a registry gathers them.
+fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_hint: usize) -> String {
+    let mut out = String::with_capacity(size_hint + 4096);
+
+    // Alerts and budgets: one summary per label set without the quantile (the last status
+    // of a label set and quantile wins, as setting a gauge twice would).
+    let mut alerts: BTreeMap<[&str; 6], BTreeMap<u64, f64>> = BTreeMap::new();
+    let mut budgets: BTreeMap<[&str; 3], BTreeMap<u64, f64>> = BTreeMap::new();
+    for s in statuses {
+        let q = quantile_key(s.quantile);
+        budgets.entry([&s.env, &s.function, &s.operation]).or_default().insert(q, s.budget_s);
+        if s.state != AlertState::Inactive {
+            alerts.entry([ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, &s.severity]).or_default().insert(q, 1.0);
+        }
+    }
+    // A registry leaves out families without a series; so does this.
+    if !alerts.is_empty() {
+        family_head(&mut out, ALERTS, "summary");
+    }
+    for (values, quantiles) in &alerts {
+        let labels = label_text(&["alertname", "alertstate", "env", "function", "operation", "severity"], values);
+        summary(&mut out, ALERTS.0, &labels, quantiles, 1, None);
+    }
+    if !budgets.is_empty() {
+        family_head(&mut out, BUDGET, "summary");
+    }
+    for (values, quantiles) in &budgets {
+        let labels = label_text(&["env", "function", "operation"], values);
+        summary(&mut out, BUDGET.0, &labels, quantiles, 1, None);
+    }
+
+    if !table.is_empty() {
+        family_head(&mut out, DURATION, "histogram");
+    }
+    for s in table.values() {
+        let mut cumulative = 0;
+        for (bound, n) in OPERATION_BUCKETS.iter().zip(s.buckets) {
+            cumulative += n;
+            line(&mut out, DURATION.0, "_bucket", &s.labels, Some(("le", *bound)), cumulative as f64);
+        }
+        line(&mut out, DURATION.0, "_bucket", &s.labels, Some(("le", f64::INFINITY)), s.count as f64);
+        line(&mut out, DURATION.0, "_sum", &s.labels, None, s.sum);
+        line(&mut out, DURATION.0, "_count", &s.labels, None, s.count as f64);
+    }
+
+    if table.values().any(|s| s.window.is_some()) {
+        family_head(&mut out, EVENTS, "gauge");
+    }
+    for s in table.values() {
+        if let Some((count, _, _)) = s.window {
+            line(&mut out, EVENTS.0, "", &s.labels, None, count as f64);
+        }
+    }
+
+    if table.values().any(|s| matches!(s.window, Some((_, _, Some(_))))) {
+        family_head(&mut out, LATENCY, "summary");
+    }
+    for s in table.values() {
+        if let Some((count, sum, Some(values))) = s.window {
+            for ((q, _), v) in QUANTILES.iter().zip(values) {
+                line(&mut out, LATENCY.0, "", &s.labels, Some(("quantile", *q)), v);
+            }
+            line(&mut out, LATENCY.0, "_sum", &s.labels, None, sum);
+            line(&mut out, LATENCY.0, "_count", &s.labels, None, count as f64);
+        }
+    }
+    out
+}
+
+/// A quantile as an orderable key (quantiles are in [0, 1], so their bits order as they do).
+fn quantile_key(q: f64) -> u64 {
+    quantile_label(q).parse::<f64>().unwrap_or(q).to_bits()
+}
+
+fn family_head(out: &mut String, (name, help): (&str, &str), kind: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    escape_into(out, help, false);
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
+
+fn label_text(names: &[&str], values: &[&str]) -> String {
+    let mut labels = String::new();
+    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+        if i > 0 {
+            labels.push(',');
+        }
+        labels.push_str(name);
+        labels.push_str("=\"");
+        escape_into(&mut labels, value, true);
+        labels.push('"');
+    }
+    labels
+}
+
+/// One summary: its quantile lines in order, `_sum` (the values' sum unless given), `_count`.
+fn summary(out: &mut String, name: &str, labels: &str, quantiles: &BTreeMap<u64, f64>, count: u64, sum: Option<f64>) {
+    for (q, v) in quantiles {
+        line(out, name, "", labels, Some(("quantile", f64::from_bits(*q))), *v);
+    }
+    line(out, name, "_sum", labels, None, sum.unwrap_or_else(|| quantiles.values().sum()));
+    line(out, name, "_count", labels, None, count as f64);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evaluate::WindowSummary;
     use crate::evaluate::window::stats;
-    use crate::evaluate::{BudgetStatus, WindowSummary};
-    use prometheus::Encoder;
+    use crate::exposition::summary_family;
+    use prometheus::{Encoder, GaugeVec, HistogramVec, Opts, Registry};
 
-    fn key(op: &str) -> SeriesKey {
-        SeriesKey { env: "Dev".into(), function: "f".into(), operation: op.into(), source: "xray".into() }
+    fn key(env: &str, op: &str) -> SeriesKey {
+        SeriesKey { env: env.into(), function: "f".into(), operation: op.into(), source: "xray".into() }
+    }
+
+    fn window(values: Vec<f64>) -> Option<WindowSummary> {
+        Some(WindowSummary { sum: values.iter().sum(), stats: stats(values, 0) })
+    }
+
+    fn status(env: &str, op: &str, quantile: f64, state: AlertState) -> BudgetStatus {
+        BudgetStatus {
+            budget: "b".into(),
+            env: env.into(),
+            function: "f".into(),
+            operation: op.into(),
+            quantile,
+            budget_s: 5.0 + quantile,
+            observed_s: Some(9.25),
+            samples: 3,
+            breached: state != AlertState::Inactive,
+            state,
+            severity: "page".into(),
+        }
+    }
+
+    /// The same families built with the `prometheus` crate and written by its text encoder:
+    /// what the direct rendering must equal byte for byte.
+    struct Reference {
+        registry: Registry,
+        duration: HistogramVec,
+        events: GaugeVec,
+        sums: GaugeVec,
+        latency: GaugeVec,
+        budgets: GaugeVec,
+        alerts: GaugeVec,
+        exported: std::collections::HashSet<SeriesKey>,
+        max_series: usize,
+    }
+
+    impl Reference {
+        fn new(max_series: usize) -> Reference {
+            let registry = Registry::new();
+            let labels = ["env", "function", "operation", "source"];
+            let events = GaugeVec::new(Opts::new(EVENTS.0, EVENTS.1), &labels).unwrap();
+            registry.register(Box::new(events.clone())).unwrap();
+            let sums = GaugeVec::new(Opts::new("window_sum", "not exported"), &labels).unwrap();
+            let duration =
+                HistogramVec::new(prometheus::HistogramOpts::new(DURATION.0, DURATION.1).buckets(OPERATION_BUCKETS.to_vec()), &labels).unwrap();
+            registry.register(Box::new(duration.clone())).unwrap();
+            let with_q = ["env", "function", "operation", "source", "quantile"];
+            let latency = summary_family(&registry, LATENCY.0, LATENCY.1, &with_q, Some(events.clone()), Some(sums.clone()));
+            let budgets = summary_family(&registry, BUDGET.0, BUDGET.1, &["env", "function", "operation", "quantile"], None, None);
+            let alert_labels = ["alertname", "alertstate", "env", "function", "operation", "quantile", "severity"];
+            let alerts = summary_family(&registry, ALERTS.0, ALERTS.1, &alert_labels, None, None);
+            Reference { registry, duration, events, sums, latency, budgets, alerts, exported: Default::default(), max_series }
+        }
+
+        fn publish(&mut self, snapshot: &Snapshot) -> String {
+            for (key, durations) in &snapshot.observed {
+                if self.exported.contains(key) || self.exported.len() < self.max_series {
+                    let h = self.duration.with_label_values(&[&key.env, &key.function, &key.operation, &key.source]);
+                    durations.iter().for_each(|d| h.observe(*d));
+                    self.exported.insert(key.clone());
+                }
+            }
+            for v in [&self.events, &self.sums, &self.latency, &self.budgets, &self.alerts] {
+                v.reset();
+            }
+            for (key, w) in &snapshot.windows {
+                if !self.exported.contains(key) {
+                    continue;
+                }
+                let l = [key.env.as_str(), &key.function, &key.operation, &key.source];
+                let (count, sum) = w.as_ref().map_or((0, 0.0), |w| (w.stats.count, w.sum));
+                self.events.with_label_values(&l).set(count as f64);
+                self.sums.with_label_values(&l).set(sum);
+                if let Some(w) = w {
+                    for (q, label) in QUANTILES {
+                        self.latency.with_label_values(&[l[0], l[1], l[2], l[3], label]).set(w.stats.quantile(q));
+                    }
+                }
+            }
+            for s in snapshot.statuses.iter() {
+                let q = quantile_label(s.quantile);
+                self.budgets.with_label_values(&[&s.env, &s.function, &s.operation, q]).set(s.budget_s);
+                if s.state != AlertState::Inactive {
+                    self.alerts.with_label_values(&[ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, q, &s.severity]).set(1.0);
+                }
+            }
+            let mut text = Vec::new();
+            prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut text).unwrap();
+            String::from_utf8(text).unwrap()
+        }
     }
 
     #[test]
-    fn the_text_is_the_reference_encoders_and_changes_only_when_published() {
+    fn the_text_is_the_reference_encoders_through_a_series_life() {
+        let metrics = Metrics::new();
+        let sink = PrometheusSink::new(3, &metrics);
+        let mut reference = Reference::new(3);
+        assert!(sink.text().is_empty(), "nothing before the first evaluation");
+        let odd = key("Dev \"quoted\" \\ new\nline", "Bedrock.InvokeModel");
+        let evaluations = vec![
+            Snapshot::default(),
+            Snapshot {
+                observed: vec![(key("Dev", "Bedrock.InvokeModel"), vec![9.2, 9.25, 9.0, 0.005, 61.0]), (key("PROD", "dynamodb"), vec![0.03])],
+                windows: vec![(key("Dev", "Bedrock.InvokeModel"), window(vec![9.2, 9.25, 9.0])), (key("PROD", "dynamodb"), None)],
+                statuses: Arc::new(vec![
+                    status("Dev", "Bedrock.InvokeModel", 0.95, AlertState::Firing),
+                    status("Dev", "Bedrock.InvokeModel", 0.99, AlertState::Firing),
+                    status("PROD", "dynamodb", 0.5, AlertState::Pending),
+                    status("PROD", "Bedrock.InvokeModel", 0.95, AlertState::Inactive),
+                ]),
+            },
+            // A new series with awkward labels, one past the cap (dropped), one gone from the windows.
+            Snapshot {
+                observed: vec![(odd.clone(), vec![0.1, 0.2]), (key("Z", "over"), vec![1.0]), (key("Dev", "Bedrock.InvokeModel"), vec![0.75])],
+                windows: vec![(odd.clone(), window(vec![0.1, 0.2])), (key("Dev", "Bedrock.InvokeModel"), window(vec![0.75, 9.0]))],
+                statuses: Arc::new(vec![status("Dev", "Bedrock.InvokeModel", 0.95, AlertState::Inactive)]),
+            },
+            Snapshot { observed: vec![], windows: vec![], statuses: Arc::default() },
+        ];
+        for (i, snapshot) in evaluations.iter().enumerate() {
+            sink.publish(snapshot);
+            let want = reference.publish(snapshot);
+            let got = String::from_utf8(sink.text().to_vec()).unwrap();
+            assert_eq!(got, want, "evaluation {i}");
+        }
+        assert_eq!(metrics.series_dropped.get(), 1, "the series past max_series is counted");
+        let text = String::from_utf8(sink.text().to_vec()).unwrap();
+        assert!(!text.contains("sentinel_operation_events{"), "a series gone from the windows is removed");
+        assert!(text.contains("sentinel_operation_duration_seconds_count{env=\"Dev\",function=\"f\",operation=\"Bedrock.InvokeModel\",source=\"xray\"} 6"), "{text}");
+    }
+
+    #[test]
+    fn the_second_evaluation_shows_quantiles_budgets_and_alerts() {
         let metrics = Metrics::new();
         let sink = PrometheusSink::new(10, &metrics);
-        assert!(sink.text().is_empty(), "nothing before the first evaluation");
-        let window = |values: Vec<f64>| Some(WindowSummary { sum: values.iter().sum(), stats: stats(values, 0) });
-        let status = BudgetStatus {
-            budget: "b".into(),
-            env: "Dev".into(),
-            function: "f".into(),
-            operation: "Bedrock.InvokeModel".into(),
-            quantile: 0.95,
-            budget_s: 5.0,
-            observed_s: Some(9.25),
-            samples: 3,
-            breached: true,
-            state: AlertState::Firing,
-            severity: "page".into(),
-        };
-        let snapshot = Snapshot {
-            observed: vec![(key("Bedrock.InvokeModel"), vec![9.2, 9.25, 9.0])],
-            windows: vec![(key("Bedrock.InvokeModel"), window(vec![9.2, 9.25, 9.0])), (key("Idle"), None)],
-            statuses: Arc::new(vec![status]),
-        };
-        sink.publish(&snapshot);
-        let mut reference = Vec::new();
-        prometheus::TextEncoder::new().encode(&sink.inner.registry.gather(), &mut reference).unwrap();
+        sink.publish(&Snapshot {
+            observed: vec![(key("Dev", "Bedrock.InvokeModel"), vec![9.2, 9.25, 9.0])],
+            windows: vec![(key("Dev", "Bedrock.InvokeModel"), window(vec![9.2, 9.25, 9.0]))],
+            statuses: Arc::new(vec![status("Dev", "Bedrock.InvokeModel", 0.95, AlertState::Firing)]),
+        });
         let text = String::from_utf8(sink.text().to_vec()).unwrap();
-        assert_eq!(text, String::from_utf8(reference).unwrap());
         assert!(text.contains("quantile=\"0.95\"} 9.25"), "{text}");
         assert!(text.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(text.contains("severity=\"page\""), "{text}");
-        // A series past max_series is dropped and counted; one that left the windows goes.
-        let small = PrometheusSink::new(1, &metrics);
-        small.publish(&Snapshot {
-            observed: vec![(key("a"), vec![1.0]), (key("b"), vec![1.0, 2.0])],
-            windows: vec![(key("a"), window(vec![1.0]))],
-            statuses: Arc::default(),
-        });
-        assert_eq!(metrics.series_dropped.get(), 2);
-        assert!(String::from_utf8_lossy(&small.text()).contains("operation=\"a\""));
-        small.publish(&Snapshot { observed: vec![], windows: vec![], statuses: Arc::default() });
-        assert!(!String::from_utf8_lossy(&small.text()).contains("sentinel_operation_events{"), "a series gone from the windows is removed");
     }
 }
