@@ -12,7 +12,8 @@
 //!   wall time and peak memory of each process, best of 2; both must store the same count.
 //! - **live**: the same 1,000,000 events as FilterLogEvents pages of 10,000 as the SDK
 //!   returns them, through the poller's steps (convert, load stream states,
-//!   `process_page`, commit), one page after another as a poll does.
+//!   `process_page`, commit; every 10th page with its stream states and checkpoint, as a
+//!   poll's last page), one page after another.
 
 mod baseline;
 
@@ -21,17 +22,20 @@ use baseline::{figure, measure};
 use latency_sentinel::attribute::Attributor;
 use latency_sentinel::config::EnvironmentsConfig;
 use latency_sentinel::ingest::ingest_files;
-use latency_sentinel::sources::logs::process::{StreamMemory, process_page};
+use latency_sentinel::model::Checkpoint;
+use latency_sentinel::sources::logs::process::{StreamMemory, process_page, stream_rows};
 use latency_sentinel::sources::logs::{load_streams, page_events};
 use latency_sentinel::store::raw::{self, Bind};
 use latency_sentinel::store::{OpenMode, Store};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 const LINES: usize = 1_000_000;
 const EXPORT_EVENTS: usize = 1_000_000;
 const PAGE: usize = 10_000;
+/// FilterLogEvents pages one live poll reads before it is caught up (a busy group).
+const PAGES_PER_POLL: usize = 10;
 const GROUP: &str = "/aws/lambda/GenerateDynamicScenarioHandler";
 const T0: i64 = 1_795_341_600_000;
 
@@ -240,6 +244,8 @@ fn main() {
         let mut streams: HashMap<String, StreamMemory> = HashMap::new();
         let mut busy = Duration::ZERO;
         let mut stored = 0u64;
+        let mut touched = BTreeSet::new();
+        let pages = order.len().div_ceil(PAGE);
         for (p, page) in order.chunks(PAGE).enumerate() {
             let sdk_page: Vec<FilteredLogEvent> = page
                 .iter()
@@ -252,7 +258,14 @@ fn main() {
             let t = Instant::now();
             let events = page_events(&sdk_page);
             load_streams(&store, GROUP, &events, &mut streams).await.unwrap();
-            let (batch, _) = process_page(GROUP, events, &mut streams, &attributor, &history, latency_sentinel::clock::now_ms());
+            let (mut batch, stats) = process_page(GROUP, events, &mut streams, &attributor, &history, latency_sentinel::clock::now_ms());
+            touched.extend(stats.touched);
+            // As the poller: a poll's last page carries its stream states and checkpoint.
+            if (p + 1) % PAGES_PER_POLL == 0 || p + 1 == pages {
+                batch.stream_states = stream_rows(GROUP, &streams, &std::mem::take(&mut touched));
+                let position_ms = stats.newest_event_ms.unwrap_or(0);
+                batch.checkpoints.push(Checkpoint { source: "logs".into(), key: GROUP.into(), position_ms, state: None });
+            }
             stored += store.commit(&batch).await.unwrap().inserted_total();
             busy += t.elapsed();
         }

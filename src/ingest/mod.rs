@@ -1,9 +1,8 @@
 //! Offline ingest: feeds files through the same parser, attribution and store as the
 //! tailer. Reads the JSON documents `aws logs filter-log-events` and `get-log-events` print,
 //! `aws logs tail` output, and plain text files of log lines, any of them gzipped; each file
-//! is streamed (memory stays bounded whatever its size): one thread reads records, one
-//! parses and correlates them, and the calling task commits, so reading, parsing and SQLite
-//! overlap. Keys come from content, never from file names or positions: an exported event
+//! is streamed (memory stays bounded whatever its size): one thread reads, parses and
+//! correlates records, and the calling task commits, so parsing and SQLite overlap. Keys come from content, never from file names or positions: an exported event
 //! keeps CloudWatch's own id (the key the tailer gives it, so the two never store it twice);
 //! a record without one is keyed by its time and a hash of its text (and how many identical
 //! records came before it at that time). Re-ingesting a file, or the same records under
@@ -21,7 +20,7 @@ use crate::store::{BatchOutcome, Store};
 use export::Record;
 use input::Format;
 use std::collections::HashMap;
-/// Records handed from the reader to the parser at a time, and committed together.
+/// Records parsed, then committed, together.
 const CHUNK: usize = 10_000;
 
 /// A stream quiet for this long (event time) holds no open invocation: an invocation lasts
@@ -65,8 +64,7 @@ impl Chunk {
     }
 }
 
-/// Reads `input` to its end on the calling thread, handing chunks to `send` (false: the
-/// receiver is gone, stop).
+/// Reads `input` to its end on the calling thread, handing chunks to `send` (false: stop).
 fn read_input(input: input::Input, origin: &str, send: &mut dyn FnMut(Chunk) -> bool) -> Result<(), IngestError> {
     let mut chunk = Chunk::default();
     let mut sink = |record: Record| {
@@ -109,15 +107,14 @@ pub async fn ingest_files(
     for path in paths {
         let origin = path.display().to_string();
         let input = input::open(path).map_err(|source| IngestError::Read { path: origin.clone(), source })?;
-        // Two hand-offs, each holding one chunk in flight: memory is a few chunks, whatever
-        // the file's size.
-        let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<Chunk>(1);
+        // One hand-off: records are read and parsed on one thread (allocated and freed
+        // there, so the allocator reuses their memory at once) and only the parsed batch
+        // crosses to the commit; one batch in flight, whatever the file's size.
         let (batch_tx, mut batch_rx) = tokio::sync::mpsc::channel(1);
-        let reader = tokio::task::spawn_blocking(move || read_input(input, &origin, &mut |chunk| chunk_tx.send(chunk).is_ok()));
         let (group, attributor, history) = (log_group.to_string(), attributor.clone(), history.clone());
-        let parser = tokio::task::spawn_blocking(move || {
+        let reader = tokio::task::spawn_blocking(move || {
             let mut streams: HashMap<String, StreamMemory> = HashMap::new();
-            for chunk in chunk_rx {
+            read_input(input, &origin, &mut |chunk| {
                 let records = chunk.len() as u64;
                 let (mut batch, mut stats) = process_page(&group, chunk.events, &mut streams, &attributor, &history, crate::clock::now_ms());
                 for r in chunk.rejections {
@@ -126,10 +123,8 @@ pub async fn ingest_files(
                 }
                 forget_idle_streams(&mut streams);
                 // The receiver is gone when a commit failed: stop.
-                if batch_tx.blocking_send((batch, stats, records)).is_err() {
-                    return;
-                }
-            }
+                batch_tx.blocking_send((batch, stats, records)).is_ok()
+            })
         });
         let mut committed = Ok(());
         while let Some((batch, stats, records)) = batch_rx.recv().await {
@@ -148,7 +143,6 @@ pub async fn ingest_files(
         }
         drop(batch_rx);
         let read = joined(reader.await)?;
-        joined(parser.await)?;
         committed?;
         read?;
     }
