@@ -23,22 +23,48 @@ pub struct Measured {
     pub stdout: String,
 }
 
-/// Runs `cmd` to its end (it must succeed) and measures it: the peak is the child's own
-/// `ru_maxrss`, read by `wait4` on its pid.
+/// Runs `cmd` to its end (it must succeed) and measures it. The peak is the child's own
+/// high-water mark (`VmHWM`), read from `/proc` every 5 ms while it runs: the `ru_maxrss`
+/// that `wait4` reports would include this bench's own peak, because a spawned child that
+/// shares its parent's memory until `exec` inherits the parent's high-water mark there.
 pub fn measure(cmd: &mut std::process::Command) -> Measured {
     let t = Instant::now();
     let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak_kb = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(kb) = high_water_kb(pid) {
+                    peak_kb = peak_kb.max(kb);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak_kb
+        })
+    };
     let mut stdout = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: `usage` is a plain C struct the call fills; `pid` is our own child, not yet reaped.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let status = child.wait().unwrap();
     let wall_s = t.elapsed().as_secs_f64();
-    assert_eq!(reaped, pid, "wait4 on {cmd:?}");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed ({status}); stdout: {stdout}");
-    Measured { wall_s, peak_rss_mb: usage.ru_maxrss as f64 * 1024.0 / 1e6, stdout }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_kb = watcher.join().unwrap();
+    assert!(status.success(), "{cmd:?} failed ({status}); stdout: {stdout}");
+    assert!(peak_kb > 0, "no memory reading of {cmd:?}");
+    Measured { wall_s, peak_rss_mb: peak_kb as f64 * 1024.0 / 1e6, stdout }
+}
+
+/// `VmHWM` of a running process, in kB (`None` once it has exited, or while it is still
+/// this bench's image, before its `exec`).
+fn high_water_kb(pid: u32) -> Option<u64> {
+    if std::fs::read_link(format!("/proc/{pid}/exe")).ok()? == std::env::current_exe().ok()? {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The integer after `key=` in a command's output.
