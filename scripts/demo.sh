@@ -40,36 +40,11 @@ echo "==> Simulating 10 minutes of Atlas Engine traffic: PROD normal, Dev's Bedr
 "$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print("    wrote %d workflow executions: %d log events, %d trace documents" % (s["traces"], s["log_events"], s["trace_documents"]))' "$WORK/simulate.json"
 
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/config.toml" <<TOML
-[aws]
-region = "us-east-1"
-endpoint_url = "$MOTO"
-[storage]
-path = "$WORK/sentinel.db"
-[http]
-listen = "127.0.0.1:$PORT"
-[logs]
-log_group_prefixes = ["/aws/lambda/"]
-poll_interval = "2s"
-discovery_interval = "5s"
-ingestion_delay = "30s"
-start_lookback = "1h"
-[xray]
-poll_interval = "3s"
-settle_delay = "0s"
-lookback = "15m"
-start_lookback = "1h"
-requests_per_second = 20.0
-[alerts]
-evaluation_interval = "2s"
-[[budgets]]
-name = "bedrock-p95"
-operation = "Bedrock.InvokeModel"
-p95 = "5s"
-window = "5m"
-for = "0s"
-min_samples = 5
-TOML
+# config/demo.toml, on this run's ports and in its folder.
+sed -e "s|http://127.0.0.1:5000|$MOTO|" \
+    -e "s|^path = \".*\"|path = \"$WORK/sentinel.db\"|" \
+    -e "s|^listen = \".*\"|listen = \"127.0.0.1:$PORT\"|" \
+    config/demo.toml > "$WORK/config.toml"
 "$BIN" check-config --config "$WORK/config.toml"
 
 echo "==> Starting latency-sentinel"

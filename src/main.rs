@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "latency-sentinel",
     version,
     about = "Watches AWS Lambda latency from CloudWatch Logs and X-Ray, and alerts when an operation's p95 goes over its budget.",
-    after_help = "Examples:\n  latency-sentinel check-config --config config/example.toml\n  latency-sentinel run --config /etc/latency-sentinel/config.toml\n  aws logs filter-log-events --log-group-name /aws/lambda/GDSH > gdsh.json\n  latency-sentinel ingest --config config/example.toml --log-group /aws/lambda/GDSH gdsh.json\n  RUST_LOG=latency_sentinel=debug latency-sentinel run --config config/example.toml"
+    after_help = "Examples:\n  latency-sentinel check-config --config config/example.toml\n  latency-sentinel run --config /etc/latency-sentinel/config.toml\n  aws logs filter-log-events --log-group-name /aws/lambda/GDSH > gdsh.json\n  latency-sentinel ingest --config config/example.toml --log-group /aws/lambda/GDSH gdsh.json\n  RUST_LOG=latency_sentinel=debug latency-sentinel run --config config/demo.toml"
 )]
 struct Cli {
     #[command(subcommand)]
