@@ -41,6 +41,13 @@ between moto 5.x and the current AWS SDK for Rust:
     for good).  Done by patching moto's ``SegmentCollection.put_segment`` in this
     process, not in the middleware.
 
+* IAM enforcement (moto's ``/moto-api/reset-auth``, or ``INITIAL_NO_AUTH_ACTION_COUNT``):
+  moto answers a denied or unsigned call with an XML ``ErrorResponse`` whatever the
+  service's protocol; for the JSON protocols (CloudWatch Logs' awsJson1_1, the REST-JSON
+  of Lambda and X-Ray) AWS answers JSON with the code in ``__type`` and the
+  ``x-amzn-ErrorType`` header, and the Rust SDK finds no code in XML.  While enforcement
+  is on, such errors are rewritten to that JSON (same status, code and message).
+
 Everything else goes to moto untouched.  (UpdateTraceSegmentDestination answers
 ``Status: ACTIVE`` at once, where AWS first reports ``PENDING``.)
 
@@ -413,6 +420,16 @@ _REASONS = {
 }
 
 
+XML_ERROR = re.compile(rb"<Code>([^<]*)</Code>\s*<Message>([^<]*)</Message>", re.S)
+
+
+def _json_protocol(environ: dict) -> bool:
+    """Whether a request is for a service whose errors are JSON (not awsQuery/XML)."""
+    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("Logs_"):
+        return True
+    return _credential_scope_service(environ) in ("logs", "lambda", "xray")
+
+
 def _status_line(code: int) -> str:
     return f"{code} {_REASONS.get(code, 'Status')}"
 
@@ -450,6 +467,29 @@ class SentinelAdapter:
     # -- dispatch ----------------------------------------------------------
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        from moto import settings
+
+        if settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf") and _json_protocol(environ):
+            return self.json_errors(environ, start_response)
+        return self.dispatch(environ, start_response)
+
+    def json_errors(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Dispatches, then turns an XML ErrorResponse into the JSON error AWS sends."""
+        status, headers, body = _call(self.dispatch, environ)
+        m = XML_ERROR.search(body) if body.lstrip().startswith(b"<") else None
+        if m is None:
+            start_response(_status_line(status), headers)
+            return [body]
+        code, message = m.group(1).decode(), m.group(2).decode()
+        self.log(f"XML error {status} {code} -> JSON")
+        doc = json.dumps({"__type": code, "message": message}).encode()
+        start_response(
+            _status_line(status),
+            [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code), ("Content-Length", str(len(doc)))],
+        )
+        return [doc]
+
+    def dispatch(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or ""
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "POST":

@@ -39,6 +39,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod critical_path;
+pub mod doctor;
 pub mod endpoints;
 pub mod evaluate;
 pub mod exposition;

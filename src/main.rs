@@ -34,6 +34,20 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Check a config against the account and this machine: the config, the credentials,
+    /// each AWS API it needs (a harmless call each), the alert receivers, the database path
+    /// and the listen address. One line per check with the fix for each failure; exit 0
+    /// only when every check passed.
+    Doctor {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also publish one test metric (PutMetricData) when CloudWatch publishing is on.
+        #[arg(long)]
+        write: bool,
+        /// Also send a test notification to each configured alert receiver.
+        #[arg(long)]
+        notify: bool,
+    },
     /// Reports from the store (the daemon may be running).
     Report {
         #[command(subcommand)]
@@ -269,6 +283,24 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Doctor { config, write, notify } => {
+            let rt = match runtime(false) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let checks = rt.block_on(latency_sentinel::doctor::run(&config, latency_sentinel::doctor::Options { write, notify }));
+            for c in &checks {
+                println!("{}", c.line());
+            }
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            if failed == 0 {
+                println!("all {} checks passed", checks.len());
+                ExitCode::SUCCESS
+            } else {
+                println!("{failed} of {} checks failed", checks.len());
+                ExitCode::FAILURE
+            }
+        }
         Command::Report { report: cmd } => {
             let rt = match runtime(false) {
                 Ok(rt) => rt,
