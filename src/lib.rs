@@ -45,6 +45,7 @@ pub mod evaluate;
 pub mod exposition;
 pub mod glob;
 pub mod health;
+pub mod init;
 pub mod http;
 pub mod ingest;
 pub mod lambda;

@@ -34,6 +34,23 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Write a first config from what the account holds: the Lambda functions, their aliases
+    /// and log groups, whether X-Ray traces them, and a budget per operation seen in a bounded
+    /// sample of the last 24 h (its p95 × 1.5, rounded). Uses the caller's credentials.
+    Init {
+        /// Region to look at (else AWS_REGION / the profile's).
+        #[arg(long)]
+        region: Option<String>,
+        /// AWS profile to use (else the default credential chain).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Where to write the config.
+        #[arg(long, short, default_value = "config.toml")]
+        output: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a config against the account and this machine: the config, the credentials,
     /// each AWS API it needs (a harmless call each), the alert receivers, the database path
     /// and the listen address. One line per check with the fix for each failure; exit 0
@@ -283,6 +300,36 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Init { region, profile, output, force } => {
+            let rt = match runtime(false) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let options = latency_sentinel::init::Options { region, profile, output: output.clone(), force };
+            match rt.block_on(latency_sentinel::init::run(&options)) {
+                Ok(f) => {
+                    let budgets = f.operations.iter().filter(|o| o.budget.is_some()).count();
+                    println!(
+                        "wrote {}: {} function(s), {} with a log group; {} log events and {} traces sampled; {budgets} budget(s) proposed",
+                        output.display(),
+                        f.functions.len(),
+                        f.functions.iter().filter(|x| x.log_group.is_some()).count(),
+                        f.events_read,
+                        f.traces_read
+                    );
+                    println!("next: review it, then `latency-sentinel doctor --config {}`", output.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e @ latency_sentinel::init::InitError::Exists(_)) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("init failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Doctor { config, write, notify } => {
             let rt = match runtime(false) {
                 Ok(rt) => rt,

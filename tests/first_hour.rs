@@ -1,7 +1,9 @@
-//! `latency-sentinel doctor` against moto's server: with permission for everything the
-//! config needs every check passes (exit 0, a test metric written, a test notification
-//! received); with an identity that lacks one action, that action is named with the
-//! statement of `deploy/iam/policy.json` that grants it (exit 1), and the rest still pass.
+//! The first hour with an account, against moto's server: `init` writes a config from what
+//! the account holds (simulated Atlas Engine traffic) that `check-config` accepts, with
+//! budgets fitted to what it saw, and never overwrites a file without `--force`; `doctor`
+//! passes every check with the permissions the config needs (exit 0, a test metric
+//! written, a test notification received), and names the one action an identity lacks
+//! with the statement of `deploy/iam/policy.json` that grants it (exit 1).
 
 mod common;
 
@@ -112,4 +114,62 @@ fn an_identity_without_one_action_is_told_which_and_where_it_is_granted() {
     assert!(out.contains("statement `TailLambdaLogGroups`") && out.contains("deploy/iam/policy.json"), "{out}");
     assert!(out.contains("✓ xray:GetTraceSegmentDestination"), "{out}");
     assert!(out.contains("1 of 9 checks failed"), "{out}");
+}
+
+#[test]
+fn init_writes_a_config_that_fits_what_the_account_holds() {
+    let moto = Moto::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["simulate", "--endpoint-url", &moto.url(), "--region", "us-east-1", "--duration", "10m", "--rate", "12/m", "--seed", "7"])
+        .envs(AWS_ENV.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "simulate failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let init = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+            .args(["init", "--region", "us-east-1", "--output"])
+            .arg(&path)
+            .args(extra)
+            .envs(AWS_ENV.iter().copied())
+            .env("AWS_ENDPOINT_URL", moto.url())
+            .output()
+            .unwrap();
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (code, said) = init(&[]);
+    assert_eq!(code, Some(0), "{said}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_latency-sentinel")).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    assert!(check.status.success(), "{}\n{text}", String::from_utf8_lossy(&check.stderr));
+    let config: toml::Value = toml::from_str(&text).unwrap();
+    let groups: Vec<&str> = config["logs"]["log_groups"].as_array().unwrap().iter().filter_map(|g| g.as_str()).collect();
+    assert!(groups.contains(&"/aws/lambda/GenerateDynamicScenarioHandler"), "{text}");
+    assert_eq!(config["environments"]["lambda_aliases"].as_bool(), Some(true), "{text}");
+    assert_eq!(config["xray"]["enabled"].as_bool(), Some(true), "{text}");
+    assert!(text.contains("Dev→") && text.contains("PROD→"), "the aliases are shown: {text}");
+    let budgets = config["budgets"].as_array().expect("budgets proposed");
+    let operations: Vec<&str> = budgets.iter().filter_map(|b| b["operation"].as_str()).collect();
+    for op in ["Bedrock.InvokeModel", "BedrockCallDuration"] {
+        assert!(operations.contains(&op), "no budget for {op}: {text}");
+    }
+    // Each budget is the observed p95 × 1.5 rounded up, and says what it was fitted to.
+    for line in text.lines().filter(|l| l.starts_with("p95 = ")) {
+        let (value, why) = line.split_once("  # observed p95 ").unwrap_or_else(|| panic!("{line}"));
+        let budget = humantime::parse_duration(value.trim_start_matches("p95 = ").trim_matches('"')).unwrap().as_secs_f64();
+        let observed = why.split(' ').next().unwrap().parse::<f64>().unwrap() * if why.contains(" ms ") { 0.001 } else { 1.0 };
+        assert!(budget >= observed * 1.5 * 0.95 && budget <= observed * 1.5 * 1.6 + 0.001, "{line}");
+        assert!(why.ends_with(" calls"), "{line}");
+    }
+
+    // Never overwritten without --force.
+    std::fs::write(&path, "# mine\n").unwrap();
+    let (code, said) = init(&[]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("--force"), "{said}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+    let (code, said) = init(&["--force"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(std::fs::read_to_string(&path).unwrap().contains("[[budgets]]"));
 }
