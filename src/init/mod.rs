@@ -119,7 +119,7 @@ async fn look(sdk: &SdkConfig) -> Result<Findings, InitError> {
     let (listed, mut traced) = traced_functions(sdk, &limiter).await?;
     f.traces_seen = listed > 0;
     let mut samples = Vec::new();
-    // The traces' own spans name the functions too (summaries may not).
+    // The traces' own spans name the functions traced in the last hour too (summaries may not).
     f.traces_read = sample_traces(sdk, &limiter, &mut samples, &mut traced).await?;
     for name in &names {
         limiter.acquire().await;
@@ -266,7 +266,9 @@ async fn sample_traces(
                 t.segments().iter().filter_map(|s| Some((s.id()?.to_string(), s.document()?.to_string()))).collect();
             let parsed = crate::parse::xray::parse_trace(id, &docs, &allow);
             for (e, _) in crate::parse::xray::trace_events(&parsed) {
-                functions.insert(e.function);
+                if e.time_ms >= now - 3_600_000 {
+                    functions.insert(e.function.clone());
+                }
                 samples.push((e.operation, e.duration_s));
             }
             read += 1;

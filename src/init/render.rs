@@ -75,7 +75,7 @@ pub fn render(f: &Findings, today: &str) -> String {
         line(&mut out, &format!("# {} function(s) with a log group: every group under the prefix is watched, new ones too.", groups.len()));
         line(&mut out, "log_group_prefixes = [\"/aws/lambda/\"]");
     } else {
-        line(&mut out, "# One group per function found (function: aliases; whether X-Ray traced it recently).");
+        line(&mut out, "# One group per function found (function: aliases; whether X-Ray traced it in the last hour).");
         line(&mut out, "# To watch every function, new ones too: log_group_prefixes = [\"/aws/lambda/\"] instead.");
         line(&mut out, "log_groups = [");
         for x in &groups {
