@@ -149,6 +149,7 @@ fn init_writes_a_config_that_fits_what_the_account_holds() {
     assert_eq!(config["environments"]["lambda_aliases"].as_bool(), Some(true), "{text}");
     assert_eq!(config["xray"]["enabled"].as_bool(), Some(true), "{text}");
     assert!(text.contains("Dev→") && text.contains("PROD→"), "the aliases are shown: {text}");
+    assert!(text.contains("GenerateDynamicScenarioHandler: Dev→2, PROD→1; traced"), "traced in the last hour: {text}");
     let budgets = config["budgets"].as_array().expect("budgets proposed");
     let operations: Vec<&str> = budgets.iter().filter_map(|b| b["operation"].as_str()).collect();
     for op in ["Bedrock.InvokeModel", "BedrockCallDuration"] {
