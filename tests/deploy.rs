@@ -131,9 +131,10 @@ fn compare(path: &str, called: &BTreeMap<String, BTreeSet<String>>, implied: &[(
 fn the_iam_policy_grants_exactly_the_aws_calls_the_daemon_makes() {
     let mut files = Vec::new();
     rust_files(&repo().join("src"), &mut files);
-    // simulate/ has its own policy; endpoints.rs builds probe requests that are stopped
-    // before they are signed (never sent, so they need no permission).
-    files.retain(|f| !f.starts_with(repo().join("src/simulate")) && !f.ends_with("src/endpoints.rs"));
+    // simulate/ and init/ (run with a person's credentials) have their own policies;
+    // endpoints.rs builds probe requests that are stopped before they are signed (never
+    // sent, so they need no permission).
+    files.retain(|f| !f.starts_with(repo().join("src/simulate")) && !f.starts_with(repo().join("src/init")) && !f.ends_with("src/endpoints.rs"));
     let called = actions_called(&files);
     for a in ["logs:FilterLogEvents", "logs:DescribeLogGroups", "lambda:ListAliases", "xray:GetTraceSummaries", "xray:BatchGetTraces"] {
         assert!(called.contains_key(a), "the scan misses {a}: {called:?}");
@@ -148,6 +149,15 @@ fn the_simulate_policy_grants_exactly_what_simulate_calls() {
     let called = actions_called(&files);
     // CreateFunction hands the execution role to Lambda, which IAM checks as iam:PassRole.
     compare("deploy/iam/simulate-policy.json", &called, &[("iam:PassRole", "lambda:CreateFunction")]);
+}
+
+#[test]
+fn the_init_policy_grants_exactly_what_init_calls() {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src/init"), &mut files);
+    let called = actions_called(&files);
+    assert!(called.contains_key("lambda:ListFunctions"), "the scan misses init's calls: {called:?}");
+    compare("deploy/iam/init-policy.json", &called, &[]);
 }
 
 fn which(tool: &str) -> bool {
