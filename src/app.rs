@@ -162,6 +162,15 @@ async fn retention_loop(store: Store, metrics: Metrics, config: Arc<Config>, tok
                 tracing::warn!(error = %e, "Retention failed; will retry.");
             }
         }
+        // After retention, so the figure shows what is kept (and the pages it freed).
+        match store.storage_size().await {
+            Ok(size) => {
+                for (file, bytes) in [("database", size.database), ("free", size.free), ("wal", size.wal)] {
+                    metrics.storage_bytes.with_label_values(&[file]).set(bytes.min(i64::MAX as u64) as i64);
+                }
+            }
+            Err(e) => metrics.store_errors.with_label_values(&[e.code()]).inc(),
+        }
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
             _ = tokio::time::sleep(config.storage.retention_interval) => {}

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub internal_errors: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub retention_deleted: IntCounterVec,
+    /// The store's files on disk, by `file` (`database`, `free` pages in it, `wal`).
+    pub storage_bytes: IntGaugeVec,
     pub source_last_success: GaugeVec,
     pub source_up: IntGaugeVec,
     pub poll_lag: GaugeVec,
@@ -86,6 +88,12 @@ impl Metrics {
         let r = Registry::new();
         let retention_deleted = counter(&r, "sentinel_retention_deleted_rows_total", "Rows deleted by retention, per table.", &["table"]);
         let m = Metrics {
+            storage_bytes: int_gauge(
+                &r,
+                "sentinel_storage_bytes",
+                "The store on disk: file=\"database\" (its pages), \"free\" (pages in it free for reuse), \"wal\" (the write-ahead log); updated every storage.retention_interval.",
+                &["file"],
+            ),
             build_info: int_gauge(&r, "sentinel_build_info", "Build information; always 1.", &["version"]),
             events_stored: counter(&r, "sentinel_events_stored_total", "Timing events newly stored.", &["source"]),
             events_duplicate: counter(

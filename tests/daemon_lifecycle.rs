@@ -28,6 +28,10 @@ fn starts_ready_serves_valid_metrics_and_stops_cleanly_on_sigterm() {
     });
     assert!(metrics.contains("sentinel_build_info"), "{metrics}");
     assert!(metrics.contains("sentinel_aws_requests_total{api=\"DescribeLogGroups\",outcome=\"ok\"}"), "{metrics}");
+    // The store's size, from its first retention pass at start: the file's pages.
+    let database = std::fs::metadata(daemon.db()).unwrap().len() as f64;
+    let reported = metric_sum(&metrics, "sentinel_storage_bytes", &[("file", "database")]);
+    assert!(reported >= 4096.0 && reported <= database.max(4096.0) * 4.0, "sentinel_storage_bytes {reported} vs a {database}-byte file:\n{metrics}");
     promtool_check_metrics(&metrics);
 
     // A second daemon on the same database refuses to start, with a clear message.

@@ -18,6 +18,7 @@ pub mod published;
 pub mod raw;
 pub mod retention;
 pub mod rollups;
+pub mod size;
 pub mod traces;
 mod write;
 
@@ -115,6 +116,8 @@ pub struct Store {
     rejected_max_bytes: usize,
     /// Set while a background WAL checkpoint runs (see [`Store::checkpoint_in_background`]).
     checkpointing: Arc<AtomicBool>,
+    /// The database file (none in memory): its WAL is measured beside it.
+    path: Option<PathBuf>,
 }
 
 impl Store {
@@ -173,7 +176,15 @@ impl Store {
                 .await?,
             OpenMode::Reader => pool.clone(),
         };
-        let store = Store { pool, readers, interrupt: None, _lock: lock, rejected_max_bytes, checkpointing: Arc::default() };
+        let store = Store {
+            pool,
+            readers,
+            interrupt: None,
+            _lock: lock,
+            rejected_max_bytes,
+            checkpointing: Arc::default(),
+            path: Some(path.to_path_buf()),
+        };
         if mode == OpenMode::Writer {
             let converted = event_keys::convert_text_keys(&store).await?;
             if converted > 0 {
@@ -188,7 +199,7 @@ impl Store {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default() })
+        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None })
     }
 
     pub fn pool(&self) -> &SqlitePool {
