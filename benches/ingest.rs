@@ -18,6 +18,7 @@
 mod baseline;
 
 use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
+use baseline::workload::{T0, export_event, export_order, rfc3339, write_export};
 use baseline::{figure, measure};
 use latency_sentinel::attribute::Attributor;
 use latency_sentinel::config::EnvironmentsConfig;
@@ -37,11 +38,6 @@ const PAGE: usize = 10_000;
 /// FilterLogEvents pages one live poll reads before it is caught up (a busy group).
 const PAGES_PER_POLL: usize = 10;
 const GROUP: &str = "/aws/lambda/GenerateDynamicScenarioHandler";
-const T0: i64 = 1_795_341_600_000;
-
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
-}
 
 /// One invocation = 8 lines, 5 of them timings (3 seed lines, REPORT duration, and an init
 /// duration on every 10th); interleaved with ordinary log lines.
@@ -82,71 +78,6 @@ fn baseline_row(line: &str) -> Option<(String, f64)> {
         (_, _, Some(d)) => Some(("total_function_duration".to_string(), d.as_f64().unwrap_or(0.0))),
         _ => None,
     }
-}
-
-/// The export's events in CloudWatch's order (time, then id): a function at ~40
-/// invocations/s, 128 execution environments (streams), each invocation 3.1 s and 8 events
-/// (START, a seed TIMING line, a logging TIMING line, two plain lines, the seed's END,
-/// END, REPORT with its XRAY line and an init duration on every 10th). Request ids are
-/// unique. Returns (invocation, line) pairs.
-fn export_order() -> Vec<(i64, u32, u8)> {
-    const OFFSETS: [i64; 8] = [0, 1, 2, 3, 2_900, 3_120, 3_121, 3_121];
-    let invocations = EXPORT_EVENTS / OFFSETS.len();
-    let mut order: Vec<(i64, u32, u8)> =
-        (0..invocations as u32).flat_map(|inv| (0..8u8).map(move |k| (T0 + i64::from(inv) * 25 + OFFSETS[k as usize], inv, k))).collect();
-    order.sort_unstable();
-    order
-}
-
-/// (stream, time, eventId, message) of one export event; `seq` is its place in the export.
-fn export_event(seq: usize, time_ms: i64, inv: u32, k: u8) -> (String, i64, String, String) {
-    let rid = format!("{inv:08x}-0b7e-4b8e-9a55-{:012x}", u64::from(inv) * 7919);
-    let stream = format!("2026/11/22/[12]{:032x}", (u128::from(inv % 128) + 1) * 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-    let message = match k {
-        0 => format!("START RequestId: {rid} Version: 12\n"),
-        1 => format!(
-            "{{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"BedrockCallDuration\", \"value_sec\": {}.{:03}}}\n",
-            inv % 9,
-            inv % 1000
-        ),
-        2 => format!(
-            "[INFO]\t{}\t{rid}\t{{\"level\": \"INFO\", \"event_type\": \"TIMING\", \"function_name\": \"GDSH\", \"metric\": \"SecretsManagerDuration\", \"value_sec\": 0.031}}\n",
-            rfc3339(time_ms)
-        ),
-        3 => format!("Processing lead {inv} for campaign spring-promo\n"),
-        4 => "{\"level\": \"INFO\", \"message\": \"ok\"}\n".to_string(),
-        5 => "{\"level\": \"INFO\", \"event_type\": \"END\", \"function_name\": \"GDSH\", \"message\": \"Function completed\", \"total_function_duration\": 3.125}\n".to_string(),
-        6 => format!("END RequestId: {rid}\n"),
-        _ => format!(
-            "REPORT RequestId: {rid}\tDuration: 3125.00 ms\tBilled Duration: 3126 ms\tMemory Size: 1024 MB\tMax Memory Used: 102 MB\t{}\nXRAY TraceId: 1-{:08x}-{:024x}\tSegmentId: {:016x}\tSampled: true\t\n",
-            if inv % 10 == 0 { "Init Duration: 412.50 ms\t" } else { "" },
-            time_ms / 1000,
-            u128::from(inv) * 104_729,
-            u64::from(inv) * 15_485_863
-        ),
-    };
-    (stream, time_ms, format!("{time_ms:032}{seq:024}"), message)
-}
-
-/// Writes the export as `aws logs filter-log-events` prints it (indent 4, CloudWatch's key
-/// order). Returns its size in bytes.
-fn write_export(path: &std::path::Path, order: &[(i64, u32, u8)]) -> u64 {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    f.write_all(b"{\n    \"events\": [\n").unwrap();
-    for (seq, &(t, inv, k)) in order.iter().enumerate() {
-        let (stream, time_ms, id, message) = export_event(seq, t, inv, k);
-        let comma = if seq + 1 < order.len() { "," } else { "" };
-        write!(
-            f,
-            "        {{\n            \"logStreamName\": \"{stream}\",\n            \"timestamp\": {time_ms},\n            \"message\": {},\n            \"ingestionTime\": {},\n            \"eventId\": \"{id}\"\n        }}{comma}\n",
-            serde_json::to_string(&message).unwrap(),
-            time_ms + 15_000
-        )
-        .unwrap();
-    }
-    f.write_all(b"    ],\n    \"searchedLogStreams\": []\n}\n").unwrap();
-    f.flush().unwrap();
-    std::fs::metadata(path).unwrap().len()
 }
 
 fn main() {
@@ -203,7 +134,7 @@ fn main() {
     println!("baseline (serde_json + bare insert through the C API): {raw_rows} rows in {raw:.2} s = {raw_eps:.0} rows/s");
 
     // --- json: the export through the command a user runs, and the naive script.
-    let order = export_order();
+    let order = export_order(EXPORT_EVENTS);
     let export = dir.path().join("export.json");
     let export_bytes = write_export(&export, &order);
     let binary = env!("CARGO_BIN_EXE_latency-sentinel");

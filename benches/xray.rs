@@ -10,6 +10,7 @@
 
 mod baseline;
 
+use baseline::workload::traces;
 use latency_sentinel::attribute::{AliasHistory, Attributor};
 use latency_sentinel::config::EnvironmentsConfig;
 use latency_sentinel::model::Checkpoint;
@@ -25,72 +26,6 @@ const TRACES: usize = 20_000;
 /// Traces per commit (the poller commits per BatchGetTraces chunk of a window).
 const PER_COMMIT: usize = 500;
 
-type Trace = (String, Vec<(String, String)>);
-
-/// A 16-hex-digit id derived from the template's id and the trace's number.
-fn derived_id(id: &str, n: usize) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ n as u64;
-    for b in id.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// Rewrites one document for trace `n`: ids, trace id, and times moved to `t0` and stretched.
-fn rewrite(v: &mut Value, n: usize, trace_id: &str, t0: f64, start: f64, stretch: f64) {
-    let Value::Object(o) = v else { return };
-    for key in ["id", "parent_id"] {
-        if let Some(Value::String(id)) = o.get_mut(key) {
-            *id = derived_id(id, n);
-        }
-    }
-    if o.contains_key("trace_id") {
-        o.insert("trace_id".into(), Value::String(trace_id.to_string()));
-    }
-    for key in ["start_time", "end_time"] {
-        if let Some(t) = o.get(key).and_then(Value::as_f64) {
-            o.insert(key.into(), serde_json::json!(((start + (t - t0) * stretch) * 1e6).round() / 1e6));
-        }
-    }
-    if let Some(Value::Array(subs)) = o.get_mut("subsegments") {
-        for s in subs {
-            rewrite(s, n, trace_id, t0, start, stretch);
-        }
-    }
-}
-
-fn traces() -> Vec<Trace> {
-    let fixture: Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/xray/atlas_workflow_dev.json").expect("run from the repo root")).unwrap();
-    let template: Vec<Value> = fixture["Traces"][0]["Segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| serde_json::from_str(s["Document"].as_str().unwrap()).unwrap())
-        .collect();
-    let t0 = template.iter().filter_map(|d| d["start_time"].as_f64()).fold(f64::INFINITY, f64::min);
-    let now = latency_sentinel::clock::now_ms() as f64 / 1000.0;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    (0..TRACES)
-        .map(|n| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let stretch = 0.5 + (seed >> 11) as f64 / (1u64 << 53) as f64 * 1.5;
-            // One trace every 0.2 s over the last hour or so, ending well before now.
-            let start = now - 7200.0 + n as f64 * 0.2;
-            let trace_id = format!("1-{:08x}-{:024x}", start as u64, seed as u128 & ((1u128 << 96) - 1));
-            let docs = template
-                .iter()
-                .map(|d| {
-                    let mut d = d.clone();
-                    rewrite(&mut d, n, &trace_id, t0, start, stretch);
-                    (d["id"].as_str().unwrap().to_string(), d.to_string())
-                })
-                .collect();
-            (trace_id, docs)
-        })
-        .collect()
-}
-
 fn walk(v: &Value, out: &mut Vec<(String, String, f64)>) {
     if let (Some(id), Some(name), Some(s), Some(e)) = (v["id"].as_str(), v["name"].as_str(), v["start_time"].as_f64(), v["end_time"].as_f64()) {
         out.push((id.to_string(), name.to_string(), e - s));
@@ -103,7 +38,7 @@ fn walk(v: &Value, out: &mut Vec<(String, String, f64)>) {
 }
 
 fn main() {
-    let traces = traces();
+    let traces = traces(TRACES);
     let documents: usize = traces.iter().map(|t| t.1.len()).sum();
     let bytes: usize = traces.iter().flat_map(|t| t.1.iter().map(|d| d.1.len())).sum();
     let distinct: std::collections::HashSet<&str> = traces.iter().flat_map(|t| t.1.iter().map(|d| d.1.as_str())).collect();

@@ -3,6 +3,8 @@
 //! (the strongest honest baseline for our store, which writes through it too), and whole
 //! commands timed with their peak memory.
 
+pub mod workload;
+
 use latency_sentinel::store::{OpenMode, Store};
 use std::io::Read;
 use std::time::Instant;
