@@ -8,7 +8,7 @@
 use super::{csv_line, secs};
 use crate::store::attribution::TraceRange;
 use crate::store::{Store, StoreError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 
 /// Most slow traces read per workflow.
@@ -93,20 +93,6 @@ pub struct BottleneckReport {
     pub workflows: Vec<Workflow>,
 }
 
-/// A stored share (`crate::critical_path::PathShare`).
-#[derive(Debug, Deserialize)]
-struct StoredShare {
-    function: String,
-    operation: String,
-    self_s: f64,
-    #[serde(default)]
-    gap: bool,
-    #[serde(default)]
-    depth: usize,
-    #[serde(default)]
-    path: Vec<String>,
-}
-
 impl BottleneckQuery {
     fn traces(&self) -> TraceRange<'_> {
         TraceRange { from_ms: self.from_ms, to_ms: self.to_ms, env: self.env.as_deref() }
@@ -146,7 +132,7 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
     let mut total = 0.0;
     let mut used = 0u64;
     for (_, total_s, shares) in &rows {
-        let Ok(shares) = serde_json::from_str::<Vec<StoredShare>>(shares) else {
+        let Some(shares) = crate::critical_path::decode_shares(shares) else {
             continue;
         };
         used += 1;

@@ -160,7 +160,7 @@ pub fn trace_output(
         .flatten()
         .and_then(|a| {
             let start_s = trace.spans.iter().map(|s| s.start_s).fold(f64::INFINITY, f64::min);
-            let shares_json = serde_json::to_string(&a.shares).ok()?;
+            let shares_json = crate::critical_path::encode_shares(&a.shares);
             Some(AttributionRow {
                 trace_id: a.trace_id,
                 root_name: a.root_name,
@@ -509,7 +509,8 @@ mod tests {
         assert_eq!(keys.len(), events.len(), "one key per span");
         let a = attribution.expect("a complete trace has a critical path");
         assert_eq!(a.trace_id, trace.trace_id);
-        let shares: serde_json::Value = serde_json::from_str(&a.shares_json).unwrap();
+        let shares: serde_json::Value =
+            serde_json::to_value(crate::critical_path::decode_shares(&a.shares_json).expect("stored shares decode")).unwrap();
         assert!(shares.as_array().is_some_and(|s| !s.is_empty()));
         let earliest = trace.spans.iter().map(|s| s.start_s).fold(f64::INFINITY, f64::min);
         assert_eq!(a.start_ms, (earliest * 1000.0).floor() as i64);
