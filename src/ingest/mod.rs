@@ -2,8 +2,9 @@
 //! tailer. Reads the JSON documents `aws logs filter-log-events` and `get-log-events` print,
 //! `aws logs tail` output, and plain text files of log lines, any of them gzipped; each file
 //! is streamed (memory stays bounded whatever its size): one thread reads, parses and
-//! correlates records, and the calling task commits, so parsing and SQLite overlap. Keys come from content, never from file names or positions: an exported event
-//! keeps CloudWatch's own id (the key the tailer gives it, so the two never store it twice);
+//! correlates records, and the calling task commits, so parsing and SQLite overlap. Keys
+//! come from content, never from file names or positions: an exported event keeps
+//! CloudWatch's own id (the key the tailer gives it, so the two never store it twice);
 //! a record without one is keyed by its time and a hash of its text (and how many identical
 //! records came before it at that time). Re-ingesting a file, or the same records under
 //! another name, stores nothing new; another file with the same name is stored in full.
@@ -51,7 +52,7 @@ pub struct IngestSummary {
     pub ignored: u64,
 }
 
-/// What the reader hands the parser.
+/// Records read, handed to the parser a chunk at a time.
 #[derive(Debug, Default)]
 struct Chunk {
     events: Vec<PageEvent>,

@@ -48,7 +48,9 @@ async fn convert_in_batches(store: &Store, batch: i64) -> Result<u64, StoreError
                     &[Bind::Int(up_to), Bind::Int(batch)],
                     |r| rows.push((r.i64(0), stored_key(r.i64(1), &r.text(2)))),
                 )?;
-                let mut update = c.prepare("UPDATE events SET idem_key = ?2 WHERE id = ?1 AND typeof(idem_key) = 'text'")?;
+                // OR IGNORE: two old keys with the same time and hash (2^-64) keep the second as text
+                // rather than failing the open.
+                let mut update = c.prepare("UPDATE OR IGNORE events SET idem_key = ?2 WHERE id = ?1 AND typeof(idem_key) = 'text'")?;
                 for (id, key) in &rows {
                     update.execute(&[Bind::Int(*id), Bind::Blob(key)])?;
                 }

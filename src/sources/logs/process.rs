@@ -95,8 +95,8 @@ pub const MAX_AHEAD_MS: i64 = 86_400_000;
 
 /// Processes a page read at wall time `now_ms`. `streams` holds the memories loaded for this
 /// group and is updated; the streams touched are listed in the stats ([`stream_rows`] makes
-/// their saved state). An event whose
-/// timestamp is outside [2000-01-01, now + 1 day] is rejected (`timestamp_out_of_range`).
+/// their saved state). An event whose timestamp is outside [2000-01-01, now + 1 day] is
+/// rejected (`timestamp_out_of_range`).
 pub fn process_page(
     log_group: &str,
     mut events: Vec<PageEvent>,
