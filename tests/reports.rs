@@ -125,6 +125,11 @@ async fn fixture() -> Fixture {
             e.trace_id = Some(trace_id(i));
         }
     }
+    // Each path records its trace's events per (function, env), as the poller writes them.
+    let mut trace_envs: std::collections::BTreeMap<String, std::collections::BTreeMap<(String, String), u64>> = Default::default();
+    for e in events.iter().filter(|e| e.trace_id.is_some()) {
+        *trace_envs.entry(e.trace_id.clone().unwrap()).or_default().entry((e.function.clone(), e.env.clone())).or_default() += 1;
+    }
     store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
 
     let (root, total_s, shares) = seed_trace();
@@ -146,6 +151,10 @@ async fn fixture() -> Fixture {
             start_ms: start_ms + i as i64 * 60_000,
             total_s: total,
             shares_json: serde_json::to_string(&shares).unwrap(),
+            envs_json: serde_json::to_string(
+                &trace_envs.get(&trace_id(i)).map(|m| m.iter().map(|((f, e), n)| (f, e, n)).collect::<Vec<_>>()).unwrap_or_default(),
+            )
+            .unwrap(),
         });
     }
     store.commit_traces(&Batch::default(), &rows, &[], None).await.unwrap();

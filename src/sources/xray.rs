@@ -142,7 +142,7 @@ pub fn trace_output(
     attributor: &Attributor,
     history: &AliasHistory,
 ) -> (Vec<TimingEvent>, Option<AttributionRow>) {
-    let events = trace_events(trace)
+    let events: Vec<TimingEvent> = trace_events(trace)
         .into_iter()
         .map(|(mut event, qualifier)| {
             event.env = attributor.env_with(
@@ -161,12 +161,18 @@ pub fn trace_output(
         .and_then(|a| {
             let start_s = trace.spans.iter().map(|s| s.start_s).fold(f64::INFINITY, f64::min);
             let shares_json = crate::critical_path::encode_shares(&a.shares);
+            let mut envs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+            for e in &events {
+                *envs.entry((e.function.as_str(), e.env.as_str())).or_default() += 1;
+            }
+            let envs_json = serde_json::to_string(&envs.iter().map(|((f, env), n)| (f, env, n)).collect::<Vec<_>>()).ok()?;
             Some(AttributionRow {
                 trace_id: a.trace_id,
                 root_name: a.root_name,
                 start_ms: (start_s * 1000.0).floor() as i64,
                 total_s: a.total_s,
                 shares_json,
+                envs_json,
             })
         });
     (events, attribution)

@@ -1,6 +1,7 @@
 //! Reads of the stored critical paths (`trace_attribution`) for the bottleneck report: the
 //! busiest workflows of a range, how many traces each has, the slowest of them with their
-//! shares, and the env most of a trace set's events carry. Through the raw path, so a
+//! shares, and the env most of a trace set's events carry (each path keeps its trace's
+//! events per function and env, so nothing here looks events up by trace id). Through the raw path, so a
 //! request's view interrupts them like any scan.
 
 use super::raw::{Bind, scan};
@@ -23,7 +24,7 @@ impl TraceRange<'_> {
         let mut sql = format!("start_ms >= ?{a} AND start_ms < ?{b}");
         let mut binds = vec![Bind::Int(self.from_ms), Bind::Int(self.to_ms)];
         if let Some(env) = self.env {
-            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM events e WHERE e.trace_id = t.trace_id AND e.env = ?{c})"));
+            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(t.envs) WHERE value ->> 1 = ?{c})"));
             binds.push(Bind::Text(env));
         }
         (sql, binds)
@@ -92,15 +93,69 @@ impl Store {
         Ok(out)
     }
 
-    /// (function, env, events) of the stored events of these traces.
+    /// (function, env, events) of these traces, as their critical paths recorded them.
     pub async fn trace_function_envs(&self, trace_ids: &[&str]) -> Result<Vec<(String, String, i64)>, StoreError> {
         let mut out = Vec::new();
         for chunk in trace_ids.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
-            let sql = format!("SELECT function, env, COUNT(*) FROM events WHERE trace_id IN ({}) GROUP BY function, env", marks.join(", "));
+            let sql = format!(
+                "SELECT value ->> 0, value ->> 1, SUM(value ->> 2) FROM trace_attribution t, json_each(t.envs) \
+                 WHERE t.trace_id IN ({}) GROUP BY 1, 2",
+                marks.join(", ")
+            );
             let binds: Vec<Bind<'_>> = chunk.iter().map(|id| Bind::Text(id)).collect();
             scan(self, &sql, &binds, |row| out.push((row.text(0).into_owned(), row.text(1).into_owned(), row.i64(2)))).await?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OpenMode;
+    use sqlx::ConnectOptions;
+
+    /// Paths stored before each kept its trace's envs are filled from their events by the
+    /// migration, and read as before; the index on events.trace_id is gone.
+    #[tokio::test]
+    async fn paths_stored_before_get_their_envs_from_their_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut old = sqlx::migrate!();
+            old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 20261127000012).cloned().collect());
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+            old.run(&mut conn).await.unwrap();
+            for (i, (function, env)) in [("f", "Dev"), ("f", "Dev"), ("g", "PROD"), ("h", "Dev")].into_iter().enumerate() {
+                let trace = if function == "h" { "t2" } else { "t1" };
+                sqlx::query("INSERT INTO events (time_ms, env, function, operation, source, duration_s, trace_id, idem_key, ingested_ms) VALUES (1, ?, ?, 'op', 'xray', 0.5, ?, ?, 1)")
+                    .bind(env)
+                    .bind(function)
+                    .bind(trace)
+                    .bind(vec![i as u8; 16])
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            for trace in ["t1", "t2", "t3"] {
+                sqlx::query("INSERT INTO trace_attribution (trace_id, root_name, start_ms, total_s, shares, updated_ms) VALUES (?, 'W', 10, 1.0, '[]', 1)")
+                    .bind(trace)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let mut envs = store.trace_function_envs(&["t1", "t2", "t3"]).await.unwrap();
+        envs.sort();
+        assert_eq!(envs, [("f".into(), "Dev".into(), 2), ("g".into(), "PROD".into(), 1), ("h".into(), "Dev".into(), 1)]);
+        let range = |env| TraceRange { from_ms: 0, to_ms: 100, env };
+        assert_eq!(store.attribution_count("W", range(None)).await.unwrap(), 3);
+        assert_eq!(store.attribution_count("W", range(Some("Dev"))).await.unwrap(), 2, "t1 and t2 have Dev events; t3 none");
+        assert_eq!(store.attribution_count("W", range(Some("PROD"))).await.unwrap(), 1);
+        let index: Option<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'events_trace'").fetch_optional(store.pool()).await.unwrap();
+        assert_eq!(index, None);
     }
 }

@@ -69,8 +69,10 @@ pub struct AttributionRow {
     pub start_ms: i64,
     /// Root duration, seconds.
     pub total_s: f64,
-    /// The critical path's shares as JSON (a `crate::critical_path::PathShare` list).
+    /// The critical path's shares (`crate::critical_path::encode_shares`).
     pub shares_json: String,
+    /// The trace's events per (function, env): a JSON list of `[function, env, events]`.
+    pub envs_json: String,
 }
 
 impl Store {
@@ -129,16 +131,17 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for a in attributions {
             sqlx::query(
-                "INSERT INTO trace_attribution (trace_id, root_name, start_ms, total_s, shares, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET root_name = excluded.root_name, \
+                "INSERT INTO trace_attribution (trace_id, root_name, start_ms, total_s, shares, envs, updated_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET root_name = excluded.root_name, \
                  start_ms = excluded.start_ms, total_s = excluded.total_s, shares = excluded.shares, \
-                 updated_ms = excluded.updated_ms",
+                 envs = excluded.envs, updated_ms = excluded.updated_ms",
             )
             .bind(&a.trace_id)
             .bind(&a.root_name)
             .bind(a.start_ms)
             .bind(a.total_s)
             .bind(&a.shares_json)
+            .bind(&a.envs_json)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -244,6 +247,7 @@ mod tests {
             start_ms: 1_000,
             total_s: 12.5,
             shares_json: "[]".into(),
+            envs_json: "[]".into(),
         };
         let updates = vec![
             TraceUpdate { trace_id: "t".into(), record: record(TraceState::Complete, 0) },
@@ -277,7 +281,7 @@ mod tests {
             TraceUpdate { trace_id: "done".into(), record: record(TraceState::Incomplete, 5) },
             TraceUpdate { trace_id: "wait".into(), record: record(TraceState::Pending, 0) },
         ];
-        let row = AttributionRow { trace_id: "done".into(), root_name: "r".into(), start_ms: 10, total_s: 1.0, shares_json: "[]".into() };
+        let row = AttributionRow { trace_id: "done".into(), root_name: "r".into(), start_ms: 10, total_s: 1.0, shares_json: "[]".into(), envs_json: "[]".into() };
         store.commit_traces(&Batch::default(), &[row], &updates, None).await.unwrap();
         assert_eq!(store.purge_traces_before(now_ms() + 1_000).await.unwrap(), 2);
         assert_eq!(store.count_pending_traces().await.unwrap(), 1);
