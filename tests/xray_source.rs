@@ -294,13 +294,14 @@ print(json.dumps({'ids': ids, 'reput': later['prod_in_progress']}))
 
     // Critical path: the root is the invoked function; Bedrock's SDK call dominates.
     let largest = |trace: &str| {
-        query_string(
-            &db,
-            &format!(
-                "SELECT json_extract(j.value, '$.operation') FROM trace_attribution a, json_each(a.shares) j \
-                 WHERE a.trace_id = '{trace}' ORDER BY json_extract(j.value, '$.self_s') DESC LIMIT 1"
-            ),
-        )
+        let stored = query_string(&db, &format!("SELECT shares FROM trace_attribution WHERE trace_id = '{trace}'"));
+        let shares = latency_sentinel::critical_path::decode_shares(&stored).expect("stored shares decode");
+        shares.into_iter().fold(None::<latency_sentinel::critical_path::PathShare>, |best, s| match best {
+            Some(b) if b.self_s >= s.self_s => Some(b),
+            _ => Some(s),
+        })
+        .map(|s| s.operation)
+        .unwrap_or_default()
     };
     assert_eq!(largest(&id("prod")), "bedrock-runtime");
     assert_eq!(largest(&id("prod_in_progress")), "bedrock-runtime");
