@@ -5,6 +5,7 @@
 //! the raw path, so a request's view interrupts them.
 
 use super::raw::{self, Bind, scan};
+use super::event_keys::REQUEST_ID_TEXT;
 use super::rollups::TIMEOUT_SQL;
 use super::{Store, StoreError};
 
@@ -215,7 +216,7 @@ impl Store {
     pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let mut binds: Vec<Bind<'_>> = vec![Bind::Int(f.from_ms), Bind::Int(f.to_ms)];
         let mut sql = format!(
-            "SELECT time_ms, env, function, operation, duration_s, request_id, trace_id, cold_start, {TIMEOUT_SQL}, error \
+            "SELECT time_ms, env, function, operation, duration_s, {REQUEST_ID_TEXT}, trace_id, cold_start, {TIMEOUT_SQL}, error \
              FROM events WHERE time_ms >= ?1 AND time_ms < ?2"
         );
         if !f.operations.is_empty() {

@@ -2,7 +2,7 @@
 //! states, checkpoints) committed in one transaction, so a checkpoint never moves past
 //! events that are not stored, and re-ingesting the same AWS events is a no-op.
 
-use super::event_keys::stored_key;
+use super::event_keys::{request_id_bytes, stored_key, stored_request_id_sql};
 use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
@@ -140,21 +140,31 @@ const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (time_ms, env, function
 /// `[function, request_id, trace_id, error, cold_start, from_ms, to_ms]`, one per invocation;
 /// each finds its rows through `events_request (request_id, time_ms)` within its span, and
 /// only rows that lack a fact are written.
-const ANNOTATE: &str = "UPDATE events SET trace_id = COALESCE(events.trace_id, a.trace_id), \
-     error = (events.error OR a.error), cold_start = (events.cold_start OR a.cold_start) \
-     FROM (SELECT value ->> 0 AS function, value ->> 1 AS request_id, value ->> 2 AS trace_id, value ->> 3 AS error, \
-           value ->> 4 AS cold_start, value ->> 5 AS from_ms, value ->> 6 AS to_ms FROM json_each(?1)) AS a \
-     WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
-     AND ((events.trace_id IS NULL AND a.trace_id IS NOT NULL) OR (a.error AND NOT events.error) OR (a.cold_start AND NOT events.cold_start))";
+fn annotate_sql() -> String {
+    format!(
+        "UPDATE events SET trace_id = COALESCE(events.trace_id, a.trace_id), \
+         error = (events.error OR a.error), cold_start = (events.cold_start OR a.cold_start) \
+         FROM (SELECT value ->> 0 AS function, {} AS request_id, value ->> 2 AS trace_id, value ->> 3 AS error, \
+               value ->> 4 AS cold_start, value ->> 5 AS from_ms, value ->> 6 AS to_ms FROM json_each(?1)) AS a \
+         WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
+         AND ((events.trace_id IS NULL AND a.trace_id IS NOT NULL) OR (a.error AND NOT events.error) OR (a.cold_start AND NOT events.cold_start))",
+        stored_request_id_sql("(value ->> 1)")
+    )
+}
 
 /// The timeouts of a batch in one statement: `?1` is a JSON array of
 /// `[function, request_id, from_ms, to_ms]`; returns the (env, function) of each REPORT
 /// newly marked.
-const MARK_TIMEOUT: &str = "UPDATE events SET attributes = json_set(COALESCE(events.attributes, '{}'), '$.status', 'timeout') \
-     FROM (SELECT value ->> 0 AS function, value ->> 1 AS request_id, value ->> 2 AS from_ms, value ->> 3 AS to_ms FROM json_each(?1)) AS a \
-     WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
-     AND events.operation = 'Lambda.Duration' AND COALESCE(json_extract(events.attributes, '$.status'), '') <> 'timeout' \
-     RETURNING events.env, events.function";
+fn mark_timeout_sql() -> String {
+    format!(
+        "UPDATE events SET attributes = json_set(COALESCE(events.attributes, '{{}}'), '$.status', 'timeout') \
+         FROM (SELECT value ->> 0 AS function, {} AS request_id, value ->> 2 AS from_ms, value ->> 3 AS to_ms FROM json_each(?1)) AS a \
+         WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
+         AND events.operation = 'Lambda.Duration' AND COALESCE(json_extract(events.attributes, '$.status'), '') <> 'timeout' \
+         RETURNING events.env, events.function",
+        stored_request_id_sql("(value ->> 1)")
+    )
+}
 
 const INSERT_REJECTED: &str =
     "INSERT OR IGNORE INTO rejected (seen_ms, time_ms, source, origin, reason, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -194,6 +204,11 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
         for e in &batch.events {
             let attributes = attributes_json(&e.attributes);
             let key = stored_key(e.time_ms, &e.idem_key);
+            let rid_bytes = e.request_id.as_deref().and_then(request_id_bytes);
+            let request_id = match (&rid_bytes, &e.request_id) {
+                (Some(b), _) => Bind::Blob(b),
+                (None, rid) => Bind::opt_text(rid),
+            };
             let n = insert.execute(&[
                 Bind::Int(e.time_ms),
                 Bind::Text(&e.env),
@@ -201,7 +216,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
                 Bind::Text(&e.operation),
                 Bind::Text(e.source.as_str()),
                 Bind::Real(e.duration_s),
-                Bind::opt_text(&e.request_id),
+                request_id,
                 Bind::opt_text(&e.trace_id),
                 Bind::opt_text(&e.function_version),
                 Bind::flag(e.cold_start),
@@ -306,12 +321,12 @@ fn annotate(
         .map(|((function, rid), m)| serde_json::json!([function, rid, m.0, m.1, m.2, m.4, m.5]))
         .collect();
     if !facts.is_empty() {
-        conn.execute(ANNOTATE, &[Bind::Text(&serde_json::Value::Array(facts).to_string())])?;
+        conn.execute(&annotate_sql(), &[Bind::Text(&serde_json::Value::Array(facts).to_string())])?;
     }
     let timeouts: Vec<_> =
         merged.iter().filter(|(_, m)| m.3).map(|((function, rid), m)| serde_json::json!([function, rid, m.4, m.5])).collect();
     if !timeouts.is_empty() {
-        let mut mark = conn.prepare(MARK_TIMEOUT)?;
+        let mut mark = conn.prepare(&mark_timeout_sql())?;
         mark.query(&[Bind::Text(&serde_json::Value::Array(timeouts).to_string())], |r| {
             outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned()))
         })?;
@@ -449,6 +464,32 @@ mod tests {
         assert!(!rows[0].3.as_deref().unwrap().contains("timeout"));
     }
 
+    /// A Lambda request id is stored in 16 bytes and still found by annotations from a later
+    /// batch, and read back as text; another request id stays text.
+    #[tokio::test]
+    async fn lambda_request_ids_are_stored_compactly_and_still_annotated() {
+        let store = Store::open_memory().await.unwrap();
+        let rid = "1c8df7d3-a1b2-46da-9778-518e6eca8125";
+        let mut report = event("r", Source::Report);
+        report.operation = "Lambda.Duration".into();
+        report.request_id = Some(rid.into());
+        let mut line = event("a", Source::Logs);
+        line.request_id = Some(rid.into());
+        store.commit(&Batch { events: vec![line, report, event("other", Source::Logs)], ..Batch::default() }).await.unwrap();
+        let stored: Vec<(String, i64)> =
+            sqlx::query_as("SELECT typeof(request_id), length(request_id) FROM events ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(stored, [("blob".to_string(), 16), ("blob".to_string(), 16), ("text".to_string(), 5)]);
+        let ann = Annotation { request_id: rid.into(), ..annotation(rid, 0, 2_000, false) };
+        let outcome = store.commit(&Batch { annotations: vec![ann], ..Batch::default() }).await.unwrap();
+        assert_eq!(outcome.timeouts_marked.len(), 1, "the REPORT stored with a compact id is found and marked");
+        let marked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE trace_id IS NOT NULL AND cold_start").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(marked, 2, "both events of the invocation, not the other request's");
+        let filter = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, operations: &[] };
+        let mut read: Vec<Option<String>> = store.slowest_events(filter, 10).await.unwrap().into_iter().map(|e| e.request_id).collect();
+        read.sort();
+        assert_eq!(read, [Some(rid.to_string()), Some(rid.to_string()), Some("req-1".to_string())]);
+    }
+
     fn annotation(request_id: &str, from_ms: i64, to_ms: i64, in_batch: bool) -> Annotation {
         Annotation {
             function: "GenerateDynamicScenarioHandler".into(),
@@ -484,7 +525,7 @@ mod tests {
         assert_eq!(rows[0].1, None, "an earlier invocation with the same request id is left alone: {rows:?}");
         assert!(rows[1..].iter().all(|r| r.1.is_some() && r.2 && r.3), "{rows:?}");
 
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {ANNOTATE}")))
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", annotate_sql())))
             .bind("[]")
             .fetch_all(store.pool())
             .await
