@@ -21,7 +21,8 @@ pub struct EventSelection<'a> {
 }
 
 impl EventSelection<'_> {
-    /// The conditions after the time range (placeholders from `?3`), and their binds.
+    /// The conditions after the time range (placeholders from `?3`), and their binds: on
+    /// the series number, so a scan reads the report index alone.
     fn filters(&self) -> (String, Vec<Bind<'_>>) {
         let mut sql = String::new();
         let mut binds = Vec::new();
@@ -39,9 +40,15 @@ impl EventSelection<'_> {
             sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
             binds.extend(self.operations.iter().map(|o| Bind::Text(o)));
         }
-        (sql, binds)
+        if sql.is_empty() {
+            return (sql, binds);
+        }
+        (format!(" AND series IN (SELECT id FROM series WHERE 1{sql})"), binds)
     }
 }
+
+/// The series dictionary, indexed by number: (env, function, operation, source).
+type SeriesNames = Vec<Option<[String; 4]>>;
 
 /// The fields of one event a report groups by and counts, borrowed from SQLite's row.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +66,7 @@ pub struct ScannedEvent<'r> {
     pub timeout: bool,
 }
 
-/// What a scan reads beyond the names, duration and error flag: without the invocation
+/// What a scan reads beyond the series, duration and error flag: without the invocation
 /// flags every column is in the `events_report` index, so no row is read from the table.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanColumns {
@@ -153,7 +160,7 @@ impl Store {
         init: impl Fn() -> T + Sync,
         each: impl Fn(&mut T, &ScannedEvent<'_>) + Sync,
     ) -> Result<Vec<(T, u64)>, StoreError> {
-        let mut list = String::from("env, function, operation, source, duration_s, error");
+        let mut list = String::from("series, duration_s, error");
         if columns.time {
             list.push_str(", time_ms");
         }
@@ -163,7 +170,9 @@ impl Store {
         }
         let (filter_sql, filter_binds) = sel.filters();
         let sql = format!("SELECT {list} FROM events WHERE time_ms >= ?1 AND time_ms < ?2{filter_sql}");
-        let flags = if columns.time { 7 } else { 6 };
+        let flags = if columns.time { 4 } else { 3 };
+        let names = self.series_names().await?;
+        let unknown = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         let (from_ms, to_ms) = (sel.from_ms, sel.to_ms);
         raw::parallel(self, wanted_slices(from_ms, to_ms), |i, n, conn| {
             let (from, to) = slice(from_ms, to_ms, i, n);
@@ -171,14 +180,16 @@ impl Store {
             binds.extend_from_slice(&filter_binds);
             let mut acc = init();
             let rows = conn.query(&sql, &binds, |r| {
+                let series = usize::try_from(r.i64(0)).ok().and_then(|i| names.get(i)).and_then(Option::as_ref);
+                let name = |k: usize| series.map_or(unknown[k].as_slice(), |s| s[k].as_bytes());
                 let e = ScannedEvent {
-                    env: r.bytes(0),
-                    function: r.bytes(1),
-                    operation: r.bytes(2),
-                    source: r.bytes(3),
-                    duration_s: r.f64(4),
-                    error: r.i64(5) != 0,
-                    time_ms: if columns.time { r.i64(6) } else { 0 },
+                    env: name(0),
+                    function: name(1),
+                    operation: name(2),
+                    source: name(3),
+                    duration_s: r.f64(1),
+                    error: r.i64(2) != 0,
+                    time_ms: if columns.time { r.i64(3) } else { 0 },
                     cold_start: columns.invocations && r.i64(flags) != 0,
                     timeout: columns.invocations && r.i64(flags + 1) != 0,
                 };
@@ -187,6 +198,21 @@ impl Store {
             Ok((acc, rows))
         })
         .await
+    }
+
+    /// The series dictionary (read whole: it holds one row per series, not per event).
+    async fn series_names(&self) -> Result<SeriesNames, StoreError> {
+        let mut names: SeriesNames = Vec::new();
+        scan(self, "SELECT id, env, function, operation, source FROM series", &[], |r| {
+            if let Ok(i) = usize::try_from(r.i64(0)) {
+                if names.len() <= i {
+                    names.resize(i + 1, None);
+                }
+                names[i] = Some([r.text(1).into_owned(), r.text(2).into_owned(), r.text(3).into_owned(), r.text(4).into_owned()]);
+            }
+        })
+        .await?;
+        Ok(names)
     }
 
     /// Up to `limit` events with ids above `after_id`, in id order (commit order).
@@ -259,6 +285,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::store::{OpenMode, Store};
+    use super::{EventSelection, ScanColumns};
     use sqlx::ConnectOptions;
 
     /// A database from before ids were monotonic keeps its events and ids through the
@@ -312,7 +339,7 @@ mod tests {
         assert!(id > 40, "above every watermark: {id}");
         // The report index survived the rebuild.
         let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as("EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error FROM events WHERE time_ms >= 1 AND time_ms < 2")
+            sqlx::query_as("EXPLAIN QUERY PLAN SELECT series, duration_s, error FROM events WHERE time_ms >= 1 AND time_ms < 2")
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
@@ -322,10 +349,84 @@ mod tests {
     #[tokio::test]
     async fn a_raw_range_is_read_from_the_report_index_alone() {
         let store = Store::open_memory().await.unwrap();
-        let sql = "EXPLAIN QUERY PLAN SELECT env, function, operation, source, duration_s, error, cold_start, 0, time_ms \
-                   FROM events WHERE time_ms >= 1 AND time_ms < 2 AND env = 'Dev'";
+        let sql = "EXPLAIN QUERY PLAN SELECT series, duration_s, error, time_ms, cold_start \
+                   FROM events WHERE time_ms >= 1 AND time_ms < 2 AND series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')";
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
         assert!(plan.iter().any(|r| r.3.contains("COVERING INDEX events_report")), "{plan:?}");
     }
 
+
+    /// A database written before the series dictionary reads, once migrated, exactly as
+    /// one written through today's path: every scanned event with its names, in every filter.
+    #[tokio::test]
+    async fn a_migrated_database_scans_as_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let rows: Vec<(i64, &str, &str, &str, &str, f64)> = (0..40)
+            .map(|i| {
+                let env = if i % 3 == 0 { "Dev" } else { "PROD" };
+                let function = if i % 2 == 0 { "GenerateDynamicScenarioHandler" } else { "LexFulfillmentHandler" };
+                let operation = ["Bedrock.InvokeModel", "BedrockCallDuration", "Lambda.Duration"][i % 3];
+                let source = ["xray", "logs", "report"][i % 3];
+                (1_000 + i as i64, env, function, operation, source, i as f64 / 10.0)
+            })
+            .collect();
+        {
+            let mut old = sqlx::migrate!();
+            old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 20261127000014).cloned().collect());
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+            old.run(&mut conn).await.unwrap();
+            for (i, r) in rows.iter().enumerate() {
+                sqlx::query("INSERT INTO events (time_ms, env, function, operation, source, duration_s, idem_key, ingested_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 1)")
+                    .bind(r.0).bind(r.1).bind(r.2).bind(r.3).bind(r.4).bind(r.5).bind(vec![i as u8; 16])
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        let migrated = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let native = Store::open_memory().await.unwrap();
+        let source = |s: &str| crate::model::Source::ALL.into_iter().find(|x| x.as_str() == s).unwrap();
+        let events: Vec<crate::model::TimingEvent> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| crate::model::TimingEvent {
+                time_ms: r.0,
+                env: r.1.into(),
+                function: r.2.into(),
+                operation: r.3.into(),
+                source: source(r.4),
+                duration_s: r.5,
+                request_id: None,
+                trace_id: None,
+                function_version: None,
+                cold_start: false,
+                error: false,
+                idem_key: format!("k{i}"),
+                attributes: vec![],
+            })
+            .collect();
+        native.commit(&crate::store::Batch { events, ..Default::default() }).await.unwrap();
+        let ops = ["Bedrock.InvokeModel".to_string()];
+        for (env, function, operations) in [(None, None, &[][..]), (Some("Dev"), None, &[][..]), (None, Some("LexFulfillmentHandler"), &ops[..]), (Some("PROD"), Some("GenerateDynamicScenarioHandler"), &[][..])] {
+            let sel = EventSelection { from_ms: 0, to_ms: 10_000, env, function, operations };
+            let read = |store: Store| {
+                let sel = sel;
+                async move {
+                    let parts = store
+                        .scan_events(&sel, ScanColumns { time: true, invocations: true }, Vec::new, |acc: &mut Vec<String>, e| {
+                            acc.push(format!("{} {} {} {} {} {}", e.time_ms, String::from_utf8_lossy(e.env), String::from_utf8_lossy(e.function), String::from_utf8_lossy(e.operation), String::from_utf8_lossy(e.source), e.duration_s))
+                        })
+                        .await
+                        .unwrap();
+                    let mut all: Vec<String> = parts.into_iter().flat_map(|p| p.0).collect();
+                    all.sort();
+                    all
+                }
+            };
+            let (a, b) = (read(migrated.clone()).await, read(native.clone()).await);
+            assert!(!a.is_empty(), "{env:?} {function:?}");
+            assert_eq!(a, b, "{env:?} {function:?} {operations:?}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::model::{Checkpoint, Rejection, Source, TimingEvent};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A fact learned after an invocation's first events (REPORT's trace id, a later `Task
 /// timed out` line), for that invocation's events: those in the same batch get it in memory
@@ -133,8 +133,29 @@ impl BatchOutcome {
 }
 
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (time_ms, env, function, operation, source, duration_s, request_id, \
-     trace_id, function_version, cold_start, error, attributes, idem_key, ingested_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     trace_id, function_version, cold_start, error, attributes, idem_key, ingested_ms, series) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+const INSERT_SERIES: &str = "INSERT OR IGNORE INTO series (env, function, operation, source) VALUES (?1, ?2, ?3, ?4)";
+const SERIES_ID: &str = "SELECT id FROM series WHERE env = ?1 AND function = ?2 AND operation = ?3 AND source = ?4";
+
+/// The series number of each (env, function, operation, source) of the batch, added to the
+/// dictionary when new.
+fn series_ids<'b>(conn: &mut RawConn, events: &'b [TimingEvent]) -> Result<HashMap<(&'b str, &'b str, &'b str, &'static str), i64>, StoreError> {
+    let mut ids = HashMap::new();
+    for e in events {
+        let key = (e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str());
+        if ids.contains_key(&key) {
+            continue;
+        }
+        let binds = [Bind::Text(key.0), Bind::Text(key.1), Bind::Text(key.2), Bind::Text(key.3)];
+        conn.execute(INSERT_SERIES, &binds)?;
+        let mut id = 0;
+        conn.query(SERIES_ID, &binds, |r| id = r.i64(0))?;
+        ids.insert(key, id);
+    }
+    Ok(ids)
+}
 
 /// Every annotation of a batch in one statement: `?1` is a JSON array of
 /// `[function, request_id, trace_id, error, cold_start, from_ms, to_ms]`, one per invocation;
@@ -199,6 +220,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
     // Requests with an event already stored: their annotations go to the store even when
     // the batch gave the fact to its own copies.
     let mut stored_before: HashSet<(&str, &str)> = HashSet::new();
+    let series = series_ids(conn, &batch.events)?;
     {
         let mut insert = conn.prepare(INSERT_EVENT)?;
         for e in &batch.events {
@@ -224,6 +246,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
                 Bind::opt_text(&attributes),
                 Bind::Blob(&key),
                 Bind::Int(now),
+                Bind::Int(series[&(e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str())]),
             ])?;
             let s = e.source as usize;
             offered[s] += 1;
