@@ -117,25 +117,11 @@ pub fn render_registry(registry: &Registry, last_len: &std::sync::atomic::Atomic
             MetricType::SUMMARY => "summary",
             MetricType::UNTYPED => "untyped",
         };
-        out.push_str("# HELP ");
-        out.push_str(name);
-        out.push(' ');
-        escape_into(&mut out, f.help(), false);
-        out.push_str("\n# TYPE ");
-        out.push_str(name);
-        out.push(' ');
-        out.push_str(kind);
-        out.push('\n');
+        family_head(&mut out, name, f.help(), kind);
         for m in f.get_metric() {
             let mut labels = String::new();
-            for (i, l) in m.get_label().iter().enumerate() {
-                if i > 0 {
-                    labels.push(',');
-                }
-                labels.push_str(l.name());
-                labels.push_str("=\"");
-                escape_into(&mut labels, l.value(), true);
-                labels.push('"');
+            for l in m.get_label() {
+                push_label(&mut labels, l.name(), l.value());
             }
             match f.get_field_type() {
                 MetricType::COUNTER => line(&mut out, name, "", &labels, None, m.get_counter().get_value()),
@@ -163,6 +149,30 @@ pub fn render_registry(registry: &Registry, last_len: &std::sync::atomic::Atomic
     }
     last_len.store(out.len(), std::sync::atomic::Ordering::Relaxed);
     out
+}
+
+/// A family's `# HELP` and `# TYPE` lines.
+pub(crate) fn family_head(out: &mut String, name: &str, help: &str, kind: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    escape_into(out, help, false);
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
+
+/// Appends `name="value"` (the value escaped) to a comma-separated label list.
+pub(crate) fn push_label(labels: &mut String, name: &str, value: &str) {
+    if !labels.is_empty() {
+        labels.push(',');
+    }
+    labels.push_str(name);
+    labels.push_str("=\"");
+    escape_into(labels, value, true);
+    labels.push('"');
 }
 
 /// One sample line: `name[suffix]{labels[,extra="v"]} value`.
@@ -202,7 +212,7 @@ fn push_value(out: &mut String, v: f64) {
 }
 
 /// Escapes `\\` and newlines (and `"` in label values), as the text format requires.
-pub(crate) fn escape_into(out: &mut String, s: &str, quotes: bool) {
+fn escape_into(out: &mut String, s: &str, quotes: bool) {
     if !s.contains(['\\', '\n', '"']) {
         out.push_str(s);
         return;

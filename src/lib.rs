@@ -44,6 +44,7 @@ pub mod endpoints;
 pub mod evaluate;
 pub mod exposition;
 pub mod glob;
+pub mod hash;
 pub mod health;
 pub mod init;
 pub mod http;

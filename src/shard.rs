@@ -1,19 +1,9 @@
 //! Sharding log groups across several daemons: a group belongs to exactly one shard, chosen
 //! by a stable hash of its name (FNV-1a, identical on every machine and release).
 
-/// FNV-1a, 64 bits.
-pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// Whether `key` belongs to shard `index` of `count`.
 pub fn owns(key: &str, index: u32, count: u32) -> bool {
-    count <= 1 || stable_hash(key) % u64::from(count) == u64::from(index)
+    count <= 1 || crate::hash::fnv1a(key) % u64::from(count) == u64::from(index)
 }
 
 #[cfg(test)]
@@ -32,7 +22,7 @@ mod tests {
         assert!(per_shard.iter().all(|&n| (400..600).contains(&n)), "{per_shard:?}");
         assert!(groups.iter().all(|g| owns(g, 0, 1)));
         // Stable across releases: a fixed value.
-        assert_eq!(stable_hash("/aws/lambda/GenerateDynamicScenarioHandler") % 4, stable_hash("/aws/lambda/GenerateDynamicScenarioHandler") % 4);
-        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(crate::hash::fnv1a("/aws/lambda/GenerateDynamicScenarioHandler") % 4, crate::hash::fnv1a("/aws/lambda/GenerateDynamicScenarioHandler") % 4);
+        assert_eq!(crate::hash::fnv1a(""), 0xcbf2_9ce4_8422_2325);
     }
 }

@@ -82,11 +82,7 @@ pub type Trace = (String, Vec<(String, String)>);
 
 /// A 16-hex-digit id derived from the template's id and the trace's number.
 fn derived_id(id: &str, n: usize) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ n as u64;
-    for b in id.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", latency_sentinel::hash::fnv1a(&format!("{n}/{id}")))
 }
 
 /// Rewrites one document for trace `n`: ids, trace id, and times moved to `t0` and stretched.

@@ -10,12 +10,6 @@ use std::collections::{HashMap, VecDeque};
 /// bound keeps a 5 GB file in constant memory (about 10 MB here).
 pub const REMEMBERED: usize = 1 << 18;
 
-/// FNV-1a, 64 bits: a stable hash of a record's text for its key (not a defence against
-/// crafted collisions: a collision only makes one of two records look like a re-ingest).
-pub fn content_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// Event ids from content: `<time>-<hash>`, and `#n` for the n-th repeat of the same text at
 /// the same time.
 #[derive(Debug, Default)]
@@ -26,7 +20,8 @@ pub struct ContentIds {
 
 impl ContentIds {
     pub fn id(&mut self, time_ms: i64, text: &str) -> String {
-        let key = (time_ms, content_hash(text));
+        // A collision only makes one of two records look like a re-ingest.
+        let key = (time_ms, crate::hash::fnv1a(text));
         let n = match self.seen.get_mut(&key) {
             Some(n) => {
                 *n += 1;

@@ -154,10 +154,6 @@ async fn side(store: &Store, s: &Side, function: &Option<String>) -> Result<(BTr
     Ok((out, approximate))
 }
 
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn pct(c: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| (c - b) / b * 100.0)
 }
@@ -191,7 +187,7 @@ pub fn compare_row(function: &str, operation: &str, mut b: Agg, mut c: Agg) -> C
     }
     let (bd, cd) = (b.dist(), c.dist());
     row.mann_whitney = mann_whitney(&cd, &bd);
-    row.bootstrap_p95 = bootstrap_diff(&cd, &bd, 0.95, SEED ^ fnv(&format!("{function}\0{operation}")));
+    row.bootstrap_p95 = bootstrap_diff(&cd, &bd, 0.95, SEED ^ crate::hash::fnv1a(&format!("{function}\0{operation}")));
     let moved = change_pct.p95.is_some_and(|p| p.abs() >= MIN_CHANGE_PCT) || (bs.p95 == 0.0 && cs.p95 > 0.0);
     let differs = row.mann_whitney.is_some_and(|m| m.p_value < ALPHA);
     let (up, down) = row.bootstrap_p95.map_or((false, false), |ci| (ci.low_s > 0.0, ci.high_s < 0.0));

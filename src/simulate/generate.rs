@@ -130,10 +130,6 @@ pub struct Generator {
     envs: Vec<EnvState>,
 }
 
-pub(super) fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn hex(rng: &mut StdRng, digits: usize) -> String {
     let mut s = String::with_capacity(digits);
     while s.len() < digits {

@@ -24,6 +24,7 @@
 //! and traces ([`write`]) with the AWS SDK.
 
 use crate::clock::now_ms;
+use crate::hash::fnv1a as fnv;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::future::Future;

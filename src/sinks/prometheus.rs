@@ -14,7 +14,7 @@
 
 use crate::evaluate::window::SeriesKey;
 use crate::evaluate::{BudgetStatus, Publish, Snapshot};
-use crate::exposition::{escape_into, line};
+use crate::exposition::{family_head, line, push_label};
 use crate::metrics::Metrics;
 use crate::model::alert::{ALERT_NAME, AlertState, QUANTILES, quantile_label};
 use prometheus::IntCounter;
@@ -67,19 +67,7 @@ struct Series {
 
 impl Series {
     fn new(key: &SeriesKey) -> Series {
-        let mut labels = String::new();
-        for (i, (name, value)) in [("env", &key.env), ("function", &key.function), ("operation", &key.operation), ("source", &key.source)]
-            .into_iter()
-            .enumerate()
-        {
-            if i > 0 {
-                labels.push(',');
-            }
-            labels.push_str(name);
-            labels.push_str("=\"");
-            escape_into(&mut labels, value, true);
-            labels.push('"');
-        }
+        let labels = label_text(&["env", "function", "operation", "source"], &[&key.env, &key.function, &key.operation, &key.source]);
         Series { labels, buckets: [0; OPERATION_BUCKETS.len()], count: 0, sum: 0.0, window: None }
     }
 
@@ -172,14 +160,14 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
     }
     // A registry leaves out families without a series; so does this.
     if !alerts.is_empty() {
-        family_head(&mut out, ALERTS, "summary");
+        family_head(&mut out, ALERTS.0, ALERTS.1, "summary");
     }
     for (values, quantiles) in &alerts {
         let labels = label_text(&["alertname", "alertstate", "env", "function", "operation", "severity"], values);
         summary(&mut out, ALERTS.0, &labels, quantiles, 1, None);
     }
     if !budgets.is_empty() {
-        family_head(&mut out, BUDGET, "summary");
+        family_head(&mut out, BUDGET.0, BUDGET.1, "summary");
     }
     for (values, quantiles) in &budgets {
         let labels = label_text(&["env", "function", "operation"], values);
@@ -187,7 +175,7 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
     }
 
     if !table.is_empty() {
-        family_head(&mut out, DURATION, "histogram");
+        family_head(&mut out, DURATION.0, DURATION.1, "histogram");
     }
     for s in table.values() {
         let mut cumulative = 0;
@@ -201,7 +189,7 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
     }
 
     if table.values().any(|s| s.window.is_some()) {
-        family_head(&mut out, EVENTS, "gauge");
+        family_head(&mut out, EVENTS.0, EVENTS.1, "gauge");
     }
     for s in table.values() {
         if let Some((count, _, _)) = s.window {
@@ -210,7 +198,7 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
     }
 
     if table.values().any(|s| matches!(s.window, Some((_, _, Some(_))))) {
-        family_head(&mut out, LATENCY, "summary");
+        family_head(&mut out, LATENCY.0, LATENCY.1, "summary");
     }
     for s in table.values() {
         if let Some((count, sum, Some(values))) = s.window {
@@ -229,28 +217,10 @@ fn quantile_key(q: f64) -> u64 {
     quantile_label(q).parse::<f64>().unwrap_or(q).to_bits()
 }
 
-fn family_head(out: &mut String, (name, help): (&str, &str), kind: &str) {
-    out.push_str("# HELP ");
-    out.push_str(name);
-    out.push(' ');
-    escape_into(out, help, false);
-    out.push_str("\n# TYPE ");
-    out.push_str(name);
-    out.push(' ');
-    out.push_str(kind);
-    out.push('\n');
-}
-
 fn label_text(names: &[&str], values: &[&str]) -> String {
     let mut labels = String::new();
-    for (i, (name, value)) in names.iter().zip(values).enumerate() {
-        if i > 0 {
-            labels.push(',');
-        }
-        labels.push_str(name);
-        labels.push_str("=\"");
-        escape_into(&mut labels, value, true);
-        labels.push('"');
+    for (name, value) in names.iter().zip(values) {
+        push_label(&mut labels, name, value);
     }
     labels
 }

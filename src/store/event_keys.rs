@@ -17,7 +17,7 @@ use super::{Store, StoreError};
 
 /// The stored key of an event at `time_ms` whose source key is `key`.
 pub fn stored_key(time_ms: i64, key: &str) -> [u8; 16] {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = crate::hash::fnv1a(key);
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&time_ms.to_be_bytes());
     out[8..].copy_from_slice(&hash.to_be_bytes());

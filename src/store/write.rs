@@ -161,7 +161,7 @@ fn series_ids<'b>(conn: &mut RawConn, events: &'b [TimingEvent]) -> Result<HashM
 /// `[function, request_id, trace_id, error, cold_start, from_ms, to_ms]`, one per invocation;
 /// each finds its rows through `events_request (request_id, time_ms)` within its span, and
 /// only rows that lack a fact are written.
-fn annotate_sql() -> String {
+static ANNOTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE events SET trace_id = COALESCE(events.trace_id, a.trace_id), \
          error = (events.error OR a.error), cold_start = (events.cold_start OR a.cold_start) \
@@ -171,12 +171,12 @@ fn annotate_sql() -> String {
          AND ((events.trace_id IS NULL AND a.trace_id IS NOT NULL) OR (a.error AND NOT events.error) OR (a.cold_start AND NOT events.cold_start))",
         stored_request_id_sql("(value ->> 1)")
     )
-}
+});
 
 /// The timeouts of a batch in one statement: `?1` is a JSON array of
 /// `[function, request_id, from_ms, to_ms]`; returns the (env, function) of each REPORT
 /// newly marked.
-fn mark_timeout_sql() -> String {
+static MARK_TIMEOUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE events SET attributes = json_set(COALESCE(events.attributes, '{{}}'), '$.status', 'timeout') \
          FROM (SELECT value ->> 0 AS function, {} AS request_id, value ->> 2 AS from_ms, value ->> 3 AS to_ms FROM json_each(?1)) AS a \
@@ -185,7 +185,7 @@ fn mark_timeout_sql() -> String {
          RETURNING events.env, events.function",
         stored_request_id_sql("(value ->> 1)")
     )
-}
+});
 
 const INSERT_REJECTED: &str =
     "INSERT OR IGNORE INTO rejected (seen_ms, time_ms, source, origin, reason, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -344,12 +344,12 @@ fn annotate(
         .map(|((function, rid), m)| serde_json::json!([function, rid, m.0, m.1, m.2, m.4, m.5]))
         .collect();
     if !facts.is_empty() {
-        conn.execute(&annotate_sql(), &[Bind::Text(&serde_json::Value::Array(facts).to_string())])?;
+        conn.execute(&ANNOTATE, &[Bind::Text(&serde_json::Value::Array(facts).to_string())])?;
     }
     let timeouts: Vec<_> =
         merged.iter().filter(|(_, m)| m.3).map(|((function, rid), m)| serde_json::json!([function, rid, m.4, m.5])).collect();
     if !timeouts.is_empty() {
-        let mut mark = conn.prepare(&mark_timeout_sql())?;
+        let mut mark = conn.prepare(&MARK_TIMEOUT)?;
         mark.query(&[Bind::Text(&serde_json::Value::Array(timeouts).to_string())], |r| {
             outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned()))
         })?;
@@ -548,7 +548,7 @@ mod tests {
         assert_eq!(rows[0].1, None, "an earlier invocation with the same request id is left alone: {rows:?}");
         assert!(rows[1..].iter().all(|r| r.1.is_some() && r.2 && r.3), "{rows:?}");
 
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", annotate_sql())))
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", *ANNOTATE)))
             .bind("[]")
             .fetch_all(store.pool())
             .await
