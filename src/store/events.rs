@@ -5,8 +5,8 @@
 //! the raw path, so a request's view interrupts them.
 
 use super::raw::{self, Bind, scan};
-use super::event_keys::REQUEST_ID_TEXT;
-use super::rollups::TIMEOUT_SQL;
+use super::event_keys::{request_id_text_sql, trace_id_text_sql};
+use super::pack::time_range_sql;
 use super::{Store, StoreError};
 
 /// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
@@ -43,7 +43,7 @@ impl EventSelection<'_> {
         if sql.is_empty() {
             return (sql, binds);
         }
-        (format!(" AND series IN (SELECT id FROM series WHERE 1{sql})"), binds)
+        (format!(" AND e.series IN (SELECT id FROM series WHERE 1{sql})"), binds)
     }
 }
 
@@ -66,12 +66,11 @@ pub struct ScannedEvent<'r> {
     pub timeout: bool,
 }
 
-/// What a scan reads beyond the series, duration and error flag: without the invocation
-/// flags every column is in the `events_report` index, so no row is read from the table.
+/// What a scan reads beyond the series, duration and error flag.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanColumns {
     pub time: bool,
-    /// Cold start and timeout (the timeout flag is read from each event's attributes: slower).
+    /// Cold start and timeout.
     pub invocations: bool,
 }
 
@@ -108,7 +107,7 @@ pub struct WindowEvent {
     pub error: bool,
 }
 
-const WINDOW_COLUMNS: &str = "id, env, function, operation, source, time_ms, duration_s, error";
+const WINDOW_COLUMNS: &str = "e.id, s.env, s.function, s.operation, s.source, e.time_ms, e.duration_s, e.flags & 1";
 
 fn window_event(r: &raw::Row<'_>) -> WindowEvent {
     WindowEvent {
@@ -160,16 +159,16 @@ impl Store {
         init: impl Fn() -> T + Sync,
         each: impl Fn(&mut T, &ScannedEvent<'_>) + Sync,
     ) -> Result<Vec<(T, u64)>, StoreError> {
-        let mut list = String::from("series, duration_s, error");
+        let mut list = String::from("e.series, e.duration_s, e.flags & 1");
         if columns.time {
-            list.push_str(", time_ms");
+            list.push_str(", e.time_ms");
         }
         if columns.invocations {
-            list.push_str(", cold_start, ");
-            list.push_str(TIMEOUT_SQL);
+            list.push_str(", (e.flags >> 1) & 1, (e.flags >> 2) & 1");
         }
         let (filter_sql, filter_binds) = sel.filters();
-        let sql = format!("SELECT {list} FROM events WHERE time_ms >= ?1 AND time_ms < ?2{filter_sql}");
+        let (tables, range) = time_range_sql("e", 1, 2);
+        let sql = format!("SELECT {list} FROM {tables} WHERE {range}{filter_sql}");
         let flags = if columns.time { 4 } else { 3 };
         let names = self.series_names().await?;
         let unknown = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
@@ -218,7 +217,7 @@ impl Store {
     /// Up to `limit` events with ids above `after_id`, in id order (commit order).
     pub async fn events_after(&self, after_id: i64, limit: i64) -> Result<Vec<WindowEvent>, StoreError> {
         let mut out = Vec::new();
-        let sql = format!("SELECT {WINDOW_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+        let sql = format!("SELECT {WINDOW_COLUMNS} FROM event_rows e JOIN series s ON s.id = e.series WHERE e.id > ?1 ORDER BY e.id LIMIT ?2");
         scan(self, &sql, &[Bind::Int(after_id), Bind::Int(limit)], |r| out.push(window_event(r))).await?;
         Ok(out)
     }
@@ -226,8 +225,9 @@ impl Store {
     /// The events with event time from `from_ms` on and ids up to `up_to_id`.
     pub async fn events_from(&self, from_ms: i64, up_to_id: i64) -> Result<Vec<WindowEvent>, StoreError> {
         let mut out = Vec::new();
-        let sql = format!("SELECT {WINDOW_COLUMNS} FROM events WHERE time_ms >= ?1 AND id <= ?2");
-        scan(self, &sql, &[Bind::Int(from_ms), Bind::Int(up_to_id)], |r| out.push(window_event(r))).await?;
+        let (tables, range) = time_range_sql("e", 1, 2);
+        let sql = format!("SELECT {WINDOW_COLUMNS} FROM {tables} JOIN series s ON s.id = e.series WHERE {range} AND e.id <= ?3");
+        scan(self, &sql, &[Bind::Int(from_ms), Bind::Int(i64::MAX), Bind::Int(up_to_id)], |r| out.push(window_event(r))).await?;
         Ok(out)
     }
 
@@ -235,32 +235,35 @@ impl Store {
     /// reused (`AUTOINCREMENT`), so a reader's watermark above this means the database is not
     /// the one the watermark was taken from (a restored backup, say): the reader starts over.
     pub async fn event_id_high_water(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'), 0)").fetch_one(&self.pool).await?)
     }
 
     /// The `limit` slowest events matching `f`, slowest first (earlier first among equals).
     pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let mut binds: Vec<Bind<'_>> = vec![Bind::Int(f.from_ms), Bind::Int(f.to_ms)];
+        let (tables, range) = time_range_sql("e", 1, 2);
         let mut sql = format!(
-            "SELECT time_ms, env, function, operation, duration_s, {REQUEST_ID_TEXT}, trace_id, cold_start, {TIMEOUT_SQL}, error \
-             FROM events WHERE time_ms >= ?1 AND time_ms < ?2"
+            "SELECT e.time_ms, s.env, s.function, s.operation, e.duration_s, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1 \
+             FROM {tables} JOIN series s ON s.id = e.series LEFT JOIN invocations i ON i.id = e.invocation WHERE {range}",
+            request_id_text_sql("i.request_id"),
+            trace_id_text_sql("i.trace_id")
         );
         if !f.operations.is_empty() {
             let first = binds.len() + 1;
             let marks: Vec<String> = (first..first + f.operations.len()).map(|i| format!("?{i}")).collect();
-            sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
+            sql.push_str(&format!(" AND s.operation IN ({})", marks.join(", ")));
             binds.extend(f.operations.iter().map(|o| Bind::Text(o)));
         }
         if let Some(env) = f.env {
             binds.push(Bind::Text(env));
-            sql.push_str(&format!(" AND env = ?{}", binds.len()));
+            sql.push_str(&format!(" AND s.env = ?{}", binds.len()));
         }
         if let Some(function) = f.function {
             binds.push(Bind::Text(function));
-            sql.push_str(&format!(" AND function = ?{}", binds.len()));
+            sql.push_str(&format!(" AND s.function = ?{}", binds.len()));
         }
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        sql.push_str(&format!(" ORDER BY duration_s DESC, time_ms LIMIT ?{}", binds.len()));
+        sql.push_str(&format!(" ORDER BY e.duration_s DESC, e.time_ms LIMIT ?{}", binds.len()));
         let opt = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
         let mut out = Vec::new();
         scan(self, &sql, &binds, |r| {
@@ -311,10 +314,10 @@ mod tests {
             sqlx::query("UPDATE cloudwatch_published SET last_event_id = 40").execute(&mut conn).await.unwrap();
         }
         let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
-        let ids: Vec<(i64, String)> = sqlx::query_as("SELECT id, typeof(idem_key) FROM events ORDER BY id").fetch_all(store.pool()).await.unwrap();
-        assert_eq!(ids, [(3, "blob".to_string()), (9, "blob".to_string())], "text keys were converted when the store opened");
-        let meta: i64 = sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'text_event_keys_up_to'").fetch_one(store.pool()).await.unwrap();
-        assert_eq!(meta, 0);
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM event_rows ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(ids, [3, 9], "moved into the compact rows when the store opened, ids kept");
+        let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v1'").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(old, 0);
         assert_eq!(store.event_id_high_water().await.unwrap(), 40);
         let e = crate::model::TimingEvent {
             time_ms: 2,
@@ -337,24 +340,22 @@ mod tests {
         assert_eq!((outcome.inserted_total(), outcome.duplicates), (1, 1));
         let id: i64 = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(store.pool()).await.unwrap();
         assert!(id > 40, "above every watermark: {id}");
-        // The report index survived the rebuild.
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as("EXPLAIN QUERY PLAN SELECT series, duration_s, error FROM events WHERE time_ms >= 1 AND time_ms < 2")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        assert!(plan.iter().any(|r| r.3.contains("events_report")), "{plan:?}");
     }
 
+    /// A time range is read through the blocks that overlap it, each a range of row ids:
+    /// neither a whole-table scan nor a lookup per event through the key index.
     #[tokio::test]
-    async fn a_raw_range_is_read_from_the_report_index_alone() {
+    async fn a_raw_range_is_read_by_blocks_of_row_ids() {
         let store = Store::open_memory().await.unwrap();
-        let sql = "EXPLAIN QUERY PLAN SELECT series, duration_s, error, time_ms, cold_start \
-                   FROM events WHERE time_ms >= 1 AND time_ms < 2 AND series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')";
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
-        assert!(plan.iter().any(|r| r.3.contains("COVERING INDEX events_report")), "{plan:?}");
+        let (tables, range) = crate::store::pack::time_range_sql("e", 1, 2);
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT e.series, e.duration_s, e.flags FROM {tables} WHERE {range} AND e.series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')"
+        );
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(1).bind(2).fetch_all(store.pool()).await.unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|p| p.3).collect();
+        assert!(plan.iter().any(|p| p.contains("b USING INDEX event_blocks_max (max_ms>?)")), "{plan:?}");
+        assert!(plan.iter().any(|p| p.contains("e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")), "{plan:?}");
     }
-
 
     /// A database written before the series dictionary reads, once migrated, exactly as
     /// one written through today's path: every scanned event with its names, in every filter.

@@ -11,9 +11,11 @@
 mod aliases;
 pub mod alerts;
 pub mod attribution;
+mod convert;
 pub mod event_keys;
 pub mod events;
 pub mod interrupt;
+mod pack;
 pub mod published;
 pub mod raw;
 pub mod retention;
@@ -185,11 +187,10 @@ impl Store {
             checkpointing: Arc::default(),
             path: Some(path.to_path_buf()),
         };
-        if mode == OpenMode::Writer {
-            let converted = event_keys::convert_text_keys(&store).await?;
-            if converted > 0 {
-                tracing::info!(converted, "Stored the keys of events written by an earlier version in their compact form (once).");
-            }
+        // Readers too: a report must not answer from half the events.
+        let converted = convert::convert_old_events(&store).await?;
+        if converted > 0 {
+            tracing::info!(converted, "Moved the events written by an earlier version into the compact rows (once).");
         }
         Ok(store)
     }
@@ -274,8 +275,8 @@ impl Store {
     pub async fn count_events(&self, source: Option<&str>) -> Result<i64, StoreError> {
         let mut n = 0;
         match source {
-            Some(s) => raw::scan(self, "SELECT COUNT(*) FROM events WHERE source = ?1", &[raw::Bind::Text(s)], |r| n = r.i64(0)).await?,
-            None => raw::scan(self, "SELECT COUNT(*) FROM events", &[], |r| n = r.i64(0)).await?,
+            Some(s) => raw::scan(self, "SELECT COUNT(*) FROM event_rows WHERE series IN (SELECT id FROM series WHERE source = ?1)", &[raw::Bind::Text(s)], |r| n = r.i64(0)).await?,
+            None => raw::scan(self, "SELECT COUNT(*) FROM event_rows", &[], |r| n = r.i64(0)).await?,
         };
         Ok(n)
     }

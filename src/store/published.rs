@@ -36,7 +36,7 @@ impl Store {
         let mut watermark: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(last_event_id), 0) FROM cloudwatch_published")
             .fetch_one(&mut *tx)
             .await?;
-        let high_water: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")
+        let high_water: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'), 0)")
             .fetch_one(&mut *tx)
             .await?;
         let mut reset_from = None;
@@ -50,7 +50,8 @@ impl Store {
             watermark = high_water;
         }
         let rows: Vec<(i64, i64, String, String, String, f64)> = sqlx::query_as(
-            "SELECT id, time_ms, env, function, operation, duration_s FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT e.id, e.time_ms, s.env, s.function, s.operation, e.duration_s FROM event_rows e JOIN series s ON s.id = e.series \
+             WHERE e.id > ? ORDER BY e.id LIMIT ?",
         )
         .bind(watermark)
         .bind(limit)

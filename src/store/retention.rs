@@ -82,11 +82,44 @@ impl Store {
         }
     }
 
+    /// Deletes events with event time before `cutoff_ms`, through the blocks that hold them;
+    /// then the blocks, invocations and attribute sets no event refers to any more. Returns
+    /// how many events went.
+    async fn purge_events(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let (tables, _) = super::pack::time_range_sql("e", 1, 1);
+        let events = self
+            .delete_batches(&format!("DELETE FROM event_rows WHERE id IN (SELECT e.id FROM {tables} WHERE b.min_ms < ?1 AND +e.time_ms < ?1 LIMIT ?2)"), cutoff_ms)
+            .await?;
+        if events == 0 {
+            return Ok(0);
+        }
+        let shift = super::pack::BLOCK_SHIFT;
+        sqlx::query("DELETE FROM event_blocks WHERE max_ms < ?").bind(cutoff_ms).execute(&self.pool).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE event_blocks SET min_ms = COALESCE((SELECT MIN(+time_ms) FROM event_rows \
+             WHERE id BETWEEN (event_blocks.block << {shift}) AND (event_blocks.block << {shift}) + {last}), min_ms) WHERE min_ms < ?",
+            last = (1i64 << shift) - 1
+        )))
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await?;
+        // Every event of an invocation (or attribute set) whose last event id is below the
+        // lowest id still stored is gone.
+        let lowest: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MIN(id) FROM event_rows), (SELECT seq FROM sqlite_sequence WHERE name = 'event_rows') + 1, 0)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        self.delete_batches("DELETE FROM invocations WHERE id IN (SELECT id FROM invocations WHERE last_event < ?1 LIMIT ?2)", lowest).await?;
+        self.delete_batches("DELETE FROM attribute_sets WHERE id IN (SELECT id FROM attribute_sets WHERE last_event < ?1 LIMIT ?2)", lowest)
+            .await?;
+        Ok(events)
+    }
+
     /// Deletes events and rejected inputs with event time before `cutoff_ms`; returns how
     /// many rows went.
     pub async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let events =
-            self.delete_batches("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ?1 LIMIT ?2)", cutoff_ms).await?;
+        let events = self.purge_events(cutoff_ms).await?;
         let rejected = self
             .delete_batches("DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE time_ms < ?1 OR seen_ms < ?1 LIMIT ?2)", cutoff_ms)
             .await?;
@@ -96,8 +129,7 @@ impl Store {
     /// One retention pass over every table this module bounds.
     pub async fn purge(&self, plan: &RetentionPlan) -> Result<Purged, StoreError> {
         let mut p = Purged::default();
-        p.events =
-            self.delete_batches("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ?1 LIMIT ?2)", plan.events_before_ms).await?;
+        p.events = self.purge_events(plan.events_before_ms).await?;
         p.rejected = self
             .delete_batches(
                 "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE time_ms < ?1 OR seen_ms < ?1 LIMIT ?2)",

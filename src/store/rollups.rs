@@ -37,10 +37,6 @@ pub struct RollupFilter<'a> {
     pub operations: &'a [String],
 }
 
-/// SQL for the timeout flag of an event row (a `Lambda.Duration` whose status is timeout).
-pub(super) const TIMEOUT_SQL: &str =
-    "(operation = 'Lambda.Duration' AND attributes IS NOT NULL AND instr(lower(attributes), '\"status\":\"timeout\"') > 0)";
-
 /// The length of a rollup period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resolution {
@@ -187,9 +183,10 @@ impl Store {
     pub async fn roll_hour(&self, hour_ms: i64) -> Result<usize, StoreError> {
         let mut rows: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
         let mut last: Option<(String, String, String, String)> = None;
+        let (tables, range) = super::pack::time_range_sql("e", 1, 2);
         let sql = format!(
-            "SELECT env, function, operation, source, duration_s, error, cold_start, {TIMEOUT_SQL} FROM events \
-             WHERE time_ms >= ?1 AND time_ms < ?2"
+            "SELECT s.env, s.function, s.operation, s.source, e.duration_s, e.flags & 1, (e.flags >> 1) & 1, (e.flags >> 2) & 1 \
+             FROM {tables} JOIN series s ON s.id = e.series WHERE {range}"
         );
         scan(self, &sql, &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
             let (env, function, operation, source) = (r.text(0), r.text(1), r.text(2), r.text(3));
@@ -315,7 +312,7 @@ impl Store {
         // A count over up to an hour of events: through the raw path, so a request's view
         // can interrupt it.
         let mut raw = 0;
-        scan(self, "SELECT COUNT(*) FROM events WHERE time_ms >= ?1 AND time_ms < ?2", &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
+        scan(self, "SELECT COUNT(*) FROM event_rows WHERE time_ms >= ?1 AND time_ms < ?2", &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
             raw = r.i64(0)
         })
         .await?;
@@ -329,7 +326,7 @@ impl Store {
 
     /// Event time of the oldest raw event, if any.
     pub async fn oldest_event_ms(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT MIN(time_ms) FROM events").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT MIN(time_ms) FROM event_rows").fetch_one(&self.pool).await?)
     }
 
     /// Deletes rollups (and their period records) of periods that ended at or before `cutoff_ms`.
@@ -414,7 +411,7 @@ pub async fn rollup_step(
                 s.watermark_id
             };
             let late: Vec<i64> = sqlx::query_scalar(
-                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM events WHERE id > ? AND time_ms >= ? AND time_ms < ?",
+                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM event_rows WHERE id > ? AND +time_ms >= ? AND +time_ms < ?",
             )
             .bind(watermark)
             .bind(raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)))

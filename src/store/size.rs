@@ -38,7 +38,7 @@ impl Store {
 
     /// Events stored (a count over the table: for measurements, not for a periodic metric).
     pub async fn event_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_rows").fetch_one(&self.pool).await?;
         Ok(n as u64)
     }
 }
@@ -56,8 +56,8 @@ mod tests {
         let wal = std::fs::metadata(dir.path().join("s.db-wal")).map_or(0, |m| m.len());
         assert_eq!(size.wal, wal);
         let objects = store.storage_by_object().await.unwrap();
-        assert!(objects.iter().any(|(n, _)| n == "events"), "{objects:?}");
-        assert!(objects.iter().any(|(n, _)| n == "events_report"), "{objects:?}");
+        assert!(objects.iter().any(|(n, _)| n == "event_rows"), "{objects:?}");
+        assert!(objects.iter().any(|(n, _)| n == "event_rows_key"), "{objects:?}");
         let in_objects: u64 = objects.iter().map(|o| o.1).sum();
         assert_eq!(in_objects + size.free, size.database, "every page is an object's or free");
         assert_eq!(store.event_count().await.unwrap(), 0);

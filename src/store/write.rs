@@ -2,7 +2,8 @@
 //! states, checkpoints) committed in one transaction, so a checkpoint never moves past
 //! events that are not stored, and re-ingesting the same AWS events is a no-op.
 
-use super::event_keys::{request_id_bytes, stored_key, stored_request_id_sql};
+use super::event_keys::{event_key, request_id_bytes, trace_id_bytes};
+use super::pack::{self, PackedEvent, Packer};
 use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
@@ -132,19 +133,17 @@ impl BatchOutcome {
     }
 }
 
-const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (time_ms, env, function, operation, source, duration_s, request_id, \
-     trace_id, function_version, cold_start, error, attributes, idem_key, ingested_ms, series) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-
 const INSERT_SERIES: &str = "INSERT OR IGNORE INTO series (env, function, operation, source) VALUES (?1, ?2, ?3, ?4)";
 const SERIES_ID: &str = "SELECT id FROM series WHERE env = ?1 AND function = ?2 AND operation = ?3 AND source = ?4";
 
-/// The series number of each (env, function, operation, source) of the batch, added to the
+/// (env, function, operation, source) names of a series.
+pub(super) type SeriesKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// The series number of each (env, function, operation, source) of `keys`, added to the
 /// dictionary when new.
-fn series_ids<'b>(conn: &mut RawConn, events: &'b [TimingEvent]) -> Result<HashMap<(&'b str, &'b str, &'b str, &'static str), i64>, StoreError> {
+pub(super) fn series_ids<'b>(conn: &mut RawConn, keys: impl Iterator<Item = SeriesKey<'b>>) -> Result<HashMap<SeriesKey<'b>, i64>, StoreError> {
     let mut ids = HashMap::new();
-    for e in events {
-        let key = (e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str());
+    for key in keys {
         if ids.contains_key(&key) {
             continue;
         }
@@ -157,35 +156,27 @@ fn series_ids<'b>(conn: &mut RawConn, events: &'b [TimingEvent]) -> Result<HashM
     Ok(ids)
 }
 
-/// Every annotation of a batch in one statement: `?1` is a JSON array of
-/// `[function, request_id, trace_id, error, cold_start, from_ms, to_ms]`, one per invocation;
-/// each finds its rows through `events_request (request_id, time_ms)` within its span, and
-/// only rows that lack a fact are written.
-static ANNOTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "UPDATE events SET trace_id = COALESCE(events.trace_id, a.trace_id), \
-         error = (events.error OR a.error), cold_start = (events.cold_start OR a.cold_start) \
-         FROM (SELECT value ->> 0 AS function, {} AS request_id, value ->> 2 AS trace_id, value ->> 3 AS error, \
-               value ->> 4 AS cold_start, value ->> 5 AS from_ms, value ->> 6 AS to_ms FROM json_each(?1)) AS a \
-         WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
-         AND ((events.trace_id IS NULL AND a.trace_id IS NOT NULL) OR (a.error AND NOT events.error) OR (a.cold_start AND NOT events.cold_start))",
-        stored_request_id_sql("(value ->> 1)")
-    )
-});
+/// The stored flags of an event.
+fn flags(e: &TimingEvent) -> i64 {
+    // As reports always counted timeouts: on the REPORT's duration only.
+    let timeout = e.operation == LAMBDA_DURATION
+        && e.attributes.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case("status")).is_some_and(|(_, v)| v.eq_ignore_ascii_case("timeout"));
+    (if e.error { pack::ERROR } else { 0 }) | (if e.cold_start { pack::COLD_START } else { 0 }) | (if timeout { pack::TIMEOUT } else { 0 })
+}
 
-/// The timeouts of a batch in one statement: `?1` is a JSON array of
-/// `[function, request_id, from_ms, to_ms]`; returns the (env, function) of each REPORT
-/// newly marked.
-static MARK_TIMEOUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "UPDATE events SET attributes = json_set(COALESCE(events.attributes, '{{}}'), '$.status', 'timeout') \
-         FROM (SELECT value ->> 0 AS function, {} AS request_id, value ->> 2 AS from_ms, value ->> 3 AS to_ms FROM json_each(?1)) AS a \
-         WHERE events.request_id = a.request_id AND events.time_ms BETWEEN a.from_ms AND a.to_ms AND events.function = a.function \
-         AND events.operation = 'Lambda.Duration' AND COALESCE(json_extract(events.attributes, '$.status'), '') <> 'timeout' \
-         RETURNING events.env, events.function",
-        stored_request_id_sql("(value ->> 1)")
-    )
-});
+/// The invocation rows of a request within an annotation's span (any trace id): their ids
+/// and the range of their events' ids.
+const ANNOTATED_INVOCATIONS: &str = "SELECT i.id, i.first_event, i.last_event FROM invocations i JOIN series s ON s.id = i.series \
+     WHERE i.request_id = ?1 AND i.first_ms BETWEEN ?2 AND ?3 AND s.function = ?4";
+const SET_TRACE: &str = "UPDATE invocations SET trace_id = ?2 WHERE id = ?1 AND trace_id IS NULL";
+/// Sets flags `?4` on an invocation's events within the span that lack one of them.
+const SET_FLAGS: &str = "UPDATE event_rows SET flags = flags | ?4 WHERE id BETWEEN ?1 AND ?2 AND invocation = ?3 \
+     AND +time_ms BETWEEN ?5 AND ?6 AND (flags & ?4) <> ?4";
+/// Marks the invocation's REPORT duration as timed out; returns its series when newly marked.
+const MARK_TIMEOUT: &str = "UPDATE event_rows SET flags = flags | 5 WHERE id BETWEEN ?1 AND ?2 AND invocation = ?3 \
+     AND +time_ms BETWEEN ?4 AND ?5 AND flags & 4 = 0 AND series IN (SELECT id FROM series WHERE operation = 'Lambda.Duration') \
+     RETURNING series";
+const SERIES_NAMES: &str = "SELECT env, function FROM series WHERE id = ?1";
 
 const INSERT_REJECTED: &str =
     "INSERT OR IGNORE INTO rejected (seen_ms, time_ms, source, origin, reason, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -220,34 +211,24 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
     // Requests with an event already stored: their annotations go to the store even when
     // the batch gave the fact to its own copies.
     let mut stored_before: HashSet<(&str, &str)> = HashSet::new();
-    let series = series_ids(conn, &batch.events)?;
+    let series = series_ids(conn, batch.events.iter().map(|e| (e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str())))?;
+    let attributes: Vec<Option<String>> = batch.events.iter().map(|e| attributes_json(&e.attributes)).collect();
     {
-        let mut insert = conn.prepare(INSERT_EVENT)?;
-        for e in &batch.events {
-            let attributes = attributes_json(&e.attributes);
-            let key = stored_key(e.time_ms, &e.idem_key);
-            let rid_bytes = e.request_id.as_deref().and_then(request_id_bytes);
-            let request_id = match (&rid_bytes, &e.request_id) {
-                (Some(b), _) => Bind::Blob(b),
-                (None, rid) => Bind::opt_text(rid),
-            };
-            let n = insert.execute(&[
-                Bind::Int(e.time_ms),
-                Bind::Text(&e.env),
-                Bind::Text(&e.function),
-                Bind::Text(&e.operation),
-                Bind::Text(e.source.as_str()),
-                Bind::Real(e.duration_s),
-                request_id,
-                Bind::opt_text(&e.trace_id),
-                Bind::opt_text(&e.function_version),
-                Bind::flag(e.cold_start),
-                Bind::flag(e.error),
-                Bind::opt_text(&attributes),
-                Bind::Blob(&key),
-                Bind::Int(now),
-                Bind::Int(series[&(e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str())]),
-            ])?;
+        let mut packer = Packer::new(conn)?;
+        for (e, attributes) in batch.events.iter().zip(&attributes) {
+            let stored = packer.insert(&PackedEvent {
+                id: None,
+                time_ms: e.time_ms,
+                series: series[&(e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str())],
+                function: &e.function,
+                duration_s: e.duration_s,
+                flags: flags(e),
+                key: event_key(&e.idem_key),
+                request_id: e.request_id.as_deref(),
+                trace_id: e.trace_id.as_deref(),
+                attributes: attributes.as_deref(),
+            })?;
+            let n = u64::from(stored.is_some());
             let s = e.source as usize;
             offered[s] += 1;
             inserted[s] += n;
@@ -256,7 +237,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
                     stored_before.insert((&e.function, rid));
                 }
             }
-            if n > 0 && e.source == Source::Report && e.operation == "Lambda.Duration" {
+            if n > 0 && e.source == Source::Report && e.operation == LAMBDA_DURATION {
                 let attr = |k: &str| e.attributes.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
                 outcome.new_reports.push(NewReport {
                     env: e.env.clone(),
@@ -268,6 +249,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
                 });
             }
         }
+        packer.finish()?;
     }
     for source in Source::ALL {
         let s = source as usize;
@@ -335,24 +317,40 @@ fn annotate(
         m.4 = m.4.min(a.from_ms);
         m.5 = m.5.max(a.to_ms);
     }
-    if merged.is_empty() {
-        return Ok(());
-    }
-    let facts: Vec<_> = merged
-        .iter()
-        .filter(|(_, m)| m.0.is_some() || m.1 || m.2)
-        .map(|((function, rid), m)| serde_json::json!([function, rid, m.0, m.1, m.2, m.4, m.5]))
-        .collect();
-    if !facts.is_empty() {
-        conn.execute(&ANNOTATE, &[Bind::Text(&serde_json::Value::Array(facts).to_string())])?;
-    }
-    let timeouts: Vec<_> =
-        merged.iter().filter(|(_, m)| m.3).map(|((function, rid), m)| serde_json::json!([function, rid, m.4, m.5])).collect();
-    if !timeouts.is_empty() {
-        let mut mark = conn.prepare(&MARK_TIMEOUT)?;
-        mark.query(&[Bind::Text(&serde_json::Value::Array(timeouts).to_string())], |r| {
-            outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned()))
+    let mut find = conn.prepare(ANNOTATED_INVOCATIONS)?;
+    let mut set_trace = conn.prepare(SET_TRACE)?;
+    let mut set_flags = conn.prepare(SET_FLAGS)?;
+    let mut mark = conn.prepare(MARK_TIMEOUT)?;
+    let mut names = conn.prepare(SERIES_NAMES)?;
+    for ((function, rid), &(trace_id, error, cold_start, timeout, from_ms, to_ms)) in &merged {
+        let rid_bytes = request_id_bytes(rid);
+        let rid_bind = rid_bytes.as_ref().map_or(Bind::Text(rid), |b| Bind::Blob(b));
+        let mut invocations = Vec::new();
+        find.query(&[rid_bind, Bind::Int(from_ms.saturating_sub(pack::INVOCATION_SPAN_MS)), Bind::Int(to_ms), Bind::Text(function)], |r| {
+            invocations.push((r.i64(0), r.i64(1), r.i64(2)))
         })?;
+        let bits = (if error { pack::ERROR } else { 0 }) | (if cold_start { pack::COLD_START } else { 0 });
+        for (inv, first, last) in invocations {
+            if let Some(tid) = trace_id {
+                let bytes = trace_id_bytes(tid);
+                set_trace.execute(&[Bind::Int(inv), bytes.as_ref().map_or(Bind::Text(tid), |b| Bind::Blob(b))])?;
+            }
+            let span = [Bind::Int(first), Bind::Int(last), Bind::Int(inv)];
+            if bits != 0 {
+                let mut binds = span.to_vec();
+                binds.extend([Bind::Int(bits), Bind::Int(from_ms), Bind::Int(to_ms)]);
+                set_flags.execute(&binds)?;
+            }
+            if timeout {
+                let mut binds = span.to_vec();
+                binds.extend([Bind::Int(from_ms), Bind::Int(to_ms)]);
+                let mut marked = Vec::new();
+                mark.query(&binds, |r| marked.push(r.i64(0)))?;
+                for series in marked {
+                    names.query(&[Bind::Int(series)], |r| outcome.timeouts_marked.push((r.text(0).into_owned(), r.text(1).into_owned())))?;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -500,8 +498,8 @@ mod tests {
         line.request_id = Some(rid.into());
         store.commit(&Batch { events: vec![line, report, event("other", Source::Logs)], ..Batch::default() }).await.unwrap();
         let stored: Vec<(String, i64)> =
-            sqlx::query_as("SELECT typeof(request_id), length(request_id) FROM events ORDER BY id").fetch_all(store.pool()).await.unwrap();
-        assert_eq!(stored, [("blob".to_string(), 16), ("blob".to_string(), 16), ("text".to_string(), 5)]);
+            sqlx::query_as("SELECT typeof(request_id), length(request_id) FROM invocations ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(stored, [("blob".to_string(), 16), ("text".to_string(), 5)], "one row per invocation");
         let ann = Annotation { request_id: rid.into(), ..annotation(rid, 0, 2_000, false) };
         let outcome = store.commit(&Batch { annotations: vec![ann], ..Batch::default() }).await.unwrap();
         assert_eq!(outcome.timeouts_marked.len(), 1, "the REPORT stored with a compact id is found and marked");
@@ -548,15 +546,16 @@ mod tests {
         assert_eq!(rows[0].1, None, "an earlier invocation with the same request id is left alone: {rows:?}");
         assert!(rows[1..].iter().all(|r| r.1.is_some() && r.2 && r.3), "{rows:?}");
 
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", *ANNOTATE)))
-            .bind("[]")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-        assert!(
-            plan.iter().any(|p| p.3.contains("USING INDEX events_request (request_id=? AND time_ms>? AND time_ms<?)")),
-            "each annotation is a range read on (request_id, time_ms), not a scan of the id's rows: {plan:?}"
-        );
+        let find = explain(&store, ANNOTATED_INVOCATIONS).await;
+        assert!(find.contains("USING INDEX invocations_request (request_id=? AND first_ms>? AND first_ms<?)"), "{find}");
+        let set = explain(&store, SET_FLAGS).await;
+        assert!(set.contains("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "an annotation reads its invocation's id range only: {set}");
+    }
+
+    async fn explain(store: &Store, sql: &str) -> String {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).fetch_all(store.pool()).await.unwrap();
+        plan.into_iter().map(|p| p.3).collect::<Vec<_>>().join("; ")
     }
 
     /// Annotations whose invocation is wholly in the batch were applied in memory; the store
