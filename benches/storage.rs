@@ -28,7 +28,8 @@ fn main() {
     let export = dir.path().join("export.json");
     write_export(&export, &export_order(LOG_EVENTS));
     let traces = traces(TRACES);
-    let db = dir.path().join("storage.db");
+    // STORAGE_BENCH_DB keeps the database for a look with sqlite3.
+    let db = std::env::var_os("STORAGE_BENCH_DB").map_or_else(|| dir.path().join("storage.db"), std::path::PathBuf::from);
 
     rt.block_on(async {
         let store = Store::open(&db, OpenMode::Writer, 4096).await.unwrap();

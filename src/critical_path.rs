@@ -79,13 +79,47 @@ pub fn encode_shares(shares: &[PathShare]) -> String {
     serde_json::to_string(&StoredPath { v: 2, names, nodes }).unwrap_or_else(|_| "[]".into())
 }
 
+/// The shape of a stored critical path: [`StoredPath`] without the self times, as
+/// `[function, name, gap, parent]` per node. The traces of a workflow that took the same
+/// path share one shape; each keeps only its times.
+#[derive(Serialize, Deserialize)]
+struct StoredShape {
+    v: u8,
+    names: Vec<String>,
+    nodes: Vec<(usize, usize, u8, i64)>,
+}
+
+/// The shares as stored apart: the path's shape (JSON, shared by every trace that took
+/// it) and each node's self time in µs; [`decode_path`] gives them back as they were.
+pub fn encode_path(shares: &[PathShare]) -> (String, Vec<u64>) {
+    let Ok(stored) = serde_json::from_str::<StoredPath>(&encode_shares(shares)) else {
+        return ("{}".into(), Vec::new());
+    };
+    let self_us = stored.nodes.iter().map(|n| n.2).collect();
+    let shape = StoredShape { v: 3, names: stored.names, nodes: stored.nodes.into_iter().map(|(f, n, _, gap, parent)| (f, n, gap, parent)).collect() };
+    (serde_json::to_string(&shape).unwrap_or_else(|_| "{}".into()), self_us)
+}
+
+/// A path stored apart back as [`PathShare`]s; `None` when shape and times do not fit.
+pub fn decode_path(shape: &str, self_us: &[u64]) -> Option<Vec<PathShare>> {
+    let shape: StoredShape = serde_json::from_str(shape).ok()?;
+    if shape.nodes.len() != self_us.len() {
+        return None;
+    }
+    let nodes = shape.nodes.into_iter().zip(self_us).map(|((f, n, gap, parent), &us)| (f, n, us, gap, parent)).collect();
+    decode_stored(StoredPath { v: 2, names: shape.names, nodes })
+}
+
 /// Stored shares back as [`PathShare`]s: the compact form, or the list of objects written
 /// before it (rows written by an earlier version); `None` when the text is neither.
 pub fn decode_shares(text: &str) -> Option<Vec<PathShare>> {
     if text.trim_start().starts_with('[') {
         return serde_json::from_str(text).ok();
     }
-    let stored: StoredPath = serde_json::from_str(text).ok()?;
+    decode_stored(serde_json::from_str(text).ok()?)
+}
+
+fn decode_stored(stored: StoredPath) -> Option<Vec<PathShare>> {
     let mut shares: Vec<PathShare> = Vec::with_capacity(stored.nodes.len());
     for (i, &(f, n, us, gap, parent)) in stored.nodes.iter().enumerate() {
         let name = stored.names.get(n)?;
@@ -321,6 +355,12 @@ mod tests {
         assert!(compact.len() * 4 < old.len(), "{} vs {} bytes", compact.len(), old.len());
         assert_eq!(decode_shares("{\"v\":2,\"names\":[\"a\"],\"nodes\":[[0,0,1,0,5]]}"), None, "a parent after its child");
         assert_eq!(decode_shares("not json"), None);
+        let (shape, self_us) = encode_path(&a.shares);
+        assert_eq!(decode_path(&shape, &self_us), Some(a.shares.clone()), "apart: shape and times");
+        assert_eq!(decode_path(&shape, &self_us[1..]), None, "times that do not fit the shape");
+        let mut slower = a.shares.clone();
+        slower[1].self_s += 1.5;
+        assert_eq!(encode_path(&slower).0, shape, "another trace on the same path shares the shape");
     }
 
     #[test]
@@ -567,6 +607,8 @@ mod tests {
                 // Stored compactly, read back the same.
                 let stored = encode_shares(&a.shares);
                 prop_assert_eq!(decode_shares(&stored), Some(a.shares.clone()));
+                let (shape, self_us) = encode_path(&a.shares);
+                prop_assert_eq!(decode_path(&shape, &self_us), Some(a.shares.clone()));
             }
         }
 

@@ -150,7 +150,8 @@ async fn fixture() -> Fixture {
             root_name: root.clone(),
             start_ms: start_ms + i as i64 * 60_000,
             total_s: total,
-            shares_json: serde_json::to_string(&shares).unwrap(),
+            shape_json: latency_sentinel::critical_path::encode_path(&shares).0,
+            self_us: latency_sentinel::critical_path::encode_path(&shares).1,
             envs_json: serde_json::to_string(
                 &trace_envs.get(&trace_id(i)).map(|m| m.iter().map(|((f, e), n)| (f, e, n)).collect::<Vec<_>>()).unwrap_or_default(),
             )

@@ -6,7 +6,7 @@
 //! and the node with the most time marked as the bottleneck.
 
 use super::{csv_line, secs};
-use crate::store::attribution::TraceRange;
+use crate::store::attribution::{StoredPath, TraceRange};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -122,8 +122,8 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
     // The slow ones: at or above the nearest-rank percentile of total duration.
     let rank = crate::quantile::rank(q.percentile / 100.0, n.unsigned_abs()) as i64;
     let slow = (n - rank + 1).min(MAX_TRACES);
-    let rows: Vec<(String, f64, String)> =
-        store.slowest_attributions(root, q.traces(), slow).await?.into_iter().map(|r| (r.trace_id, r.total_s, r.shares)).collect();
+    let rows: Vec<(String, f64, StoredPath)> =
+        store.slowest_attributions(root, q.traces(), slow).await?.into_iter().map(|r| (r.trace_id, r.total_s, r.path)).collect();
     let threshold_s = store.attribution_total_at(root, q.traces(), rank - 1).await?.unwrap_or(0.0);
 
     // Average every path node over the slow traces.
@@ -132,7 +132,11 @@ async fn workflow(store: &Store, q: &BottleneckQuery, root: &str) -> Result<Opti
     let mut total = 0.0;
     let mut used = 0u64;
     for (_, total_s, shares) in &rows {
-        let Some(shares) = crate::critical_path::decode_shares(shares) else {
+        let shares = match shares {
+            StoredPath::Apart { shape, self_us } => crate::critical_path::decode_path(shape, self_us),
+            StoredPath::Whole(whole) => crate::critical_path::decode_shares(whole),
+        };
+        let Some(shares) = shares else {
             continue;
         };
         used += 1;

@@ -160,7 +160,7 @@ pub fn trace_output(
         .flatten()
         .and_then(|a| {
             let start_s = trace.spans.iter().map(|s| s.start_s).fold(f64::INFINITY, f64::min);
-            let shares_json = crate::critical_path::encode_shares(&a.shares);
+            let (shape_json, self_us) = crate::critical_path::encode_path(&a.shares);
             let mut envs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
             for e in &events {
                 *envs.entry((e.function.as_str(), e.env.as_str())).or_default() += 1;
@@ -171,7 +171,8 @@ pub fn trace_output(
                 root_name: a.root_name,
                 start_ms: (start_s * 1000.0).floor() as i64,
                 total_s: a.total_s,
-                shares_json,
+                shape_json,
+                self_us,
                 envs_json,
             })
         });
@@ -516,7 +517,7 @@ mod tests {
         let a = attribution.expect("a complete trace has a critical path");
         assert_eq!(a.trace_id, trace.trace_id);
         let shares: serde_json::Value =
-            serde_json::to_value(crate::critical_path::decode_shares(&a.shares_json).expect("stored shares decode")).unwrap();
+            serde_json::to_value(crate::critical_path::decode_path(&a.shape_json, &a.self_us).expect("stored path decodes")).unwrap();
         assert!(shares.as_array().is_some_and(|s| !s.is_empty()));
         let earliest = trace.spans.iter().map(|s| s.start_s).fold(f64::INFINITY, f64::min);
         assert_eq!(a.start_ms, (earliest * 1000.0).floor() as i64);

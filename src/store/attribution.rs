@@ -4,6 +4,7 @@
 //! events per function and env, so nothing here looks events up by trace id). Through the raw path, so a
 //! request's view interrupts them like any scan.
 
+use super::event_keys::{trace_id_bytes, trace_id_text_sql};
 use super::raw::{Bind, scan};
 use super::{Store, StoreError};
 
@@ -17,27 +18,49 @@ pub struct TraceRange<'a> {
 }
 
 impl TraceRange<'_> {
-    /// The conditions on `trace_attribution t` (placeholders numbered from `?{first}`), and
-    /// their binds.
+    /// The conditions on `trace_attribution t` and its `path_shapes p` (placeholders
+    /// numbered from `?{first}`), and their binds.
     fn clause(&self, first: usize) -> (String, Vec<Bind<'_>>) {
         let (a, b, c) = (first, first + 1, first + 2);
-        let mut sql = format!("start_ms >= ?{a} AND start_ms < ?{b}");
+        let mut sql = format!("t.start_ms >= ?{a} AND t.start_ms < ?{b}");
         let mut binds = vec![Bind::Int(self.from_ms), Bind::Int(self.to_ms)];
         if let Some(env) = self.env {
-            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(t.envs) WHERE value ->> 1 = ?{c})"));
+            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(p.envs) WHERE value ->> 1 = ?{c})"));
             binds.push(Bind::Text(env));
         }
         (sql, binds)
     }
 }
 
-/// One stored attribution: trace id, total seconds, and its shares as JSON.
+/// A stored critical path: apart (its shape, shared by the traces that took it, and each
+/// node's self time in µs: `crate::critical_path::decode_path`), or whole as an earlier
+/// release stored it (`crate::critical_path::decode_shares`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredPath {
+    Apart { shape: String, self_us: Vec<u64> },
+    Whole(String),
+}
+
+impl StoredPath {
+    pub(super) fn of(shape: String, self_us: Option<&[u8]>, shares: Option<String>) -> StoredPath {
+        match shares {
+            Some(whole) => StoredPath::Whole(whole),
+            // Unreadable times read as none: the shape then does not fit, and the path is
+            // skipped like any unreadable one.
+            None => StoredPath::Apart { shape, self_us: self_us.and_then(super::traces::decode_varints).unwrap_or_default() },
+        }
+    }
+}
+
+/// One stored attribution: trace id, total seconds, and its path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlowTrace {
     pub trace_id: String,
     pub total_s: f64,
-    pub shares: String,
+    pub path: StoredPath,
 }
+
+const FROM: &str = "trace_attribution t JOIN path_shapes p ON p.id = t.path";
 
 impl Store {
     /// The workflows (trace roots) with the most traces in the range, most first, at most `limit`.
@@ -45,7 +68,7 @@ impl Store {
         let (clause, mut binds) = r.clause(1);
         binds.push(Bind::Int(limit));
         let sql = format!(
-            "SELECT root_name FROM trace_attribution t WHERE {clause} GROUP BY root_name ORDER BY COUNT(*) DESC, root_name LIMIT ?{}",
+            "SELECT p.root_name FROM {FROM} WHERE {clause} GROUP BY p.root_name ORDER BY COUNT(*) DESC, p.root_name LIMIT ?{}",
             binds.len()
         );
         let mut out = Vec::new();
@@ -59,7 +82,7 @@ impl Store {
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
         let mut n = 0;
-        scan(self, &format!("SELECT COUNT(*) FROM trace_attribution t WHERE root_name = ?1 AND {clause}"), &binds, |row| n = row.i64(0)).await?;
+        scan(self, &format!("SELECT COUNT(*) FROM {FROM} WHERE p.root_name = ?1 AND {clause}"), &binds, |row| n = row.i64(0)).await?;
         Ok(n)
     }
 
@@ -69,13 +92,20 @@ impl Store {
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
         binds.push(Bind::Int(limit));
+        let trace_id = trace_id_text_sql("t.trace_id");
         let sql = format!(
-            "SELECT trace_id, total_s, shares FROM trace_attribution t WHERE root_name = ?1 AND {clause} ORDER BY total_s DESC, trace_id LIMIT ?{}",
+            "SELECT {trace_id}, t.total_s, p.shape, t.self_us, t.shares FROM {FROM} WHERE p.root_name = ?1 AND {clause} \
+             ORDER BY t.total_s DESC, {trace_id} LIMIT ?{}",
             binds.len()
         );
         let mut out = Vec::new();
         scan(self, &sql, &binds, |row| {
-            out.push(SlowTrace { trace_id: row.text(0).into_owned(), total_s: row.f64(1), shares: row.text(2).into_owned() })
+            let shares = (!row.bytes(4).is_empty()).then(|| row.text(4).into_owned());
+            out.push(SlowTrace {
+                trace_id: row.text(0).into_owned(),
+                total_s: row.f64(1),
+                path: StoredPath::of(row.text(2).into_owned(), Some(row.bytes(3)), shares),
+            })
         })
         .await?;
         Ok(out)
@@ -87,7 +117,7 @@ impl Store {
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
         binds.push(Bind::Int(offset));
-        let sql = format!("SELECT total_s FROM trace_attribution t WHERE root_name = ?1 AND {clause} ORDER BY total_s LIMIT 1 OFFSET ?{}", binds.len());
+        let sql = format!("SELECT t.total_s FROM {FROM} WHERE p.root_name = ?1 AND {clause} ORDER BY t.total_s LIMIT 1 OFFSET ?{}", binds.len());
         let mut out = None;
         scan(self, &sql, &binds, |row| out = Some(row.f64(0))).await?;
         Ok(out)
@@ -99,11 +129,11 @@ impl Store {
         for chunk in trace_ids.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
             let sql = format!(
-                "SELECT value ->> 0, value ->> 1, SUM(value ->> 2) FROM trace_attribution t, json_each(t.envs) \
-                 WHERE t.trace_id IN ({}) GROUP BY 1, 2",
+                "SELECT value ->> 0, value ->> 1, SUM(value ->> 2) FROM {FROM}, json_each(p.envs) WHERE t.trace_id IN ({}) GROUP BY 1, 2",
                 marks.join(", ")
             );
-            let binds: Vec<Bind<'_>> = chunk.iter().map(|id| Bind::Text(id)).collect();
+            let bytes: Vec<Option<[u8; 16]>> = chunk.iter().map(|id| trace_id_bytes(id)).collect();
+            let binds: Vec<Bind<'_>> = chunk.iter().zip(&bytes).map(|(id, b)| b.as_ref().map_or(Bind::Text(id), |b| Bind::Blob(b))).collect();
             scan(self, &sql, &binds, |row| out.push((row.text(0).into_owned(), row.text(1).into_owned(), row.i64(2)))).await?;
         }
         Ok(out)

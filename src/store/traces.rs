@@ -7,6 +7,8 @@
 //! and the trace states where they were, so the next poll fetches the same traces again and
 //! re-inserting their events is a no-op: nothing is lost and nothing is stored twice.
 
+use super::attribution::StoredPath;
+use super::event_keys::trace_id_bytes;
 use super::{Batch, BatchOutcome, Store, StoreError};
 use crate::clock::now_ms;
 use crate::model::Checkpoint;
@@ -69,10 +71,50 @@ pub struct AttributionRow {
     pub start_ms: i64,
     /// Root duration, seconds.
     pub total_s: f64,
-    /// The critical path's shares (`crate::critical_path::encode_shares`).
-    pub shares_json: String,
+    /// The critical path's shape (`crate::critical_path::encode_path`): shared by the
+    /// traces that took the same path, stored once.
+    pub shape_json: String,
+    /// Each node's self time on the path, µs.
+    pub self_us: Vec<u64>,
     /// The trace's events per (function, env): a JSON list of `[function, env, events]`.
     pub envs_json: String,
+}
+
+const UPSERT_ATTRIBUTION: &str = "INSERT INTO trace_attribution (trace_id, path, start_ms, total_s, self_us, shares) \
+     VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (trace_id) DO UPDATE SET path = excluded.path, start_ms = excluded.start_ms, \
+     total_s = excluded.total_s, self_us = excluded.self_us, shares = NULL";
+
+/// Numbers as LEB128 varints (a self time of a few ms takes two bytes, not eight).
+pub(super) fn encode_varints(values: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 3);
+    for &v in values {
+        let mut v = v;
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    out
+}
+
+/// [`encode_varints`] read back; `None` for a truncated or overlong number.
+pub(super) fn decode_varints(bytes: &[u8]) -> Option<Vec<u64>> {
+    let mut out = Vec::new();
+    let (mut v, mut shift) = (0u64, 0u32);
+    for &b in bytes {
+        if shift > 63 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            out.push(v);
+            (v, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    (shift == 0).then_some(out)
 }
 
 impl Store {
@@ -130,21 +172,24 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for a in attributions {
-            sqlx::query(
-                "INSERT INTO trace_attribution (trace_id, root_name, start_ms, total_s, shares, envs, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET root_name = excluded.root_name, \
-                 start_ms = excluded.start_ms, total_s = excluded.total_s, shares = excluded.shares, \
-                 envs = excluded.envs, updated_ms = excluded.updated_ms",
-            )
-            .bind(&a.trace_id)
-            .bind(&a.root_name)
-            .bind(a.start_ms)
-            .bind(a.total_s)
-            .bind(&a.shares_json)
-            .bind(&a.envs_json)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT OR IGNORE INTO path_shapes (root_name, shape, envs) VALUES (?, ?, ?)")
+                .bind(&a.root_name)
+                .bind(&a.shape_json)
+                .bind(&a.envs_json)
+                .execute(&mut *tx)
+                .await?;
+            let path: i64 = sqlx::query_scalar("SELECT id FROM path_shapes WHERE root_name = ? AND shape = ? AND envs = ?")
+                .bind(&a.root_name)
+                .bind(&a.shape_json)
+                .bind(&a.envs_json)
+                .fetch_one(&mut *tx)
+                .await?;
+            let q = sqlx::query(UPSERT_ATTRIBUTION);
+            let q = match trace_id_bytes(&a.trace_id) {
+                Some(b) => q.bind(b.to_vec()),
+                None => q.bind(a.trace_id.clone()),
+            };
+            q.bind(path).bind(a.start_ms).bind(a.total_s).bind(encode_varints(&a.self_us)).execute(&mut *tx).await?;
         }
         for u in updates {
             // A finished trace never goes back to pending (a stale fetch racing a newer one).
@@ -170,12 +215,19 @@ impl Store {
         Ok(outcome)
     }
 
-    /// A stored attribution: (root name, start ms, total s, shares JSON).
-    pub async fn trace_attribution(&self, trace_id: &str) -> Result<Option<(String, i64, f64, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT root_name, start_ms, total_s, shares FROM trace_attribution WHERE trace_id = ?")
-            .bind(trace_id)
-            .fetch_optional(&self.pool)
-            .await?)
+    /// A stored attribution: (root name, start ms, total s, its path).
+    pub async fn trace_attribution(&self, trace_id: &str) -> Result<Option<(String, i64, f64, StoredPath)>, StoreError> {
+        let q = sqlx::query_as::<_, (String, i64, f64, String, Option<Vec<u8>>, Option<String>)>(
+            "SELECT p.root_name, t.start_ms, t.total_s, p.shape, t.self_us, t.shares FROM trace_attribution t \
+             JOIN path_shapes p ON p.id = t.path WHERE t.trace_id = ?",
+        );
+        let q = match trace_id_bytes(trace_id) {
+            Some(b) => q.bind(b.to_vec()),
+            None => q.bind(trace_id.to_string()),
+        };
+        Ok(q.fetch_optional(&self.pool).await?.map(|(root, start, total, shape, self_us, shares)| {
+            (root, start, total, StoredPath::of(shape, self_us.as_deref(), shares))
+        }))
     }
 
     /// Number of pending traces (for the pending gauge).
@@ -187,6 +239,9 @@ impl Store {
     /// states last written before it; pending ones stay (their re-fetches are bounded).
     pub async fn purge_traces_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let a = sqlx::query("DELETE FROM trace_attribution WHERE start_ms < ?").bind(cutoff_ms).execute(&self.pool).await?;
+        if a.rows_affected() > 0 {
+            sqlx::query("DELETE FROM path_shapes WHERE id NOT IN (SELECT path FROM trace_attribution)").execute(&self.pool).await?;
+        }
         let t = sqlx::query("DELETE FROM xray_traces WHERE state <> 'pending' AND updated_ms < ?")
             .bind(cutoff_ms)
             .execute(&self.pool)
@@ -246,7 +301,8 @@ mod tests {
             root_name: "AtlasEngineWorkflow".into(),
             start_ms: 1_000,
             total_s: 12.5,
-            shares_json: "[]".into(),
+            shape_json: "{}".into(),
+            self_us: vec![],
             envs_json: "[]".into(),
         };
         let updates = vec![
@@ -274,6 +330,16 @@ mod tests {
         assert_eq!(store.count_pending_traces().await.unwrap(), 1);
     }
 
+    #[test]
+    fn varints_round_trip_and_refuse_truncation() {
+        let values = [0, 1, 127, 128, 16_383, 16_384, 6_868_706, u64::MAX];
+        let bytes = encode_varints(&values);
+        assert_eq!(bytes.len(), 1 + 1 + 1 + 2 + 2 + 3 + 4 + 10);
+        assert_eq!(decode_varints(&bytes), Some(values.to_vec()));
+        assert_eq!(decode_varints(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode_varints(&[0xff; 11]), None);
+    }
+
     #[tokio::test]
     async fn purge_keeps_pending_traces() {
         let store = Store::open_memory().await.unwrap();
@@ -281,7 +347,7 @@ mod tests {
             TraceUpdate { trace_id: "done".into(), record: record(TraceState::Incomplete, 5) },
             TraceUpdate { trace_id: "wait".into(), record: record(TraceState::Pending, 0) },
         ];
-        let row = AttributionRow { trace_id: "done".into(), root_name: "r".into(), start_ms: 10, total_s: 1.0, shares_json: "[]".into(), envs_json: "[]".into() };
+        let row = AttributionRow { trace_id: "done".into(), root_name: "r".into(), start_ms: 10, total_s: 1.0, shape_json: "{}".into(), self_us: vec![], envs_json: "[]".into() };
         store.commit_traces(&Batch::default(), &[row], &updates, None).await.unwrap();
         assert_eq!(store.purge_traces_before(now_ms() + 1_000).await.unwrap(), 2);
         assert_eq!(store.count_pending_traces().await.unwrap(), 1);
