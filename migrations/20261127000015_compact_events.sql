@@ -1,5 +1,5 @@
 -- Events in about a third of the space (README, "Storage"). Each row keeps only what is its
--- own: time, series number, duration, flags (1 error, 2 cold start, 4 timeout), a 47-bit
+-- own: time, series number, duration (in microseconds when that is exact), flags (1 error, 2 cold start, 4 timeout), a 47-bit
 -- hash of its idempotency key, and the numbers of its invocation and of its attribute set.
 -- What an invocation's events share (request id, trace id, as 16 bytes when they have AWS's
 -- form) is stored once in `invocations`; attribute sets once in `attribute_sets`.
@@ -44,7 +44,8 @@ CREATE TABLE event_rows (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ms    INTEGER NOT NULL,
     series     INTEGER NOT NULL,
-    duration_s REAL    NOT NULL,
+    -- Microseconds (an integer, 3 or 4 bytes) when that is exact, else seconds (a REAL).
+    duration   NOT NULL,
     flags      INTEGER NOT NULL,
     key        INTEGER NOT NULL,
     invocation INTEGER,
@@ -66,7 +67,8 @@ SELECT 'event_rows', COALESCE((SELECT MAX(seq) FROM sqlite_sequence WHERE name I
 -- The events as they read before: names, request and trace ids as text, flags as columns.
 -- For people and tools that query the database; the store reads the tables.
 CREATE VIEW events AS
-SELECT e.id, e.time_ms, s.env, s.function, s.operation, s.source, e.duration_s,
+SELECT e.id, e.time_ms, s.env, s.function, s.operation, s.source,
+       CASE WHEN typeof(e.duration) = 'integer' THEN e.duration / 1000000.0 ELSE e.duration END AS duration_s,
        CASE WHEN typeof(i.request_id) = 'blob' THEN lower(substr(hex(i.request_id), 1, 8) || '-' || substr(hex(i.request_id), 9, 4) || '-' ||
             substr(hex(i.request_id), 13, 4) || '-' || substr(hex(i.request_id), 17, 4) || '-' || substr(hex(i.request_id), 21, 12))
             ELSE i.request_id END AS request_id,

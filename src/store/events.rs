@@ -6,7 +6,7 @@
 
 use super::raw::{self, Bind, scan};
 use super::event_keys::{request_id_text_sql, trace_id_text_sql};
-use super::pack::time_range_sql;
+use super::pack::{DURATION_SQL, time_range_sql};
 use super::{Store, StoreError};
 
 /// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
@@ -107,7 +107,8 @@ pub struct WindowEvent {
     pub error: bool,
 }
 
-const WINDOW_COLUMNS: &str = "e.id, s.env, s.function, s.operation, s.source, e.time_ms, e.duration_s, e.flags & 1";
+static WINDOW_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("e.id, s.env, s.function, s.operation, s.source, e.time_ms, {DURATION_SQL}, e.flags & 1"));
 
 fn window_event(r: &raw::Row<'_>) -> WindowEvent {
     WindowEvent {
@@ -159,7 +160,7 @@ impl Store {
         init: impl Fn() -> T + Sync,
         each: impl Fn(&mut T, &ScannedEvent<'_>) + Sync,
     ) -> Result<Vec<(T, u64)>, StoreError> {
-        let mut list = String::from("e.series, e.duration_s, e.flags & 1");
+        let mut list = format!("e.series, {DURATION_SQL}, e.flags & 1");
         if columns.time {
             list.push_str(", e.time_ms");
         }
@@ -217,7 +218,7 @@ impl Store {
     /// Up to `limit` events with ids above `after_id`, in id order (commit order).
     pub async fn events_after(&self, after_id: i64, limit: i64) -> Result<Vec<WindowEvent>, StoreError> {
         let mut out = Vec::new();
-        let sql = format!("SELECT {WINDOW_COLUMNS} FROM event_rows e JOIN series s ON s.id = e.series WHERE e.id > ?1 ORDER BY e.id LIMIT ?2");
+        let sql = format!("SELECT {} FROM event_rows e JOIN series s ON s.id = e.series WHERE e.id > ?1 ORDER BY e.id LIMIT ?2", *WINDOW_COLUMNS);
         scan(self, &sql, &[Bind::Int(after_id), Bind::Int(limit)], |r| out.push(window_event(r))).await?;
         Ok(out)
     }
@@ -226,7 +227,7 @@ impl Store {
     pub async fn events_from(&self, from_ms: i64, up_to_id: i64) -> Result<Vec<WindowEvent>, StoreError> {
         let mut out = Vec::new();
         let (tables, range) = time_range_sql("e", 1, 2);
-        let sql = format!("SELECT {WINDOW_COLUMNS} FROM {tables} JOIN series s ON s.id = e.series WHERE {range} AND e.id <= ?3");
+        let sql = format!("SELECT {} FROM {tables} JOIN series s ON s.id = e.series WHERE {range} AND e.id <= ?3", *WINDOW_COLUMNS);
         scan(self, &sql, &[Bind::Int(from_ms), Bind::Int(i64::MAX), Bind::Int(up_to_id)], |r| out.push(window_event(r))).await?;
         Ok(out)
     }
@@ -243,7 +244,7 @@ impl Store {
         let mut binds: Vec<Bind<'_>> = vec![Bind::Int(f.from_ms), Bind::Int(f.to_ms)];
         let (tables, range) = time_range_sql("e", 1, 2);
         let mut sql = format!(
-            "SELECT e.time_ms, s.env, s.function, s.operation, e.duration_s, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1 \
+            "SELECT e.time_ms, s.env, s.function, s.operation, {DURATION_SQL}, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1 \
              FROM {tables} JOIN series s ON s.id = e.series LEFT JOIN invocations i ON i.id = e.invocation WHERE {range}",
             request_id_text_sql("i.request_id"),
             trace_id_text_sql("i.trace_id")
@@ -263,7 +264,7 @@ impl Store {
             sql.push_str(&format!(" AND s.function = ?{}", binds.len()));
         }
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        sql.push_str(&format!(" ORDER BY e.duration_s DESC, e.time_ms LIMIT ?{}", binds.len()));
+        sql.push_str(&format!(" ORDER BY {DURATION_SQL} DESC, e.time_ms LIMIT ?{}", binds.len()));
         let opt = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
         let mut out = Vec::new();
         scan(self, &sql, &binds, |r| {
@@ -349,7 +350,7 @@ mod tests {
         let store = Store::open_memory().await.unwrap();
         let (tables, range) = crate::store::pack::time_range_sql("e", 1, 2);
         let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT e.series, e.duration_s, e.flags FROM {tables} WHERE {range} AND e.series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')"
+            "EXPLAIN QUERY PLAN SELECT e.series, e.duration, e.flags FROM {tables} WHERE {range} AND e.series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')"
         );
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(1).bind(2).fetch_all(store.pool()).await.unwrap();
         let plan: Vec<String> = plan.into_iter().map(|p| p.3).collect();

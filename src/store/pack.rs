@@ -37,6 +37,21 @@ pub fn time_range_sql(alias: &str, a: usize, b: usize) -> (String, String) {
     )
 }
 
+/// `e.duration` in seconds, as it was given: see [`stored_duration`].
+pub const DURATION_SQL: &str = "(CASE WHEN typeof(e.duration) = 'integer' THEN e.duration / 1000000.0 ELSE e.duration END)";
+
+/// A duration as stored: whole microseconds as an integer (3 or 4 bytes instead of 8) when
+/// dividing them by 10⁶ gives back exactly `seconds` (what log lines print: milliseconds
+/// with a few decimals), else the seconds themselves.
+pub fn stored_duration(seconds: f64) -> Bind<'static> {
+    let us = (seconds * 1e6).round();
+    if us.abs() < 9.0e15 && us / 1e6 == seconds {
+        Bind::Int(us as i64)
+    } else {
+        Bind::Real(seconds)
+    }
+}
+
 /// An event as the rows keep it.
 #[derive(Debug, Clone)]
 pub struct PackedEvent<'a> {
@@ -56,7 +71,7 @@ pub struct PackedEvent<'a> {
     pub attributes: Option<&'a str>,
 }
 
-const INSERT: &str = "INSERT OR IGNORE INTO event_rows (id, time_ms, series, duration_s, flags, key, invocation, attributes) \
+const INSERT: &str = "INSERT OR IGNORE INTO event_rows (id, time_ms, series, duration, flags, key, invocation, attributes) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id";
 const FIND_BY_REQUEST: &str = "SELECT i.id, i.first_ms FROM invocations i JOIN series s ON s.id = i.series \
      WHERE i.request_id = ?1 AND i.first_ms BETWEEN ?2 AND ?3 AND i.trace_id IS ?4 AND s.function = ?5 ORDER BY i.id DESC LIMIT 1";
@@ -149,7 +164,7 @@ impl<'c, 'a> Packer<'c, 'a> {
                 e.id.map_or(Bind::Null, Bind::Int),
                 Bind::Int(e.time_ms),
                 Bind::Int(e.series),
-                Bind::Real(e.duration_s),
+                stored_duration(e.duration_s),
                 Bind::Int(e.flags),
                 Bind::Int(e.key),
                 invocation.map_or(Bind::Null, Bind::Int),
@@ -262,5 +277,42 @@ impl<'c, 'a> Packer<'c, 'a> {
             touch.execute(&[Bind::Int(block), Bind::Int(lo), Bind::Int(hi)])?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A duration reads back bit for bit, whichever form it was stored in; the ones log
+    /// lines print take the integer form.
+    #[tokio::test]
+    async fn durations_read_back_exactly_in_either_form() {
+        let store = crate::store::Store::open_memory().await.unwrap();
+        let mut values = vec![3.125, 0.031, 9123.45 / 1000.0, 412.5 / 1000.0, 0.0, 900.0, 1795804066.376 - 1795804066.125, 1.0 / 3.0, 1e-7];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x % 900_000_000) as f64 / [1e3, 1e6, 1e5, 7e5][(x % 4) as usize]);
+        }
+        let mut ints = 0;
+        for d in values {
+            let stored = stored_duration(d);
+            ints += usize::from(matches!(stored, Bind::Int(_)));
+            let sql = format!("SELECT {DURATION_SQL} FROM (SELECT ?1 AS duration) e");
+            let q = sqlx::query_scalar::<_, f64>(sqlx::AssertSqlSafe(sql));
+            let q = match stored {
+                Bind::Int(us) => q.bind(us),
+                Bind::Real(r) => q.bind(r),
+                other => panic!("{other:?}"),
+            };
+            let back = q.fetch_one(store.pool()).await.unwrap();
+            assert_eq!(back.to_bits(), d.to_bits(), "{d}");
+        }
+        assert!(matches!(stored_duration(3.125), Bind::Int(3_125_000)) && matches!(stored_duration(0.031), Bind::Int(31_000)));
+        assert!(matches!(stored_duration(1.0 / 3.0), Bind::Real(_)));
+        assert!(ints > 1_000, "{ints}");
     }
 }

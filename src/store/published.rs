@@ -49,10 +49,11 @@ impl Store {
             reset_from = Some(watermark);
             watermark = high_water;
         }
-        let rows: Vec<(i64, i64, String, String, String, f64)> = sqlx::query_as(
-            "SELECT e.id, e.time_ms, s.env, s.function, s.operation, e.duration_s FROM event_rows e JOIN series s ON s.id = e.series \
+        let rows: Vec<(i64, i64, String, String, String, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT e.id, e.time_ms, s.env, s.function, s.operation, {} FROM event_rows e JOIN series s ON s.id = e.series \
              WHERE e.id > ? ORDER BY e.id LIMIT ?",
-        )
+            super::pack::DURATION_SQL
+        )))
         .bind(watermark)
         .bind(limit)
         .fetch_all(&mut *tx)

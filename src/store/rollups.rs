@@ -185,8 +185,9 @@ impl Store {
         let mut last: Option<(String, String, String, String)> = None;
         let (tables, range) = super::pack::time_range_sql("e", 1, 2);
         let sql = format!(
-            "SELECT s.env, s.function, s.operation, s.source, e.duration_s, e.flags & 1, (e.flags >> 1) & 1, (e.flags >> 2) & 1 \
-             FROM {tables} JOIN series s ON s.id = e.series WHERE {range}"
+            "SELECT s.env, s.function, s.operation, s.source, {}, e.flags & 1, (e.flags >> 1) & 1, (e.flags >> 2) & 1 \
+             FROM {tables} JOIN series s ON s.id = e.series WHERE {range}",
+            super::pack::DURATION_SQL
         );
         scan(self, &sql, &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
             let (env, function, operation, source) = (r.text(0), r.text(1), r.text(2), r.text(3));
