@@ -4,6 +4,14 @@
 //! through the poller's step (events, trace states, critical-path attribution). Sizes from
 //! SQLite's `dbstat` after the WAL is checkpointed back. Prints every table and index and
 //! the summary line `storage: bytes_per_event=… events=…`.
+//!
+//! Next to it, in the same run, the schema of the release before the compact rows
+//! (migrations up to 0014: names, ids and keys in every row, a covering report index, a
+//! request index, whole critical paths) holding the same events, copied row for row, and
+//! its line `storage_0014: bytes_per_event=…`. Then the reads that must not get slower,
+//! each with the SQL that release ran on its schema and today's on the compact rows, on one
+//! connection (median of 5): a report's scan of a range (all events, and the last 5
+//! minutes), the evaluator's window load at start, and its read of new events by id.
 
 mod baseline;
 
@@ -14,7 +22,11 @@ use latency_sentinel::ingest::ingest_files;
 use latency_sentinel::parse::xray::{AllowList, parse_trace};
 use latency_sentinel::sources::xray::trace_output;
 use latency_sentinel::store::traces::{TraceRecord, TraceState, TraceUpdate};
+use latency_sentinel::store::raw::{self, Bind};
+use latency_sentinel::store::traces::AttributionRow;
 use latency_sentinel::store::{Batch, OpenMode, Store};
+use std::path::Path;
+use std::time::Instant;
 
 /// Log events in the export (half of them become timing events).
 const LOG_EVENTS: usize = 400_000;
@@ -28,6 +40,7 @@ fn main() {
     let export = dir.path().join("export.json");
     write_export(&export, &export_order(LOG_EVENTS));
     let traces = traces(TRACES);
+    let mut stored_paths: Vec<AttributionRow> = Vec::new();
     // STORAGE_BENCH_DB keeps the database for a look with sqlite3.
     let db = std::env::var_os("STORAGE_BENCH_DB").map_or_else(|| dir.path().join("storage.db"), std::path::PathBuf::from);
 
@@ -48,10 +61,14 @@ fn main() {
                 updates.push(TraceUpdate { trace_id: id.clone(), record: TraceRecord { state: TraceState::Complete, refetches: 0, partial: false } });
             }
             store.commit_traces(&batch, &attributions, &updates, None).await.unwrap();
+            stored_paths.extend(attributions);
         }
         println!("stored: {} log timing events from {} log events; {TRACES} traces", logs.stored, logs.lines);
         store.close().await;
     });
+
+    let old = dir.path().join("release-0014.db");
+    rt.block_on(write_release_0014(&db, &old, &stored_paths));
 
     // Reopened, so every page is in the database file and none in the WAL.
     rt.block_on(async {
@@ -67,5 +84,149 @@ fn main() {
         let per_event = used as f64 / events as f64;
         println!("{:<36} {:>10.1} {:>12.1}   (free pages {:.1} MB, WAL {:.1} MB)", "all", used as f64 / 1e6, per_event, size.free as f64 / 1e6, size.wal as f64 / 1e6);
         println!("storage: bytes_per_event={per_event:.0} events={events} database_mb={:.1}", used as f64 / 1e6);
+
+        let before = Store::open_as_written(&old).await.unwrap();
+        let mut old_events = 0i64;
+        raw::scan(&before, "SELECT COUNT(*) FROM events", &[], |r| old_events = r.i64(0)).await.unwrap();
+        assert_eq!(old_events as u64, events, "the same events in both schemas");
+        let old_size = before.storage_size().await.unwrap();
+        let old_used = old_size.database - old_size.free;
+        println!(
+            "storage_0014: bytes_per_event={:.0} events={old_events} database_mb={:.1}",
+            old_used as f64 / old_events as f64,
+            old_used as f64 / 1e6
+        );
+        timings(&before, &store).await;
     });
+}
+
+/// The same events in the schema of release 0014: its migrations, and each row as its write
+/// path stored it (names, the Lambda request id as 16 bytes, the trace id as text, the
+/// 16-byte key of time and hash, arrival time), in the same id order; the critical paths
+/// whole, as that release encoded them.
+async fn write_release_0014(today: &Path, old: &Path, paths: &[AttributionRow]) {
+    use sqlx::ConnectOptions;
+    let mut migrations = sqlx::migrate!();
+    migrations.migrations = std::borrow::Cow::Owned(migrations.migrations.iter().filter(|m| m.version <= 20261127000014).cloned().collect());
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(old).create_if_missing(true).connect().await.unwrap();
+    migrations.run(&mut conn).await.unwrap();
+    let uuid = [8, 4, 4, 4, 12].map(|n| "[0-9a-f]".repeat(n)).join("-");
+    let attach = format!("ATTACH DATABASE '{}' AS today", today.display());
+    for sql in [
+        attach.as_str(),
+        "BEGIN",
+        "INSERT INTO series SELECT id, env, function, operation, source FROM today.series",
+        &format!(
+            "INSERT INTO events (id, time_ms, env, function, operation, source, duration_s, request_id, trace_id, function_version, \
+             cold_start, error, attributes, idem_key, ingested_ms, series) \
+             SELECT v.id, v.time_ms, v.env, v.function, v.operation, v.source, v.duration_s, \
+             CASE WHEN v.request_id GLOB '{uuid}' THEN unhex(replace(v.request_id, '-', '')) ELSE v.request_id END, v.trace_id, \
+             CASE WHEN v.request_id IS NOT NULL THEN '12' END, v.cold_start, v.error, v.attributes, \
+             unhex(printf('%016x%016x', v.time_ms, r.key << 17)), 1795000000000, v.series \
+             FROM today.events v JOIN today.event_rows r ON r.id = v.id ORDER BY v.id"
+        ),
+        "INSERT INTO xray_traces SELECT * FROM today.xray_traces",
+        "COMMIT",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+    }
+    let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+    for a in paths {
+        let shares = latency_sentinel::critical_path::decode_path(&a.shape_json, &a.self_us).unwrap();
+        sqlx::query("INSERT INTO trace_attribution (trace_id, root_name, start_ms, total_s, shares, envs, updated_ms) VALUES (?, ?, ?, ?, ?, ?, 1795000000000)")
+            .bind(&a.trace_id)
+            .bind(&a.root_name)
+            .bind(a.start_ms)
+            .bind(a.total_s)
+            .bind(latency_sentinel::critical_path::encode_shares(&shares))
+            .bind(&a.envs_json)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    sqlx::query("DETACH DATABASE today").execute(&mut conn).await.unwrap();
+    sqlx::query("VACUUM").execute(&mut conn).await.ok();
+}
+
+/// Median of 5 runs of `f`, in ms, and what it returned.
+async fn median_ms<F: std::future::Future<Output = u64>>(mut f: impl FnMut() -> F) -> (f64, u64) {
+    let mut times = Vec::new();
+    let mut out = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        out = f().await;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[2], out)
+}
+
+/// Rows `sql` reads with `binds`, each decoded as its consumer decodes it (numbers read,
+/// names copied), on one connection.
+async fn read(store: &Store, sql: &str, binds: &[Bind<'_>], names: bool) -> u64 {
+    let mut sum = 0.0;
+    let mut owned = 0usize;
+    let n = raw::scan(store, sql, binds, |r| {
+        sum += r.f64(1);
+        if names {
+            owned += r.text(2).into_owned().len() + r.text(3).into_owned().len();
+        }
+    })
+    .await
+    .unwrap();
+    std::hint::black_box((sum, owned));
+    n
+}
+
+async fn timings(before: &Store, today: &Store) {
+    let (mut lo, mut hi, mut top) = (0, 0, 0);
+    raw::scan(before, "SELECT MIN(time_ms), MAX(time_ms) + 1, MAX(id) FROM events", &[], |r| (lo, hi, top) = (r.i64(0), r.i64(1), r.i64(2))).await.unwrap();
+    let recent = hi - 5 * 60_000;
+    let duration = "(CASE WHEN typeof(e.duration) = 'integer' THEN e.duration / 1000000.0 ELSE e.duration END)";
+    let blocks = "event_blocks b CROSS JOIN event_rows e ON e.id BETWEEN (b.block << 10) AND (b.block << 10) + 1023";
+    let range = "b.max_ms >= ?1 AND b.min_ms < ?2 AND +e.time_ms >= ?1 AND +e.time_ms < ?2";
+    let cases: Vec<(&str, String, String, Vec<Bind<'static>>, bool)> = vec![
+        (
+            "report scan, all events",
+            "SELECT series, duration_s, error FROM events WHERE time_ms >= ?1 AND time_ms < ?2".into(),
+            format!("SELECT e.series, {duration}, e.flags & 1 FROM {blocks} WHERE {range}"),
+            vec![Bind::Int(lo), Bind::Int(hi)],
+            false,
+        ),
+        (
+            "report scan, last 5 min",
+            "SELECT series, duration_s, error FROM events WHERE time_ms >= ?1 AND time_ms < ?2".into(),
+            format!("SELECT e.series, {duration}, e.flags & 1 FROM {blocks} WHERE {range}"),
+            vec![Bind::Int(recent), Bind::Int(hi)],
+            false,
+        ),
+        (
+            "window load at start, last 5 min",
+            "SELECT id, duration_s, env, function, operation, source, time_ms, error FROM events WHERE time_ms >= ?1 AND id <= ?3".into(),
+            format!(
+                "SELECT e.id, {duration}, s.env, s.function, s.operation, s.source, e.time_ms, e.flags & 1 FROM {blocks} \
+                 JOIN series s ON s.id = e.series WHERE {range} AND e.id <= ?3"
+            ),
+            vec![Bind::Int(recent), Bind::Int(i64::MAX), Bind::Int(top)],
+            true,
+        ),
+        (
+            "evaluator, 10,000 new events by id",
+            "SELECT id, duration_s, env, function, operation, source, time_ms, error FROM events WHERE id > ?1 ORDER BY id LIMIT 10000".into(),
+            format!(
+                "SELECT e.id, {duration}, s.env, s.function, s.operation, s.source, e.time_ms, e.flags & 1 FROM event_rows e \
+                 JOIN series s ON s.id = e.series WHERE e.id > ?1 ORDER BY e.id LIMIT 10000"
+            ),
+            vec![Bind::Int(top / 2)],
+            true,
+        ),
+    ];
+    println!("{:<36} {:>10} {:>10} {:>10}", "read (one connection)", "0014 ms", "today ms", "rows");
+    for (what, old_sql, new_sql, binds, names) in cases {
+        let (old_ms, old_rows) = median_ms(|| read(before, &old_sql, &binds, names)).await;
+        let (new_ms, new_rows) = median_ms(|| read(today, &new_sql, &binds, names)).await;
+        assert_eq!(old_rows, new_rows, "{what}: the same rows");
+        println!("{what:<36} {old_ms:>10.1} {new_ms:>10.1} {new_rows:>10}");
+    }
 }

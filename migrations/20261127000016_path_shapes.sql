@@ -39,3 +39,11 @@ FROM trace_attribution_v1 t
 JOIN path_shapes p ON p.root_name = t.root_name AND p.shape = '' AND p.envs = COALESCE(t.envs, '[]');
 
 DROP TABLE trace_attribution_v1;
+
+-- Each trace's path with its names, for people and tools that query the database.
+CREATE VIEW critical_paths AS
+SELECT CASE WHEN typeof(t.trace_id) = 'blob' THEN '1-' || lower(substr(hex(t.trace_id), 1, 8)) || '-' || lower(substr(hex(t.trace_id), 9, 24))
+            ELSE t.trace_id END AS trace_id,
+       p.root_name, t.start_ms, t.total_s, p.shape, t.self_us, t.shares, p.envs
+FROM trace_attribution t
+JOIN path_shapes p ON p.id = t.path;

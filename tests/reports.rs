@@ -81,6 +81,12 @@ fn seed_trace() -> (String, f64, Vec<Value>) {
     (a.root_name, a.total_s, shares)
 }
 
+/// The path as the poller stores it (shape and self times).
+fn stored(shares: &[Value]) -> (String, Vec<u64>) {
+    let shares: Vec<latency_sentinel::critical_path::PathShare> = serde_json::from_value(Value::Array(shares.to_vec())).unwrap();
+    latency_sentinel::critical_path::encode_path(&shares)
+}
+
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sentinel.db");
@@ -150,8 +156,8 @@ async fn fixture() -> Fixture {
             root_name: root.clone(),
             start_ms: start_ms + i as i64 * 60_000,
             total_s: total,
-            shape_json: latency_sentinel::critical_path::encode_path(&shares).0,
-            self_us: latency_sentinel::critical_path::encode_path(&shares).1,
+            shape_json: stored(&shares).0,
+            self_us: stored(&shares).1,
             envs_json: serde_json::to_string(
                 &trace_envs.get(&trace_id(i)).map(|m| m.iter().map(|((f, e), n)| (f, e, n)).collect::<Vec<_>>()).unwrap_or_default(),
             )

@@ -110,24 +110,31 @@ print(json.dumps(dict(w.expected)))
         ),
         &out,
     );
-    let status = writer.wait_exit(Duration::from_secs(s.run_secs + 60)).expect("the traffic writer finishes");
+    // Written → stored, per event: `time_ms` is when the writer put it; the moment this test
+    // first sees it in the database (polled every 250 ms from outside) is when it was stored.
+    let mut seen = Seen::default();
+    let deadline = Instant::now() + Duration::from_secs(s.run_secs + 60);
+    let status = loop {
+        seen.poll(&db);
+        if let Some(status) = writer.wait_exit(Duration::from_millis(250)) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the traffic writer finishes");
+    };
     assert!(status.success(), "traffic writer failed: {}", std::fs::read_to_string(out.with_extension("err")).unwrap_or_default());
     let expected = expected_counts(&std::fs::read_to_string(&out).unwrap());
     let written: i64 = expected.values().sum();
-    wait_event_counts(&db, &expected, Duration::from_secs(120), &daemon, "every event of every group");
+    let counted = Instant::now() + Duration::from_secs(120);
+    while seen.lags.len() < written as usize && Instant::now() < counted {
+        seen.poll(&db);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_event_counts(&db, &expected, Duration::from_secs(5), &daemon, "every event of every group");
     let elapsed = t0.elapsed();
     let stats = proxy.stats();
 
-    // Written → stored, per event: `time_ms` is when the writer put it, `ingested_ms` when
-    // the daemon committed it.
-    let lags: Vec<i64> = {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            use sqlx::ConnectOptions;
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).read_only(true).connect().await.unwrap();
-            sqlx::query_scalar("SELECT ingested_ms - time_ms FROM events ORDER BY 1").fetch_all(&mut conn).await.unwrap()
-        })
-    };
+    let mut lags = seen.lags;
+    lags.sort_unstable();
     assert_eq!(lags.len() as i64, written);
     let (p50, p95, max) = (quantile(&lags, 0.5), quantile(&lags, 0.95), *lags.last().unwrap());
 
@@ -158,4 +165,33 @@ print(json.dumps(dict(w.expected)))
     // The account-wide budget (DescribeLogGroups shares the limiter), with a little slack for
     // the measurement window's edges.
     assert!(rate <= 5.0 * 1.1, "{rate:.2} requests/s against a budget of 5");
+}
+
+/// The events seen in the database so far, by id, and each one's lag from its time to the
+/// poll that first saw it.
+#[derive(Default)]
+struct Seen {
+    last_id: i64,
+    lags: Vec<i64>,
+}
+
+impl Seen {
+    fn poll(&mut self, db: &std::path::Path) {
+        if !db.exists() {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rows: Vec<(i64, i64)> = rt.block_on(async {
+            use sqlx::ConnectOptions;
+            let Ok(mut conn) = sqlx::sqlite::SqliteConnectOptions::new().filename(db).read_only(true).connect().await else {
+                return Vec::new();
+            };
+            sqlx::query_as("SELECT id, time_ms FROM event_rows WHERE id > ? ORDER BY id").bind(self.last_id).fetch_all(&mut conn).await.unwrap_or_default()
+        });
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        for (id, time_ms) in rows {
+            self.last_id = id;
+            self.lags.push(now - time_ms);
+        }
+    }
 }

@@ -101,6 +101,7 @@ fn a_database_of_the_previous_release_is_converted_and_answers_as_before() {
     for (kind, rest) in queries.iter().filter(|(k, _)| k == "report") {
         n += 1;
         let out = Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+            .arg(kind)
             .args(rest.split_whitespace())
             .arg("--db")
             .arg(&db)

@@ -294,8 +294,16 @@ print(json.dumps({'ids': ids, 'reput': later['prod_in_progress']}))
 
     // Critical path: the root is the invoked function; Bedrock's SDK call dominates.
     let largest = |trace: &str| {
-        let stored = query_string(&db, &format!("SELECT shares FROM trace_attribution WHERE trace_id = '{trace}'"));
-        let shares = latency_sentinel::critical_path::decode_shares(&stored).expect("stored shares decode");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let stored = rt.block_on(async {
+            let store = latency_sentinel::store::Store::open_as_written(&db).await.unwrap();
+            store.trace_attribution(trace).await.unwrap().expect("a stored path").3
+        });
+        let shares = match stored {
+            latency_sentinel::store::attribution::StoredPath::Apart { shape, self_us } => latency_sentinel::critical_path::decode_path(&shape, &self_us),
+            latency_sentinel::store::attribution::StoredPath::Whole(whole) => latency_sentinel::critical_path::decode_shares(&whole),
+        }
+        .expect("stored path decodes");
         shares.into_iter().fold(None::<latency_sentinel::critical_path::PathShare>, |best, s| match best {
             Some(b) if b.self_s >= s.self_s => Some(b),
             _ => Some(s),
@@ -306,11 +314,11 @@ print(json.dumps({'ids': ids, 'reput': later['prod_in_progress']}))
     assert_eq!(largest(&id("prod")), "bedrock-runtime");
     assert_eq!(largest(&id("prod_in_progress")), "bedrock-runtime");
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM trace_attribution WHERE root_name = 'GenerateDynamicScenarioHandler'"),
+        count(&db, "SELECT COUNT(*) FROM critical_paths WHERE root_name = 'GenerateDynamicScenarioHandler'"),
         6
     );
     assert_eq!(
-        count(&db, &format!("SELECT CAST(ROUND(total_s * 1000) AS INTEGER) FROM trace_attribution WHERE trace_id = '{}'", id("prod"))),
+        count(&db, &format!("SELECT CAST(ROUND(total_s * 1000) AS INTEGER) FROM critical_paths WHERE trace_id = '{}'", id("prod"))),
         4_205
     );
 

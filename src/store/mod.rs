@@ -195,6 +195,14 @@ impl Store {
         Ok(store)
     }
 
+    /// A database file as it is, read-only, neither migrated nor converted: for benchmarks
+    /// that compare the schema of an earlier release with today's on the same events.
+    pub async fn open_as_written(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path).read_only(true);
+        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None })
+    }
+
     /// An in-memory store for tests and benchmarks (one connection, so one database).
     pub async fn open_memory() -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
