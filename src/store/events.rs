@@ -6,7 +6,7 @@
 
 use super::raw::{self, Bind, scan};
 use super::event_keys::{request_id_text_sql, trace_id_text_sql};
-use super::pack::{DURATION_SQL, time_range_sql};
+use super::pack::{self, DURATION_SQL, read_duration, time_range_sql};
 use super::{Store, StoreError};
 
 /// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
@@ -21,21 +21,21 @@ pub struct EventSelection<'a> {
 }
 
 impl EventSelection<'_> {
-    /// The conditions after the time range (placeholders from `?3`), and their binds: on
-    /// the series number, so a scan reads the report index alone.
-    fn filters(&self) -> (String, Vec<Bind<'_>>) {
+    /// The conditions on the series (placeholders from `?{first}`), and their binds: on the
+    /// series number, so a scan compares one integer per row.
+    fn filters(&self, first: usize) -> (String, Vec<Bind<'_>>) {
         let mut sql = String::new();
         let mut binds = Vec::new();
         if let Some(env) = self.env {
             binds.push(Bind::Text(env));
-            sql.push_str(&format!(" AND env = ?{}", binds.len() + 2));
+            sql.push_str(&format!(" AND env = ?{}", binds.len() + first - 1));
         }
         if let Some(function) = self.function {
             binds.push(Bind::Text(function));
-            sql.push_str(&format!(" AND function = ?{}", binds.len() + 2));
+            sql.push_str(&format!(" AND function = ?{}", binds.len() + first - 1));
         }
         if !self.operations.is_empty() {
-            let first = binds.len() + 3;
+            let first = binds.len() + first;
             let marks: Vec<String> = (first..first + self.operations.len()).map(|i| format!("?{i}")).collect();
             sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
             binds.extend(self.operations.iter().map(|o| Bind::Text(o)));
@@ -94,6 +94,27 @@ fn slice(from_ms: i64, to_ms: i64, i: usize, n: usize) -> (i64, i64) {
     (from_ms + i * step, if i == n - 1 { to_ms } else { from_ms + (i + 1) * step })
 }
 
+/// The id ranges that hold the events of `[from_ms, to_ms)`, in id order: `(first, last,
+/// whole)`, `whole` when every event of the range's blocks lies inside (consecutive such
+/// blocks merged into one range), else the range must be read with a time check.
+fn id_ranges(conn: &raw::RawConn, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, i64, bool)>, StoreError> {
+    let mut out: Vec<(i64, i64, bool)> = Vec::new();
+    conn.query(
+        "SELECT block, min_ms, max_ms FROM event_blocks WHERE max_ms >= ?1 AND min_ms < ?2 ORDER BY block",
+        &[Bind::Int(from_ms), Bind::Int(to_ms)],
+        |r| {
+            let (block, min_ms, max_ms) = (r.i64(0), r.i64(1), r.i64(2));
+            let (lo, hi) = (block << pack::BLOCK_SHIFT, ((block + 1) << pack::BLOCK_SHIFT) - 1);
+            let whole = min_ms >= from_ms && max_ms < to_ms;
+            match out.last_mut() {
+                Some(last) if whole && last.2 && last.1 + 1 == lo => last.1 = hi,
+                _ => out.push((lo, hi, whole)),
+            }
+        },
+    )?;
+    Ok(out)
+}
+
 /// One event as the evaluator keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowEvent {
@@ -107,19 +128,21 @@ pub struct WindowEvent {
     pub error: bool,
 }
 
-static WINDOW_COLUMNS: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("e.id, s.env, s.function, s.operation, s.source, e.time_ms, {DURATION_SQL}, e.flags & 1"));
+/// The columns of a [`WindowEvent`]; names come from the series dictionary, not a join per row.
+const WINDOW_COLUMNS: &str = "e.id, e.series, e.time_ms, e.duration, e.flags";
 
-fn window_event(r: &raw::Row<'_>) -> WindowEvent {
+fn window_event(r: &raw::Row<'_>, names: &SeriesNames) -> WindowEvent {
+    let series = usize::try_from(r.i64(1)).ok().and_then(|i| names.get(i)).and_then(Option::as_ref);
+    let name = |k: usize| series.map_or_else(String::new, |s| s[k].clone());
     WindowEvent {
         id: r.i64(0),
-        env: r.text(1).into_owned(),
-        function: r.text(2).into_owned(),
-        operation: r.text(3).into_owned(),
-        source: r.text(4).into_owned(),
-        time_ms: r.i64(5),
-        duration_s: r.f64(6),
-        error: r.i64(7) != 0,
+        env: name(0),
+        function: name(1),
+        operation: name(2),
+        source: name(3),
+        time_ms: r.i64(2),
+        duration_s: read_duration(r, 3),
+        error: r.i64(4) & pack::ERROR != 0,
     }
 }
 
@@ -160,41 +183,56 @@ impl Store {
         init: impl Fn() -> T + Sync,
         each: impl Fn(&mut T, &ScannedEvent<'_>) + Sync,
     ) -> Result<Vec<(T, u64)>, StoreError> {
-        let mut list = format!("e.series, {DURATION_SQL}, e.flags & 1");
+        // Raw columns: the duration's form and the flags' bits are read here, not by an SQL
+        // expression per row.
+        let mut list = String::from("e.series, e.duration, e.flags");
         if columns.time {
             list.push_str(", e.time_ms");
         }
-        if columns.invocations {
-            list.push_str(", (e.flags >> 1) & 1, (e.flags >> 2) & 1");
-        }
-        let (filter_sql, filter_binds) = sel.filters();
-        let (tables, range) = time_range_sql("e", 1, 2);
-        let sql = format!("SELECT {list} FROM {tables} WHERE {range}{filter_sql}");
-        let flags = if columns.time { 4 } else { 3 };
+        // Blocks wholly inside the range are read as id ranges without a time check per row;
+        // the blocks that straddle an end of the range (or of a slice) with one.
+        let (inner_filter, inner_binds) = sel.filters(3);
+        let (edge_filter, edge_binds) = sel.filters(5);
+        let inner_sql = format!("SELECT {list} FROM event_rows e WHERE e.id BETWEEN ?1 AND ?2{inner_filter}");
+        let edge_sql = format!("SELECT {list} FROM event_rows e WHERE e.id BETWEEN ?1 AND ?2 AND +e.time_ms >= ?3 AND +e.time_ms < ?4{edge_filter}");
         let names = self.series_names().await?;
         let unknown = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         let (from_ms, to_ms) = (sel.from_ms, sel.to_ms);
         raw::parallel(self, wanted_slices(from_ms, to_ms), |i, n, conn| {
             let (from, to) = slice(from_ms, to_ms, i, n);
-            let mut binds = vec![Bind::Int(from), Bind::Int(to)];
-            binds.extend_from_slice(&filter_binds);
+            let ranges = id_ranges(conn, from, to)?;
+            let mut inner = conn.prepare(&inner_sql)?;
+            let mut edge = conn.prepare(&edge_sql)?;
             let mut acc = init();
-            let rows = conn.query(&sql, &binds, |r| {
+            let mut rows = 0;
+            let mut fold = |r: &raw::Row<'_>| {
                 let series = usize::try_from(r.i64(0)).ok().and_then(|i| names.get(i)).and_then(Option::as_ref);
                 let name = |k: usize| series.map_or(unknown[k].as_slice(), |s| s[k].as_bytes());
+                let flags = r.i64(2);
                 let e = ScannedEvent {
                     env: name(0),
                     function: name(1),
                     operation: name(2),
                     source: name(3),
-                    duration_s: r.f64(1),
-                    error: r.i64(2) != 0,
+                    duration_s: read_duration(r, 1),
+                    error: flags & pack::ERROR != 0,
                     time_ms: if columns.time { r.i64(3) } else { 0 },
-                    cold_start: columns.invocations && r.i64(flags) != 0,
-                    timeout: columns.invocations && r.i64(flags + 1) != 0,
+                    cold_start: columns.invocations && flags & pack::COLD_START != 0,
+                    timeout: columns.invocations && flags & pack::TIMEOUT != 0,
                 };
                 each(&mut acc, &e);
-            })?;
+            };
+            for &(lo, hi, whole) in &ranges {
+                let mut binds = vec![Bind::Int(lo), Bind::Int(hi)];
+                rows += if whole {
+                    binds.extend_from_slice(&inner_binds);
+                    inner.query(&binds, &mut fold)?
+                } else {
+                    binds.extend([Bind::Int(from), Bind::Int(to)]);
+                    binds.extend_from_slice(&edge_binds);
+                    edge.query(&binds, &mut fold)?
+                };
+            }
             Ok((acc, rows))
         })
         .await
@@ -218,8 +256,9 @@ impl Store {
     /// Up to `limit` events with ids above `after_id`, in id order (commit order).
     pub async fn events_after(&self, after_id: i64, limit: i64) -> Result<Vec<WindowEvent>, StoreError> {
         let mut out = Vec::new();
-        let sql = format!("SELECT {} FROM event_rows e JOIN series s ON s.id = e.series WHERE e.id > ?1 ORDER BY e.id LIMIT ?2", *WINDOW_COLUMNS);
-        scan(self, &sql, &[Bind::Int(after_id), Bind::Int(limit)], |r| out.push(window_event(r))).await?;
+        let names = self.series_names().await?;
+        let sql = format!("SELECT {WINDOW_COLUMNS} FROM event_rows e WHERE e.id > ?1 ORDER BY e.id LIMIT ?2");
+        scan(self, &sql, &[Bind::Int(after_id), Bind::Int(limit)], |r| out.push(window_event(r, &names))).await?;
         Ok(out)
     }
 
@@ -227,8 +266,9 @@ impl Store {
     pub async fn events_from(&self, from_ms: i64, up_to_id: i64) -> Result<Vec<WindowEvent>, StoreError> {
         let mut out = Vec::new();
         let (tables, range) = time_range_sql("e", 1, 2);
-        let sql = format!("SELECT {} FROM {tables} JOIN series s ON s.id = e.series WHERE {range} AND e.id <= ?3", *WINDOW_COLUMNS);
-        scan(self, &sql, &[Bind::Int(from_ms), Bind::Int(i64::MAX), Bind::Int(up_to_id)], |r| out.push(window_event(r))).await?;
+        let names = self.series_names().await?;
+        let sql = format!("SELECT {WINDOW_COLUMNS} FROM {tables} WHERE {range} AND e.id <= ?3");
+        scan(self, &sql, &[Bind::Int(from_ms), Bind::Int(i64::MAX), Bind::Int(up_to_id)], |r| out.push(window_event(r, &names))).await?;
         Ok(out)
     }
 

@@ -15,7 +15,7 @@ mod convert;
 pub mod event_keys;
 pub mod events;
 pub mod interrupt;
-mod pack;
+pub mod pack;
 pub mod published;
 pub mod raw;
 pub mod retention;
@@ -199,7 +199,7 @@ impl Store {
     /// that compare the schema of an earlier release with today's on the same events.
     pub async fn open_as_written(path: &Path) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path).read_only(true);
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(OWN_CONNECTIONS).connect_with(options).await?;
         Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None })
     }
 

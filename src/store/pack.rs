@@ -40,6 +40,12 @@ pub fn time_range_sql(alias: &str, a: usize, b: usize) -> (String, String) {
 /// `e.duration` in seconds, as it was given: see [`stored_duration`].
 pub const DURATION_SQL: &str = "(CASE WHEN typeof(e.duration) = 'integer' THEN e.duration / 1000000.0 ELSE e.duration END)";
 
+/// The stored duration in column `i` of `row`, in seconds (as [`DURATION_SQL`] reads it,
+/// without SQLite evaluating an expression per row).
+pub fn read_duration(row: &super::raw::Row<'_>, i: usize) -> f64 {
+    if row.is_int(i) { row.i64(i) as f64 / 1e6 } else { row.f64(i) }
+}
+
 /// A duration as stored: whole microseconds as an integer (3 or 4 bytes instead of 8) when
 /// dividing them by 10⁶ gives back exactly `seconds` (what log lines print: milliseconds
 /// with a few decimals), else the seconds themselves.

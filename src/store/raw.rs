@@ -47,6 +47,7 @@ unsafe extern "C" {
     fn sqlite3_clear_bindings(stmt: *mut c_void) -> c_int;
     fn sqlite3_column_double(stmt: *mut c_void, i: c_int) -> f64;
     fn sqlite3_column_int64(stmt: *mut c_void, i: c_int) -> i64;
+    fn sqlite3_column_type(stmt: *mut c_void, i: c_int) -> c_int;
     fn sqlite3_column_blob(stmt: *mut c_void, i: c_int) -> *const u8;
     fn sqlite3_column_bytes(stmt: *mut c_void, i: c_int) -> c_int;
     fn sqlite3_finalize(stmt: *mut c_void) -> c_int;
@@ -118,6 +119,12 @@ impl Row<'_> {
     pub fn f64(&self, i: usize) -> f64 {
         // SAFETY: as in `bytes`.
         unsafe { sqlite3_column_double(self.stmt, i as c_int) }
+    }
+
+    /// Whether the column holds an INTEGER (SQLite's storage class, not the declared type).
+    pub fn is_int(&self, i: usize) -> bool {
+        // SAFETY: as in `bytes`.
+        unsafe { sqlite3_column_type(self.stmt, i as c_int) == 1 }
     }
 
     pub fn i64(&self, i: usize) -> i64 {
