@@ -220,7 +220,9 @@ fn main() {
         assert_eq!(rows.len(), OPERATIONS * ENVS.len());
         assert_eq!(rows.iter().map(|r| r.count).sum::<usize>(), RAW_EVENTS);
         (floor_ms, _) = best_of(3, || async {
-            let v: f64 = sqlx::query_scalar("SELECT SUM(duration_s) FROM events WHERE time_ms >= ? AND time_ms < ?")
+            let (tables, range) = latency_sentinel::store::pack::time_range_sql("e", 1, 2);
+            let sql = format!("SELECT SUM({}) FROM {tables} WHERE {range}", latency_sentinel::store::pack::DURATION_SQL);
+            let v: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(hour)
                 .bind(hour + HOUR_MS)
                 .fetch_one(store.pool())

@@ -1,11 +1,13 @@
-//! Reads of the stored critical paths (`trace_attribution`) for the bottleneck report: the
-//! busiest workflows of a range, how many traces each has, the slowest of them with their
-//! shares, and the env most of a trace set's events carry (each path keeps its trace's
-//! events per function and env, so nothing here looks events up by trace id). Through the raw path, so a
-//! request's view interrupts them like any scan.
+//! Reads of the stored critical paths (`trace_attribution`, each with its shape in
+//! `path_shapes`) for the bottleneck report: the busiest workflows of a range, how many traces
+//! each has, the slowest of them with their paths, one trace's path, and the env most of a
+//! trace set's events carry (each path keeps its trace's events per function and env, so
+//! nothing here looks events up by trace id). Through the raw path, so a request's view
+//! interrupts them like any scan.
 
 use super::event_keys::{trace_id_bytes, trace_id_text_sql};
 use super::raw::{Bind, scan};
+use super::varint::decode_varints;
 use super::{Store, StoreError};
 
 /// Which attributions a read covers: one workflow's (or all) traces starting in
@@ -47,7 +49,7 @@ impl StoredPath {
             Some(whole) => StoredPath::Whole(whole),
             // Unreadable times read as none: the shape then does not fit, and the path is
             // skipped like any unreadable one.
-            None => StoredPath::Apart { shape, self_us: self_us.and_then(super::traces::decode_varints).unwrap_or_default() },
+            None => StoredPath::Apart { shape, self_us: self_us.and_then(decode_varints).unwrap_or_default() },
         }
     }
 }
@@ -121,6 +123,21 @@ impl Store {
         let mut out = None;
         scan(self, &sql, &binds, |row| out = Some(row.f64(0))).await?;
         Ok(out)
+    }
+
+    /// A stored attribution: (root name, start ms, total s, its path).
+    pub async fn trace_attribution(&self, trace_id: &str) -> Result<Option<(String, i64, f64, StoredPath)>, StoreError> {
+        let q = sqlx::query_as::<_, (String, i64, f64, String, Option<Vec<u8>>, Option<String>)>(
+            "SELECT p.root_name, t.start_ms, t.total_s, p.shape, t.self_us, t.shares FROM trace_attribution t \
+             JOIN path_shapes p ON p.id = t.path WHERE t.trace_id = ?",
+        );
+        let q = match trace_id_bytes(trace_id) {
+            Some(b) => q.bind(b.to_vec()),
+            None => q.bind(trace_id.to_string()),
+        };
+        Ok(q.fetch_optional(&self.pool).await?.map(|(root, start, total, shape, self_us, shares)| {
+            (root, start, total, StoredPath::of(shape, self_us.as_deref(), shares))
+        }))
     }
 
     /// (function, env, events) of these traces, as their critical paths recorded them.

@@ -22,6 +22,7 @@ pub mod retention;
 pub mod rollups;
 pub mod size;
 pub mod traces;
+mod varint;
 mod write;
 
 pub use write::{Annotation, Batch, BatchOutcome, NewReport, StreamStateRow};

@@ -7,8 +7,8 @@
 //! and the trace states where they were, so the next poll fetches the same traces again and
 //! re-inserting their events is a no-op: nothing is lost and nothing is stored twice.
 
-use super::attribution::StoredPath;
 use super::event_keys::trace_id_bytes;
+use super::varint::encode_varints;
 use super::{Batch, BatchOutcome, Store, StoreError};
 use crate::clock::now_ms;
 use crate::model::Checkpoint;
@@ -83,39 +83,6 @@ pub struct AttributionRow {
 const UPSERT_ATTRIBUTION: &str = "INSERT INTO trace_attribution (trace_id, path, start_ms, total_s, self_us, shares) \
      VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (trace_id) DO UPDATE SET path = excluded.path, start_ms = excluded.start_ms, \
      total_s = excluded.total_s, self_us = excluded.self_us, shares = NULL";
-
-/// Numbers as LEB128 varints (a self time of a few ms takes two bytes, not eight).
-pub(super) fn encode_varints(values: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * 3);
-    for &v in values {
-        let mut v = v;
-        while v >= 0x80 {
-            out.push((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    out
-}
-
-/// [`encode_varints`] read back; `None` for a truncated or overlong number.
-pub(super) fn decode_varints(bytes: &[u8]) -> Option<Vec<u64>> {
-    let mut out = Vec::new();
-    let (mut v, mut shift) = (0u64, 0u32);
-    for &b in bytes {
-        if shift > 63 {
-            return None;
-        }
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            out.push(v);
-            (v, shift) = (0, 0);
-        } else {
-            shift += 7;
-        }
-    }
-    (shift == 0).then_some(out)
-}
 
 impl Store {
     /// The stored state of each of `ids` the store knows.
@@ -213,21 +180,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(outcome)
-    }
-
-    /// A stored attribution: (root name, start ms, total s, its path).
-    pub async fn trace_attribution(&self, trace_id: &str) -> Result<Option<(String, i64, f64, StoredPath)>, StoreError> {
-        let q = sqlx::query_as::<_, (String, i64, f64, String, Option<Vec<u8>>, Option<String>)>(
-            "SELECT p.root_name, t.start_ms, t.total_s, p.shape, t.self_us, t.shares FROM trace_attribution t \
-             JOIN path_shapes p ON p.id = t.path WHERE t.trace_id = ?",
-        );
-        let q = match trace_id_bytes(trace_id) {
-            Some(b) => q.bind(b.to_vec()),
-            None => q.bind(trace_id.to_string()),
-        };
-        Ok(q.fetch_optional(&self.pool).await?.map(|(root, start, total, shape, self_us, shares)| {
-            (root, start, total, StoredPath::of(shape, self_us.as_deref(), shares))
-        }))
     }
 
     /// Number of pending traces (for the pending gauge).
@@ -328,16 +280,6 @@ mod tests {
         assert_eq!(known["p"], record(TraceState::Pending, 2));
         assert_eq!(store.pending_traces().await.unwrap(), vec![("p".to_string(), record(TraceState::Pending, 2))]);
         assert_eq!(store.count_pending_traces().await.unwrap(), 1);
-    }
-
-    #[test]
-    fn varints_round_trip_and_refuse_truncation() {
-        let values = [0, 1, 127, 128, 16_383, 16_384, 6_868_706, u64::MAX];
-        let bytes = encode_varints(&values);
-        assert_eq!(bytes.len(), 1 + 1 + 1 + 2 + 2 + 3 + 4 + 10);
-        assert_eq!(decode_varints(&bytes), Some(values.to_vec()));
-        assert_eq!(decode_varints(&bytes[..bytes.len() - 1]), None);
-        assert_eq!(decode_varints(&[0xff; 11]), None);
     }
 
     #[tokio::test]
