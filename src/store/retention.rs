@@ -208,6 +208,50 @@ mod tests {
         assert_eq!(store.count_events(None).await.unwrap(), 1_000);
     }
 
+    /// What events share goes with the last event that refers to it: invocations and
+    /// attribute sets of purged events, and blocks with no event left; a block the cutoff
+    /// cuts through keeps the span of what it still holds.
+    #[tokio::test]
+    async fn purged_events_take_their_invocations_attribute_sets_and_blocks() {
+        let store = Store::open_memory().await.unwrap();
+        let events: Vec<TimingEvent> = (0..3_000)
+            .map(|i| TimingEvent {
+                request_id: Some(format!("req-{}", i / 3)),
+                trace_id: (i % 2 == 0).then(|| format!("1-5f8a1b2c-{:024x}", i / 3)),
+                attributes: vec![("max_memory_mb".into(), (i / 3).to_string())],
+                ..event(i * 1_000)
+            })
+            .collect();
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        let pool = store.pool().clone();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM invocations").await, 2_000, "per request, with and without the trace id");
+        assert_eq!(count("SELECT COUNT(*) FROM attribute_sets").await, 1_000);
+        assert_eq!(count("SELECT COUNT(*) FROM event_blocks").await, 3);
+        // Ids 1..=3000; the cutoff falls inside the second block (ids 1024..2047).
+        assert_eq!(store.purge_before(1_500_000).await.unwrap(), 1_500);
+        assert_eq!(count("SELECT COUNT(*) FROM event_rows").await, 1_500);
+        assert_eq!(count("SELECT COUNT(*) FROM invocations").await, 1_000, "the purged requests' rows went");
+        assert_eq!(count("SELECT COUNT(*) FROM attribute_sets").await, 500);
+        assert_eq!(count("SELECT MIN(min_ms) FROM event_blocks").await, 1_500_000, "the cut block's span starts at what it still holds");
+        assert_eq!(count("SELECT COUNT(*) FROM event_blocks").await, 2);
+        let mut read = 0u64;
+        let sel = crate::store::events::EventSelection { from_ms: 0, to_ms: i64::MAX / 2, env: None, function: None, operations: &[] };
+        for (n, rows) in store.scan_events(&sel, Default::default(), || 0u64, |n, _| *n += 1).await.unwrap() {
+            assert_eq!(n, rows);
+            read += rows;
+        }
+        assert_eq!(read, 1_500, "a scan reads what is left, once");
+        assert_eq!(store.purge_before(i64::MAX / 2).await.unwrap(), 1_500);
+        for table in ["event_rows", "invocations", "attribute_sets", "event_blocks"] {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(store.pool()).await.unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
+    }
+
     #[tokio::test]
     async fn every_table_is_held_to_its_bound() {
         let store = Store::open_memory().await.unwrap();

@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A fact learned after an invocation's first events (REPORT's trace id, a later `Task
 /// timed out` line), for that invocation's events: those in the same batch get it in memory
-/// ([`Annotation::apply`]); the store gives it to stored ones in one set-based statement per
-/// batch, bounded to the invocation's span, so its cost does not depend on how many rows
-/// share the request id.
+/// ([`Annotation::apply`]); the store gives it to stored ones through the invocation rows of
+/// its request that began within the span: a trace id is set once on the invocation, flags on
+/// its events within their id range, so the cost does not depend on how many rows share the
+/// request id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Annotation {
     pub function: String,
@@ -293,8 +294,8 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
 }
 
 /// Gives the batch's annotations to stored events: those not already given in memory to
-/// all of their invocation's events, merged per invocation, in one statement each for
-/// facts and timeouts.
+/// all of their invocation's events, merged per invocation; each reaches the invocation rows
+/// of its request that began within its span (an index read), then their events by id range.
 fn annotate(
     conn: &mut RawConn,
     annotations: &[Annotation],
