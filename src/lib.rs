@@ -55,6 +55,7 @@ pub mod model;
 pub mod parse;
 pub mod quantile;
 pub mod report;
+pub mod scope;
 pub mod services;
 pub mod shard;
 pub mod simulate;

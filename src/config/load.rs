@@ -2,7 +2,7 @@
 //! all mistakes are reported together, then secrets expanded from the environment, then
 //! `validate`.
 
-use super::{BudgetConfig, Config, Secret};
+use super::{AccountConfig, BudgetConfig, Config, Secret};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -91,6 +91,24 @@ pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: P
             "alerts" => section!(alerts),
             "metrics" => section!(metrics),
             "shard" => section!(shard),
+            "accounts" => match value.as_array() {
+                Some(items) => {
+                    let mut accounts = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("accounts[{i}]");
+                        match item.as_table() {
+                            Some(t) => {
+                                if let Some(a) = check_table::<AccountConfig>(&path, t, &mut errors) {
+                                    accounts.push(a);
+                                }
+                            }
+                            None => errors.push(ConfigError::new(path, "expected a table ([[accounts]])")),
+                        }
+                    }
+                    config.accounts = accounts;
+                }
+                None => errors.push(ConfigError::new("accounts", "expected an array of tables ([[accounts]])")),
+            },
             "budgets" => match value.as_array() {
                 Some(items) => {
                     let mut budgets = Vec::new();
@@ -111,13 +129,18 @@ pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: P
             },
             other => errors.push(ConfigError::new(
                 other,
-                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, budgets)",
+                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, budgets, accounts)",
             )),
         }
     }
     expand_secret(&mut config.alerts.webhook_url, "alerts.webhook_url", "SENTINEL_WEBHOOK_URL", env, &mut errors);
     expand_secret(&mut config.http.api_token, "http.api_token", "SENTINEL_API_TOKEN", env, &mut errors);
     expand_secret(&mut config.alerts.alertmanager_url, "alerts.alertmanager_url", "SENTINEL_ALERTMANAGER_URL", env, &mut errors);
+    for (i, a) in config.accounts.iter_mut().enumerate() {
+        let key = format!("accounts[{i}].external_id");
+        // No fallback variable: each account's id is its own.
+        expand_secret(&mut a.external_id, &key, "", env, &mut errors);
+    }
     errors.extend(super::validate::validate(&config, purpose));
     if errors.is_empty() { Ok(config) } else { Err(errors) }
 }

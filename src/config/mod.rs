@@ -48,6 +48,54 @@ pub struct Config {
     pub shard: ShardConfig,
     /// Latency budgets; an event is judged by the most specific budget that matches it.
     pub budgets: Vec<BudgetConfig>,
+    /// AWS accounts to watch, each in one or more regions (none: the default credentials in
+    /// `[aws] region`, as one account named "default").
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// `[[accounts]]`: one AWS account the daemon watches, through a role it assumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The account's name: the `account` label of its events, series, alerts and metrics.
+    pub name: String,
+    /// Role to assume in the account (`arn:aws:iam::<id>:role/<name>`). Empty: the default
+    /// credentials.
+    pub role_arn: String,
+    /// External id the role's trust policy requires (`"${VAR}"` reads it from the
+    /// environment). A secret: never logged.
+    pub external_id: Secret,
+    /// Regions to watch. Empty: `[aws] region`.
+    pub regions: Vec<String>,
+    /// Env of this account's events that no qualifier or alias attributes (e.g. "PROD" for
+    /// a production account). Empty: the name pattern and `[environments] default` decide.
+    pub env: String,
+    /// Session name of the assumed role (shown in the account's CloudTrail).
+    pub session_name: String,
+    /// This account's log groups, when not `[logs]`'s.
+    pub logs: AccountLogsConfig,
+    /// Whether this account's traces are read, when not as `[xray] enabled` says.
+    pub xray: AccountXrayConfig,
+}
+
+/// `[accounts.logs]`: what an account tails differently from `[logs]` (unset: as `[logs]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountLogsConfig {
+    /// Whether this account's log groups are tailed.
+    pub enabled: Option<bool>,
+    /// Exact log group names.
+    pub log_groups: Option<Vec<String>>,
+    /// Log group name prefixes.
+    pub log_group_prefixes: Option<Vec<String>>,
+}
+
+/// `[accounts.xray]`: whether an account's traces are read (unset: as `[xray] enabled`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountXrayConfig {
+    /// Whether this account's X-Ray traces are read.
+    pub enabled: Option<bool>,
 }
 
 /// `[aws]`: how to reach AWS. The standard `AWS_REGION`, `AWS_ENDPOINT_URL`, credential and

@@ -28,7 +28,8 @@ fn the_example_is_the_default_except_where_it_says_example() {
     let mut differ = Vec::new();
     for line in text.lines().map(str::trim) {
         if let Some(array) = line.strip_prefix("[[") {
-            in_budgets = array.starts_with("budgets]]");
+            // Arrays of tables ([[budgets]], [[accounts]]) are examples by nature.
+            in_budgets = !array.is_empty();
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
@@ -229,4 +230,72 @@ fn offline_commands_need_only_what_they_use() {
     // Wrong values are still wrong offline.
     let errors = crate::config::load_str_for("[storage]\nretention = \"1s\"\n", &no_env, crate::config::Purpose::Offline).unwrap_err();
     assert_eq!(errors[0].key, "storage.retention");
+}
+
+#[test]
+fn accounts_parse_with_their_secret_from_the_environment() {
+    let text = r#"
+[aws]
+region = "us-east-1"
+[logs]
+log_group_prefixes = ["/aws/lambda/"]
+[[accounts]]
+name = "prod"
+role_arn = "arn:aws:iam::111111111111:role/latency-sentinel-reader"
+external_id = "${PROD_EXTERNAL_ID}"
+regions = ["us-east-1", "eu-west-1"]
+env = "PROD"
+[accounts.logs]
+log_group_prefixes = ["/aws/lambda/prod-"]
+[[accounts]]
+name = "dev"
+env = "Dev"
+[accounts.xray]
+enabled = false
+"#;
+    let env = |name: &str| (name == "PROD_EXTERNAL_ID").then(|| "s3cret-id".to_string());
+    let c = load_str(text, &env).unwrap();
+    assert_eq!(c.accounts.len(), 2);
+    assert_eq!(c.accounts[0].external_id.expose(), "s3cret-id");
+    assert!(!format!("{:?}", c.accounts[0]).contains("s3cret-id"), "never shown");
+    assert_eq!(c.accounts[0].logs.log_group_prefixes.as_deref(), Some(["/aws/lambda/prod-".to_string()].as_slice()));
+    assert_eq!(c.accounts[1].xray.enabled, Some(false));
+    let errors = load_str(text, &no_env).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].to_string(), "accounts[0].external_id: environment variable PROD_EXTERNAL_ID is not set");
+}
+
+#[test]
+fn every_account_mistake_is_named_at_once() {
+    let text = r#"
+[[accounts]]
+name = "prod account"
+role_arn = "arn:aws:iam::1111:role/x"
+regions = ["us-east-1", "Mars-1", "us-east-1"]
+session_name = "x"
+[[accounts]]
+name = "dev"
+external_id = "abc"
+rgions = ["us-east-1"]
+[[accounts]]
+name = "dev"
+regions = ["eu-west-1"]
+"#;
+    let errors = load_str(text, &no_env).unwrap_err();
+    let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    for k in [
+        "accounts[0].name",
+        "accounts[0].role_arn",
+        "accounts[0].regions[1]",
+        "accounts[0].regions[2]",
+        "accounts[0].session_name",
+        "accounts[1].rgions",
+        "accounts[1].external_id",
+        "accounts[2].name",
+    ] {
+        assert!(keys.contains(&k), "{k} not named in {shown:#?}");
+    }
+    assert!(shown.iter().any(|s| s.contains("[aws] region is not set")), "{shown:#?}");
+    assert!(keys.contains(&"accounts[1].logs"), "no log groups for the account: {shown:#?}");
 }

@@ -54,7 +54,7 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     if !(1..=1024).contains(&c.http.max_concurrent_requests) {
         err("http.max_concurrent_requests", format!("must be between 1 and 1024, got {}", c.http.max_concurrent_requests));
     }
-    if daemon && c.logs.enabled && c.logs.log_groups.is_empty() && c.logs.log_group_prefixes.is_empty() {
+    if daemon && c.accounts.is_empty() && c.logs.enabled && c.logs.log_groups.is_empty() && c.logs.log_group_prefixes.is_empty() {
         err("logs.log_groups", "no log groups or prefixes to tail (set logs.enabled = false to turn the tailer off)".into());
     }
     for (i, p) in c.logs.log_group_prefixes.iter().enumerate() {
@@ -139,7 +139,79 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
         err("shard.index", format!("must be below shard.count ({})", c.shard.count));
     }
     validate_budgets(c, &mut e);
+    validate_accounts(c, daemon, &mut e);
     e
+}
+
+/// `[[accounts]]`: names usable as labels and unique, roles that are IAM role ARNs, regions
+/// that look like AWS regions (each at most once per account), session names STS accepts.
+fn validate_accounts(c: &Config, daemon: bool, e: &mut Vec<ConfigError>) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in c.accounts.iter().enumerate() {
+        let key = |k: &str| format!("accounts[{i}].{k}");
+        if a.name.is_empty() || a.name.len() > 64 || !a.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+            e.push(ConfigError::new(key("name"), format!("expected 1 to 64 letters, digits, '-', '_' or '.', got {:?}", a.name)));
+        } else if !seen.insert(a.name.as_str()) {
+            e.push(ConfigError::new(key("name"), format!("{:?} names another account too", a.name)));
+        }
+        if !a.role_arn.is_empty() && !is_role_arn(&a.role_arn) {
+            e.push(ConfigError::new(key("role_arn"), format!("expected arn:aws:iam::<12-digit account id>:role/<name>, got {:?}", a.role_arn)));
+        }
+        if !a.external_id.is_empty() && a.role_arn.is_empty() {
+            e.push(ConfigError::new(key("external_id"), "only used with role_arn"));
+        }
+        let ext = a.external_id.expose();
+        if !ext.is_empty() && !(2..=1224).contains(&ext.len()) {
+            // A secret: described, never echoed.
+            e.push(ConfigError::new(key("external_id"), "must be 2 to 1224 characters"));
+        }
+        let mut regions = std::collections::HashSet::new();
+        for (j, r) in a.regions.iter().enumerate() {
+            if !is_region(r) {
+                e.push(ConfigError::new(format!("accounts[{i}].regions[{j}]"), format!("expected a region like \"us-east-1\", got {r:?}")));
+            } else if !regions.insert(r.as_str()) {
+                e.push(ConfigError::new(format!("accounts[{i}].regions[{j}]"), format!("{r:?} is listed twice")));
+            }
+        }
+        if daemon && a.regions.is_empty() && c.aws.region.is_empty() {
+            e.push(ConfigError::new(key("regions"), "empty, and [aws] region is not set either: name the regions"));
+        }
+        let logs_on = a.logs.enabled.unwrap_or(c.logs.enabled);
+        let groups = a.logs.log_groups.as_ref().unwrap_or(&c.logs.log_groups);
+        let prefixes = a.logs.log_group_prefixes.as_ref().unwrap_or(&c.logs.log_group_prefixes);
+        if daemon && logs_on && groups.is_empty() && prefixes.is_empty() {
+            e.push(ConfigError::new(
+                key("logs"),
+                "no log groups or prefixes to tail, here or in [logs] (set enabled = false to tail none of this account)",
+            ));
+        }
+        let s = &a.session_name;
+        if !s.is_empty() && (!(2..=64).contains(&s.len()) || !s.chars().all(|ch| ch.is_ascii_alphanumeric() || "+=,.@-_".contains(ch))) {
+            e.push(ConfigError::new(key("session_name"), format!("expected 2 to 64 letters, digits or +=,.@-_, got {s:?}")));
+        }
+    }
+}
+
+/// `arn:<partition>:iam::<12 digits>:role/<path and name>`.
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("role/").is_some_and(|n| !n.is_empty())
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`: lowercase words and a number.
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n >= 1)
 }
 
 fn validate_budgets(c: &Config, e: &mut Vec<ConfigError>) {
