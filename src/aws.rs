@@ -38,6 +38,28 @@ pub async fn sdk_config(cfg: &AwsConfig) -> SdkConfig {
     sdk
 }
 
+/// The SDK configuration of one scope: its region, and when it names a role, credentials
+/// from STS AssumeRole (the SDK's own provider, with the external id when given; the
+/// clients' identity cache keeps them and renews them before they expire). The base
+/// configuration's credentials sign the AssumeRole call. Build it once per scope and keep
+/// its clients: each client caches its own credentials.
+pub async fn scope_sdk_config(base: &SdkConfig, scope: &crate::scope::Scope) -> SdkConfig {
+    let region = if scope.region.is_empty() { base.region().cloned() } else { Some(Region::new(scope.region.clone())) };
+    let mut builder = base.clone().into_builder();
+    builder.set_region(region.clone());
+    if !scope.role_arn.is_empty() {
+        let mut role = aws_config::sts::AssumeRoleProvider::builder(scope.role_arn.clone()).session_name(scope.session_name.clone()).configure(base);
+        if let Some(region) = region {
+            role = role.region(region);
+        }
+        if !scope.external_id.is_empty() {
+            role = role.external_id(scope.external_id.expose());
+        }
+        builder.set_credentials_provider(Some(aws_sdk_sts::config::SharedCredentialsProvider::new(role.build().await)));
+    }
+    builder.build()
+}
+
 /// A failed AWS call, after retries.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{api} failed: {code}: {message}")]
