@@ -44,6 +44,21 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// The account and region events came from (each source polls one of each).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The account's configured name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region; empty for a config without `[[accounts]]` (its one region is implied).
+    pub region: String,
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Origin { account: "default".to_string(), region: String::new() }
+    }
+}
+
 /// One measured duration of one operation, attributed to an environment and a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimingEvent {

@@ -91,7 +91,7 @@ fn move_batch(conn: &mut RawConn, batch: i64) -> Result<u64, StoreError> {
     let Some(last) = rows.last().map(|r| r.id) else {
         return Ok(0);
     };
-    let series = series_ids(conn, rows.iter().map(|r| (r.names[0].as_str(), r.names[1].as_str(), r.names[2].as_str(), r.names[3].as_str())))?;
+    let series = series_ids(conn, &crate::model::Origin::default(), rows.iter().map(|r| (r.names[0].as_str(), r.names[1].as_str(), r.names[2].as_str(), r.names[3].as_str())))?;
     {
         let mut packer = Packer::new(conn)?;
         for r in &rows {

@@ -47,12 +47,15 @@ impl EventSelection<'_> {
     }
 }
 
-/// The series dictionary, indexed by number: (env, function, operation, source).
-type SeriesNames = Vec<Option<[String; 4]>>;
+/// The series dictionary, indexed by number: (env, function, operation, source, account,
+/// region).
+type SeriesNames = Vec<Option<[String; 6]>>;
 
 /// The fields of one event a report groups by and counts, borrowed from SQLite's row.
 #[derive(Debug, Clone, Copy)]
 pub struct ScannedEvent<'r> {
+    pub account: &'r [u8],
+    pub region: &'r [u8],
     pub env: &'r [u8],
     pub function: &'r [u8],
     pub operation: &'r [u8],
@@ -119,6 +122,8 @@ fn id_ranges(conn: &raw::RawConn, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowEvent {
     pub id: i64,
+    pub account: String,
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -136,6 +141,8 @@ fn window_event(r: &raw::Row<'_>, names: &SeriesNames) -> WindowEvent {
     let name = |k: usize| series.map_or_else(String::new, |s| s[k].clone());
     WindowEvent {
         id: r.i64(0),
+        account: name(4),
+        region: name(5),
         env: name(0),
         function: name(1),
         operation: name(2),
@@ -196,7 +203,7 @@ impl Store {
         let inner_sql = format!("SELECT {list} FROM event_rows e WHERE e.id BETWEEN ?1 AND ?2{inner_filter}");
         let edge_sql = format!("SELECT {list} FROM event_rows e WHERE e.id BETWEEN ?1 AND ?2 AND +e.time_ms >= ?3 AND +e.time_ms < ?4{edge_filter}");
         let names = self.series_names().await?;
-        let unknown = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let unknown: [Vec<u8>; 6] = Default::default();
         let (from_ms, to_ms) = (sel.from_ms, sel.to_ms);
         raw::parallel(self, wanted_slices(from_ms, to_ms), |i, n, conn| {
             let (from, to) = slice(from_ms, to_ms, i, n);
@@ -210,6 +217,8 @@ impl Store {
                 let name = |k: usize| series.map_or(unknown[k].as_slice(), |s| s[k].as_bytes());
                 let flags = r.i64(2);
                 let e = ScannedEvent {
+                    account: name(4),
+                    region: name(5),
                     env: name(0),
                     function: name(1),
                     operation: name(2),
@@ -241,12 +250,12 @@ impl Store {
     /// The series dictionary (read whole: it holds one row per series, not per event).
     async fn series_names(&self) -> Result<SeriesNames, StoreError> {
         let mut names: SeriesNames = Vec::new();
-        scan(self, "SELECT id, env, function, operation, source FROM series", &[], |r| {
+        scan(self, "SELECT id, env, function, operation, source, account, region FROM series", &[], |r| {
             if let Ok(i) = usize::try_from(r.i64(0)) {
                 if names.len() <= i {
                     names.resize(i + 1, None);
                 }
-                names[i] = Some([r.text(1).into_owned(), r.text(2).into_owned(), r.text(3).into_owned(), r.text(4).into_owned()]);
+                names[i] = Some(std::array::from_fn(|k| r.text(k + 1).into_owned()));
             }
         })
         .await?;

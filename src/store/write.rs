@@ -7,7 +7,7 @@ use super::pack::{self, PackedEvent, Packer};
 use super::raw::{self, Bind, RawConn};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
-use crate::model::{Checkpoint, Rejection, Source, TimingEvent};
+use crate::model::{Checkpoint, Origin, Rejection, Source, TimingEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A fact learned after an invocation's first events (REPORT's trace id, a later `Task
@@ -83,6 +83,8 @@ pub struct StreamStateRow {
 /// Everything one poll step commits together.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
+    /// Where every event of the batch came from.
+    pub origin: Origin,
     pub events: Vec<TimingEvent>,
     pub annotations: Vec<Annotation>,
     pub rejections: Vec<Rejection>,
@@ -134,21 +136,28 @@ impl BatchOutcome {
     }
 }
 
-const INSERT_SERIES: &str = "INSERT OR IGNORE INTO series (env, function, operation, source) VALUES (?1, ?2, ?3, ?4)";
-const SERIES_ID: &str = "SELECT id FROM series WHERE env = ?1 AND function = ?2 AND operation = ?3 AND source = ?4";
+const INSERT_SERIES: &str =
+    "INSERT OR IGNORE INTO series (account, region, env, function, operation, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const SERIES_ID: &str =
+    "SELECT id FROM series WHERE account = ?1 AND region = ?2 AND env = ?3 AND function = ?4 AND operation = ?5 AND source = ?6";
 
-/// (env, function, operation, source) names of a series.
+/// (env, function, operation, source) names of a series, within its origin.
 pub(super) type SeriesKey<'a> = (&'a str, &'a str, &'a str, &'a str);
 
-/// The series number of each (env, function, operation, source) of `keys`, added to the
-/// dictionary when new.
-pub(super) fn series_ids<'b>(conn: &mut RawConn, keys: impl Iterator<Item = SeriesKey<'b>>) -> Result<HashMap<SeriesKey<'b>, i64>, StoreError> {
+/// The series number of each (env, function, operation, source) of `keys` in `origin`,
+/// added to the dictionary when new.
+pub(super) fn series_ids<'b>(
+    conn: &mut RawConn,
+    origin: &Origin,
+    keys: impl Iterator<Item = SeriesKey<'b>>,
+) -> Result<HashMap<SeriesKey<'b>, i64>, StoreError> {
     let mut ids = HashMap::new();
     for key in keys {
         if ids.contains_key(&key) {
             continue;
         }
-        let binds = [Bind::Text(key.0), Bind::Text(key.1), Bind::Text(key.2), Bind::Text(key.3)];
+        let binds =
+            [Bind::Text(&origin.account), Bind::Text(&origin.region), Bind::Text(key.0), Bind::Text(key.1), Bind::Text(key.2), Bind::Text(key.3)];
         conn.execute(INSERT_SERIES, &binds)?;
         let mut id = 0;
         conn.query(SERIES_ID, &binds, |r| id = r.i64(0))?;
@@ -212,7 +221,7 @@ fn write_batch(conn: &mut RawConn, batch: &Batch, now: i64, rejected_max: usize)
     // Requests with an event already stored: their annotations go to the store even when
     // the batch gave the fact to its own copies.
     let mut stored_before: HashSet<(&str, &str)> = HashSet::new();
-    let series = series_ids(conn, batch.events.iter().map(|e| (e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str())))?;
+    let series = series_ids(conn, &batch.origin, batch.events.iter().map(|e| (e.env.as_str(), e.function.as_str(), e.operation.as_str(), e.source.as_str())))?;
     let attributes: Vec<Option<String>> = batch.events.iter().map(|e| attributes_json(&e.attributes)).collect();
     {
         let mut packer = Packer::new(conn)?;
@@ -623,5 +632,62 @@ mod tests {
         assert_eq!(store.commit(&batch).await.unwrap().rejected, 1);
         let raw: String = sqlx::query_scalar("SELECT raw FROM rejected").fetch_one(store.pool()).await.unwrap();
         assert!(raw.len() <= 4096 && raw.len() > 4000);
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::events::{EventSelection, ScanColumns};
+
+    /// The same function and operation in two accounts (or regions) are two series, each
+    /// read back with its origin; a batch without one is the default account's.
+    #[tokio::test]
+    async fn the_same_names_in_two_origins_are_two_series() {
+        let store = Store::open_memory().await.unwrap();
+        let event = |key: &str| TimingEvent {
+            time_ms: 1_000,
+            env: "PROD".into(),
+            function: "f".into(),
+            operation: "Bedrock.InvokeModel".into(),
+            source: Source::Xray,
+            duration_s: 1.0,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: false,
+            error: false,
+            idem_key: key.into(),
+            attributes: vec![],
+        };
+        let origins = [
+            Origin { account: "prod".into(), region: "us-east-1".into() },
+            Origin { account: "prod".into(), region: "eu-west-1".into() },
+            Origin { account: "dev".into(), region: "us-east-1".into() },
+            Origin::default(),
+        ];
+        for (i, origin) in origins.iter().enumerate() {
+            store.commit(&Batch { origin: origin.clone(), events: vec![event(&format!("k{i}"))], ..Batch::default() }).await.unwrap();
+        }
+        let series: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM series").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(series, 4);
+        let sel = EventSelection { from_ms: 0, to_ms: 2_000, env: None, function: None, operations: &[] };
+        let mut seen: Vec<(String, String)> = store
+            .scan_events(&sel, ScanColumns::default(), Vec::new, |v, e| {
+                v.push((String::from_utf8_lossy(e.account).into_owned(), String::from_utf8_lossy(e.region).into_owned()))
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|(v, _)| v)
+            .collect();
+        seen.sort();
+        let want: Vec<(String, String)> =
+            [("default", ""), ("dev", "us-east-1"), ("prod", "eu-west-1"), ("prod", "us-east-1")].iter().map(|(a, r)| (a.to_string(), r.to_string())).collect();
+        assert_eq!(seen, want);
+        let window: Vec<(String, String)> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| (e.account, e.region)).collect();
+        assert_eq!(window.len(), 4);
+        assert_eq!(window[0], ("prod".to_string(), "us-east-1".to_string()));
     }
 }
