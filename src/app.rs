@@ -34,9 +34,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let first_scope = crate::scope::scopes(&config).into_iter().next().expect("a config has at least one scope");
     let services = Services {
         config: config.clone(),
         sdk,
+        scope: Arc::new(first_scope),
         store: store.clone(),
         metrics: metrics.clone(),
         health: health.clone(),
@@ -89,7 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
 
-    crate::sources::spawn_all(&services);
+    crate::sources::spawn_all(&services).await;
 
     // CloudWatch metrics publisher (only when cloudwatch.enabled): events since the last
     // publish, and the evaluator's budget statuses.

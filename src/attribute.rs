@@ -64,6 +64,8 @@ pub struct Attributor {
     use_aliases: bool,
     pattern: Option<Regex>,
     default: String,
+    /// The env of the account the events come from (`[[accounts]] env`), empty: none.
+    account_env: String,
     history: Arc<RwLock<Arc<AliasHistory>>>,
 }
 
@@ -74,8 +76,16 @@ impl Attributor {
             // Validation has compiled it already; an invalid pattern here just disables the rule.
             pattern: (!cfg.function_name_pattern.is_empty()).then(|| Regex::new(&cfg.function_name_pattern).ok()).flatten(),
             default: cfg.default.clone(),
+            account_env: String::new(),
             history: Arc::new(RwLock::new(Arc::new(AliasHistory::default()))),
         }
+    }
+
+    /// The same rules for one account's events: its env comes after the alias history and
+    /// before the name pattern.
+    pub fn with_account_env(mut self, env: &str) -> Attributor {
+        self.account_env = env.to_string();
+        self
     }
 
     pub fn set_history(&self, h: AliasHistory) {
@@ -107,6 +117,9 @@ impl Attributor {
                     return alias.to_string();
                 }
             }
+        }
+        if !self.account_env.is_empty() {
+            return self.account_env.clone();
         }
         if let Some(re) = &self.pattern {
             if let Some(env) = re.captures(function).and_then(|c| c.name("env")) {
@@ -170,5 +183,12 @@ mod tests {
         assert_eq!(a.env("app-dev-worker", Some("1"), None, 2_000), "dev");
         assert_eq!(a.env("GDSH", Some("$LATEST"), None, 2_000), "$LATEST");
         assert_eq!(a.env("GDSH", Some("77"), None, 2_000), "default");
+        // An account's env: after the qualifier and the alias history, before the pattern.
+        let prod = Attributor::new(&cfg).with_account_env("PROD");
+        prod.set_history(history());
+        assert_eq!(prod.env("GDSH", Some("4"), None, 2_000), "Dev", "the alias history still wins");
+        assert_eq!(prod.env("GDSH", Some("3"), Some("Dev"), 2_000), "Dev", "and the qualifier");
+        assert_eq!(prod.env("app-dev-worker", Some("1"), None, 2_000), "PROD", "over the name pattern");
+        assert_eq!(prod.env("GDSH", Some("$LATEST"), None, 2_000), "PROD", "over $LATEST");
     }
 }

@@ -21,21 +21,36 @@ pub enum PollError {
     Panicked,
 }
 
-/// Spawns every enabled source; all share one attributor (and so one alias history).
-pub fn spawn_all(ctx: &Services) {
-    let attributor = Attributor::new(&ctx.config.environments);
-    let cfg = &ctx.config;
-    if cfg.logs.enabled {
-        let stale = 3 * cfg.logs.idle_poll_interval.max(cfg.logs.discovery_interval).as_millis() as i64;
-        ctx.health.register(logs::SOURCE, stale);
-        let (c, a) = (ctx.clone(), attributor.clone());
-        spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "logs", move || logs::run(c.clone(), a.clone()));
+/// Spawns every enabled source of every scope (account and region): each with its own SDK
+/// configuration (its assumed role), clients, limiters, readiness entry and attributor (so
+/// one alias history per scope).
+pub async fn spawn_all(base: &Services) {
+    let cfg = &base.config;
+    for scope in crate::scope::scopes(cfg) {
+        let sdk = crate::aws::scope_sdk_config(&base.sdk, &scope).await;
+        let (logs_on, xray_on) = (scope.logs_enabled, scope.xray_enabled);
+        let ctx = base.for_scope(scope, sdk);
+        let attributor = Attributor::new(&cfg.environments).with_account_env(&ctx.scope.env);
+        if logs_on {
+            let stale = 3 * cfg.logs.idle_poll_interval.max(cfg.logs.discovery_interval).as_millis() as i64;
+            let name = ctx.source_name(logs::SOURCE);
+            ctx.health.register(&name, stale);
+            let (c, a) = (ctx.clone(), attributor.clone());
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), leak(name), move || logs::run(c.clone(), a.clone()));
+        }
+        if xray_on {
+            // Polls can take a while under X-Ray's low rate limits: allow three intervals plus a minute.
+            let stale = 3 * cfg.xray.poll_interval.as_millis() as i64 + 60_000;
+            let name = ctx.source_name(xray::SOURCE);
+            ctx.health.register(&name, stale);
+            let (c, a) = (ctx.clone(), attributor.clone());
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), leak(name), move || xray::run(c.clone(), a.clone()));
+        }
     }
-    if cfg.xray.enabled {
-        // Polls can take a while under X-Ray's low rate limits: allow three intervals plus a minute.
-        let stale = 3 * cfg.xray.poll_interval.as_millis() as i64 + 60_000;
-        ctx.health.register(xray::SOURCE, stale);
-        let (c, a) = (ctx.clone(), attributor.clone());
-        spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "xray", move || xray::run(c.clone(), a.clone()));
-    }
+}
+
+/// A task name for the supervisor's metrics and logs (one per source and scope, made once
+/// at start).
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
 }

@@ -76,7 +76,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
         match poller.poll_once().await {
             Ok(()) => {
                 let now = now_ms();
-                ctx.health.success(SOURCE, now);
+                ctx.health.success(&ctx.source_name(SOURCE), now);
                 ctx.metrics.source_last_success.with_label_values(&[SOURCE]).set(now as f64 / 1000.0);
                 ctx.metrics.source_up.with_label_values(&[SOURCE]).set(1);
             }
@@ -86,7 +86,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                 if let PollError::Store(se) = &e {
                     ctx.metrics.store_errors.with_label_values(&[se.code()]).inc();
                 }
-                ctx.health.failure(SOURCE, e.to_string());
+                ctx.health.failure(&ctx.source_name(SOURCE), e.to_string());
                 ctx.metrics.source_up.with_label_values(&[SOURCE]).set(0);
             }
         }
@@ -218,7 +218,7 @@ impl Poller {
                     );
                     ctx.metrics.xray_destination_cloudwatch_logs.set(1);
                     ctx.health.set_detail(
-                        SOURCE,
+                        &ctx.source_name(SOURCE),
                         DESTINATION_DETAIL,
                         Some(format!(
                             "trace segments go to CloudWatchLogs (Transaction Search, status {status}): BatchGetTraces \
@@ -227,7 +227,7 @@ impl Poller {
                     );
                 } else {
                     ctx.metrics.xray_destination_cloudwatch_logs.set(0);
-                    ctx.health.set_detail(SOURCE, DESTINATION_DETAIL, None);
+                    ctx.health.set_detail(&ctx.source_name(SOURCE), DESTINATION_DETAIL, None);
                 }
             }
             Err(e) if e.code == "cancelled" => {}
@@ -244,7 +244,9 @@ impl Poller {
         let store = &ctx.store;
         let now = now_ms();
         let end = now - cfg.settle_delay.as_millis() as i64;
-        let checkpoint = store.checkpoint(SOURCE, CHECKPOINT_KEY).await?;
+        // Trace states and the checkpoint are the scope's (unchanged without [[accounts]]).
+        let checkpoint_key = ctx.scope.key(CHECKPOINT_KEY);
+        let checkpoint = store.checkpoint(SOURCE, &checkpoint_key).await?;
         let start = match &checkpoint {
             Some(c) => c.position_ms - cfg.lookback.as_millis() as i64,
             None => now - cfg.start_lookback.as_millis() as i64,
@@ -255,13 +257,13 @@ impl Poller {
 
         for (from, to) in windows(start, end, MAX_WINDOW_MS) {
             let listed = self.summaries(from, to).await?;
-            let ids: Vec<String> = listed.iter().map(|(id, _)| id.clone()).collect();
+            let ids: Vec<String> = listed.iter().map(|(id, _)| ctx.scope.key(id)).collect();
             let known = store.trace_records(&ids).await?;
             let wanted: Vec<Wanted> = listed
                 .into_iter()
                 .filter(|(id, _)| !fetched.contains(id))
                 .filter_map(|(id, partial)| {
-                    let previous = known.get(&id).copied();
+                    let previous = known.get(&ctx.scope.key(&id)).copied();
                     match previous {
                         Some(r) if r.state != TraceState::Pending => None,
                         _ => Some(Wanted { id, previous, partial }),
@@ -269,7 +271,7 @@ impl Poller {
                 })
                 .collect();
             let window_checkpoint =
-                Checkpoint { source: SOURCE.into(), key: CHECKPOINT_KEY.into(), position_ms: to, state: None };
+                Checkpoint { source: SOURCE.into(), key: checkpoint_key.clone(), position_ms: to, state: None };
             if wanted.is_empty() {
                 store.commit_traces(&Batch::default(), &[], &[], Some(&window_checkpoint)).await?;
             }
@@ -280,14 +282,16 @@ impl Poller {
                 fetched.extend(chunk.iter().map(|w| w.id.clone()));
             }
             // A committed window is progress: a long catch-up poll keeps the source ready.
-            ctx.health.success(SOURCE, now_ms());
+            ctx.health.success(&ctx.source_name(SOURCE), now_ms());
         }
 
         // Traces waiting from earlier polls that no window listed this time.
+        let prefix = ctx.scope.key("");
         let pending: Vec<Wanted> = store
-            .pending_traces()
+            .pending_traces_under(&prefix)
             .await?
             .into_iter()
+            .map(|(id, r)| (id[prefix.len()..].to_string(), r))
             .filter(|(id, _)| !fetched.contains(id))
             .map(|(id, r)| Wanted { id, partial: r.partial, previous: Some(r) })
             .collect();
@@ -385,7 +389,8 @@ impl Poller {
         let ctx = &self.ctx;
         let ids: Vec<String> = chunk.iter().map(|w| w.id.clone()).collect();
         let docs = self.batch_get(&ids).await?;
-        let step = self.step(chunk, &docs, history, now_ms());
+        let mut step = self.step(chunk, &docs, history, now_ms());
+        ctx.scope_batch(&mut step.batch);
         let outcome = ctx.store.commit_traces(&step.batch, &step.attributions, &step.updates, checkpoint).await?;
 
         let m = &ctx.metrics;
@@ -449,7 +454,7 @@ impl Poller {
                     rec(TraceState::Missing, prior_refetches)
                 }
             };
-            step.updates.push(TraceUpdate { trace_id: w.id.clone(), record });
+            step.updates.push(TraceUpdate { trace_id: self.ctx.scope.key(&w.id), record });
         }
         step
     }

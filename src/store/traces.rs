@@ -107,9 +107,17 @@ impl Store {
 
     /// Every pending trace, oldest first.
     pub async fn pending_traces(&self) -> Result<Vec<(String, TraceRecord)>, StoreError> {
+        self.pending_traces_under("").await
+    }
+
+    /// The pending traces whose stored ids start with `prefix` (one scope's: see
+    /// `crate::scope::Scope::key`).
+    pub async fn pending_traces_under(&self, prefix: &str) -> Result<Vec<(String, TraceRecord)>, StoreError> {
         let rows: Vec<(String, i64, bool)> = sqlx::query_as(
-            "SELECT trace_id, refetches, partial FROM xray_traces WHERE state = 'pending' ORDER BY first_seen_ms, trace_id",
+            "SELECT trace_id, refetches, partial FROM xray_traces WHERE state = 'pending' AND substr(trace_id, 1, length(?1)) = ?1 \
+             ORDER BY first_seen_ms, trace_id",
         )
+        .bind(prefix)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -102,14 +102,14 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
         if now >= next_discovery {
             match discover(&shared).await {
                 Ok(found) => {
-                    merge_groups(&mut groups, found, &cfg.log_groups, &ctx);
+                    merge_groups(&mut groups, found, &ctx.scope.log_groups, &ctx);
                     ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string()]).set(groups.len() as i64);
-                    ctx.health.success(SOURCE, now_ms());
+                    ctx.health.success(&ctx.source_name(SOURCE), now_ms());
                 }
                 Err(e) if e.code == "cancelled" => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "Log group discovery failed; keeping the known groups.");
-                    ctx.health.failure(SOURCE, format!("discovery: {e}"));
+                    ctx.health.failure(&ctx.source_name(SOURCE), format!("discovery: {e}"));
                     if groups.is_empty() {
                         // Nothing else to do yet: retry discovery soon.
                         next_discovery = now + cfg.poll_interval;
@@ -185,7 +185,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                 if matches!(result, Err(PollError::Panicked)) {
                     ctx.metrics.task_restarts.with_label_values(&["log_group_poll"]).inc();
                     tracing::error!(log_group = %group, ?job, "A log group task panicked; the group is polled again after a backoff.");
-                    ctx.health.key_failure(SOURCE, &group, format!("{group}: poll panicked"));
+                    ctx.health.key_failure(&ctx.source_name(SOURCE), &group, format!("{group}: poll panicked"));
                 }
                 match job {
                     Job::Poll => finish_poll(&ctx, &mut groups, &group, result),
@@ -239,7 +239,7 @@ fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<St
         let keep = wanted.contains(g) || s.explicit;
         if !keep {
             tracing::info!(log_group = %g, "Log group no longer discovered; stopped tailing it.");
-            ctx.health.forget_key(SOURCE, g);
+            ctx.health.forget_key(&ctx.source_name(SOURCE), g);
             ctx.metrics.log_group_unavailable.with_label_values(&[g]).set(0);
         }
         keep
@@ -266,9 +266,9 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
             if s.unavailable.take().is_some() {
                 tracing::info!(log_group = %group, "Log group is available again.");
                 ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(0);
-                ctx.health.set_detail(SOURCE, group, None);
+                ctx.health.set_detail(&ctx.source_name(SOURCE), group, None);
             }
-            ctx.health.key_success(SOURCE, group, now_ms());
+            ctx.health.key_success(&ctx.source_name(SOURCE), group, now_ms());
             r
         }
         Err(PollError::Aws(e)) if e.code == "cancelled" => return,
@@ -280,7 +280,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
             }
             s.unavailable = Some(why.to_string());
             ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(1);
-            ctx.health.set_detail(SOURCE, group, Some(why.to_string()));
+            ctx.health.set_detail(&ctx.source_name(SOURCE), group, Some(why.to_string()));
             PollResult::Failed
         }
         Err(e) => {
@@ -288,7 +288,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
             if let PollError::Store(se) = &e {
                 ctx.metrics.store_errors.with_label_values(&[se.code()]).inc();
             }
-            ctx.health.key_failure(SOURCE, group, format!("{group}: {e}"));
+            ctx.health.key_failure(&ctx.source_name(SOURCE), group, format!("{group}: {e}"));
             PollResult::Failed
         }
     };
@@ -315,7 +315,7 @@ fn finish_reconcile(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>
 async fn discover(shared: &Shared) -> Result<BTreeSet<String>, AwsError> {
     let ctx = &shared.ctx;
     let mut found = BTreeSet::new();
-    for prefix in &ctx.config.logs.log_group_prefixes {
+    for prefix in &ctx.scope.log_group_prefixes {
         let mut token: Option<String> = None;
         loop {
             let resp = call("DescribeLogGroups", &ctx.metrics, Some(&shared.limiter), ctx.config.aws.max_attempts, &ctx.shutdown, || {
@@ -350,7 +350,10 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
     let cfg = &ctx.config.logs;
     let store: &Store = &ctx.store;
     let end = now_ms();
-    let checkpoint = store.checkpoint(SOURCE, group).await?;
+    // What the store keeps of this group (checkpoint, stream states, event keys) is the
+    // scope's: the same group name in two accounts or regions is two groups.
+    let stored_as = ctx.scope.key(group);
+    let checkpoint = store.checkpoint(SOURCE, &stored_as).await?;
     let start = match &checkpoint {
         Some(c) => c.position_ms - cfg.ingestion_delay.as_millis() as i64,
         None => end - cfg.start_lookback.as_millis() as i64,
@@ -385,17 +388,18 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         let page = page_events(resp.events());
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
         let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
-        load_page_streams(ctx, group, &page, &mut streams).await?;
+        load_page_streams(ctx, &stored_as, &page, &mut streams).await?;
         let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+        ctx.scope_batch(&mut batch);
         touched.extend(stats.touched.iter().cloned());
         let last_page = next.is_none() || page_no + 1 >= MAX_PAGES_PER_POLL;
         if last_page {
             // A cut-short poll resumes from its last page's newest event, not from `end`.
             let position = if next.is_none() { end } else { stats.newest_event_ms.unwrap_or(start).max(start) };
-            batch.checkpoints.push(Checkpoint { source: SOURCE.into(), key: group.to_string(), position_ms: position, state: None });
+            batch.checkpoints.push(Checkpoint { source: SOURCE.into(), key: stored_as.clone(), position_ms: position, state: None });
             // The streams' memories go with the checkpoint: a poll that stops half-way is
             // read again from the old position, with the old memories.
-            batch.stream_states = stream_rows(group, &streams, &touched);
+            batch.stream_states = stream_rows(&stored_as, &streams, &touched);
         }
         let outcome = store.commit(&batch).await?;
         record_page_metrics(ctx, group, &outcome, &stats);
@@ -464,7 +468,8 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
     let ctx = &shared.ctx;
     let cfg = &ctx.config.logs;
     let store: &Store = &ctx.store;
-    let Some(checkpoint) = store.checkpoint(SOURCE, group).await? else { return Ok(PollResult::Empty) };
+    let stored_as = ctx.scope.key(group);
+    let Some(checkpoint) = store.checkpoint(SOURCE, &stored_as).await? else { return Ok(PollResult::Empty) };
     let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let (start, end) = sweep_window(now_ms(), checkpoint.position_ms, ms(cfg.reconcile_window), ms(cfg.ingestion_delay));
     if start >= end {
@@ -483,9 +488,10 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
         let next = resp.next_token().filter(|t| Some(*t) != token.as_deref()).map(str::to_string);
         if !page.is_empty() {
             let history = if ctx.config.environments.lambda_aliases { ensure_versions_known(shared, group, &page).await? } else { history.clone() };
-            load_page_streams(ctx, group, &page, &mut streams).await?;
+            load_page_streams(ctx, &stored_as, &page, &mut streams).await?;
             // The sweep reads the past: the streams' saved state stays what the polls made it.
-            let (batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+            let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
+            ctx.scope_batch(&mut batch);
             let outcome = store.commit(&batch).await?;
             record_page_metrics(ctx, group, &outcome, &stats);
             recovered += outcome.inserted_total();
