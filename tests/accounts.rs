@@ -60,3 +60,101 @@ async fn an_assumed_role_acts_in_its_account_and_region() {
     let who = aws_sdk_sts::Client::new(&own).get_caller_identity().send().await.unwrap();
     assert_eq!(who.account(), Some("123456789012"));
 }
+
+/// Per (account, region, env, function, operation, source) counts as the store holds them.
+fn scoped_counts(db: &std::path::Path) -> std::collections::BTreeMap<String, i64> {
+    if !db.exists() {
+        return Default::default();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let Ok(mut conn) = sqlx::sqlite::SqliteConnectOptions::new().filename(db).read_only(true).connect().await else {
+            return Default::default();
+        };
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account || '|' || region || '|' || env || '|' || function || '|' || operation || '|' || source, COUNT(*) FROM events GROUP BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        rows.into_iter().collect()
+    })
+}
+
+/// Writes text invocations of the same functions into each (role account, region), as the
+/// role: returns the expected counts keyed like [`scoped_counts`].
+fn write_traffic(moto: &Moto, dir: &std::path::Path, round: u32) -> std::collections::BTreeMap<String, i64> {
+    let out = dir.join(format!("traffic-{round}.json"));
+    let mut writer = moto.boto_background(
+        &format!(
+            "import lambda_traffic as t
+sts = client('sts')
+expected = {{}}
+now = int(time.time() * 1000) - 5_000
+for account_id, name, env, region, n in [('111111111111', 'prod', 'PROD', 'us-east-1', 3), ('111111111111', 'prod', 'PROD', 'eu-west-1', 2),
+                                         ('222222222222', 'dev', 'Dev', 'us-east-1', 4), ('222222222222', 'dev', 'Dev', 'eu-west-1', 1)]:
+    creds = sts.assume_role(RoleArn='arn:aws:iam::%s:role/latency-sentinel-reader' % account_id, RoleSessionName='traffic')['Credentials']
+    logs = boto3.client('logs', endpoint_url=ENDPOINT, region_name=region, aws_access_key_id=creds['AccessKeyId'],
+                        aws_secret_access_key=creds['SecretAccessKey'], aws_session_token=creds['SessionToken'])
+    w = t.Writer(logs)
+    for fn, abbr in [('GenerateDynamicScenarioHandler', 'GDSH'), ('LexFulfillmentHandler', 'LEX')]:
+        for i in range(n + {round}):
+            w.text_invocation(fn, abbr, env, '$LATEST', t.stream_name('$LATEST'), now + i * 1000, 1.5, i == 0)
+    for key, count in w.expected.items():
+        expected['%s|%s|%s' % (name, region, key)] = count
+print(json.dumps(expected))
+"
+        ),
+        &out,
+    );
+    let status = writer.wait_exit(std::time::Duration::from_secs(120)).expect("the traffic writer finishes");
+    assert!(status.success(), "traffic writer failed: {}", std::fs::read_to_string(out.with_extension("err")).unwrap_or_default());
+    expected_counts(&std::fs::read_to_string(&out).unwrap())
+}
+
+fn accounts_config(moto: &Moto) -> String {
+    daemon_config(
+        moto,
+        &format!(
+            "{}[xray]\nenabled = false\n\
+             [[accounts]]\nname = \"prod\"\nrole_arn = \"arn:aws:iam::111111111111:role/latency-sentinel-reader\"\nexternal_id = \"ext-prod\"\n\
+             regions = [\"us-east-1\", \"eu-west-1\"]\nenv = \"PROD\"\n\
+             [[accounts]]\nname = \"dev\"\nrole_arn = \"arn:aws:iam::222222222222:role/latency-sentinel-reader\"\n\
+             regions = [\"us-east-1\", \"eu-west-1\"]\nenv = \"Dev\"\n",
+            // No aliases: each account's env attributes its events.
+            fast_logs(&[]).replace("lambda_aliases = true", "lambda_aliases = false")
+        ),
+    )
+}
+
+/// Two accounts × two regions, the same function names in each, each account's env from
+/// its config (no aliases): every count lands on its own (account, region, env) exactly,
+/// and after a SIGKILL and a restart (which re-reads the overlap) still exactly.
+#[test]
+fn two_accounts_in_two_regions_count_apart_and_exactly_across_a_sigkill() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = write_traffic(&moto, dir.path(), 0);
+    assert_eq!(expected.len(), 4 * 2 * 5, "4 scopes × 2 functions × 5 operations: {expected:?}");
+    let config = accounts_config(&moto);
+    let daemon = Daemon::start(dir.path(), &config);
+    let db = daemon.db();
+    wait_for("every scope's events, each in its own series", std::time::Duration::from_secs(90), || (scoped_counts(&db) == expected).then_some(()));
+    let ready = daemon.get("/readyz").unwrap();
+    assert_eq!(ready.0, 200, "{}", ready.1);
+    for scope in ["logs:prod/us-east-1", "logs:prod/eu-west-1", "logs:dev/us-east-1", "logs:dev/eu-west-1"] {
+        assert!(ready.1.contains(scope), "/readyz names {scope}: {}", ready.1);
+    }
+
+    daemon.proc.signal("KILL");
+    drop(daemon);
+    for (k, v) in write_traffic(&moto, dir.path(), 1) {
+        *expected.entry(k).or_default() += v;
+    }
+    let daemon = Daemon::start(dir.path(), &config);
+    wait_for("the second round, nothing twice", std::time::Duration::from_secs(90), || (scoped_counts(&db) == expected).then_some(()));
+    // A few more polls re-read the overlap: still exact.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(scoped_counts(&db), expected, "{}", daemon.logs());
+}
