@@ -42,7 +42,7 @@ fn main() {
     let mut w = Windows::default();
     for i in 0..1_000_000i64 {
         let s = i % 10_000;
-        let key = SeriesKey { env: format!("env{}", s % 2), function: format!("Function{}", s / 50), operation: format!("Operation{}", s % 50), source: "xray".into() };
+        let key = SeriesKey { account: "default".into(), region: String::new(), env: format!("env{}", s % 2), function: format!("Function{}", s / 50), operation: format!("Operation{}", s % 50), source: "xray".into() };
         w.insert(key, now - 900_000 + i, 1.0, false);
     }
     let after = rss_kb("VmRSS:");
@@ -55,7 +55,7 @@ fn main() {
 
     // 2) p95 over a 15-minute window of 1M events.
     let mut w = Windows::default();
-    let key = SeriesKey { env: "Dev".into(), function: "GenerateDynamicScenarioHandler".into(), operation: "Bedrock.InvokeModel".into(), source: "xray".into() };
+    let key = SeriesKey { account: "default".into(), region: String::new(), env: "Dev".into(), function: "GenerateDynamicScenarioHandler".into(), operation: "Bedrock.InvokeModel".into(), source: "xray".into() };
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for i in 0..1_000_000i64 {
         x ^= x << 13;
@@ -84,7 +84,7 @@ fn main() {
     let mut snapshot = Snapshot::default();
     for i in 0..10_000 {
         let l = [format!("env{}", i % 2), format!("Function{}", i / 50), format!("Operation{}", i % 50), "xray".to_string()];
-        let key = SeriesKey { env: l[0].clone(), function: l[1].clone(), operation: l[2].clone(), source: l[3].clone() };
+        let key = SeriesKey { account: "default".into(), region: String::new(), env: l[0].clone(), function: l[1].clone(), operation: l[2].clone(), source: l[3].clone() };
         snapshot.observed.push((key.clone(), vec![0.03 * (i % 300) as f64]));
         let window = WindowStats { count: 100, p50: 1.5, p90: 1.5, p95: 1.5, p99: 1.5, max: 1.5, error_rate: 0.0 };
         snapshot.windows.push((key, Some(WindowSummary { stats: window, sum: 42.0 })));

@@ -91,7 +91,7 @@ impl Evaluator {
         let events = self.store.events_from(from, high_water).await?;
         self.windows = Windows::default();
         for e in events {
-            self.windows.insert(SeriesKey { env: e.env, function: e.function, operation: e.operation, source: e.source }, e.time_ms, e.duration_s, e.error);
+            self.windows.insert(SeriesKey { account: e.account, region: e.region, env: e.env, function: e.function, operation: e.operation, source: e.source }, e.time_ms, e.duration_s, e.error);
         }
         self.last_id = high_water;
         Ok(())
@@ -115,7 +115,7 @@ impl Evaluator {
             for e in events {
                 self.last_id = e.id;
                 let (t, d, error) = (e.time_ms, e.duration_s, e.error);
-                let key = SeriesKey { env: e.env, function: e.function, operation: e.operation, source: e.source };
+                let key = SeriesKey { account: e.account, region: e.region, env: e.env, function: e.function, operation: e.operation, source: e.source };
                 match self.observed.get_mut(&key) {
                     Some(durations) => durations.push(d),
                     None => {

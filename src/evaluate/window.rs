@@ -4,9 +4,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-/// One series: (env, function, operation, source).
+/// One series: (account, region, env, function, operation, source).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
+    /// The account's name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region (empty without `[[accounts]]`).
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -156,7 +160,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key() -> SeriesKey {
-        SeriesKey { env: "Dev".into(), function: "f".into(), operation: "op".into(), source: "xray".into() }
+        SeriesKey { account: "default".into(), region: String::new(), env: "Dev".into(), function: "f".into(), operation: "op".into(), source: "xray".into() }
     }
 
     #[test]

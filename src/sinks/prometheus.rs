@@ -67,7 +67,11 @@ struct Series {
 
 impl Series {
     fn new(key: &SeriesKey) -> Series {
-        let labels = label_text(&["env", "function", "operation", "source"], &[&key.env, &key.function, &key.operation, &key.source]);
+        // In name order, as the text format's reference encoder writes them.
+        let labels = label_text(
+            &["account", "env", "function", "operation", "region", "source"],
+            &[&key.account, &key.env, &key.function, &key.operation, &key.region, &key.source],
+        );
         Series { labels, buckets: [0; OPERATION_BUCKETS.len()], count: 0, sum: 0.0, window: None }
     }
 
@@ -243,7 +247,7 @@ mod tests {
     use prometheus::{Encoder, GaugeVec, HistogramVec, Opts, Registry};
 
     fn key(env: &str, op: &str) -> SeriesKey {
-        SeriesKey { env: env.into(), function: "f".into(), operation: op.into(), source: "xray".into() }
+        SeriesKey { account: "default".into(), region: String::new(), env: env.into(), function: "f".into(), operation: op.into(), source: "xray".into() }
     }
 
     fn window(values: Vec<f64>) -> Option<WindowSummary> {
@@ -283,14 +287,14 @@ mod tests {
     impl Reference {
         fn new(max_series: usize) -> Reference {
             let registry = Registry::new();
-            let labels = ["env", "function", "operation", "source"];
+            let labels = ["account", "env", "function", "operation", "region", "source"];
             let events = GaugeVec::new(Opts::new(EVENTS.0, EVENTS.1), &labels).unwrap();
             registry.register(Box::new(events.clone())).unwrap();
             let sums = GaugeVec::new(Opts::new("window_sum", "not exported"), &labels).unwrap();
             let duration =
                 HistogramVec::new(prometheus::HistogramOpts::new(DURATION.0, DURATION.1).buckets(OPERATION_BUCKETS.to_vec()), &labels).unwrap();
             registry.register(Box::new(duration.clone())).unwrap();
-            let with_q = ["env", "function", "operation", "source", "quantile"];
+            let with_q = ["account", "env", "function", "operation", "region", "source", "quantile"];
             let latency = summary_family(&registry, LATENCY.0, LATENCY.1, &with_q, Some(events.clone()), Some(sums.clone()));
             let budgets = summary_family(&registry, BUDGET.0, BUDGET.1, &["env", "function", "operation", "quantile"], None, None);
             let alert_labels = ["alertname", "alertstate", "env", "function", "operation", "quantile", "severity"];
@@ -301,7 +305,7 @@ mod tests {
         fn publish(&mut self, snapshot: &Snapshot) -> String {
             for (key, durations) in &snapshot.observed {
                 if self.exported.contains(key) || self.exported.len() < self.max_series {
-                    let h = self.duration.with_label_values(&[&key.env, &key.function, &key.operation, &key.source]);
+                    let h = self.duration.with_label_values(&[&key.account, &key.env, &key.function, &key.operation, &key.region, &key.source]);
                     durations.iter().for_each(|d| h.observe(*d));
                     self.exported.insert(key.clone());
                 }
@@ -313,13 +317,13 @@ mod tests {
                 if !self.exported.contains(key) {
                     continue;
                 }
-                let l = [key.env.as_str(), &key.function, &key.operation, &key.source];
+                let l = [key.account.as_str(), &key.env, &key.function, &key.operation, &key.region, &key.source];
                 let (count, sum) = w.as_ref().map_or((0, 0.0), |w| (w.stats.count, w.sum));
                 self.events.with_label_values(&l).set(count as f64);
                 self.sums.with_label_values(&l).set(sum);
                 if let Some(w) = w {
                     for (q, label) in QUANTILES {
-                        self.latency.with_label_values(&[l[0], l[1], l[2], l[3], label]).set(w.stats.quantile(q));
+                        self.latency.with_label_values(&[l[0], l[1], l[2], l[3], l[4], l[5], label]).set(w.stats.quantile(q));
                     }
                 }
             }
@@ -372,7 +376,12 @@ mod tests {
         assert_eq!(metrics.series_dropped.get(), 1, "the series past max_series is counted");
         let text = String::from_utf8(sink.text().to_vec()).unwrap();
         assert!(!text.contains("sentinel_operation_events{"), "a series gone from the windows is removed");
-        assert!(text.contains("sentinel_operation_duration_seconds_count{env=\"Dev\",function=\"f\",operation=\"Bedrock.InvokeModel\",source=\"xray\"} 6"), "{text}");
+        assert!(
+            text.contains(
+                "sentinel_operation_duration_seconds_count{account=\"default\",env=\"Dev\",function=\"f\",operation=\"Bedrock.InvokeModel\",region=\"\",source=\"xray\"} 6"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
