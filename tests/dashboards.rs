@@ -25,6 +25,9 @@ const VALUES: &[(&str, &str)] = &[
     ("baseline", "PROD"),
     ("candidate", "Dev"),
     ("job", ".*"),
+    // "All", as the account and region variables default to.
+    ("account", ".*"),
+    ("region", ".*"),
 ];
 
 /// One query of one panel.
