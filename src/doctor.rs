@@ -276,6 +276,8 @@ async fn receivers(config: &Config, options: Options) -> Vec<Check> {
         }
         let now = now_ms();
         let event = AlertEvent {
+            account: crate::model::Origin::default().account,
+            region: String::new(),
             budget: "doctor".into(),
             env: "doctor".into(),
             function: "latency-sentinel".into(),

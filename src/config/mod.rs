@@ -305,6 +305,10 @@ pub struct BudgetConfig {
     pub operation: String,
     /// Environment glob.
     pub env: String,
+    /// Account glob (`[[accounts]] name`; `default` without accounts).
+    pub account: String,
+    /// Region glob (empty without accounts: "*" matches it).
+    pub region: String,
     /// Budget for the 50th percentile.
     #[serde(with = "duration::option")]
     pub p50: Option<Duration>,
@@ -456,6 +460,8 @@ impl Default for BudgetConfig {
             function: "*".into(),
             operation: "*".into(),
             env: "*".into(),
+            account: "*".into(),
+            region: "*".into(),
             p50: None,
             p90: None,
             p95: None,

@@ -226,7 +226,7 @@ fn validate_budgets(c: &Config, e: &mut Vec<ConfigError>) {
                 e.push(ConfigError::new(key("p95"), "the budget must be above 0s"));
             }
         }
-        for (k, v) in [("function", &b.function), ("operation", &b.operation), ("env", &b.env)] {
+        for (k, v) in [("function", &b.function), ("operation", &b.operation), ("env", &b.env), ("account", &b.account), ("region", &b.region)] {
             if v.is_empty() {
                 e.push(ConfigError::new(key(k), "must not be empty (use \"*\" to match all)"));
             }

@@ -5,13 +5,20 @@
 use crate::config::BudgetConfig;
 use crate::config::validate::budget_specificity;
 use crate::glob;
+use crate::model::alert::Target;
 
-/// The budget that applies to (env, function, operation), with its index in the config.
-pub fn match_budget<'a>(budgets: &'a [BudgetConfig], env: &str, function: &str, operation: &str) -> Option<(usize, &'a BudgetConfig)> {
+/// The budget that applies to a target, with its index in the config.
+pub fn match_budget<'a>(budgets: &'a [BudgetConfig], t: &Target) -> Option<(usize, &'a BudgetConfig)> {
     budgets
         .iter()
         .enumerate()
-        .filter(|(_, b)| glob::matches(&b.function, function) && glob::matches(&b.operation, operation) && glob::matches(&b.env, env))
+        .filter(|(_, b)| {
+            glob::matches(&b.function, &t.function)
+                && glob::matches(&b.operation, &t.operation)
+                && glob::matches(&b.env, &t.env)
+                && glob::matches(&b.account, &t.account)
+                && glob::matches(&b.region, &t.region)
+        })
         .max_by(|(ia, a), (ib, b)| budget_specificity(a).cmp(&budget_specificity(b)).then(ib.cmp(ia)))
 }
 
@@ -33,9 +40,16 @@ mod tests {
     #[test]
     fn most_specific_wins() {
         let budgets = vec![b("*", "*", "*", 10), b("*", "Bedrock.InvokeModel", "*", 5), b("*", "Bedrock.InvokeModel", "PROD", 4)];
-        assert_eq!(match_budget(&budgets, "PROD", "GDSH", "Bedrock.InvokeModel").unwrap().0, 2);
-        assert_eq!(match_budget(&budgets, "Dev", "GDSH", "Bedrock.InvokeModel").unwrap().0, 1);
-        assert_eq!(match_budget(&budgets, "Dev", "GDSH", "DynamoDB.PutItem").unwrap().0, 0);
-        assert!(match_budget(&budgets[1..], "Dev", "GDSH", "DynamoDB.PutItem").is_none());
+        let t = Target::unscoped;
+        assert_eq!(match_budget(&budgets, &t("PROD", "GDSH", "Bedrock.InvokeModel")).unwrap().0, 2);
+        assert_eq!(match_budget(&budgets, &t("Dev", "GDSH", "Bedrock.InvokeModel")).unwrap().0, 1);
+        assert_eq!(match_budget(&budgets, &t("Dev", "GDSH", "DynamoDB.PutItem")).unwrap().0, 0);
+        assert!(match_budget(&budgets[1..], &t("Dev", "GDSH", "DynamoDB.PutItem")).is_none());
+        // Account and region globs: "*" by default; a budget can be an account's alone.
+        let mut only_prod = budgets.clone();
+        only_prod[2].account = "prod".into();
+        let in_prod = Target { account: "prod".into(), region: "eu-west-1".into(), ..t("PROD", "GDSH", "Bedrock.InvokeModel") };
+        assert_eq!(match_budget(&only_prod, &in_prod).unwrap().0, 2);
+        assert_eq!(match_budget(&only_prod, &t("PROD", "GDSH", "Bedrock.InvokeModel")).unwrap().0, 1, "not the default account");
     }
 }

@@ -45,6 +45,10 @@ impl Shared {
 pub struct BudgetStatus {
     /// The budget's display name.
     pub budget: String,
+    /// The account's name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region (empty without `[[accounts]]`).
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,

@@ -10,7 +10,7 @@ use super::window::{SeriesKey, Windows};
 use super::{BudgetStatus, Publish, Shared, Snapshot, WindowSummary};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::alert::{AlertEvent, AlertState, Notification, Phase, Transition, alert_key, split_alert_key};
+use crate::model::alert::{AlertEvent, AlertState, Notification, Phase, Target, Transition, alert_key, split_alert_key};
 use crate::store::alerts::AlertRow;
 use crate::store::{Store, StoreError};
 use crate::clock::now_ms;
@@ -139,25 +139,35 @@ impl Evaluator {
         let read = started.elapsed();
 
         // Judge every operation seen, and every alert still active even if its events stopped.
-        let mut operations: BTreeSet<(String, String, String)> =
-            self.windows.series.keys().map(|k| (k.env.clone(), k.function.clone(), k.operation.clone())).collect();
+        let mut targets: BTreeSet<Target> = self
+            .windows
+            .series
+            .keys()
+            .map(|k| Target {
+                account: k.account.clone(),
+                region: k.region.clone(),
+                env: k.env.clone(),
+                function: k.function.clone(),
+                operation: k.operation.clone(),
+            })
+            .collect();
         for key in self.phases.keys() {
-            if let Some((_, env, function, operation)) = split_alert_key(key) {
-                operations.insert((env.to_string(), function.to_string(), operation.to_string()));
+            if let Some((_, t)) = split_alert_key(key) {
+                targets.insert(t);
             }
         }
         let mut statuses = Vec::new();
         let mut changed = Vec::new();
         let mut transitions: Vec<(i64, AlertRow, Transition)> = Vec::new();
         let mut current: BTreeSet<String> = BTreeSet::new();
-        for (env, function, operation) in &operations {
-            let Some((_, budget)) = match_budget(&self.config.budgets, env, function, operation) else { continue };
+        for t in &targets {
+            let Some((_, budget)) = match_budget(&self.config.budgets, t) else { continue };
             let Some((quantile, threshold)) = budget.threshold() else { continue };
             let name = budget.display_name();
-            let stats = self.windows.merged(env, function, operation, now, budget.window.as_millis() as i64);
+            let stats = self.windows.merged(t, now, budget.window.as_millis() as i64);
             let observed = (stats.count > 0).then(|| stats.quantile(quantile));
             let breached = stats.count >= budget.min_samples && observed.is_some_and(|v| v > threshold.as_secs_f64());
-            let key = alert_key(&name, env, function, operation);
+            let key = alert_key(&name, t);
             current.insert(key.clone());
             let prev = self.phases.get(&key).copied().unwrap_or(Phase::Inactive);
             let (next, transition) =
@@ -165,9 +175,11 @@ impl Evaluator {
             let row = AlertRow {
                 key: key.clone(),
                 budget: name.clone(),
-                env: env.clone(),
-                function: function.clone(),
-                operation: operation.clone(),
+                account: t.account.clone(),
+                region: t.region.clone(),
+                env: t.env.clone(),
+                function: t.function.clone(),
+                operation: t.operation.clone(),
                 quantile,
                 phase: next,
                 value_s: observed,
@@ -178,8 +190,8 @@ impl Evaluator {
             if next != prev || (next != Phase::Inactive && transition.is_none()) {
                 changed.push(row.clone());
             }
-            if let Some(t) = transition {
-                transitions.push((now, row.clone(), t));
+            if let Some(tr) = transition {
+                transitions.push((now, row.clone(), tr));
             }
             if next == Phase::Inactive {
                 self.phases.remove(&key);
@@ -188,9 +200,11 @@ impl Evaluator {
             }
             statuses.push(BudgetStatus {
                 budget: name,
-                env: env.clone(),
-                function: function.clone(),
-                operation: operation.clone(),
+                account: t.account.clone(),
+                region: t.region.clone(),
+                env: t.env.clone(),
+                function: t.function.clone(),
+                operation: t.operation.clone(),
                 quantile,
                 budget_s: threshold.as_secs_f64(),
                 observed_s: observed,
@@ -203,15 +217,15 @@ impl Evaluator {
         // Alerts of budgets no longer configured: resolve them rather than keep them forever.
         let orphans: Vec<String> = self.phases.keys().filter(|k| !current.contains(*k)).cloned().collect();
         for key in orphans {
-            if let (Some(Phase::Firing { .. } | Phase::Pending { .. }), Some((budget, env, function, operation))) =
-                (self.phases.remove(&key), split_alert_key(&key))
-            {
+            if let (Some(Phase::Firing { .. } | Phase::Pending { .. }), Some((budget, t))) = (self.phases.remove(&key), split_alert_key(&key)) {
                 let row = AlertRow {
                     key: key.clone(),
                     budget: budget.into(),
-                    env: env.into(),
-                    function: function.into(),
-                    operation: operation.into(),
+                    account: t.account,
+                    region: t.region,
+                    env: t.env,
+                    function: t.function,
+                    operation: t.operation,
                     quantile: 0.95,
                     phase: Phase::Inactive,
                     value_s: None,
@@ -273,6 +287,8 @@ impl Evaluator {
         let Some(sink) = &self.sink else { return };
         let event = |row: &AlertRow, state: Transition, started_ms: Option<i64>| AlertEvent {
             budget: row.budget.clone(),
+            account: row.account.clone(),
+            region: row.region.clone(),
             env: row.env.clone(),
             function: row.function.clone(),
             operation: row.operation.clone(),
@@ -303,10 +319,19 @@ impl Evaluator {
             .iter()
             .filter(|s| s.state == AlertState::Firing)
             .filter_map(|s| {
-                let key = alert_key(&s.budget, &s.env, &s.function, &s.operation);
+                let t = Target {
+                    account: s.account.clone(),
+                    region: s.region.clone(),
+                    env: s.env.clone(),
+                    function: s.function.clone(),
+                    operation: s.operation.clone(),
+                };
+                let key = alert_key(&s.budget, &t);
                 let Some(Phase::Firing { fired_at, .. }) = self.phases.get(&key) else { return None };
                 Some(AlertEvent {
                     budget: s.budget.clone(),
+                    account: s.account.clone(),
+                    region: s.region.clone(),
                     env: s.env.clone(),
                     function: s.function.clone(),
                     operation: s.operation.clone(),
@@ -409,7 +434,7 @@ mod tests {
         let s = e.evaluate(now + 20_000).await.unwrap();
         assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Firing);
         let text = String::from_utf8(exposition.text().to_vec()).unwrap();
-        assert!(text.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
+        assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(!text.contains("alertstate=\"firing\",env=\"PROD\""));
 
         // A restart: the firing alert is remembered, not re-fired.

@@ -139,11 +139,11 @@ impl Windows {
     }
 
     /// Stats of the (env, function, operation) across all its sources.
-    pub fn merged(&self, env: &str, function: &str, operation: &str, now_ms: i64, window_ms: i64) -> WindowStats {
+    pub fn merged(&self, t: &crate::model::alert::Target, now_ms: i64, window_ms: i64) -> WindowStats {
         let mut values = Vec::new();
         let mut errors = 0;
         for (k, s) in &self.series {
-            if k.env == env && k.function == function && k.operation == operation {
+            if k.env == t.env && k.function == t.function && k.operation == t.operation && k.account == t.account && k.region == t.region {
                 let (v, e) = s.window(now_ms, window_ms);
                 values.extend(v);
                 errors += e;
@@ -171,12 +171,12 @@ mod tests {
         }
         // A late event with an old timestamp: inside the window by event time.
         w.insert(key(), 10_050, 500.0, true);
-        let s = w.merged("Dev", "f", "op", 20_000, 10_001);
+        let s = w.merged(&crate::model::alert::Target::unscoped("Dev", "f", "op"), 20_000, 10_001);
         assert_eq!(s.count, 101);
         assert_eq!(s.max, 500.0);
         assert!((s.error_rate - 1.0 / 101.0).abs() < 1e-12);
         // A 1 s window holds only the last 10 events (times 19_000..=19_900 exclusive of 19_000).
-        let s = w.merged("Dev", "f", "op", 19_900, 1_000);
+        let s = w.merged(&crate::model::alert::Target::unscoped("Dev", "f", "op"), 19_900, 1_000);
         assert_eq!(s.count, 10);
         assert_eq!(s.p50, 95.0);
         w.prune(15_000);

@@ -100,15 +100,50 @@ impl std::fmt::Display for Transition {
 /// Separates the parts of an alert key (never part of a name we accept).
 const KEY_SEP: char = '\u{1f}';
 
-/// The key of one alert: (budget, env, function, operation).
-pub fn alert_key(budget: &str, env: &str, function: &str, operation: &str) -> String {
-    format!("{budget}{KEY_SEP}{env}{KEY_SEP}{function}{KEY_SEP}{operation}")
+/// What one budget judges: one operation of one function in one env, in one account and
+/// region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub account: String,
+    pub region: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
 }
 
-/// The (budget, env, function, operation) of an alert key.
-pub fn split_alert_key(key: &str) -> Option<(&str, &str, &str, &str)> {
-    let mut p = key.split(KEY_SEP);
-    Some((p.next()?, p.next()?, p.next()?, p.next()?))
+impl Target {
+    /// A target of the default origin (a config without `[[accounts]]`).
+    pub fn unscoped(env: &str, function: &str, operation: &str) -> Target {
+        let o = super::Origin::default();
+        Target { account: o.account, region: o.region, env: env.into(), function: function.into(), operation: operation.into() }
+    }
+
+    /// Whether it belongs to the default origin.
+    pub fn is_unscoped(&self) -> bool {
+        let o = super::Origin::default();
+        self.account == o.account && self.region == o.region
+    }
+}
+
+/// The key of one alert: (budget, env, function, operation), and account and region unless
+/// they are the default origin's (so an alert firing before accounts existed is the same
+/// alert after the upgrade).
+pub fn alert_key(budget: &str, t: &Target) -> String {
+    let base = format!("{budget}{KEY_SEP}{}{KEY_SEP}{}{KEY_SEP}{}", t.env, t.function, t.operation);
+    if t.is_unscoped() { base } else { format!("{base}{KEY_SEP}{}{KEY_SEP}{}", t.account, t.region) }
+}
+
+/// The budget and target of an alert key.
+pub fn split_alert_key(key: &str) -> Option<(&str, Target)> {
+    let p: Vec<&str> = key.split(KEY_SEP).collect();
+    match p.as_slice() {
+        [budget, env, function, operation] => Some((budget, Target::unscoped(env, function, operation))),
+        [budget, env, function, operation, account, region] => Some((
+            budget,
+            Target { account: account.to_string(), region: region.to_string(), env: env.to_string(), function: function.to_string(), operation: operation.to_string() },
+        )),
+        _ => None,
+    }
 }
 
 /// What the evaluator hands the alert receivers.
@@ -124,6 +159,10 @@ pub enum Notification {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertEvent {
     pub budget: String,
+    /// The account's name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region (empty without `[[accounts]]`).
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -145,8 +184,13 @@ mod tests {
 
     #[test]
     fn keys_split_back_and_labels_name_quantiles() {
-        let k = alert_key("bedrock-p95", "Dev", "GDSH", "Bedrock.InvokeModel");
-        assert_eq!(split_alert_key(&k), Some(("bedrock-p95", "Dev", "GDSH", "Bedrock.InvokeModel")));
+        let t = Target::unscoped("Dev", "GDSH", "Bedrock.InvokeModel");
+        let k = alert_key("bedrock-p95", &t);
+        assert_eq!(k, "bedrock-p95\u{1f}Dev\u{1f}GDSH\u{1f}Bedrock.InvokeModel", "the key alerts had before accounts");
+        assert_eq!(split_alert_key(&k), Some(("bedrock-p95", t.clone())));
+        let scoped = Target { account: "prod".into(), region: "eu-west-1".into(), ..t };
+        let k = alert_key("bedrock-p95", &scoped);
+        assert_eq!(split_alert_key(&k), Some(("bedrock-p95", scoped)));
         assert_eq!(split_alert_key("no separators"), None);
         assert_eq!(quantile_label(0.99), "0.99");
         assert_eq!(serde_json::to_string(&AlertState::Firing).unwrap(), "\"firing\"");

@@ -76,7 +76,7 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
         .into_iter()
         .map(|(k, mut agg)| {
             let q = agg.quantiles(&[0.5, 0.9, 0.95, 0.99]);
-            let budget = match_budget(budgets, &k.env, &k.function, &k.operation).and_then(|(_, b)| {
+            let budget = match_budget(budgets, &crate::model::alert::Target::unscoped(&k.env, &k.function, &k.operation)).and_then(|(_, b)| {
                 let (quantile, threshold) = b.threshold()?;
                 Some(BudgetRef { name: b.display_name(), quantile, threshold_s: threshold.as_secs_f64(), min_samples: b.min_samples })
             });

@@ -24,8 +24,17 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl AlertEvent {
+    /// Whether it comes from a config without `[[accounts]]`.
+    fn of_default_origin(&self) -> bool {
+        let default = crate::model::Origin::default();
+        self.account == default.account && self.region == default.region
+    }
+
+    /// The alert's labels: its identity in Alertmanager. `account` and `region` are there
+    /// only when the config names accounts, so an alert of a config without them keeps the
+    /// identity it had before accounts existed.
     pub fn labels(&self) -> Value {
-        json!({
+        let mut labels = json!({
             "alertname": ALERT_NAME,
             "env": self.env,
             "function": self.function,
@@ -33,16 +42,26 @@ impl AlertEvent {
             "quantile": quantile_label(self.quantile),
             "severity": self.severity,
             "budget": self.budget,
-        })
+        });
+        if !self.of_default_origin() {
+            labels["account"] = json!(self.account);
+            labels["region"] = json!(self.region);
+        }
+        labels
     }
 
     pub fn summary(&self) -> String {
+        let place = if self.of_default_origin() {
+            self.env.clone()
+        } else {
+            format!("{}, {} {}", self.env, self.account, self.region)
+        };
         format!(
             "p{} of {} in {} ({}) is {} against a budget of {}",
             (self.quantile * 100.0).round(),
             self.operation,
             self.function,
-            self.env,
+            place,
             self.value_s.map(|v| format!("{v:.3}s")).unwrap_or_else(|| "unknown".into()),
             format_args!("{:.3}s", self.budget_s)
         )
@@ -237,6 +256,8 @@ mod tests {
     fn event() -> AlertEvent {
         AlertEvent {
             budget: "bedrock-p95".into(),
+            account: "default".into(),
+            region: String::new(),
             env: "Dev".into(),
             function: "GenerateDynamicScenarioHandler".into(),
             operation: "Bedrock.InvokeModel".into(),
@@ -264,5 +285,14 @@ mod tests {
         let a = event().alertmanager_body("http://x", 1_795_341_660_000);
         assert_eq!(a["endsAt"], "2026-11-22T10:01:00.000Z");
         assert!(a["generatorURL"].as_str().unwrap().starts_with("http://x/api/v1/operations?since=5m&env=Dev"));
+        assert!(a["labels"].get("account").is_none(), "no account label without [[accounts]]: the alert's identity is unchanged");
+    }
+
+    #[test]
+    fn an_accounts_alert_names_its_account_and_region() {
+        let e = AlertEvent { account: "prod".into(), region: "eu-west-1".into(), ..event() };
+        let a = e.alertmanager_body("http://x", 1);
+        assert_eq!((a["labels"]["account"].as_str(), a["labels"]["region"].as_str()), (Some("prod"), Some("eu-west-1")));
+        assert!(e.summary().contains("(Dev, prod eu-west-1)"), "{}", e.summary());
     }
 }

@@ -153,13 +153,16 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
 
     // Alerts and budgets: one summary per label set without the quantile (the last status
     // of a label set and quantile wins, as setting a gauge twice would).
-    let mut alerts: BTreeMap<[&str; 6], BTreeMap<u64, f64>> = BTreeMap::new();
-    let mut budgets: BTreeMap<[&str; 3], BTreeMap<u64, f64>> = BTreeMap::new();
+    let mut alerts: BTreeMap<[&str; 8], BTreeMap<u64, f64>> = BTreeMap::new();
+    let mut budgets: BTreeMap<[&str; 5], BTreeMap<u64, f64>> = BTreeMap::new();
     for s in statuses {
         let q = quantile_key(s.quantile);
-        budgets.entry([&s.env, &s.function, &s.operation]).or_default().insert(q, s.budget_s);
+        budgets.entry([&s.account, &s.env, &s.function, &s.operation, &s.region]).or_default().insert(q, s.budget_s);
         if s.state != AlertState::Inactive {
-            alerts.entry([ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, &s.severity]).or_default().insert(q, 1.0);
+            alerts
+                .entry([&s.account, ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, &s.region, &s.severity])
+                .or_default()
+                .insert(q, 1.0);
         }
     }
     // A registry leaves out families without a series; so does this.
@@ -167,14 +170,14 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
         family_head(&mut out, ALERTS.0, ALERTS.1, "summary");
     }
     for (values, quantiles) in &alerts {
-        let labels = label_text(&["alertname", "alertstate", "env", "function", "operation", "severity"], values);
+        let labels = label_text(&["account", "alertname", "alertstate", "env", "function", "operation", "region", "severity"], values);
         summary(&mut out, ALERTS.0, &labels, quantiles, 1, None);
     }
     if !budgets.is_empty() {
         family_head(&mut out, BUDGET.0, BUDGET.1, "summary");
     }
     for (values, quantiles) in &budgets {
-        let labels = label_text(&["env", "function", "operation"], values);
+        let labels = label_text(&["account", "env", "function", "operation", "region"], values);
         summary(&mut out, BUDGET.0, &labels, quantiles, 1, None);
     }
 
@@ -257,6 +260,8 @@ mod tests {
     fn status(env: &str, op: &str, quantile: f64, state: AlertState) -> BudgetStatus {
         BudgetStatus {
             budget: "b".into(),
+            account: "default".into(),
+            region: String::new(),
             env: env.into(),
             function: "f".into(),
             operation: op.into(),
@@ -296,8 +301,8 @@ mod tests {
             registry.register(Box::new(duration.clone())).unwrap();
             let with_q = ["account", "env", "function", "operation", "region", "source", "quantile"];
             let latency = summary_family(&registry, LATENCY.0, LATENCY.1, &with_q, Some(events.clone()), Some(sums.clone()));
-            let budgets = summary_family(&registry, BUDGET.0, BUDGET.1, &["env", "function", "operation", "quantile"], None, None);
-            let alert_labels = ["alertname", "alertstate", "env", "function", "operation", "quantile", "severity"];
+            let budgets = summary_family(&registry, BUDGET.0, BUDGET.1, &["account", "env", "function", "operation", "region", "quantile"], None, None);
+            let alert_labels = ["account", "alertname", "alertstate", "env", "function", "operation", "region", "quantile", "severity"];
             let alerts = summary_family(&registry, ALERTS.0, ALERTS.1, &alert_labels, None, None);
             Reference { registry, duration, events, sums, latency, budgets, alerts, exported: Default::default(), max_series }
         }
@@ -329,9 +334,11 @@ mod tests {
             }
             for s in snapshot.statuses.iter() {
                 let q = quantile_label(s.quantile);
-                self.budgets.with_label_values(&[&s.env, &s.function, &s.operation, q]).set(s.budget_s);
+                self.budgets.with_label_values(&[&s.account, &s.env, &s.function, &s.operation, &s.region, q]).set(s.budget_s);
                 if s.state != AlertState::Inactive {
-                    self.alerts.with_label_values(&[ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, q, &s.severity]).set(1.0);
+                    self.alerts
+                        .with_label_values(&[&s.account, ALERT_NAME, s.state.as_str(), &s.env, &s.function, &s.operation, &s.region, q, &s.severity])
+                        .set(1.0);
                 }
             }
             let mut text = Vec::new();
@@ -395,7 +402,7 @@ mod tests {
         });
         let text = String::from_utf8(sink.text().to_vec()).unwrap();
         assert!(text.contains("quantile=\"0.95\"} 9.25"), "{text}");
-        assert!(text.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
+        assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(text.contains("severity=\"page\""), "{text}");
     }
 }

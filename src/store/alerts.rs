@@ -10,6 +10,8 @@ use serde::Serialize;
 pub struct AlertRow {
     pub key: String,
     pub budget: String,
+    pub account: String,
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -27,6 +29,8 @@ pub struct TransitionRow {
     pub time_ms: i64,
     pub alert_key: String,
     pub budget: String,
+    pub account: String,
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -49,12 +53,14 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "INSERT INTO alert_state (alert_key, budget, env, function, operation, quantile, phase, value_s, budget_s, samples, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_key) DO UPDATE SET phase = excluded.phase, \
+                "INSERT INTO alert_state (alert_key, budget, account, region, env, function, operation, quantile, phase, value_s, budget_s, samples, updated_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_key) DO UPDATE SET phase = excluded.phase, \
                  value_s = excluded.value_s, budget_s = excluded.budget_s, samples = excluded.samples, updated_ms = excluded.updated_ms",
             )
             .bind(&a.key)
             .bind(&a.budget)
+            .bind(&a.account)
+            .bind(&a.region)
             .bind(&a.env)
             .bind(&a.function)
             .bind(&a.operation)
@@ -69,12 +75,14 @@ impl Store {
         }
         for (time_ms, a, transition) in transitions {
             sqlx::query(
-                "INSERT INTO alert_transitions (time_ms, alert_key, budget, env, function, operation, quantile, transition, value_s, budget_s, samples, severity) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO alert_transitions (time_ms, alert_key, budget, account, region, env, function, operation, quantile, transition, value_s, budget_s, samples, severity) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(time_ms)
             .bind(&a.key)
             .bind(&a.budget)
+            .bind(&a.account)
+            .bind(&a.region)
             .bind(&a.env)
             .bind(&a.function)
             .bind(&a.operation)
@@ -109,7 +117,7 @@ impl Store {
     /// Transitions since `since_ms`, newest first, at most `limit`.
     pub async fn alert_transitions(&self, since_ms: i64, limit: i64) -> Result<Vec<TransitionRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT time_ms, alert_key, budget, env, function, operation, quantile, transition, value_s, budget_s, samples, severity \
+            "SELECT time_ms, alert_key, budget, account, region, env, function, operation, quantile, transition, value_s, budget_s, samples, severity \
              FROM alert_transitions WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?",
         )
         .bind(since_ms)
@@ -127,6 +135,8 @@ mod tests {
     async fn state_round_trips_and_inactive_is_removed() {
         let s = Store::open_memory().await.unwrap();
         let mut a = AlertRow {
+            account: "default".into(),
+            region: String::new(),
             key: "k".into(),
             budget: "b".into(),
             env: "Dev".into(),

@@ -463,6 +463,8 @@ mod tests {
     fn budget_statuses_become_0_or_1_and_split_by_1000() {
         let status = |i: usize, breached: bool| BudgetStatus {
             budget: format!("bedrock-p95-{i}"),
+            account: "default".into(),
+            region: String::new(),
             env: "PROD".into(),
             function: "GenerateDynamicScenarioHandler".into(),
             operation: "BedrockCallDuration".into(),
