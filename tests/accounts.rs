@@ -84,11 +84,13 @@ fn scoped_counts(db: &std::path::Path) -> std::collections::BTreeMap<String, i64
 
 /// Writes text invocations of the same functions into each (role account, region), as the
 /// role: returns the expected counts keyed like [`scoped_counts`].
-fn write_traffic(moto: &Moto, dir: &std::path::Path, round: u32) -> std::collections::BTreeMap<String, i64> {
+fn write_traffic(moto: &Moto, dir: &std::path::Path, round: u32, slow: Option<(&str, &str)>) -> std::collections::BTreeMap<String, i64> {
+    let slow = slow.map_or_else(|| "None".to_string(), |(a, r)| format!("({a:?}, {r:?})"));
     let out = dir.join(format!("traffic-{round}.json"));
     let mut writer = moto.boto_background(
         &format!(
             "import lambda_traffic as t
+SLOW = {slow}
 sts = client('sts')
 expected = {{}}
 now = int(time.time() * 1000) - 5_000
@@ -100,7 +102,8 @@ for account_id, name, env, region, n in [('111111111111', 'prod', 'PROD', 'us-ea
     w = t.Writer(logs)
     for fn, abbr in [('GenerateDynamicScenarioHandler', 'GDSH'), ('LexFulfillmentHandler', 'LEX')]:
         for i in range(n + {round}):
-            w.text_invocation(fn, abbr, env, '$LATEST', t.stream_name('$LATEST'), now + i * 1000, 1.5, i == 0)
+            bedrock = 9.0 if (name, region) == SLOW and fn == 'GenerateDynamicScenarioHandler' else 1.5
+            w.text_invocation(fn, abbr, env, '$LATEST', t.stream_name('$LATEST'), now + i * 1000, bedrock, i == 0)
     for key, count in w.expected.items():
         expected['%s|%s|%s' % (name, region, key)] = count
 print(json.dumps(expected))
@@ -113,11 +116,11 @@ print(json.dumps(expected))
     expected_counts(&std::fs::read_to_string(&out).unwrap())
 }
 
-fn accounts_config(moto: &Moto) -> String {
+fn accounts_config(moto: &Moto, extra: &str) -> String {
     daemon_config(
         moto,
         &format!(
-            "{}[xray]\nenabled = false\n\
+            "{}{extra}[xray]\nenabled = false\n\
              [[accounts]]\nname = \"prod\"\nrole_arn = \"arn:aws:iam::111111111111:role/latency-sentinel-reader\"\nexternal_id = \"ext-prod\"\n\
              regions = [\"us-east-1\", \"eu-west-1\"]\nenv = \"PROD\"\n\
              [[accounts]]\nname = \"dev\"\nrole_arn = \"arn:aws:iam::222222222222:role/latency-sentinel-reader\"\n\
@@ -135,9 +138,9 @@ fn accounts_config(moto: &Moto) -> String {
 fn two_accounts_in_two_regions_count_apart_and_exactly_across_a_sigkill() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut expected = write_traffic(&moto, dir.path(), 0);
+    let mut expected = write_traffic(&moto, dir.path(), 0, None);
     assert_eq!(expected.len(), 4 * 2 * 5, "4 scopes × 2 functions × 5 operations: {expected:?}");
-    let config = accounts_config(&moto);
+    let config = accounts_config(&moto, "");
     let daemon = Daemon::start(dir.path(), &config);
     let db = daemon.db();
     wait_for("every scope's events, each in its own series", std::time::Duration::from_secs(90), || (scoped_counts(&db) == expected).then_some(()));
@@ -149,7 +152,7 @@ fn two_accounts_in_two_regions_count_apart_and_exactly_across_a_sigkill() {
 
     daemon.proc.signal("KILL");
     drop(daemon);
-    for (k, v) in write_traffic(&moto, dir.path(), 1) {
+    for (k, v) in write_traffic(&moto, dir.path(), 1, None) {
         *expected.entry(k).or_default() += v;
     }
     let daemon = Daemon::start(dir.path(), &config);
@@ -157,4 +160,43 @@ fn two_accounts_in_two_regions_count_apart_and_exactly_across_a_sigkill() {
     // A few more polls re-read the overlap: still exact.
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(scoped_counts(&db), expected, "{}", daemon.logs());
+}
+
+/// Dev's Bedrock call slows down in one region of its account: exactly one alert fires, named
+/// with that account and region, in the API, `/metrics` and Alertmanager's labels; the same
+/// operation elsewhere stays within budget.
+#[test]
+fn a_slowdown_in_one_accounts_region_fires_one_alert_with_its_labels() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_traffic(&moto, dir.path(), 2, Some(("dev", "eu-west-1")));
+    let budget = "[alerts]\nevaluation_interval = \"1s\"\n[[budgets]]\nname = \"bedrock-p95\"\noperation = \"BedrockCallDuration\"\n\
+                  p95 = \"5s\"\nwindow = \"10m\"\nfor = \"0s\"\nmin_samples = 3\n";
+    let daemon = Daemon::start(dir.path(), &accounts_config(&moto, budget));
+    let db = daemon.db();
+    wait_for("every scope's events", std::time::Duration::from_secs(90), || (scoped_counts(&db) == expected).then_some(()));
+    let firing = wait_for("the alert", std::time::Duration::from_secs(30), || {
+        let (status, body) = daemon.get("/api/v1/alerts")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let firing: Vec<serde_json::Value> =
+            v["active"].as_array()?.iter().filter(|a| a["state"] == "firing").cloned().collect();
+        (status == 200 && !firing.is_empty()).then_some(firing)
+    });
+    // Give the evaluator a few more rounds: still exactly one.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, body) = daemon.get("/api/v1/alerts").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let firing_now: Vec<&serde_json::Value> = v["active"].as_array().unwrap().iter().filter(|a| a["state"] == "firing").collect();
+    assert_eq!(firing_now.len(), 1, "{body}");
+    let a = &firing[0];
+    assert_eq!((a["account"].as_str(), a["region"].as_str(), a["env"].as_str()), (Some("dev"), Some("eu-west-1"), Some("Dev")), "{a}");
+    assert_eq!((a["function"].as_str(), a["operation"].as_str()), (Some("GenerateDynamicScenarioHandler"), Some("BedrockCallDuration")));
+    let (_, budgets) = daemon.get("/api/v1/budgets").unwrap();
+    let budgets: serde_json::Value = serde_json::from_str(&budgets).unwrap();
+    let judged = budgets["budgets"][0]["matches"].as_array().map_or(0, Vec::len);
+    assert_eq!(judged, 4 * 2, "the budget judges each account, region and function apart: {budgets}");
+    let (_, metrics) = daemon.get("/metrics").unwrap();
+    let alerts: Vec<&str> = metrics.lines().filter(|l| l.starts_with("sentinel_alerts{") && l.contains("alertstate=\"firing\"")).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("account=\"dev\"") && alerts[0].contains("region=\"eu-west-1\""), "{}", alerts[0]);
 }
