@@ -137,7 +137,7 @@ min_samples = 5
     // With every metric family populated (histogram, quantiles, budgets, alerts), the
     // exposition still passes promtool.
     let (_, exposition) = daemon.get("/metrics").unwrap();
-    assert!(exposition.contains("sentinel_alerts{alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{exposition}");
+    assert!(exposition.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{exposition}");
     assert!(exposition.contains("sentinel_operation_duration_seconds_bucket{"));
     promtool_check_metrics(&exposition);
 
