@@ -49,7 +49,7 @@ impl EventSelection<'_> {
 
 /// The series dictionary, indexed by number: (env, function, operation, source, account,
 /// region).
-type SeriesNames = Vec<Option<[String; 6]>>;
+pub(super) type SeriesNames = Vec<Option<[String; 6]>>;
 
 /// The fields of one event a report groups by and counts, borrowed from SQLite's row.
 #[derive(Debug, Clone, Copy)]
@@ -248,7 +248,7 @@ impl Store {
     }
 
     /// The series dictionary (read whole: it holds one row per series, not per event).
-    async fn series_names(&self) -> Result<SeriesNames, StoreError> {
+    pub(super) async fn series_names(&self) -> Result<SeriesNames, StoreError> {
         let mut names: SeriesNames = Vec::new();
         scan(self, "SELECT id, env, function, operation, source, account, region FROM series", &[], |r| {
             if let Ok(i) = usize::try_from(r.i64(0)) {

@@ -74,6 +74,10 @@ pub fn ceil_to(t: i64, step: i64) -> i64 {
 /// One series over one period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupRow {
+    /// The account's name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region (empty without `[[accounts]]`).
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -82,10 +86,16 @@ pub struct RollupRow {
     pub sketch: Sketch,
 }
 
+/// (account, region, env, function, operation, source).
+type RollupKey = [String; 6];
+
 impl RollupRow {
     /// An empty row for a series.
     pub fn new(env: &str, function: &str, operation: &str, source: &str) -> RollupRow {
+        let origin = crate::model::Origin::default();
         RollupRow {
+            account: origin.account,
+            region: origin.region,
             env: env.to_string(),
             function: function.to_string(),
             operation: operation.to_string(),
@@ -107,8 +117,8 @@ impl RollupRow {
         self.sketch.merge(&o.sketch);
     }
 
-    fn key(&self) -> (String, String, String, String) {
-        (self.env.clone(), self.function.clone(), self.operation.clone(), self.source.clone())
+    fn key(&self) -> RollupKey {
+        [self.account.clone(), self.region.clone(), self.env.clone(), self.function.clone(), self.operation.clone(), self.source.clone()]
     }
 }
 
@@ -144,12 +154,14 @@ impl Store {
         sqlx::query("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?").bind(res.seconds()).bind(start_ms).execute(&mut *tx).await?;
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO rollups (res_s, start_ms, env, function, operation, source, count, sum, min, max, errors, \
-                 cold_starts, timeouts, sketch) ",
+                "INSERT INTO rollups (res_s, start_ms, account, region, env, function, operation, source, count, sum, min, max, \
+                 errors, cold_starts, timeouts, sketch) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(res.seconds())
                     .push_bind(start_ms)
+                    .push_bind(&r.account)
+                    .push_bind(&r.region)
                     .push_bind(&r.env)
                     .push_bind(&r.function)
                     .push_bind(&r.operation)
@@ -181,29 +193,31 @@ impl Store {
 
     /// Rolls the hour starting at `hour_ms` from raw events; returns the number of series.
     pub async fn roll_hour(&self, hour_ms: i64) -> Result<usize, StoreError> {
-        let mut rows: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
-        let mut last: Option<(String, String, String, String)> = None;
+        let names = self.series_names().await?;
+        let mut by_series: BTreeMap<i64, RollupRow> = BTreeMap::new();
         let (tables, range) = super::pack::time_range_sql("e", 1, 2);
-        let sql = format!(
-            "SELECT s.env, s.function, s.operation, s.source, {}, e.flags & 1, (e.flags >> 1) & 1, (e.flags >> 2) & 1 \
-             FROM {tables} JOIN series s ON s.id = e.series WHERE {range}",
-            super::pack::DURATION_SQL
-        );
+        let sql = format!("SELECT e.series, e.duration, e.flags FROM {tables} WHERE {range}");
         scan(self, &sql, &[Bind::Int(hour_ms), Bind::Int(hour_ms + HOUR_MS)], |r| {
-            let (env, function, operation, source) = (r.text(0), r.text(1), r.text(2), r.text(3));
-            // Consecutive rows of one series skip the map's key allocation.
-            let same = last.as_ref().is_some_and(|k| k.0 == env && k.1 == function && k.2 == operation && k.3 == source);
-            if !same {
-                last = Some((env.into_owned(), function.into_owned(), operation.into_owned(), source.into_owned()));
-            }
-            let key = last.as_ref().expect("set above");
-            let row = match rows.get_mut(key) {
-                Some(row) => row,
-                None => rows.entry(key.clone()).or_insert_with(|| RollupRow::new(&key.0, &key.1, &key.2, &key.3)),
-            };
-            row.add(r.f64(4), r.i64(5) != 0, r.i64(6) != 0, r.i64(7) != 0);
+            let series = r.i64(0);
+            let row = by_series.entry(series).or_insert_with(|| {
+                let n = usize::try_from(series).ok().and_then(|i| names.get(i)).and_then(Option::as_ref);
+                let name = |k: usize| n.map_or("", |n| n[k].as_str());
+                RollupRow { account: name(4).into(), region: name(5).into(), ..RollupRow::new(name(0), name(1), name(2), name(3)) }
+            });
+            let flags = r.i64(2);
+            row.add(super::pack::read_duration(r, 1), flags & super::pack::ERROR != 0, flags & super::pack::COLD_START != 0, flags & super::pack::TIMEOUT != 0);
         })
         .await?;
+        // One row per named series (two ids never name the same series).
+        let mut rows: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
+        for row in by_series.into_values() {
+            match rows.get_mut(&row.key()) {
+                Some(r) => r.merge(&row),
+                None => {
+                    rows.insert(row.key(), row);
+                }
+            }
+        }
         let rows: Vec<RollupRow> = rows.into_values().collect();
         self.replace_rollups(Resolution::Hour, hour_ms, &rows).await?;
         Ok(rows.len())
@@ -221,7 +235,7 @@ impl Store {
         if hours < 24 {
             return Ok(false);
         }
-        let mut merged: BTreeMap<(String, String, String, String), RollupRow> = BTreeMap::new();
+        let mut merged: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
         let bad = self
             .scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, &RollupFilter::default(), |_, row| match merged.get_mut(&row.key()) {
                 Some(m) => m.merge(&row),
@@ -267,13 +281,15 @@ impl Store {
             binds.extend(filter.operations.iter().map(|o| Bind::Text(o)));
         }
         let sql = format!(
-            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms \
+            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms, account, region \
              FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3{filter_sql}"
         );
         scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
             Ok(sketch) => f(
                 r.i64(12),
                 RollupRow {
+                    account: r.text(13).into_owned(),
+                    region: r.text(14).into_owned(),
                     env: r.text(0).into_owned(),
                     function: r.text(1).into_owned(),
                     operation: r.text(2).into_owned(),

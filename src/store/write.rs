@@ -689,5 +689,15 @@ mod origin_tests {
         let window: Vec<(String, String)> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| (e.account, e.region)).collect();
         assert_eq!(window.len(), 4);
         assert_eq!(window[0], ("prod".to_string(), "us-east-1".to_string()));
+
+        // Rolled up, each origin keeps its own row.
+        assert_eq!(store.roll_hour(0).await.unwrap(), 4);
+        let mut rolled = Vec::new();
+        let filter = crate::store::rollups::RollupFilter { env: None, function: None, operations: &[] };
+        store.scan_rollups(crate::store::rollups::Resolution::Hour, 0, 3_600_000, &filter, |_, r| rolled.push((r.account, r.region, r.counts.count))).await.unwrap();
+        rolled.sort();
+        assert_eq!(rolled.len(), 4, "{rolled:?}");
+        assert!(rolled.iter().all(|r| r.2 == 1), "{rolled:?}");
+        assert_eq!(rolled[0], ("default".to_string(), String::new(), 1));
     }
 }
