@@ -204,7 +204,7 @@ async fn timings(before: &Store, today: &Store) {
             sums.iter().map(|s| s.1).sum()
         })
         .await;
-        let sel = EventSelection { from_ms: from, to_ms: hi, env: None, function: None, operations: &[] };
+        let sel = EventSelection { from_ms: from, to_ms: hi, env: None, function: None, account: None, region: None, operations: &[] };
         let (new_ms, new_rows) = median_ms(|| async {
             let sums = today
                 .scan_events(&sel, ScanColumns::default(), || 0.0, |sum: &mut f64, e| *sum += e.duration_s + f64::from(u8::from(e.error)))

@@ -110,6 +110,12 @@ struct ReportArgs {
     /// Only this function.
     #[arg(long)]
     function: Option<String>,
+    /// Only this account (`[[accounts]] name`).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only this region.
+    #[arg(long)]
+    region: Option<String>,
     /// table, json or csv.
     #[arg(long, default_value = "table")]
     format: String,
@@ -197,6 +203,8 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
         to_ms: range.to_ms,
         env: args.env.clone(),
         function: args.function.clone(),
+        account: args.account.clone(),
+        region: args.region.clone(),
         ..Default::default()
     };
     fn approx_note(approximate: bool) -> &'static str {
@@ -211,7 +219,14 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
     }
     match &cmd {
         ReportCommand::Top(_) => {
-            let filter = report::top::Filter { from_ms: range.from_ms, to_ms: range.to_ms, env: sel.env.clone(), function: sel.function.clone() };
+            let filter = report::top::Filter {
+                from_ms: range.from_ms,
+                to_ms: range.to_ms,
+                env: sel.env.clone(),
+                function: sel.function.clone(),
+                account: sel.account.clone(),
+                region: sel.region.clone(),
+            };
             let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
             let r = report::top::report(&store, &filter, budgets).await?;
             render(format, &r, |r| report::top::table(&r.operations) + approx_note(r.approximate), |r| report::top::csv(&r.operations))

@@ -150,6 +150,25 @@ fn two_accounts_in_two_regions_count_apart_and_exactly_across_a_sigkill() {
         assert!(ready.1.contains(scope), "/readyz names {scope}: {}", ready.1);
     }
 
+    // Reports and the API take the account and region, and name them on each row.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["report", "top", "--since", "1h", "--format", "json", "--account", "dev", "--region", "eu-west-1", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let top: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = top["operations"].as_array().unwrap();
+    let stored: i64 = rows.iter().map(|r| r["count"].as_i64().unwrap()).sum();
+    let want: i64 = expected.iter().filter(|(k, _)| k.starts_with("dev|eu-west-1|")).map(|(_, v)| v).sum();
+    assert_eq!(stored, want, "{top}");
+    assert!(rows.iter().all(|r| r["account"] == "dev" && r["region"] == "eu-west-1" && r["env"] == "Dev"), "{top}");
+    let (status, body) = daemon.get("/api/v1/operations?since=1h&account=prod&region=us-east-1").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = api["operations"].as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["account"] == "prod" && r["region"] == "us-east-1"), "{body}");
+
     daemon.proc.signal("KILL");
     drop(daemon);
     for (k, v) in write_traffic(&moto, dir.path(), 1, None) {

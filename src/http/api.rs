@@ -41,6 +41,8 @@ struct OperationsQuery {
     since: Option<String>,
     env: Option<String>,
     function: Option<String>,
+    account: Option<String>,
+    region: Option<String>,
 }
 
 /// Count, quantiles, max, error rate and budget of every series in the range: the `top`
@@ -53,6 +55,8 @@ async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQue
         to_ms: now + 1,
         env: q.env.filter(|e| !e.is_empty()),
         function: q.function.filter(|f| !f.is_empty()),
+        account: q.account.filter(|a| !a.is_empty()),
+        region: q.region.filter(|r| !r.is_empty()),
     };
     let config = state.config.clone();
     let report = run_bounded(&state, move |store| async move { Ok(top::report(&store, &filter, &config.budgets).await?) }).await?;
@@ -61,11 +65,17 @@ async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQue
         .into_iter()
         .map(|r| {
             let budget = r.budget.map(|b| json!({ "name": b.name, "quantile": b.quantile, "seconds": b.threshold_s }));
-            json!({
+            let mut row = json!({
                 "env": r.env, "function": r.function, "operation": r.operation, "source": r.source,
                 "count": r.count, "p50": r.p50, "p90": r.p90, "p95": r.p95, "p99": r.p99,
                 "max": r.max, "error_rate": r.error_rate, "budget": budget, "status": r.status,
-            })
+            });
+            // As `report top`: account and region only when not the default origin's.
+            if r.account != crate::model::Origin::default().account || !r.region.is_empty() {
+                row["account"] = json!(r.account);
+                row["region"] = json!(r.region);
+            }
+            row
         })
         .collect();
     Ok(Json(json!({

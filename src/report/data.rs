@@ -35,6 +35,9 @@ pub struct Selection {
     pub to_ms: i64,
     pub env: Option<String>,
     pub function: Option<String>,
+    /// Only this account (`[[accounts]] name`) and region.
+    pub account: Option<String>,
+    pub region: Option<String>,
     /// Only these operations (empty: all).
     pub operations: Vec<String>,
     /// Split the range into epoch-aligned buckets of this many ms (None: one bucket).
@@ -47,6 +50,10 @@ pub struct Selection {
 /// A group: one series, in one bucket (`bucket_ms` is 0 without a step).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
+    /// The account's name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region (empty without `[[accounts]]`).
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -282,7 +289,7 @@ impl Hasher for IdentityHasher {
 }
 
 /// FxHash-style: eight bytes at a time, each part's length mixed in.
-fn fast_hash(parts: [&[u8]; 4], bucket_ms: i64) -> u64 {
+fn fast_hash(parts: [&[u8]; 6], bucket_ms: i64) -> u64 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
     let mut h = mix(0, bucket_ms as u64);
@@ -303,24 +310,30 @@ impl Grouper {
         Grouper { by_hash: HashMap::default(), overflow: HashMap::new(), groups: Vec::new() }
     }
 
-    fn get(&mut self, env: &[u8], function: &[u8], operation: &[u8], source: &[u8], bucket_ms: i64) -> &mut Agg {
-        let h = fast_hash([env, function, operation, source], bucket_ms);
+    /// The group of `names` (account, region, env, function, operation, source) in a bucket.
+    fn get(&mut self, names: [&[u8]; 6], bucket_ms: i64) -> &mut Agg {
+        let [account, region, env, function, operation, source] = names;
+        let h = fast_hash(names, bucket_ms);
         let same = |k: &SeriesKey| {
             k.bucket_ms == bucket_ms
                 && k.env.as_bytes() == env
                 && k.function.as_bytes() == function
                 && k.operation.as_bytes() == operation
                 && k.source.as_bytes() == source
+                && k.account.as_bytes() == account
+                && k.region.as_bytes() == region
         };
         let k = match self.by_hash.get(&h) {
             Some(&k) if same(&self.groups[k].0) => k,
             hit => {
-                let full = ([env, function, operation, source].join(&0u8), bucket_ms);
+                let full = (names.join(&0u8), bucket_ms);
                 match self.overflow.get(&full) {
                     Some(&k) => k,
                     None => {
                         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
                         let key = SeriesKey {
+                            account: text(account),
+                            region: text(region),
                             env: text(env),
                             function: text(function),
                             operation: text(operation),
@@ -351,7 +364,13 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
     let step = sel.step_ms;
     let bucket = move |t: i64| step.map_or(0, |s| floor_to(t, s));
     let columns = ScanColumns { time: sel.step_ms.is_some(), invocations: sel.invocations };
-    let rollup_filter = RollupFilter { env: sel.env.as_deref(), function: sel.function.as_deref(), operations: &sel.operations };
+    let rollup_filter = RollupFilter {
+        env: sel.env.as_deref(),
+        function: sel.function.as_deref(),
+        account: sel.account.as_deref(),
+        region: sel.region.as_deref(),
+        operations: &sel.operations,
+    };
     let mut grouper = Grouper::new();
     let mut loaded = Loaded::default();
     for part in parts {
@@ -362,17 +381,21 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
                     to_ms,
                     env: sel.env.as_deref(),
                     function: sel.function.as_deref(),
+                    account: sel.account.as_deref(),
+                    region: sel.region.as_deref(),
                     operations: &sel.operations,
                 };
                 let slices = store
                     .scan_events(&events, columns, Grouper::new, |part, e| {
-                        part.get(e.env, e.function, e.operation, e.source, bucket(e.time_ms)).push(e.duration_s, e.error, e.cold_start, e.timeout);
+                        part.get([e.account, e.region, e.env, e.function, e.operation, e.source], bucket(e.time_ms))
+                            .push(e.duration_s, e.error, e.cold_start, e.timeout);
                     })
                     .await?;
                 for (part, rows) in slices {
                     loaded.raw_events += rows;
                     for (key, agg) in part.groups {
-                        grouper.get(key.env.as_bytes(), key.function.as_bytes(), key.operation.as_bytes(), key.source.as_bytes(), key.bucket_ms).merge(agg);
+                        let names = [&key.account, &key.region, &key.env, &key.function, &key.operation, &key.source].map(|n| n.as_bytes());
+                        grouper.get(names, key.bucket_ms).merge(agg);
                     }
                 }
             }
@@ -381,9 +404,8 @@ pub async fn load(store: &Store, sel: &Selection) -> Result<Loaded, StoreError> 
                 let mut rows: Vec<(i64, RollupRow)> = Vec::new();
                 let malformed = store.scan_rollups(res, from_ms, to_ms, &rollup_filter, |start, row| rows.push((start, row))).await?;
                 for (start, row) in rows {
-                    grouper
-                        .get(row.env.as_bytes(), row.function.as_bytes(), row.operation.as_bytes(), row.source.as_bytes(), bucket(start))
-                        .add_rollup(&row);
+                    let names = [&row.account, &row.region, &row.env, &row.function, &row.operation, &row.source].map(|n| n.as_bytes());
+                    grouper.get(names, bucket(start)).add_rollup(&row);
                 }
                 loaded.malformed += malformed;
             }
@@ -489,16 +511,20 @@ mod tests {
 
     #[test]
     fn colliding_hashes_keep_groups_apart() {
+        let names = |op: &'static [u8]| -> [&'static [u8]; 6] { [b"default", b"", b"PROD", b"f", op, b"xray"] };
         let mut g = Grouper::new();
-        g.get(b"PROD", b"f", b"a", b"xray", 0).push(1.0, false, false, false);
+        g.get(names(b"a"), 0).push(1.0, false, false, false);
         // Pretend "b" hashes like "a": it must still get a group of its own, every time.
-        g.by_hash.insert(fast_hash([b"PROD", b"f", b"b", b"xray"], 0), 0);
-        g.get(b"PROD", b"f", b"b", b"xray", 0).push(2.0, false, false, false);
-        g.get(b"PROD", b"f", b"b", b"xray", 0).push(3.0, false, false, false);
-        g.get(b"PROD", b"f", b"a", b"xray", 0).push(4.0, false, false, false);
+        g.by_hash.insert(fast_hash(names(b"b"), 0), 0);
+        g.get(names(b"b"), 0).push(2.0, false, false, false);
+        g.get(names(b"b"), 0).push(3.0, false, false, false);
+        g.get(names(b"a"), 0).push(4.0, false, false, false);
         let counts: Vec<(String, u64)> = g.groups.iter().map(|(k, a)| (k.operation.clone(), a.counts.count)).collect();
         assert_eq!(counts, [("a".to_string(), 2), ("b".to_string(), 2)]);
-        assert_ne!(fast_hash([b"ab", b"c", b"", b""], 0), fast_hash([b"a", b"bc", b"", b""], 0));
+        assert_ne!(fast_hash([b"ab", b"c", b"", b"", b"", b""], 0), fast_hash([b"a", b"bc", b"", b"", b"", b""], 0));
+        // The same names in another account are another group.
+        g.get([b"prod", b"eu-west-1", b"PROD", b"f", b"a", b"xray"], 0).push(5.0, false, false, false);
+        assert_eq!(g.groups.len(), 3);
     }
 
     proptest! {

@@ -74,6 +74,7 @@ pub async fn history(
         operations: vec![operation.to_string()],
         step_ms: Some(step_ms),
         invocations: false,
+        ..Selection::default()
     };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();

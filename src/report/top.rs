@@ -14,6 +14,12 @@ use serde::Serialize;
 /// One row of `report top`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TopRow {
+    /// The account and region: shown only when they are not the default origin's (a
+    /// config without `[[accounts]]` answers as before).
+    #[serde(skip_serializing_if = "is_default_account")]
+    pub account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -30,6 +36,10 @@ pub struct TopRow {
     /// `ok`, `over` (the budget's quantile over this range is above it) or
     /// `insufficient_data` (fewer events than the budget's `min_samples`); null without a budget.
     pub status: Option<&'static str>,
+}
+
+fn is_default_account(account: &String) -> bool {
+    *account == crate::model::Origin::default().account
 }
 
 /// A budget as `report top` shows it.
@@ -49,6 +59,9 @@ pub struct Filter {
     pub to_ms: i64,
     pub env: Option<String>,
     pub function: Option<String>,
+    /// Only this account and region.
+    pub account: Option<String>,
+    pub region: Option<String>,
 }
 
 /// `report top` with its range and provenance.
@@ -68,7 +81,15 @@ pub async fn top(store: &Store, f: &Filter) -> Result<Vec<TopRow>, StoreError> {
 
 /// Rows sorted by p95, slowest first, each judged by its budget from `budgets`.
 pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Result<TopReport, StoreError> {
-    let sel = Selection { from_ms: f.from_ms, to_ms: f.to_ms, env: f.env.clone(), function: f.function.clone(), ..Selection::default() };
+    let sel = Selection {
+        from_ms: f.from_ms,
+        to_ms: f.to_ms,
+        env: f.env.clone(),
+        function: f.function.clone(),
+        account: f.account.clone(),
+        region: f.region.clone(),
+        ..Selection::default()
+    };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
     let mut out: Vec<TopRow> = loaded
@@ -76,7 +97,14 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
         .into_iter()
         .map(|(k, mut agg)| {
             let q = agg.quantiles(&[0.5, 0.9, 0.95, 0.99]);
-            let budget = match_budget(budgets, &crate::model::alert::Target::unscoped(&k.env, &k.function, &k.operation)).and_then(|(_, b)| {
+            let target = crate::model::alert::Target {
+                account: k.account.clone(),
+                region: k.region.clone(),
+                env: k.env.clone(),
+                function: k.function.clone(),
+                operation: k.operation.clone(),
+            };
+            let budget = match_budget(budgets, &target).and_then(|(_, b)| {
                 let (quantile, threshold) = b.threshold()?;
                 Some(BudgetRef { name: b.display_name(), quantile, threshold_s: threshold.as_secs_f64(), min_samples: b.min_samples })
             });
@@ -103,6 +131,8 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
                 error_rate: agg.counts.errors as f64 / agg.counts.count.max(1) as f64,
                 budget,
                 status,
+                account: k.account,
+                region: k.region,
                 env: k.env,
                 function: k.function,
                 operation: k.operation,
@@ -117,6 +147,7 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
             .then_with(|| a.operation.cmp(&b.operation))
             .then_with(|| a.env.cmp(&b.env))
             .then_with(|| a.source.cmp(&b.source))
+            .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
     });
     Ok(TopReport { from_ms: f.from_ms, to_ms: f.to_ms, approximate, operations: out })
 }
@@ -124,13 +155,20 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
 /// Renders rows as a table that fits 100 columns (budget columns when any row has one).
 pub fn table(rows: &[TopRow]) -> String {
     let budgets = rows.iter().any(|r| r.budget.is_some());
-    let mut t = Table::new().text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 14).num("COUNT");
+    // Account and region columns only when some row is not the default origin's.
+    let places = rows.iter().any(|r| !is_default_account(&r.account) || !r.region.is_empty());
+    let mut t = Table::new();
+    if places {
+        t = t.text("ACCOUNT", 4).text("REGION", 6);
+    }
+    let mut t = t.text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 14).num("COUNT");
     t = t.num("P50").num("P95").num("P99").num("MAX");
     if budgets {
         t = t.num("BUDGET").text("STATUS", 4);
     }
     for r in rows {
-        let mut cells = vec![r.env.clone(), r.function.clone(), r.operation.clone(), r.count.to_string()];
+        let mut cells = if places { vec![r.account.clone(), r.region.clone()] } else { Vec::new() };
+        cells.extend([r.env.clone(), r.function.clone(), r.operation.clone(), r.count.to_string()]);
         cells.extend([secs(r.p50), secs(r.p95), secs(r.p99), secs(r.max)]);
         if budgets {
             cells.push(r.budget.as_ref().map_or(String::new(), |b| format!("p{} {}", (b.quantile * 100.0).round(), secs(b.threshold_s))));
@@ -148,26 +186,20 @@ pub fn table(rows: &[TopRow]) -> String {
 
 /// CSV with a header row (seconds as plain numbers).
 pub fn csv(rows: &[TopRow]) -> String {
-    let mut s = csv_line(&[
-        "env",
-        "function",
-        "operation",
-        "source",
-        "count",
-        "p50",
-        "p90",
-        "p95",
-        "p99",
-        "max",
-        "error_rate",
-        "budget",
-        "budget_quantile",
-        "budget_s",
-        "status",
-    ]);
+    // Account and region go last, and only when some row is not the default origin's: the
+    // columns a config without `[[accounts]]` had stay where they were.
+    let places = rows.iter().any(|r| !is_default_account(&r.account) || !r.region.is_empty());
+    let mut head = vec![
+        "env", "function", "operation", "source", "count", "p50", "p90", "p95", "p99", "max", "error_rate", "budget", "budget_quantile",
+        "budget_s", "status",
+    ];
+    if places {
+        head.extend(["account", "region"]);
+    }
+    let mut s = csv_line(&head);
     for r in rows {
         let b = r.budget.as_ref();
-        s.push_str(&csv_line(&[
+        let mut cells = vec![
             r.env.clone(),
             r.function.clone(),
             r.operation.clone(),
@@ -183,7 +215,11 @@ pub fn csv(rows: &[TopRow]) -> String {
             b.map_or(String::new(), |b| b.quantile.to_string()),
             b.map_or(String::new(), |b| b.threshold_s.to_string()),
             r.status.unwrap_or("").to_string(),
-        ]));
+        ];
+        if places {
+            cells.extend([r.account.clone(), r.region.clone()]);
+        }
+        s.push_str(&csv_line(&cells));
     }
     s
 }

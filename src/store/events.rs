@@ -17,6 +17,9 @@ pub struct EventSelection<'a> {
     pub to_ms: i64,
     pub env: Option<&'a str>,
     pub function: Option<&'a str>,
+    /// Only this account and region.
+    pub account: Option<&'a str>,
+    pub region: Option<&'a str>,
     pub operations: &'a [String],
 }
 
@@ -33,6 +36,12 @@ impl EventSelection<'_> {
         if let Some(function) = self.function {
             binds.push(Bind::Text(function));
             sql.push_str(&format!(" AND function = ?{}", binds.len() + first - 1));
+        }
+        for (column, value) in [("account", self.account), ("region", self.region)] {
+            if let Some(v) = value {
+                binds.push(Bind::Text(v));
+                sql.push_str(&format!(" AND {column} = ?{}", binds.len() + first - 1));
+            }
         }
         if !self.operations.is_empty() {
             let first = binds.len() + first;
@@ -460,7 +469,7 @@ mod tests {
         native.commit(&crate::store::Batch { events, ..Default::default() }).await.unwrap();
         let ops = ["Bedrock.InvokeModel".to_string()];
         for (env, function, operations) in [(None, None, &[][..]), (Some("Dev"), None, &[][..]), (None, Some("LexFulfillmentHandler"), &ops[..]), (Some("PROD"), Some("GenerateDynamicScenarioHandler"), &[][..])] {
-            let sel = EventSelection { from_ms: 0, to_ms: 10_000, env, function, operations };
+            let sel = EventSelection { from_ms: 0, to_ms: 10_000, env, function, account: None, region: None, operations };
             let read = |store: Store| {
                 let sel = sel;
                 async move {

@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(count("SELECT MIN(min_ms) FROM event_blocks").await, 1_500_000, "the cut block's span starts at what it still holds");
         assert_eq!(count("SELECT COUNT(*) FROM event_blocks").await, 2);
         let mut read = 0u64;
-        let sel = crate::store::events::EventSelection { from_ms: 0, to_ms: i64::MAX / 2, env: None, function: None, operations: &[] };
+        let sel = crate::store::events::EventSelection { from_ms: 0, to_ms: i64::MAX / 2, env: None, function: None, account: None, region: None, operations: &[] };
         for (n, rows) in store.scan_events(&sel, Default::default(), || 0u64, |n, _| *n += 1).await.unwrap() {
             assert_eq!(n, rows);
             read += rows;

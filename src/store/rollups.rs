@@ -33,6 +33,9 @@ const INSERT_CHUNK: usize = 64;
 pub struct RollupFilter<'a> {
     pub env: Option<&'a str>,
     pub function: Option<&'a str>,
+    /// Only this account and region.
+    pub account: Option<&'a str>,
+    pub region: Option<&'a str>,
     /// Only these operations (empty: all).
     pub operations: &'a [String],
 }
@@ -273,6 +276,12 @@ impl Store {
         if let Some(function) = filter.function {
             binds.push(Bind::Text(function));
             filter_sql.push_str(&format!(" AND function = ?{}", binds.len()));
+        }
+        for (column, value) in [("account", filter.account), ("region", filter.region)] {
+            if let Some(v) = value {
+                binds.push(Bind::Text(v));
+                filter_sql.push_str(&format!(" AND {column} = ?{}", binds.len()));
+            }
         }
         if !filter.operations.is_empty() {
             let first = binds.len() + 1;

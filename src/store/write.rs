@@ -672,7 +672,7 @@ mod origin_tests {
         }
         let series: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM series").fetch_one(store.pool()).await.unwrap();
         assert_eq!(series, 4);
-        let sel = EventSelection { from_ms: 0, to_ms: 2_000, env: None, function: None, operations: &[] };
+        let sel = EventSelection { from_ms: 0, to_ms: 2_000, env: None, function: None, account: None, region: None, operations: &[] };
         let mut seen: Vec<(String, String)> = store
             .scan_events(&sel, ScanColumns::default(), Vec::new, |v, e| {
                 v.push((String::from_utf8_lossy(e.account).into_owned(), String::from_utf8_lossy(e.region).into_owned()))
@@ -693,7 +693,7 @@ mod origin_tests {
         // Rolled up, each origin keeps its own row.
         assert_eq!(store.roll_hour(0).await.unwrap(), 4);
         let mut rolled = Vec::new();
-        let filter = crate::store::rollups::RollupFilter { env: None, function: None, operations: &[] };
+        let filter = crate::store::rollups::RollupFilter { env: None, function: None, account: None, region: None, operations: &[] };
         store.scan_rollups(crate::store::rollups::Resolution::Hour, 0, 3_600_000, &filter, |_, r| rolled.push((r.account, r.region, r.counts.count))).await.unwrap();
         rolled.sort();
         assert_eq!(rolled.len(), 4, "{rolled:?}");
