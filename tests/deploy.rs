@@ -142,6 +142,26 @@ fn the_iam_policy_grants_exactly_the_aws_calls_the_daemon_makes() {
     compare("deploy/iam/policy.json", &called, &[]);
 }
 
+/// Watching other accounts: the reader role there grants what the daemon calls (the same
+/// reads as `policy.json`), its trust policy lets the daemon's role assume it only with the
+/// external id, and the daemon's own extra policy is `sts:AssumeRole` on those roles, which
+/// the SDK's assume-role provider calls (`src/aws.rs`).
+#[test]
+fn the_accounts_policies_grant_what_assuming_and_reading_need() {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    files.retain(|f| !f.starts_with(repo().join("src/simulate")) && !f.starts_with(repo().join("src/init")) && !f.ends_with("src/endpoints.rs"));
+    compare("deploy/iam/reader-role-policy.json", &actions_called(&files), &[]);
+    let aws = std::fs::read_to_string(repo().join("src/aws.rs")).unwrap();
+    assert!(aws.contains("AssumeRoleProvider"), "the daemon assumes roles through the SDK's provider");
+    assert_eq!(policy_actions("deploy/iam/accounts-policy.json"), ["sts:AssumeRole".to_string()].into_iter().collect());
+    let trust: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("deploy/iam/reader-trust-policy.json")).unwrap()).unwrap();
+    let s = &trust["Statement"][0];
+    assert_eq!((s["Effect"].as_str(), s["Action"].as_str()), (Some("Allow"), Some("sts:AssumeRole")));
+    assert!(s["Principal"]["AWS"].as_str().is_some_and(|p| p.starts_with("arn:aws:iam::")), "a named principal, not *");
+    assert!(s["Condition"]["StringEquals"]["sts:ExternalId"].is_string(), "the external id is required");
+}
+
 #[test]
 fn the_simulate_policy_grants_exactly_what_simulate_calls() {
     let mut files = Vec::new();
