@@ -36,7 +36,9 @@ impl AliasRefresher {
 
     /// Loads the stored history into the attributor.
     pub async fn load(&self) {
-        match self.ctx.store.alias_history().await {
+        // This scope's history only: the same function name in another account is another
+        // function (stored under the scope's key).
+        match self.ctx.store.alias_history_under(&self.ctx.scope.key("")).await {
             Ok(h) => self.attributor.set_history(h),
             Err(e) => tracing::warn!(error = %e, "Cannot load the alias history."),
         }
@@ -117,7 +119,7 @@ impl AliasRefresher {
             };
             if ok {
                 routes.sort_by(|a, b| a.0.cmp(&b.0));
-                if let Err(e) = self.ctx.store.record_aliases(function, &routes, now).await {
+                if let Err(e) = self.ctx.store.record_aliases(&self.ctx.scope.key(function), &routes, now).await {
                     tracing::warn!(function = %function, error = %e, "Cannot record aliases.");
                 }
                 self.load().await;

@@ -60,13 +60,22 @@ impl Store {
 
     /// The whole alias history.
     pub async fn alias_history(&self) -> Result<AliasHistory, StoreError> {
+        self.alias_history_under("").await
+    }
+
+    /// The history of the functions stored under `prefix` (one scope's: see
+    /// `crate::scope::Scope::key`), keyed by the function names without it.
+    pub async fn alias_history_under(&self, prefix: &str) -> Result<AliasHistory, StoreError> {
         let rows: Vec<(String, String, String, f64, i64, i64)> = sqlx::query_as(
-            "SELECT function, alias, version, weight, first_seen_ms, last_seen_ms FROM alias_history ORDER BY first_seen_ms",
+            "SELECT function, alias, version, weight, first_seen_ms, last_seen_ms FROM alias_history \
+             WHERE substr(function, 1, length(?1)) = ?1 ORDER BY first_seen_ms",
         )
+        .bind(prefix)
         .fetch_all(&self.pool)
         .await?;
         let mut h = AliasHistory::default();
         for (function, alias, version, weight, first_seen_ms, last_seen_ms) in rows {
+            let function = function[prefix.len()..].to_string();
             h.by_function.entry(function).or_default().push(AliasSpan { alias, version, weight, first_seen_ms, last_seen_ms });
         }
         Ok(h)
@@ -91,5 +100,10 @@ mod tests {
         assert_eq!(h.resolve("f", "4", 150), Some("Dev"));
         assert_eq!(h.resolve("f", "5", 350), Some("Dev"));
         assert_eq!(h.resolve("f", "5", 250), None, "5 was not routed before 300");
+        // Another scope's function of the same name has its own history.
+        s.record_aliases("prod|eu-west-1|f", &[v("PROD", "9", 1.0)], 400).await.unwrap();
+        let prod = s.alias_history_under("prod|eu-west-1|").await.unwrap();
+        assert_eq!(prod.resolve("f", "9", 450), Some("PROD"));
+        assert_eq!(prod.resolve("f", "3", 150), None, "not the default scope's spans");
     }
 }
