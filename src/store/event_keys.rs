@@ -26,21 +26,7 @@ pub fn request_id_bytes(rid: &str) -> Option<[u8; 16]> {
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    let mut out = [0u8; 16];
-    let mut digits = b.iter().filter(|&&c| c != b'-');
-    for byte in &mut out {
-        let mut v = 0u8;
-        for _ in 0..2 {
-            let d = match digits.next()? {
-                c @ b'0'..=b'9' => c - b'0',
-                c @ b'a'..=b'f' => c - b'a' + 10,
-                _ => return None,
-            };
-            v = v << 4 | d;
-        }
-        *byte = v;
-    }
-    digits.next().is_none().then_some(out)
+    sixteen_bytes(b)
 }
 
 /// The 16 bytes of a trace id in X-Ray's form (`1-` 8 lowercase hex digits `-` 24), `None`
@@ -50,8 +36,13 @@ pub fn trace_id_bytes(tid: &str) -> Option<[u8; 16]> {
     if b.len() != 35 || !tid.starts_with("1-") || b[10] != b'-' {
         return None;
     }
+    sixteen_bytes(&b[2..])
+}
+
+/// The 16 bytes written as exactly 32 lowercase hex digits in `text`, dashes skipped.
+fn sixteen_bytes(text: &[u8]) -> Option<[u8; 16]> {
     let mut out = [0u8; 16];
-    let mut digits = b[2..].iter().filter(|&&c| c != b'-');
+    let mut digits = text.iter().filter(|&&c| c != b'-');
     for byte in &mut out {
         let mut v = 0u8;
         for _ in 0..2 {

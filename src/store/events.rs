@@ -8,6 +8,7 @@ use super::raw::{self, Bind, scan};
 use super::event_keys::{request_id_text_sql, trace_id_text_sql};
 use super::pack::{self, DURATION_SQL, read_duration, time_range_sql};
 use super::{Store, StoreError};
+use std::sync::Arc;
 
 /// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
 /// and of some operations (empty: all).
@@ -256,8 +257,17 @@ impl Store {
         .await
     }
 
-    /// The series dictionary (read whole: it holds one row per series, not per event).
-    pub(super) async fn series_names(&self) -> Result<SeriesNames, StoreError> {
+    /// The series dictionary. Rows are only ever added, with ids above every earlier one
+    /// (never changed or deleted), so the copy last read stays right while it covers the
+    /// highest id: the evaluator's reads every second then cost one index lookup, not a
+    /// read of the whole dictionary.
+    pub(super) async fn series_names(&self) -> Result<Arc<SeriesNames>, StoreError> {
+        let mut top = 0;
+        scan(self, "SELECT COALESCE(MAX(id), 0) FROM series", &[], |r| top = r.i64(0)).await?;
+        let cached = self.series.lock().ok().and_then(|c| c.clone());
+        if let Some(names) = cached.filter(|n| usize::try_from(top).is_ok_and(|t| t < n.len())) {
+            return Ok(names);
+        }
         let mut names: SeriesNames = Vec::new();
         scan(self, "SELECT id, env, function, operation, source, account, region FROM series", &[], |r| {
             if let Ok(i) = usize::try_from(r.i64(0)) {
@@ -268,6 +278,10 @@ impl Store {
             }
         })
         .await?;
+        let names = Arc::new(names);
+        if let Ok(mut slot) = self.series.lock() {
+            *slot = Some(names.clone());
+        }
         Ok(names)
     }
 
@@ -488,5 +502,42 @@ mod tests {
             assert!(!a.is_empty(), "{env:?} {function:?}");
             assert_eq!(a, b, "{env:?} {function:?} {operations:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod dictionary_tests {
+    use crate::model::{Source, TimingEvent};
+    use crate::store::{Batch, Store};
+
+    fn event(key: &str, operation: &str) -> TimingEvent {
+        TimingEvent {
+            time_ms: 1_000,
+            env: "Dev".into(),
+            function: "f".into(),
+            operation: operation.into(),
+            source: Source::Logs,
+            duration_s: 0.5,
+            request_id: None,
+            trace_id: None,
+            function_version: None,
+            cold_start: false,
+            error: false,
+            idem_key: key.into(),
+            attributes: vec![],
+        }
+    }
+
+    /// The dictionary read once is read again when a series is added after it: a new
+    /// series' events are named, and the earlier ones still are.
+    #[tokio::test]
+    async fn series_added_after_a_read_are_named() {
+        let store = Store::open_memory().await.unwrap();
+        store.commit(&Batch { events: vec![event("a", "First")], ..Batch::default() }).await.unwrap();
+        let first: Vec<String> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.operation).collect();
+        assert_eq!(first, ["First"]);
+        store.commit(&Batch { events: vec![event("b", "Second")], ..Batch::default() }).await.unwrap();
+        let both: Vec<String> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.operation).collect();
+        assert_eq!(both, ["First", "Second"]);
     }
 }

@@ -121,6 +121,8 @@ pub struct Store {
     checkpointing: Arc<AtomicBool>,
     /// The database file (none in memory): its WAL is measured beside it.
     path: Option<PathBuf>,
+    /// The series dictionary as last read (see `Store::series_names`).
+    series: Arc<std::sync::Mutex<Option<Arc<events::SeriesNames>>>>,
 }
 
 impl Store {
@@ -187,6 +189,7 @@ impl Store {
             rejected_max_bytes,
             checkpointing: Arc::default(),
             path: Some(path.to_path_buf()),
+            series: Arc::default(),
         };
         // Readers too: a report must not answer from half the events.
         let converted = convert::convert_old_events(&store).await?;
@@ -201,7 +204,7 @@ impl Store {
     pub async fn open_as_written(path: &Path) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path).read_only(true);
         let pool = SqlitePoolOptions::new().max_connections(OWN_CONNECTIONS).connect_with(options).await?;
-        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None })
+        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None, series: Arc::default() })
     }
 
     /// An in-memory store for tests and benchmarks (one connection, so one database).
@@ -209,7 +212,7 @@ impl Store {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None })
+        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None, series: Arc::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
