@@ -46,7 +46,10 @@ between moto 5.x and the current AWS SDK for Rust:
   service's protocol; for the JSON protocols (CloudWatch Logs' awsJson1_1, the REST-JSON
   of Lambda and X-Ray) AWS answers JSON with the code in ``__type`` and the
   ``x-amzn-ErrorType`` header, and the Rust SDK finds no code in XML.  While enforcement
-  is on, such errors are rewritten to that JSON (same status, code and message).
+  is on, such errors are rewritten to that JSON (same status, code and message).  For STS and IAM
+  (awsQuery) moto wraps the error in ``<Errors>`` as EC2 does, where AWS sends
+  ``<ErrorResponse><Error>…</Error>``: rewritten too, so an SDK reads the code (an
+  ``AccessDenied`` from AssumeRole).
 
 Everything else goes to moto untouched.  (UpdateTraceSegmentDestination answers
 ``Status: ACTIVE`` at once, where AWS first reports ``PENDING``.)
@@ -107,6 +110,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 import zlib
 from typing import Any, Callable, Iterable
 
@@ -469,9 +473,30 @@ class SentinelAdapter:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         from moto import settings
 
-        if settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf") and _json_protocol(environ):
-            return self.json_errors(environ, start_response)
+        if settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf"):
+            if _json_protocol(environ):
+                return self.json_errors(environ, start_response)
+            if _credential_scope_service(environ) in ("sts", "iam"):
+                return self.query_errors(environ, start_response)
         return self.dispatch(environ, start_response)
+
+    def query_errors(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Dispatches, then turns moto's EC2-style ``<Errors><Error>`` into the awsQuery
+        error AWS sends (``<ErrorResponse><Error>…</Error><RequestId/>``), which the SDKs
+        parse for its code (STS refusing an AssumeRole, say)."""
+        status, headers, body = _call(self.dispatch, environ)
+        m = XML_ERROR.search(body) if status >= 400 and b"<Errors>" in body else None
+        if m is None:
+            start_response(_status_line(status), headers)
+            return [body]
+        code, message = m.group(1).decode(), m.group(2).decode()
+        self.log(f"XML error {status} {code} -> awsQuery")
+        doc = (
+            "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>"
+            "<RequestId>%s</RequestId></ErrorResponse>" % (code, message, uuid.uuid4())
+        ).encode()
+        start_response(_status_line(status), [("Content-Type", "text/xml"), ("Content-Length", str(len(doc)))])
+        return [doc]
 
     def json_errors(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Dispatches, then turns an XML ErrorResponse into the JSON error AWS sends."""

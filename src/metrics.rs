@@ -29,6 +29,8 @@ pub struct Metrics {
     pub storage_bytes: IntGaugeVec,
     pub source_last_success: GaugeVec,
     pub source_up: IntGaugeVec,
+    /// Per named account and region: 1 when its credentials (its assumed role) last resolved.
+    pub account_up: IntGaugeVec,
     pub poll_lag: GaugeVec,
     pub log_group_events: IntCounterVec,
     pub log_group_last_poll: GaugeVec,
@@ -151,6 +153,12 @@ impl Metrics {
                 &["source"],
             ),
             source_up: int_gauge(&r, "sentinel_source_up", "1 when the source's last poll succeeded.", &["source"]),
+            account_up: int_gauge(
+                &r,
+                "sentinel_account_up",
+                "Per named account and region: 1 when its credentials (its role, assumed through STS) last resolved.",
+                &["account", "region"],
+            ),
             poll_lag: gauge(
                 &r,
                 "sentinel_poll_lag_seconds",

@@ -219,3 +219,56 @@ fn a_slowdown_in_one_accounts_region_fires_one_alert_with_its_labels() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(alerts[0].contains("account=\"dev\"") && alerts[0].contains("region=\"eu-west-1\""), "{}", alerts[0]);
 }
+
+/// The daemon's identity may assume the prod role but not the dev one (moto enforcing IAM):
+/// prod's events all arrive, and `/readyz` and `sentinel_account_up` name dev's credentials
+/// as the failure, with the role and AWS's reason.
+#[test]
+fn an_account_whose_role_cannot_be_assumed_is_named_and_the_others_go_on() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_traffic(&moto, dir.path(), 0, None);
+    let keys = moto.boto(
+        "iam = client('iam')\n\
+         iam.create_user(UserName='sentinel')\n\
+         allow = {'Version': '2012-10-17', 'Statement': [\n\
+             {'Effect': 'Allow', 'Action': 'sts:AssumeRole', 'Resource': 'arn:aws:iam::111111111111:role/latency-sentinel-reader'},\n\
+             {'Effect': 'Allow', 'Action': ['logs:*', 'xray:*', 'cloudwatch:*'], 'Resource': '*'}]}\n\
+         iam.put_user_policy(UserName='sentinel', PolicyName='sentinel', PolicyDocument=json.dumps(allow))\n\
+         k = iam.create_access_key(UserName='sentinel')['AccessKey']\n\
+         c = client('sts').assume_role(RoleArn='arn:aws:iam::111111111111:role/latency-sentinel-reader', RoleSessionName='setup')['Credentials']\n\
+         prod_iam = boto3.client('iam', endpoint_url=ENDPOINT, region_name='us-east-1', aws_access_key_id=c['AccessKeyId'],\n\
+                                 aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n\
+         trust = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Principal': {'AWS': 'arn:aws:iam::123456789012:root'}, 'Action': 'sts:AssumeRole'}]}\n\
+         prod_iam.create_role(RoleName='latency-sentinel-reader', AssumeRolePolicyDocument=json.dumps(trust))\n\
+         read = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': ['logs:*', 'xray:*', 'cloudwatch:*'], 'Resource': '*'}]}\n\
+         prod_iam.put_role_policy(RoleName='latency-sentinel-reader', PolicyName='read', PolicyDocument=json.dumps(read))\n\
+         print(k['AccessKeyId'], k['SecretAccessKey'])\n\
+         import urllib.request\n\
+         urllib.request.urlopen(urllib.request.Request(ENDPOINT + '/moto-api/reset-auth', data=b'0', method='POST', headers={'Content-Type': 'text/plain'})).read()\n",
+    );
+    let (id, secret) = keys.trim().split_once(' ').expect("an access key");
+    let daemon = Daemon::start_with_env(dir.path(), &accounts_config(&moto, ""), &[("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret), ("AWS_SESSION_TOKEN", "")]);
+    let db = daemon.db();
+    let prod: std::collections::BTreeMap<String, i64> = expected.into_iter().filter(|(k, _)| k.starts_with("prod|")).collect();
+    wait_for("every event of the account whose role is assumed", std::time::Duration::from_secs(90), || (scoped_counts(&db) == prod).then_some(()));
+    let ready = wait_for("dev's credentials named as failing", std::time::Duration::from_secs(30), || {
+        let (status, body) = daemon.get("/readyz")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["sources"]["credentials:dev/us-east-1"]["last_error"].is_string() && v["sources"]["credentials:prod/us-east-1"]["ready"] == true)
+            .then_some((status, v))
+    });
+    assert_eq!(ready.0, 503, "not ready while an account cannot be read: {}", ready.1);
+    let why = ready.1["sources"]["credentials:dev/eu-west-1"]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("cannot assume arn:aws:iam::222222222222:role/latency-sentinel-reader") && why.contains("AccessDenied"), "{why}");
+    for scope in ["logs:prod/us-east-1", "logs:prod/eu-west-1", "credentials:prod/eu-west-1"] {
+        assert_eq!(ready.1["sources"][scope]["ready"], true, "{scope}: {}", ready.1);
+    }
+    assert_eq!(ready.1["sources"]["logs:dev/us-east-1"]["ready"], false, "{}", ready.1);
+    let (_, metrics) = daemon.get("/metrics").unwrap();
+    for (account, region, up) in [("prod", "us-east-1", 1), ("prod", "eu-west-1", 1), ("dev", "us-east-1", 0), ("dev", "eu-west-1", 0)] {
+        let line = format!("sentinel_account_up{{account=\"{account}\",region=\"{region}\"}} {up}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{}", metrics.lines().filter(|l| l.contains("account_up")).collect::<Vec<_>>().join("\n"));
+    }
+    assert!(!daemon.logs().contains(secret), "the secret key is never logged");
+}

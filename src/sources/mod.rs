@@ -2,6 +2,7 @@
 //! to the store in one call. They never decide percentiles or alerts.
 
 pub mod aliases;
+pub mod credentials;
 pub mod logs;
 pub mod xray;
 
@@ -31,6 +32,12 @@ pub async fn spawn_all(base: &Services) {
         let (logs_on, xray_on) = (scope.logs_enabled, scope.xray_enabled);
         let ctx = base.for_scope(scope, sdk);
         let attributor = Attributor::new(&cfg.environments).with_account_env(&ctx.scope.env);
+        if !ctx.scope.is_default() {
+            let name = ctx.source_name(credentials::SOURCE);
+            ctx.health.register(&name, 3 * credentials::RECHECK.as_millis() as i64 + 60_000);
+            let c = ctx.clone();
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), leak(name), move || credentials::run(c.clone()));
+        }
         if logs_on {
             let stale = 3 * cfg.logs.idle_poll_interval.max(cfg.logs.discovery_interval).as_millis() as i64;
             let name = ctx.source_name(logs::SOURCE);

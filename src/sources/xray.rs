@@ -78,7 +78,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                 let now = now_ms();
                 ctx.health.success(&ctx.source_name(SOURCE), now);
                 ctx.metrics.source_last_success.with_label_values(&[SOURCE]).set(now as f64 / 1000.0);
-                ctx.metrics.source_up.with_label_values(&[SOURCE]).set(1);
+                ctx.metrics.source_up.with_label_values(&[ctx.source_name(SOURCE).as_str()]).set(1);
             }
             Err(PollError::Aws(e)) if e.code == "cancelled" => break,
             Err(e) => {
@@ -87,7 +87,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                     ctx.metrics.store_errors.with_label_values(&[se.code()]).inc();
                 }
                 ctx.health.failure(&ctx.source_name(SOURCE), e.to_string());
-                ctx.metrics.source_up.with_label_values(&[SOURCE]).set(0);
+                ctx.metrics.source_up.with_label_values(&[ctx.source_name(SOURCE).as_str()]).set(0);
             }
         }
         tokio::select! {
