@@ -272,3 +272,74 @@ fn an_account_whose_role_cannot_be_assumed_is_named_and_the_others_go_on() {
     }
     assert!(!daemon.logs().contains(secret), "the secret key is never logged");
 }
+
+const CLOUDWATCH_READ: &str = "sts = client('sts')
+out = {}
+now = time.time()
+for account_id, name in [('111111111111', 'prod'), ('222222222222', 'dev')]:
+    c = sts.assume_role(RoleArn='arn:aws:iam::%s:role/latency-sentinel-reader' % account_id, RoleSessionName='check')['Credentials']
+    for region in ['us-east-1', 'eu-west-1']:
+        cw = boto3.client('cloudwatch', endpoint_url=ENDPOINT, region_name=region, aws_access_key_id=c['AccessKeyId'],
+                          aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
+        # (moto lists a metric once per sample: each dimension set once)
+        for dims in sorted({tuple(sorted((x['Name'], x['Value']) for x in m['Dimensions'])) for m in cw.list_metrics(Namespace='LatencySentinel', MetricName='OperationLatency')['Metrics']}):
+            d = dict(dims)
+            if CENTRAL != ('Account' in d):
+                continue
+            r = cw.get_metric_statistics(Namespace='LatencySentinel', MetricName='OperationLatency', Dimensions=[{'Name': k, 'Value': v} for k, v in dims],
+                                         StartTime=now - 7200, EndTime=now + 600, Period=60, Statistics=['SampleCount'])
+            key = '%s|%s|%s|%s|%s' % (d.get('Account', name), d.get('Region', region), d['Environment'], d['FunctionName'], d['Operation'])
+            out[key] = out.get(key, 0) + int(sum(p['SampleCount'] for p in r['Datapoints']))
+print(json.dumps(out))
+";
+
+/// SampleCount per `account|region|env|function|operation` that CloudWatch holds in each
+/// account and region (read with the account's role), from the dimensions each datum has:
+/// its own account and region, or (published centrally) its `Account` and `Region`.
+/// `central`: only the data with those dimensions (moto matches a query's dimensions as a
+/// subset, so a query without them would count the central data too).
+fn cloudwatch_counts(moto: &Moto, central: bool) -> std::collections::BTreeMap<String, i64> {
+    let out = moto.boto(&format!("CENTRAL = {}\n{CLOUDWATCH_READ}", if central { "True" } else { "False" }));
+    serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
+}
+
+/// Each account's metrics are published into that account and region (through its role);
+/// with `[cloudwatch] account` set, every account's into that one, told apart by the
+/// `Account` and `Region` dimensions. Counts exact either way.
+#[test]
+fn cloudwatch_metrics_go_into_each_account_or_one_central_account() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stored = write_traffic(&moto, dir.path(), 0, None);
+    let mut expected: std::collections::BTreeMap<String, i64> = Default::default();
+    for (k, n) in &stored {
+        let without_source = k.rsplit_once('|').unwrap().0.to_string();
+        *expected.entry(without_source).or_default() += n;
+    }
+    let cloudwatch = "[cloudwatch]\nenabled = true\npublish_interval = \"1s\"\n";
+    let daemon = Daemon::start(dir.path(), &accounts_config(&moto, cloudwatch));
+    let db = daemon.db();
+    wait_for("every scope's events", std::time::Duration::from_secs(90), || (scoped_counts(&db) == stored).then_some(()));
+    wait_for("each account's metrics in its own CloudWatch", std::time::Duration::from_secs(60), || (cloudwatch_counts(&moto, false) == expected).then_some(()));
+    daemon.proc.signal("TERM");
+    drop(daemon);
+
+    // The same events, published centrally by a daemon with a fresh database into dev's
+    // account: its first region holds every account's data once more, apart by dimension.
+    let central_dir = tempfile::tempdir().unwrap();
+    let central = accounts_config(&moto, &format!("{cloudwatch}account = \"dev\"\n"));
+    let daemon = Daemon::start(central_dir.path(), &central);
+    let db = daemon.db();
+    wait_for("every scope's events again", std::time::Duration::from_secs(90), || (scoped_counts(&db) == stored).then_some(()));
+    wait_for("every account's metrics in dev's first region, apart by dimension", std::time::Duration::from_secs(60), || {
+        (cloudwatch_counts(&moto, true) == expected).then_some(())
+    });
+    let central_regions = moto.boto(
+        "c = client('sts').assume_role(RoleArn='arn:aws:iam::222222222222:role/latency-sentinel-reader', RoleSessionName='check')['Credentials']
+cw = boto3.client('cloudwatch', endpoint_url=ENDPOINT, region_name='eu-west-1', aws_access_key_id=c['AccessKeyId'],
+                  aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
+print(sum(1 for m in cw.list_metrics(Namespace='LatencySentinel')['Metrics'] if any(d['Name'] == 'Account' for d in m['Dimensions'])))
+",
+    );
+    assert_eq!(central_regions.trim(), "0", "only the central account's first region gets them");
+}

@@ -229,7 +229,7 @@ write(versions, [('PROD', [5.5], False)], {late})
     let late: i64 = phase2.values().map(|(n, _)| n).sum();
     assert_eq!(metric(&daemon, EVENTS_PUBLISHED), Some(late as f64));
     assert_no_resend(&moto, &daemon, &expected, "after restart");
-    assert_eq!(query_scalar_i64(&daemon.db(), "SELECT last_event_id FROM cloudwatch_published"), query_scalar_i64(&daemon.db(), "SELECT MAX(id) FROM events"));
+    assert_eq!(query_scalar_i64(&daemon.db(), "SELECT last_event_id FROM cloudwatch_destinations"), query_scalar_i64(&daemon.db(), "SELECT MAX(id) FROM events"));
     let body = daemon.get("/metrics").unwrap().1;
     assert!(body.contains("sentinel_aws_requests_total{api=\"PutMetricData\",outcome=\"ok\"}"), "{body}");
     assert!(!body.contains("sentinel_cloudwatch_dropped_total{"), "nothing was dropped:\n{body}");

@@ -233,6 +233,10 @@ pub struct CloudWatchConfig {
     /// How often metrics are published.
     #[serde(with = "duration")]
     pub publish_interval: Duration,
+    /// With `[[accounts]]`: the name of the one account every account's metrics go to (in
+    /// its first region, with `Account` and `Region` dimensions added). Empty: each
+    /// account's metrics go into that account and region, with today's dimensions.
+    pub account: String,
 }
 
 /// `[environments]`: how an event is attributed to an environment (Dev, PROD, ...).
@@ -414,6 +418,7 @@ impl Default for CloudWatchConfig {
             enabled: false,
             namespace: "LatencySentinel".into(),
             publish_interval: Duration::from_secs(60),
+            account: String::new(),
         }
     }
 }

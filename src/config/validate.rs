@@ -106,6 +106,11 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     if c.cloudwatch.publish_interval < Duration::from_secs(1) {
         err("cloudwatch.publish_interval", "must be at least 1s".into());
     }
+    let central = &c.cloudwatch.account;
+    if !central.is_empty() && !c.accounts.iter().any(|a| &a.name == central) {
+        let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
+        err("cloudwatch.account", format!("{central:?} is not the name of an [[accounts]] entry (names: {names:?})"));
+    }
     if !c.environments.function_name_pattern.is_empty() {
         match regex::Regex::new(&c.environments.function_name_pattern) {
             Ok(re) if re.capture_names().flatten().any(|n| n == "env") => {}

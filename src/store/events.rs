@@ -392,6 +392,8 @@ mod tests {
         let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v1'").fetch_one(store.pool()).await.unwrap();
         assert_eq!(old, 0);
         assert_eq!(store.event_id_high_water().await.unwrap(), 40);
+        let published: i64 = sqlx::query_scalar("SELECT last_event_id FROM cloudwatch_destinations WHERE destination = ''").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(published, 40, "the CloudWatch watermark is the default destination's");
         let e = crate::model::TimingEvent {
             time_ms: 2,
             env: "PROD".into(),

@@ -26,6 +26,7 @@ mod varint;
 mod write;
 
 pub use write::{Annotation, Batch, BatchOutcome, NewReport, StreamStateRow};
+pub use published::Destination;
 
 use crate::model::Checkpoint;
 use sqlx::Connection;

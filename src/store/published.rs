@@ -1,7 +1,8 @@
-//! What the CloudWatch publisher has sent: a watermark over `events.id` (ids grow in commit
-//! order and are never reused, so an event stored late with an old event time still lands
-//! above the watermark), read together with the events after it in one snapshot and moved
-//! forward with a compare-and-set.
+//! What the CloudWatch publisher has sent, per destination (the daemon's own account, or one
+//! per watched account and region): a watermark over event ids (ids grow in commit order
+//! and are never reused, so an event stored late with an old event time still lands above
+//! the watermark), read together with the destination's events after it in one snapshot and
+//! moved forward with a compare-and-set.
 
 use super::{Store, StoreError};
 use crate::clock::now_ms;
@@ -15,6 +16,18 @@ pub struct PendingEvent {
     pub function: String,
     pub operation: String,
     pub duration_s: f64,
+    /// Where the event came from (`default` and "" without accounts).
+    pub account: String,
+    pub region: String,
+}
+
+/// One place metrics are published to, and which events go there.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Destination<'a> {
+    /// The watermark's name: "" for the daemon's own account (every event).
+    pub name: &'a str,
+    /// Only the events of this (account, region); None: every event.
+    pub origin: Option<(&'a str, &'a str)>,
 }
 
 /// The publisher's position and what lies after it.
@@ -22,6 +35,11 @@ pub struct PendingEvent {
 pub struct Unpublished {
     pub watermark: i64,
     pub events: Vec<PendingEvent>,
+    /// Every event of the destination with an id up to here is in `events` (or below the
+    /// watermark): after sending them the watermark may move here, past other
+    /// destinations' events, so a destination with few events does not read the same
+    /// stretch of ids again every round.
+    pub scanned_to: i64,
     /// The watermark stood here, above every event id ever handed out (the database was
     /// replaced, say by a restored backup), and was moved down to the newest id: the events
     /// this database holds count as sent, since which of them CloudWatch has is unknown and
@@ -30,10 +48,17 @@ pub struct Unpublished {
 }
 
 impl Store {
-    /// The watermark and up to `limit` events above it in id order, from one snapshot.
-    pub async fn unpublished_events(&self, limit: i64) -> Result<Unpublished, StoreError> {
+    /// The destination's watermark and up to `limit` of its events above it in id order,
+    /// from one snapshot. A destination not seen before starts at 0.
+    pub async fn unpublished_events(&self, dest: Destination<'_>, limit: i64) -> Result<Unpublished, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut watermark: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(last_event_id), 0) FROM cloudwatch_published")
+        sqlx::query("INSERT OR IGNORE INTO cloudwatch_destinations (destination, last_event_id, updated_ms) VALUES (?, 0, ?)")
+            .bind(dest.name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let mut watermark: i64 = sqlx::query_scalar("SELECT last_event_id FROM cloudwatch_destinations WHERE destination = ?")
+            .bind(dest.name)
             .fetch_one(&mut *tx)
             .await?;
         let high_water: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'), 0)")
@@ -41,37 +66,55 @@ impl Store {
             .await?;
         let mut reset_from = None;
         if watermark > high_water {
-            sqlx::query("UPDATE cloudwatch_published SET last_event_id = ?, updated_ms = ? WHERE id = 1")
+            sqlx::query("UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ?")
                 .bind(high_water)
                 .bind(now_ms())
+                .bind(dest.name)
                 .execute(&mut *tx)
                 .await?;
             reset_from = Some(watermark);
             watermark = high_water;
         }
-        let rows: Vec<(i64, i64, String, String, String, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.id, e.time_ms, s.env, s.function, s.operation, {} FROM event_rows e JOIN series s ON s.id = e.series \
-             WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        let only_origin = if dest.origin.is_some() { " AND s.account = ? AND s.region = ?" } else { "" };
+        let sql = format!(
+            "SELECT e.id, e.time_ms, s.env, s.function, s.operation, {}, s.account, s.region FROM event_rows e JOIN series s ON s.id = e.series \
+             WHERE e.id > ?{only_origin} ORDER BY e.id LIMIT ?",
             super::pack::DURATION_SQL
-        )))
-        .bind(watermark)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64, String, String, String, f64, String, String)>(sqlx::AssertSqlSafe(sql)).bind(watermark);
+        if let Some((account, region)) = dest.origin {
+            query = query.bind(account).bind(region);
+        }
+        let rows = query.bind(limit).fetch_all(&mut *tx).await?;
         tx.commit().await?;
+        let full = usize::try_from(limit).is_ok_and(|l| rows.len() >= l);
+        let scanned_to = match rows.last() {
+            Some(last) if full => last.0,
+            _ => high_water.max(watermark),
+        };
         let events = rows
             .into_iter()
-            .map(|(id, time_ms, env, function, operation, duration_s)| PendingEvent { id, time_ms, env, function, operation, duration_s })
+            .map(|(id, time_ms, env, function, operation, duration_s, account, region)| PendingEvent {
+                id,
+                time_ms,
+                env,
+                function,
+                operation,
+                duration_s,
+                account,
+                region,
+            })
             .collect();
-        Ok(Unpublished { watermark, events, reset_from })
+        Ok(Unpublished { watermark, events, scanned_to, reset_from })
     }
 
-    /// Moves the watermark from `from` to `to`. Returns false, changing nothing, when it is no
-    /// longer `from` (it was reset meanwhile): the caller re-reads.
-    pub async fn advance_published(&self, from: i64, to: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE cloudwatch_published SET last_event_id = ?, updated_ms = ? WHERE id = 1 AND last_event_id = ?")
+    /// Moves the destination's watermark from `from` to `to`. Returns false, changing
+    /// nothing, when it is no longer `from` (it was reset meanwhile): the caller re-reads.
+    pub async fn advance_published(&self, destination: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ? AND last_event_id = ?")
             .bind(to)
             .bind(now_ms())
+            .bind(destination)
             .bind(from)
             .execute(&self.pool)
             .await?
@@ -83,7 +126,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Store};
+    use crate::store::{Batch, Destination, Store};
+
+    const ALL: Destination<'static> = Destination { name: "", origin: None };
 
     fn event(key: &str, time_ms: i64) -> TimingEvent {
         TimingEvent {
@@ -112,14 +157,14 @@ mod tests {
     async fn watermark_reads_only_newer_ids_and_moves_by_compare_and_set() {
         let store = Store::open_memory().await.unwrap();
         store_events(&store, &[("a", 5_000), ("b", 6_000), ("c", 7_000)]).await;
-        let u = store.unpublished_events(2).await.unwrap();
+        let u = store.unpublished_events(ALL, 2).await.unwrap();
         assert_eq!(u.watermark, 0);
         assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(store.advance_published(0, 2).await.unwrap());
-        assert!(!store.advance_published(0, 3).await.unwrap(), "a stale `from` changes nothing");
+        assert!(store.advance_published("", 0, 2).await.unwrap());
+        assert!(!store.advance_published("", 0, 3).await.unwrap(), "a stale `from` changes nothing");
         // A late event with an older time gets a newer id: still published.
         store_events(&store, &[("late", 1_000)]).await;
-        let u = store.unpublished_events(100).await.unwrap();
+        let u = store.unpublished_events(ALL, 100).await.unwrap();
         assert_eq!(u.watermark, 2);
         assert_eq!(u.events.iter().map(|e| (e.id, e.time_ms)).collect::<Vec<_>>(), vec![(3, 7_000), (4, 1_000)]);
     }
@@ -128,25 +173,48 @@ mod tests {
     async fn ids_are_never_reused_after_retention_and_a_watermark_ahead_is_reset() {
         let store = Store::open_memory().await.unwrap();
         store_events(&store, &[("a", 100_000), ("b", 100_000), ("old", 1_000)]).await;
-        assert!(store.advance_published(0, 3).await.unwrap());
+        assert!(store.advance_published("", 0, 3).await.unwrap());
         // Retention removes the highest id (an old event stored late), then the whole table:
         // the next event still gets a new id, above the watermark.
         store.purge_before(50_000).await.unwrap();
         store_events(&store, &[("new", 200_000)]).await;
-        let u = store.unpublished_events(100).await.unwrap();
+        let u = store.unpublished_events(ALL, 100).await.unwrap();
         assert_eq!((u.watermark, u.reset_from), (3, None));
         assert_eq!(u.events.iter().map(|e| (e.id, e.time_ms)).collect::<Vec<_>>(), vec![(4, 200_000)]);
         store.purge_before(i64::MAX).await.unwrap();
         store_events(&store, &[("after-empty", 300_000)]).await;
-        let u = store.unpublished_events(100).await.unwrap();
+        let u = store.unpublished_events(ALL, 100).await.unwrap();
         assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![5], "the emptied table's next id is new too");
         // A watermark above every id ever handed out (a replaced database) is moved down to
         // the newest id, and says so.
-        assert!(store.advance_published(3, 1_000).await.unwrap());
-        let u = store.unpublished_events(100).await.unwrap();
+        assert!(store.advance_published("", 3, 1_000).await.unwrap());
+        let u = store.unpublished_events(ALL, 100).await.unwrap();
         assert_eq!((u.watermark, u.reset_from, u.events.len()), (5, Some(1_000), 0));
         store_events(&store, &[("next", 400_000)]).await;
-        let u = store.unpublished_events(100).await.unwrap();
+        let u = store.unpublished_events(ALL, 100).await.unwrap();
         assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![6]);
+    }
+
+    #[tokio::test]
+    async fn a_destination_reads_only_its_origins_events_and_moves_past_the_others() {
+        let store = Store::open_memory().await.unwrap();
+        for (account, keys) in [("prod", ["p1", "p2"]), ("dev", ["d1", "d2"]), ("prod", ["p3", "p4"])] {
+            let events = keys.iter().map(|k| event(k, 5_000)).collect();
+            let origin = crate::model::Origin { account: account.into(), region: "eu-west-1".into() };
+            store.commit(&Batch { events, origin, ..Batch::default() }).await.unwrap();
+        }
+        let prod = Destination { name: "prod/eu-west-1", origin: Some(("prod", "eu-west-1")) };
+        let u = store.unpublished_events(prod, 100).await.unwrap();
+        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2, 5, 6]);
+        assert!(u.events.iter().all(|e| e.account == "prod" && e.region == "eu-west-1"));
+        assert_eq!(u.scanned_to, 6);
+        let dev = Destination { name: "dev/eu-west-1", origin: Some(("dev", "eu-west-1")) };
+        let u = store.unpublished_events(dev, 1).await.unwrap();
+        assert_eq!((u.events.len(), u.scanned_to), (1, 3), "a full read scanned only up to its last event");
+        let u = store.unpublished_events(dev, 100).await.unwrap();
+        assert_eq!(u.scanned_to, 6, "past prod's later events, which are not dev's to send");
+        assert!(store.advance_published("dev/eu-west-1", 0, 6).await.unwrap());
+        assert!(store.unpublished_events(dev, 100).await.unwrap().events.is_empty());
+        assert_eq!(store.unpublished_events(ALL, 100).await.unwrap().events.len(), 6, "each destination keeps its own watermark");
     }
 }

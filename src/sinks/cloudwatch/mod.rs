@@ -32,6 +32,11 @@
 //! The dimensions carry no `source`: when two sources report the same operation name for one
 //! function and environment, CloudWatch sees both. No final publish happens at shutdown;
 //! the next start sends what is left.
+//!
+//! With `[[accounts]]`, each (account, region)'s events and budget statuses go into that
+//! account and region (its assumed role, one publisher and watermark each), or, with
+//! `[cloudwatch] account` set, every account's into that one account's first region with
+//! `Account` and `Region` dimensions added ([`destinations`]).
 
 mod plan;
 
@@ -40,22 +45,68 @@ pub use plan::*;
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::clock::now_ms;
 use crate::evaluate::BudgetStatus;
+use crate::scope::Scope;
 use crate::services::Services;
+use crate::store::Destination;
 use crate::supervise::spawn_supervised;
 use aws_sdk_cloudwatch::types::MetricDatum;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-/// Starts the publisher when `cloudwatch.enabled`; `statuses` is the evaluator's channel.
+/// One place metrics are published to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The watermark's name: "" for the daemon's own account without `[[accounts]]`.
+    pub name: String,
+    /// Whose credentials and region the requests use.
+    pub scope: Scope,
+    /// Only this (account, region)'s events and statuses; None: all of them.
+    pub origin: Option<(String, String)>,
+    /// Add the Account and Region dimensions (several accounts in one CloudWatch).
+    pub origin_dimensions: bool,
+}
+
+/// Where metrics go (pure): without accounts the default credentials' account, as always;
+/// with accounts each (account, region) into its own, or all into `[cloudwatch] account`'s
+/// first region.
+pub fn destinations(config: &crate::config::Config) -> Vec<Target> {
+    let scopes = crate::scope::scopes(config);
+    let central = &config.cloudwatch.account;
+    if !central.is_empty() {
+        return scopes
+            .into_iter()
+            .find(|s| &s.account == central)
+            .map(|scope| Target { name: format!("account:{central}"), scope, origin: None, origin_dimensions: true })
+            .into_iter()
+            .collect();
+    }
+    scopes
+        .into_iter()
+        .map(|scope| {
+            if scope.is_default() {
+                Target { name: String::new(), scope, origin: None, origin_dimensions: false }
+            } else {
+                let origin = Some((scope.account.clone(), scope.region.clone()));
+                Target { name: scope.label(), scope, origin, origin_dimensions: false }
+            }
+        })
+        .collect()
+}
+
+/// Starts one publisher per destination when `cloudwatch.enabled`; `statuses` is the
+/// evaluator's channel.
 pub fn spawn(ctx: &Services, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) {
     if !ctx.config.cloudwatch.enabled {
         return;
     }
-    let c = ctx.clone();
-    spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), "cloudwatch", move || {
-        run(c.clone(), statuses.clone())
-    });
+    for target in destinations(&ctx.config) {
+        let task: &'static str = if target.name.is_empty() { "cloudwatch" } else { Box::leak(format!("cloudwatch:{}", target.name).into_boxed_str()) };
+        let (c, statuses) = (ctx.clone(), statuses.clone());
+        spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task, move || {
+            run(c.clone(), target.clone(), statuses.clone())
+        });
+    }
 }
 
 /// Why a round stopped early; the next round starts from the committed watermark.
@@ -69,21 +120,25 @@ enum RoundError {
 
 struct Publisher {
     ctx: Services,
+    target: Target,
     client: aws_sdk_cloudwatch::Client,
     limiter: RateLimiter,
     statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>,
 }
 
-async fn run(ctx: Services, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) -> anyhow::Result<()> {
+async fn run(ctx: Services, target: Target, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) -> anyhow::Result<()> {
     let cfg = ctx.config.cloudwatch.clone();
+    let sdk = if target.scope.is_default() { ctx.sdk.clone() } else { crate::aws::scope_sdk_config(&ctx.sdk, &target.scope).await };
     let p = Publisher {
-        client: aws_sdk_cloudwatch::Client::new(&ctx.sdk),
+        client: aws_sdk_cloudwatch::Client::new(&sdk),
+        target,
         limiter: RateLimiter::new(REQUESTS_PER_SECOND),
         statuses,
         ctx,
     };
     tracing::info!(
         namespace = %cfg.namespace,
+        into = %p.target.scope.label(),
         interval_ms = cfg.publish_interval.as_millis() as u64,
         "Publishing latency metrics to CloudWatch."
     );
@@ -113,12 +168,17 @@ impl Publisher {
         self.publish_budgets().await
     }
 
+    fn destination(&self) -> Destination<'_> {
+        Destination { name: &self.target.name, origin: self.target.origin.as_ref().map(|(a, r)| (a.as_str(), r.as_str())) }
+    }
+
     /// Sends everything above the watermark, request by request.
     async fn publish_events(&self) -> Result<(), RoundError> {
         let (store, metrics) = (&self.ctx.store, &self.ctx.metrics);
         let (mut requests, mut data, mut events) = (0u64, 0u64, 0u64);
+        let name = self.target.name.as_str();
         'read: loop {
-            let unpublished = store.unpublished_events(READ_CHUNK).await?;
+            let unpublished = store.unpublished_events(self.destination(), READ_CHUNK).await?;
             if let Some(ahead) = unpublished.reset_from {
                 tracing::warn!(
                     watermark = ahead,
@@ -127,12 +187,9 @@ impl Publisher {
                 );
                 metrics.watermark_resets.with_label_values(&["cloudwatch"]).inc();
             }
-            let (mut watermark, pending) = (unpublished.watermark, unpublished.events);
-            if pending.is_empty() {
-                break;
-            }
+            let (mut watermark, pending, scanned_to) = (unpublished.watermark, unpublished.events, unpublished.scanned_to);
             let more = pending.len() as i64 == READ_CHUNK;
-            for mut req in plan(&pending, now_ms()) {
+            for mut req in plan(&pending, now_ms(), self.target.origin_dimensions) {
                 if self.ctx.shutdown.is_cancelled() {
                     break 'read;
                 }
@@ -153,7 +210,7 @@ impl Publisher {
                     }
                     requests += 1;
                 }
-                let advanced = store.advance_published(watermark, req.last_event_id).await?;
+                let advanced = store.advance_published(name, watermark, req.last_event_id).await?;
                 if sent > 0 {
                     metrics.cloudwatch_data_published.with_label_values(&[LATENCY_METRIC]).inc_by(req.data.len() as u64);
                     metrics.cloudwatch_events_published.inc_by(sent);
@@ -173,6 +230,10 @@ impl Publisher {
                 watermark = req.last_event_id;
             }
             if !more {
+                // Past the other destinations' events up to where this read saw.
+                if scanned_to > watermark && !self.ctx.shutdown.is_cancelled() {
+                    store.advance_published(name, watermark, scanned_to).await?;
+                }
                 break;
             }
         }
@@ -184,11 +245,14 @@ impl Publisher {
 
     /// Sends the evaluator's latest statuses, one datum each.
     async fn publish_budgets(&self) -> Result<(), RoundError> {
-        let statuses = self.statuses.borrow().clone();
+        let mut statuses = self.statuses.borrow().clone();
+        if let Some((account, region)) = &self.target.origin {
+            statuses = Arc::new(statuses.iter().filter(|s| &s.account == account && &s.region == region).cloned().collect());
+        }
         if statuses.is_empty() {
             return Ok(());
         }
-        let (data, invalid) = budget_data(&statuses, now_ms());
+        let (data, invalid) = budget_data(&statuses, now_ms(), self.target.origin_dimensions);
         if invalid > 0 {
             self.ctx.metrics.cloudwatch_dropped.with_label_values(&["invalid_dimension"]).inc_by(invalid);
         }
@@ -219,6 +283,26 @@ fn refused_as_invalid(e: &AwsError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_follow_the_accounts_or_the_central_account() {
+        use crate::config::{AccountConfig, Config};
+        let mut c = Config::default();
+        let own = destinations(&c);
+        assert_eq!((own.len(), own[0].name.as_str(), own[0].origin.clone(), own[0].origin_dimensions), (1, "", None, false), "as before accounts");
+        c.accounts = vec![
+            AccountConfig { name: "prod".into(), regions: vec!["us-east-1".into(), "eu-west-1".into()], ..Default::default() },
+            AccountConfig { name: "dev".into(), regions: vec!["eu-west-1".into()], ..Default::default() },
+        ];
+        let each: Vec<(String, Option<(String, String)>)> = destinations(&c).into_iter().map(|t| (t.name, t.origin)).collect();
+        assert_eq!(each.len(), 3);
+        assert_eq!(each[1], ("prod/eu-west-1".to_string(), Some(("prod".to_string(), "eu-west-1".to_string()))));
+        c.cloudwatch.account = "dev".into();
+        let central = destinations(&c);
+        assert_eq!(central.len(), 1);
+        assert_eq!((central[0].scope.account.as_str(), central[0].scope.region.as_str(), central[0].origin.clone()), ("dev", "eu-west-1", None));
+        assert!(central[0].origin_dimensions);
+    }
 
     #[test]
     fn only_invalid_requests_are_skipped_the_rest_retried() {

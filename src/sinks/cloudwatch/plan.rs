@@ -109,8 +109,18 @@ impl Ord for Value {
     }
 }
 
-/// (env, function, operation, minute start in epoch ms).
-type SeriesMinute = (String, String, String, i64);
+/// A datum's dimensions (name, value), in the order sent, and its minute start in epoch ms.
+type SeriesMinute = (Vec<(&'static str, String)>, i64);
+
+/// The dimensions an event's datum carries: Environment, FunctionName, Operation, and with
+/// `origin` (metrics of several accounts published into one) Account and Region.
+fn latency_dimensions(e: &PendingEvent, origin: bool) -> Vec<(&'static str, String)> {
+    let mut d = vec![("Environment", e.env.clone()), ("FunctionName", e.function.clone()), ("Operation", e.operation.clone())];
+    if origin {
+        d.extend([("Account", e.account.clone()), ("Region", e.region.clone())]);
+    }
+    d
+}
 
 #[derive(Default)]
 struct RequestBuilder {
@@ -134,16 +144,12 @@ impl RequestBuilder {
 
     fn finish(self) -> Request {
         let mut data = Vec::with_capacity(self.data);
-        for ((env, function, operation, minute_ms), values) in self.groups {
+        for ((dimensions, minute_ms), values) in self.groups {
             let values: Vec<(Value, u64)> = values.into_iter().collect();
             for chunk in values.chunks(MAX_VALUES_PER_DATUM) {
                 data.push(Datum {
                     metric: LATENCY_METRIC,
-                    dimensions: vec![
-                        ("Environment", env.clone()),
-                        ("FunctionName", function.clone()),
-                        ("Operation", operation.clone()),
-                    ],
+                    dimensions: dimensions.clone(),
                     timestamp_ms: minute_ms,
                     values: chunk.iter().map(|(v, _)| v.0).collect(),
                     counts: chunk.iter().map(|(_, n)| *n as f64).collect(),
@@ -156,19 +162,12 @@ impl RequestBuilder {
     }
 }
 
-fn latency_datum_overhead((env, function, operation, _): &SeriesMinute) -> usize {
-    DATUM_OVERHEAD_BYTES
-        + 3 * DIMENSION_OVERHEAD_BYTES
-        + "Environment".len()
-        + env.len()
-        + "FunctionName".len()
-        + function.len()
-        + "Operation".len()
-        + operation.len()
+fn latency_datum_overhead((dimensions, _): &SeriesMinute) -> usize {
+    DATUM_OVERHEAD_BYTES + dimensions.iter().map(|(n, v)| DIMENSION_OVERHEAD_BYTES + n.len() + v.len()).sum::<usize>()
 }
 
 /// Why an event cannot be sent, if it cannot.
-fn check(e: &PendingEvent, now_ms: i64) -> Result<(), &'static str> {
+fn check(e: &PendingEvent, now_ms: i64, origin: bool) -> Result<(), &'static str> {
     if !e.duration_s.is_finite() || e.duration_s.abs() >= 2f64.powi(360) {
         return Err("invalid_value");
     }
@@ -179,6 +178,9 @@ fn check(e: &PendingEvent, now_ms: i64) -> Result<(), &'static str> {
         return Err("too_far_future");
     }
     if ![&e.env, &e.function, &e.operation].into_iter().all(|v| valid_dimension_value(v)) {
+        return Err("invalid_dimension");
+    }
+    if origin && ![&e.account, &e.region].into_iter().all(|v| valid_dimension_value(v)) {
         return Err("invalid_dimension");
     }
     Ok(())
@@ -210,19 +212,20 @@ pub fn round_significant(v: f64, digits: i32) -> f64 {
 }
 
 /// Turns events (ascending ids, as read after the watermark) into requests, each covering a
-/// contiguous id range, in order. Pure: `now_ms` decides what is too old or too far ahead.
-pub fn plan(events: &[PendingEvent], now_ms: i64) -> Vec<Request> {
+/// contiguous id range, in order. Pure: `now_ms` decides what is too old or too far ahead;
+/// `origin` adds the Account and Region dimensions.
+pub fn plan(events: &[PendingEvent], now_ms: i64, origin: bool) -> Vec<Request> {
     let mut out = Vec::new();
     let mut cur = RequestBuilder::default();
     let mut covers_any = false;
     for e in events {
         covers_any = true;
-        if let Err(reason) = check(e, now_ms) {
+        if let Err(reason) = check(e, now_ms, origin) {
             *cur.dropped.entry(reason).or_default() += 1;
             cur.last_event_id = e.id;
             continue;
         }
-        let key: SeriesMinute = (e.env.clone(), e.function.clone(), e.operation.clone(), e.time_ms.div_euclid(60_000) * 60_000);
+        let key: SeriesMinute = (latency_dimensions(e, origin), e.time_ms.div_euclid(60_000) * 60_000);
         let value = Value(round_significant(e.duration_s, SIGNIFICANT_DIGITS));
         let (mut data, mut bytes) = cur.cost(&key, value);
         if cur.data + data > MAX_DATA_PER_REQUEST || cur.bytes + bytes > MAX_REQUEST_BYTES {
@@ -242,23 +245,27 @@ pub fn plan(events: &[PendingEvent], now_ms: i64) -> Vec<Request> {
 }
 
 /// One `BudgetBreached` datum per status; returns the data and how many statuses had
-/// dimension values CloudWatch would refuse.
-pub fn budget_data(statuses: &[BudgetStatus], now_ms: i64) -> (Vec<Datum>, u64) {
+/// dimension values CloudWatch would refuse. `origin` adds the Account and Region dimensions.
+pub fn budget_data(statuses: &[BudgetStatus], now_ms: i64, origin: bool) -> (Vec<Datum>, u64) {
     let mut invalid = 0;
     let mut data = Vec::new();
     for s in statuses {
-        if ![&s.env, &s.function, &s.operation, &s.budget].into_iter().all(|v| valid_dimension_value(v)) {
+        let mut dimensions = vec![
+            ("Environment", s.env.clone()),
+            ("FunctionName", s.function.clone()),
+            ("Operation", s.operation.clone()),
+            ("Budget", s.budget.clone()),
+        ];
+        if origin {
+            dimensions.extend([("Account", s.account.clone()), ("Region", s.region.clone())]);
+        }
+        if !dimensions.iter().all(|(_, v)| valid_dimension_value(v)) {
             invalid += 1;
             continue;
         }
         data.push(Datum {
             metric: BUDGET_METRIC,
-            dimensions: vec![
-                ("Environment", s.env.clone()),
-                ("FunctionName", s.function.clone()),
-                ("Operation", s.operation.clone()),
-                ("Budget", s.budget.clone()),
-            ],
+            dimensions,
             timestamp_ms: now_ms,
             values: vec![if s.breached { 1.0 } else { 0.0 }],
             counts: vec![1.0],
@@ -304,6 +311,8 @@ mod tests {
             function: "GenerateDynamicScenarioHandler".into(),
             operation: op.into(),
             duration_s: v,
+            account: "default".into(),
+            region: String::new(),
         }
     }
 
@@ -340,7 +349,7 @@ mod tests {
             ev(5, minute + 3_000, "Bedrock", 1.23404),
             ev(6, minute + 4_000, "DynamoDB", 0.042),
         ];
-        let reqs = plan(&events, NOW);
+        let reqs = plan(&events, NOW, false);
         assert_eq!(reqs.len(), 1);
         let r = &reqs[0];
         assert_eq!((r.last_event_id, r.events), (6, 6));
@@ -371,7 +380,7 @@ mod tests {
     fn a_series_minute_with_more_than_150_values_becomes_several_data() {
         let minute = NOW - NOW % 60_000 - 60_000;
         let events: Vec<PendingEvent> = (0..400).map(|i| ev(i + 1, minute + i, "Op", 1.0 + i as f64 / 1000.0)).collect();
-        let reqs = plan(&events, NOW);
+        let reqs = plan(&events, NOW, false);
         assert_eq!(reqs.len(), 1);
         let lens: Vec<usize> = reqs[0].data.iter().map(|d| d.values.len()).collect();
         assert_eq!(lens, vec![150, 150, 100]);
@@ -387,7 +396,7 @@ mod tests {
         let base = NOW - NOW % 60_000 - 48 * 3_600_000;
         // 2,500 events, one per minute: 2,500 data.
         let events: Vec<PendingEvent> = (0..2_500).map(|i| ev(i + 1, base + i * 60_000, "Op", 0.25)).collect();
-        let reqs = plan(&events, NOW);
+        let reqs = plan(&events, NOW, false);
         assert_eq!(reqs.iter().map(|r| r.data.len()).collect::<Vec<_>>(), vec![1000, 1000, 500]);
         assert_eq!(reqs.iter().map(|r| r.last_event_id).collect::<Vec<_>>(), vec![1000, 2000, 2500]);
         assert_eq!(reqs.iter().map(|r| r.events).sum::<u64>(), 2_500);
@@ -403,7 +412,7 @@ mod tests {
         events.push(ev(1_002, minute + 5, "Op7", 0.75));
         // A new series needs a new datum: the next request.
         events.push(ev(1_003, minute + 5, "OpNew", 0.5));
-        let reqs = plan(&events, NOW);
+        let reqs = plan(&events, NOW, false);
         assert_eq!(
             reqs.iter().map(|r| (r.data.len(), r.last_event_id, r.events)).collect::<Vec<_>>(),
             vec![(1000, 1002, 1002), (1, 1003, 1)]
@@ -417,7 +426,7 @@ mod tests {
         let events: Vec<PendingEvent> = (0..600)
             .map(|i| PendingEvent { env: long.clone(), function: long.clone(), ..ev(i + 1, minute, &format!("{long}{i}"), 0.5) })
             .collect();
-        let reqs = plan(&events, NOW);
+        let reqs = plan(&events, NOW, false);
         assert!(reqs.len() >= 2, "{}", reqs.len());
         for r in &reqs {
             let bytes: usize = r.data.iter().map(Datum::estimated_bytes).sum();
@@ -439,7 +448,7 @@ mod tests {
             ev(8, NOW, "Opé", 1.0),
             ev(9, NOW, "Op", f64::NEG_INFINITY),
         ];
-        let reqs = plan(&events, NOW);
+        let reqs = plan(&events, NOW, false);
         assert_eq!(reqs.len(), 1);
         let r = &reqs[0];
         // The last event is dropped, yet the watermark covers it.
@@ -454,9 +463,9 @@ mod tests {
 
     #[test]
     fn only_dropped_events_give_a_request_without_data() {
-        let reqs = plan(&[ev(41, NOW, "Op", f64::NAN)], NOW);
+        let reqs = plan(&[ev(41, NOW, "Op", f64::NAN)], NOW, false);
         assert_eq!(reqs, vec![Request { data: vec![], last_event_id: 41, events: 0, dropped: BTreeMap::from([("invalid_value", 1)]) }]);
-        assert!(plan(&[], NOW).is_empty());
+        assert!(plan(&[], NOW, false).is_empty());
     }
 
     #[test]
@@ -478,13 +487,31 @@ mod tests {
         };
         let mut statuses: Vec<BudgetStatus> = (0..1_200).map(|i| status(i, i % 2 == 0)).collect();
         statuses.push(BudgetStatus { budget: String::new(), ..status(0, true) });
-        let (data, invalid) = budget_data(&statuses, NOW);
+        let (data, invalid) = budget_data(&statuses, NOW, false);
         assert_eq!((data.len(), invalid), (1_200, 1));
         assert_eq!((data[0].values.clone(), data[1].values.clone()), (vec![1.0], vec![0.0]));
         assert_eq!(data[0].unit, StandardUnit::None);
         assert_eq!(data[0].dimensions.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["Environment", "FunctionName", "Operation", "Budget"]);
         let reqs = split_requests(data);
         assert_eq!(reqs.iter().map(Vec::len).collect::<Vec<_>>(), vec![1000, 200]);
+    }
+
+    #[test]
+    fn published_into_one_account_several_accounts_stay_apart_by_dimension() {
+        let mut prod = ev(1, NOW, "Op", 0.5);
+        (prod.account, prod.region) = ("prod".into(), "eu-west-1".into());
+        let mut dev = ev(2, NOW, "Op", 0.5);
+        (dev.account, dev.region) = ("dev".into(), "eu-west-1".into());
+        let own = plan(&[prod.clone(), dev.clone()], NOW, false);
+        assert_eq!(own[0].data.len(), 1, "into each account's own CloudWatch: no origin dimensions");
+        let central = plan(&[prod, dev], NOW, true);
+        assert_eq!(central[0].data.len(), 2);
+        let accounts: Vec<&str> = central[0].data.iter().map(|d| d.dimensions.iter().find(|(n, _)| *n == "Account").unwrap().1.as_str()).collect();
+        assert_eq!(accounts, ["dev", "prod"]);
+        assert_eq!(central[0].data[0].dimensions.len(), 5);
+        let mut blank = ev(3, NOW, "Op", 0.5);
+        blank.region = String::new();
+        assert_eq!(plan(&[blank], NOW, true)[0].dropped.get("invalid_dimension"), Some(&1), "CloudWatch refuses an empty dimension value");
     }
 
     #[test]
