@@ -45,17 +45,25 @@ pub async fn sdk_config(cfg: &AwsConfig) -> SdkConfig {
 /// its clients: each client caches its own credentials.
 pub async fn scope_sdk_config(base: &SdkConfig, scope: &crate::scope::Scope) -> SdkConfig {
     let region = if scope.region.is_empty() { base.region().cloned() } else { Some(Region::new(scope.region.clone())) };
+    let external_id = Some(scope.external_id.expose()).filter(|e| !e.is_empty());
+    let role = Some(scope.role_arn.as_str()).filter(|r| !r.is_empty());
+    assumed_sdk_config(base, role.map(|r| (r, scope.session_name.as_str(), external_id)), region).await
+}
+
+/// `base` in `region`, with credentials from STS AssumeRole of `(role ARN, session name,
+/// external id)` when given (else `base`'s own credentials).
+pub async fn assumed_sdk_config(base: &SdkConfig, role: Option<(&str, &str, Option<&str>)>, region: Option<Region>) -> SdkConfig {
     let mut builder = base.clone().into_builder();
     builder.set_region(region.clone());
-    if !scope.role_arn.is_empty() {
-        let mut role = aws_config::sts::AssumeRoleProvider::builder(scope.role_arn.clone()).session_name(scope.session_name.clone()).configure(base);
+    if let Some((arn, session, external_id)) = role {
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(arn).session_name(session).configure(base);
         if let Some(region) = region {
-            role = role.region(region);
+            provider = provider.region(region);
         }
-        if !scope.external_id.is_empty() {
-            role = role.external_id(scope.external_id.expose());
+        if let Some(id) = external_id {
+            provider = provider.external_id(id);
         }
-        builder.set_credentials_provider(Some(aws_sdk_sts::config::SharedCredentialsProvider::new(role.build().await)));
+        builder.set_credentials_provider(Some(aws_sdk_sts::config::SharedCredentialsProvider::new(provider.build().await)));
     }
     builder.build()
 }

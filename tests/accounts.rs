@@ -343,3 +343,72 @@ print(sum(1 for m in cw.list_metrics(Namespace='LatencySentinel')['Metrics'] if 
     );
     assert_eq!(central_regions.trim(), "0", "only the central account's first region gets them");
 }
+
+/// `simulate --account-role` writes PROD's traffic into one account and Dev's (with a slow
+/// Bedrock call) into another; the daemon reads both accounts (logs and X-Ray, no aliases:
+/// each account's env), and `report compare --baseline PROD --candidate Dev` flags exactly
+/// the slowed function's rows, with the Bedrock call among them.
+#[test]
+fn simulated_prod_and_dev_accounts_compare_with_exactly_the_injected_regression() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["simulate", "--endpoint-url", &moto.url(), "--region", "us-east-1", "--duration", "10m", "--rate", "12/m", "--seed", "7"])
+        .args(["--error-rate", "0", "--timeout-rate", "0", "--malformed-rate", "0"])
+        .args(["--account-role", "arn:aws:iam::111111111111:role/latency-sentinel-reader@PROD"])
+        .args(["--account-role", "arn:aws:iam::222222222222:role/latency-sentinel-reader@Dev"])
+        .args(["--slow", "GenerateDynamicScenarioHandler/Bedrock.InvokeModel@Dev=9s"])
+        .envs(AWS_ENV.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summaries: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(summaries.len(), 2, "one summary per account");
+    let executions = |account: &str, env: &str| -> i64 {
+        let s = summaries.iter().find(|s| s["account"] == account).unwrap_or_else(|| panic!("{account}: {summaries:?}"));
+        assert_eq!(s["executions"].as_object().unwrap().len(), 1, "only {env}'s traffic in {account}: {s}");
+        s["executions"][env].as_i64().unwrap()
+    };
+    let (prod_runs, dev_runs) = (executions("111111111111", "PROD"), executions("222222222222", "Dev"));
+    assert!(prod_runs > 50 && dev_runs > 50, "{summaries:?}");
+
+    let config = daemon_config(
+        &moto,
+        &format!(
+            "{}[xray]\npoll_interval = \"1s\"\nsettle_delay = \"0s\"\nlookback = \"10m\"\nstart_lookback = \"20m\"\n\
+             [[accounts]]\nname = \"prod\"\nrole_arn = \"arn:aws:iam::111111111111:role/latency-sentinel-reader\"\nregions = [\"us-east-1\"]\nenv = \"PROD\"\n\
+             [[accounts]]\nname = \"dev\"\nrole_arn = \"arn:aws:iam::222222222222:role/latency-sentinel-reader\"\nregions = [\"us-east-1\"]\nenv = \"Dev\"\n",
+            fast_logs(&[]).replace("lambda_aliases = true", "lambda_aliases = false")
+        ),
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    let db = daemon.db();
+    let gdsh = "GenerateDynamicScenarioHandler";
+    wait_for("both accounts' Bedrock calls from the logs and from X-Ray", std::time::Duration::from_secs(120), || {
+        let c = scoped_counts(&db);
+        let n = |k: String| c.get(&k).copied().unwrap_or(0);
+        (n(format!("prod|us-east-1|PROD|{gdsh}|BedrockCallDuration|logs")) == prod_runs
+            && n(format!("prod|us-east-1|PROD|{gdsh}|Bedrock.InvokeModel|xray")) == prod_runs
+            && n(format!("dev|us-east-1|Dev|{gdsh}|BedrockCallDuration|logs")) == dev_runs
+            && n(format!("dev|us-east-1|Dev|{gdsh}|Bedrock.InvokeModel|xray")) == dev_runs)
+            .then_some(())
+    });
+    let c = scoped_counts(&db);
+    assert!(c.keys().all(|k| k.starts_with("prod|us-east-1|PROD|") || k.starts_with("dev|us-east-1|Dev|")), "each account's env only: {c:?}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["report", "compare", "--baseline", "PROD", "--candidate", "Dev", "--since", "1h", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flagged: Vec<&serde_json::Value> = report["rows"].as_array().unwrap().iter().filter(|r| r["significant"] == true).collect();
+    assert!(!flagged.is_empty(), "{report}");
+    assert!(flagged.iter().all(|r| r["function"] == gdsh && r["verdict"] == "regression"), "only the slowed function, slower: {flagged:#?}");
+    for op in ["Bedrock.InvokeModel", "BedrockCallDuration"] {
+        assert!(flagged.iter().any(|r| r["operation"] == op), "{op} flagged: {flagged:#?}");
+    }
+    let others = report["rows"].as_array().unwrap().iter().filter(|r| r["function"] != gdsh).count();
+    assert!(others > 10, "the other functions were compared, and none flagged: {report}");
+}

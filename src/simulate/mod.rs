@@ -101,6 +101,11 @@ pub struct Args {
     /// Use this execution role instead of creating `atlas-engine-simulated-lambda-role`.
     #[arg(long)]
     pub role_arn: Option<String>,
+    /// Write into another account through this role (STS AssumeRole), as
+    /// `ARN` (every environment) or `ARN@ENV[+ENV]` (only their traffic), repeatable: Dev's
+    /// traffic in one account and PROD's in another.
+    #[arg(long = "account-role")]
+    pub account_roles: Vec<String>,
     /// Allow an endpoint that is not on this machine (a real AWS account: it creates IAM
     /// roles and Lambda functions and writes logs and traces there).
     #[arg(long = "i-know-this-is-a-real-account")]
@@ -199,6 +204,18 @@ impl Args {
                     Err(e) => errors.push(e),
                 }
             }
+        }
+        for a in &self.account_roles {
+            match AccountTarget::parse(a, &s.envs) {
+                Ok(t) if s.accounts.iter().any(|o| o.account_id() == t.account_id()) => {
+                    errors.push(format!("--account-role: account {} is given twice", t.account_id()))
+                }
+                Ok(t) => s.accounts.push(t),
+                Err(e) => errors.push(format!("--account-role: {e}")),
+            }
+        }
+        if !s.accounts.is_empty() && self.role_arn.is_some() {
+            errors.push("--role-arn: not with --account-role (each account gets its own execution role)".into());
         }
         s.seed = self.seed.unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
@@ -314,8 +331,11 @@ pub fn main(args: Args) -> std::process::ExitCode {
     let follow = args.follow;
     let role = args.role_arn.clone();
     match rt.block_on(run(&aws, settings, role, follow, crate::app::shutdown_signal())) {
-        Ok(summary) => {
-            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        Ok(summaries) => {
+            // One JSON line per account written into.
+            for summary in summaries {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -325,21 +345,60 @@ pub fn main(args: Args) -> std::process::ExitCode {
     }
 }
 
-/// The I/O shell: deploys the functions (or finds them), then writes the history, then
-/// live traffic until `shutdown` when `follow`.
+/// The I/O shell: into the caller's account, or into each `--account-role` account at once
+/// (its own deployment, environments and seed), deploys the functions (or finds them), then
+/// writes the history, then live traffic until `shutdown` when `follow`. One summary per
+/// account.
 pub async fn run(
     aws: &crate::config::AwsConfig,
     settings: Settings,
     role_arn: Option<String>,
     follow: bool,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<Summary> {
-    use anyhow::Context as _;
+) -> anyhow::Result<Vec<Summary>> {
     let sdk = crate::aws::sdk_config(aws)
         .await
         .into_builder()
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6))
         .build();
+    let mut targets = Vec::new();
+    if settings.accounts.is_empty() {
+        targets.push((sdk, settings));
+    } else {
+        for a in &settings.accounts {
+            let assumed = crate::aws::assumed_sdk_config(&sdk, Some((&a.role_arn, "latency-sentinel-simulate", None)), sdk.region().cloned()).await;
+            // Each account its own traffic (request and trace ids), reproducible from the seed.
+            let own = Settings { envs: a.envs.clone(), seed: settings.seed ^ fnv(&a.role_arn), accounts: Vec::new(), ..settings.clone() };
+            targets.push((assumed, own));
+        }
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let finished = tokio_util::sync::CancellationToken::new();
+    let runs = async {
+        let runs = targets.into_iter().map(|(sdk, s)| run_account(sdk, s, role_arn.clone(), follow, stop.clone()));
+        let results = futures::future::join_all(runs).await;
+        finished.cancel();
+        results
+    };
+    let watch = async {
+        tokio::select! {
+            _ = shutdown => stop.cancel(),
+            _ = finished.cancelled() => {}
+        }
+    };
+    let (results, ()) = tokio::join!(runs, watch);
+    results.into_iter().collect()
+}
+
+/// One account's deployment, history and live traffic.
+async fn run_account(
+    sdk: aws_config::SdkConfig,
+    settings: Settings,
+    role_arn: Option<String>,
+    follow: bool,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Summary> {
+    use anyhow::Context as _;
     let w = Writer::new(&sdk);
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let deployment = deploy(&sdk, &region, role_arn, &settings.envs).await.context("deploying the Atlas Engine functions")?;
@@ -370,12 +429,11 @@ pub async fn run(
     );
     if follow {
         tracing::info!("Writing live traffic; Ctrl-C to stop.");
-        tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
             let now = now_ms();

@@ -342,6 +342,54 @@ pub struct Settings {
     pub error_rate: f64,
     pub timeout_rate: f64,
     pub malformed_rate: f64,
+    /// Accounts written into through a role (`--account-role`), each with the environments
+    /// whose traffic it gets; empty: the caller's own account, every environment.
+    pub accounts: Vec<AccountTarget>,
+}
+
+/// One account `simulate` writes into: the role it assumes there and the environments whose
+/// executions go there (Dev in one account and PROD in another, say).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountTarget {
+    pub role_arn: String,
+    pub envs: Vec<String>,
+}
+
+impl AccountTarget {
+    /// `ARN` (every environment) or `ARN@ENV[+ENV...]`; the environments must be among
+    /// `envs`.
+    pub fn parse(s: &str, envs: &[String]) -> Result<AccountTarget, String> {
+        let (arn, only) = match s.split_once('@') {
+            Some((a, e)) => (a.trim(), Some(e)),
+            None => (s.trim(), None),
+        };
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let valid = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "iam"
+            && parts[4].len() == 12
+            && parts[4].bytes().all(|b| b.is_ascii_digit())
+            && parts[5].strip_prefix("role/").is_some_and(|r| !r.is_empty());
+        if !valid {
+            return Err(format!("{arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"));
+        }
+        let envs = match only {
+            None => envs.to_vec(),
+            Some(list) => {
+                let picked: Vec<String> = list.split('+').map(|e| e.trim().to_string()).collect();
+                if let Some(bad) = picked.iter().find(|e| !envs.contains(e)) {
+                    return Err(format!("{arn}@{list}: {bad:?} is not among the environments ({})", envs.join(",")));
+                }
+                picked
+            }
+        };
+        Ok(AccountTarget { role_arn: arn.to_string(), envs })
+    }
+
+    /// The account id in the ARN.
+    pub fn account_id(&self) -> &str {
+        self.role_arn.split(':').nth(4).unwrap_or_default()
+    }
 }
 
 impl Default for Settings {
@@ -356,6 +404,7 @@ impl Default for Settings {
             error_rate: 0.002,
             timeout_rate: 0.001,
             malformed_rate: 0.001,
+            accounts: Vec::new(),
         }
     }
 }

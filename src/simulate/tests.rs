@@ -388,3 +388,28 @@ slow = ["GenerateDynamicScenarioHandler/Bedrock.InvokeModel@Dev=9s,from=-3m"]
     .unwrap_err();
     assert_eq!(errors.len(), 5, "{errors:#?}");
 }
+
+#[test]
+fn account_roles_name_a_role_and_optionally_the_environments_written_there() {
+    let s = args(&[
+        "--account-role", "arn:aws:iam::111111111111:role/latency-sentinel-reader@PROD",
+        "--account-role", "arn:aws:iam::222222222222:role/latency-sentinel-reader",
+    ])
+    .settings()
+    .unwrap();
+    assert_eq!(s.accounts.len(), 2);
+    assert_eq!((s.accounts[0].account_id(), s.accounts[0].envs.clone()), ("111111111111", vec!["PROD".to_string()]));
+    assert_eq!(s.accounts[1].envs, ["PROD", "Dev"], "every environment without @");
+    let errors = args(&[
+        "--account-role", "arn:aws:iam::111111111111:user/someone",
+        "--account-role", "arn:aws:iam::222222222222:role/r@QA",
+        "--account-role", "arn:aws:iam::333333333333:role/r@Dev+PROD",
+        "--account-role", "arn:aws:iam::333333333333:role/other",
+        "--role-arn", "arn:aws:iam::123456789012:role/exec",
+    ])
+    .settings()
+    .unwrap_err();
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(errors[0].contains("not an IAM role ARN") && errors[1].contains("\"QA\" is not among"), "{errors:#?}");
+    assert!(errors[2].contains("333333333333 is given twice") && errors[3].starts_with("--role-arn"), "{errors:#?}");
+}
