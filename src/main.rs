@@ -248,13 +248,15 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
                 to_ms: range.to_ms,
                 workflow: workflow.clone(),
                 env: sel.env.clone(),
+                account: sel.account.clone(),
+                region: sel.region.clone(),
                 percentile: *percentile,
             };
             let r = report::bottleneck::report(&store, &q).await?;
             render(format, &r, report::bottleneck::text, report::bottleneck::csv)
         }
         ReportCommand::Compare { baseline, candidate, baseline_range, candidate_range, .. } => {
-            let q = compare::build_query(
+            let mut q = compare::build_query(
                 baseline.as_deref(),
                 candidate.as_deref(),
                 args.env.as_deref(),
@@ -264,6 +266,7 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
                 args.function.as_deref(),
                 now,
             )?;
+            (q.account, q.region) = (args.account.clone(), args.region.clone());
             let r = compare::report(&store, &q).await?;
             render(format, &r, compare::table, compare::csv)
         }

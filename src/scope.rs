@@ -5,7 +5,7 @@
 use crate::config::{Config, Secret};
 
 /// The account name used when the config has no `[[accounts]]`.
-pub const DEFAULT_ACCOUNT: &str = "default";
+pub const DEFAULT_ACCOUNT: &str = crate::model::DEFAULT_ACCOUNT;
 
 /// One (account, region) the daemon watches.
 #[derive(Debug, Clone, PartialEq)]

@@ -411,4 +411,46 @@ fn simulated_prod_and_dev_accounts_compare_with_exactly_the_injected_regression(
     }
     let others = report["rows"].as_array().unwrap().iter().filter(|r| r["function"] != gdsh).count();
     assert!(others > 10, "the other functions were compared, and none flagged: {report}");
+
+    // Every report takes the account and region and names them on its rows.
+    let report_json = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+            .arg("report")
+            .args(args)
+            .args(["--since", "1h", "--format", "json", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let functions = report_json(&["functions", "--account", "dev", "--region", "us-east-1"]);
+    let rows = functions["functions"].as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["account"] == "dev" && r["region"] == "us-east-1" && r["env"] == "Dev"), "{functions}");
+    let slowest = functions["slowest"].as_array().unwrap();
+    assert!(!slowest.is_empty() && slowest.iter().all(|r| r["account"] == "dev"), "{functions}");
+    let stats = report_json(&["stats", "--operation", "BedrockCallDuration"]);
+    let envs: Vec<(String, String)> = stats["by_function_env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["account"].as_str().unwrap_or_default().to_string(), r["env"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert!(envs.contains(&("dev".into(), "Dev".into())) && envs.contains(&("prod".into(), "PROD".into())), "{stats}");
+    let only_prod = report_json(&["compare", "--baseline", "PROD", "--candidate", "Dev", "--account", "prod"]);
+    assert!(only_prod["rows"].as_array().unwrap().iter().all(|r| r["candidate"]["count"] == 0), "Dev is not in prod's account: {only_prod}");
+    for (account, env) in [("dev", "Dev"), ("prod", "PROD")] {
+        let b = report_json(&["bottleneck", "--account", account]);
+        let w = &b["workflows"][0];
+        assert!(w["traces"].as_u64().unwrap_or(0) > 0, "{b}");
+        assert!(w["functions"].as_array().unwrap().iter().all(|f| f["env"].is_null() || f["env"] == env), "{account}'s traces only: {b}");
+    }
+    let dev_bottleneck = report_json(&["bottleneck", "--account", "dev"]);
+    assert_eq!(dev_bottleneck["workflows"][0]["bottleneck"]["operation"], "Bedrock.InvokeModel", "{dev_bottleneck}");
+    let (status, body) = daemon.get(&format!("/api/v1/operations/{gdsh}/BedrockCallDuration/history?since=1h&step=5m&account=dev")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let series = h["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{h}");
+    assert_eq!((series[0]["account"].as_str(), series[0]["region"].as_str(), series[0]["env"].as_str()), (Some("dev"), Some("us-east-1"), Some("Dev")));
 }

@@ -171,7 +171,7 @@ async fn fixture() -> Fixture {
 fn compare_query(f: &Fixture, since: Duration) -> compare::CompareQuery {
     let side =
         |env: &str| compare::Side { env: Some(env.into()), from_ms: f.end_ms + 1_000 - since.as_millis() as i64, to_ms: f.end_ms + 1_000 };
-    compare::CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None }
+    compare::CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None }
 }
 
 fn assert_only_gdsh_bedrock_regressed(r: &compare::CompareReport) {
@@ -232,6 +232,8 @@ async fn bottleneck_names_gdsh_bedrock_over_the_slowest_traces() {
         to_ms: f.end_ms,
         workflow: None,
         env: None,
+        account: None,
+        region: None,
         percentile: 95.0,
     };
     let r = latency_sentinel::report::bottleneck::report(&f.store, &q).await.unwrap();

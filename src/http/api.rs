@@ -71,7 +71,7 @@ async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQue
                 "max": r.max, "error_rate": r.error_rate, "budget": budget, "status": r.status,
             });
             // As `report top`: account and region only when not the default origin's.
-            if r.account != crate::model::Origin::default().account || !r.region.is_empty() {
+            if crate::model::shows_origin([(r.account.as_str(), r.region.as_str())]) {
                 row["account"] = json!(r.account);
                 row["region"] = json!(r.region);
             }

@@ -46,6 +46,11 @@ impl Params {
         Ok(Params(q))
     }
 
+    /// A parameter given non-empty, owned.
+    fn owned(&self, k: &str) -> Option<String> {
+        self.get(k).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+
     fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
@@ -81,10 +86,10 @@ async fn compare_handler(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<compare::CompareReport>, AppError> {
-    let p = Params::new(q, &["baseline", "candidate", "since", "from", "to", "env", "function", "baseline_range", "candidate_range"])?;
+    let p = Params::new(q, &["baseline", "candidate", "since", "from", "to", "env", "function", "account", "region", "baseline_range", "candidate_range"])?;
     let now = now_ms();
     let range = p.range(&state, "7d", now)?;
-    let query = compare::build_query(
+    let mut query = compare::build_query(
         p.get("baseline"),
         p.get("candidate"),
         p.get("env"),
@@ -94,6 +99,7 @@ async fn compare_handler(
         p.get("function"),
         now,
     )?;
+    (query.account, query.region) = (p.owned("account"), p.owned("region"));
     for (side, what) in [(&query.baseline, "baseline_range"), (&query.candidate, "candidate_range")] {
         check_reach(&state, TimeRange { from_ms: side.from_ms, to_ms: side.to_ms }, now, what)?;
     }
@@ -104,7 +110,7 @@ async fn bottleneck_handler(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<bottleneck::BottleneckReport>, AppError> {
-    let p = Params::new(q, &["since", "from", "to", "workflow", "env", "percentile"])?;
+    let p = Params::new(q, &["since", "from", "to", "workflow", "env", "account", "region", "percentile"])?;
     let range = p.range(&state, "1h", now_ms())?;
     let percentile = match p.get("percentile") {
         None => 95.0,
@@ -119,6 +125,8 @@ async fn bottleneck_handler(
         to_ms: range.to_ms,
         workflow: p.get("workflow").map(str::to_string),
         env: p.get("env").map(str::to_string),
+        account: p.owned("account"),
+        region: p.owned("region"),
         percentile,
     };
     Ok(Json(run_bounded(&state, move |store| async move { Ok(bottleneck::report(&store, &query).await?) }).await?))
@@ -129,12 +137,13 @@ async fn history_handler(
     Path((function, operation)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<history::History>, AppError> {
-    let p = Params::new(q, &["since", "from", "to", "step", "env"])?;
+    let p = Params::new(q, &["since", "from", "to", "step", "env", "account", "region"])?;
     let range = p.range(&state, "24h", now_ms())?;
     let step = duration_ms(parse_duration("step", p.get("step").unwrap_or("1h"))?);
-    let env = p.get("env").map(str::to_string);
+    let (env, account, region) = (p.owned("env"), p.owned("account"), p.owned("region"));
     let h = run_bounded(&state, move |store| async move {
-        Ok(history::history(&store, &function, &operation, env.as_deref(), range, step).await?)
+        let only = history::Only { env: env.as_deref(), account: account.as_deref(), region: region.as_deref() };
+        Ok(history::history(&store, &function, &operation, only, range, step).await?)
     })
     .await?;
     Ok(Json(h))

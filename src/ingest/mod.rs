@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(again.stored, 0);
         assert_eq!(again.duplicates, 4);
         let time_of = |operations: &'static [&'static str]| {
-            let filter = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, operations };
+            let filter = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, account: None, region: None, operations };
             let store = store.clone();
             async move { store.slowest_events(filter, 10).await.unwrap() }
         };

@@ -55,9 +55,24 @@ pub struct Origin {
 
 impl Default for Origin {
     fn default() -> Self {
-        Origin { account: "default".to_string(), region: String::new() }
+        Origin { account: DEFAULT_ACCOUNT.to_string(), region: String::new() }
     }
 }
+
+/// Whether `account` is the one of a config without `[[accounts]]` (for serde's
+/// `skip_serializing_if`: reports and the API leave it out, and answer as before accounts).
+pub fn is_default_account(account: &String) -> bool {
+    *account == DEFAULT_ACCOUNT
+}
+
+/// Whether any of these (account, region) is not the default origin's: then tables and CSV
+/// get account and region columns.
+pub fn shows_origin<'a>(places: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+    places.into_iter().any(|(account, region)| account != DEFAULT_ACCOUNT || !region.is_empty())
+}
+
+/// The account name of a config without `[[accounts]]`.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// One measured duration of one operation, attributed to an environment and a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

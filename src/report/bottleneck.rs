@@ -27,6 +27,9 @@ pub struct BottleneckQuery {
     pub workflow: Option<String>,
     /// Only traces with an event in this env.
     pub env: Option<String>,
+    /// Only traces of this account and region.
+    pub account: Option<String>,
+    pub region: Option<String>,
     /// Traces at or above this percentile of total duration (0 < p ≤ 100).
     pub percentile: f64,
 }
@@ -95,7 +98,13 @@ pub struct BottleneckReport {
 
 impl BottleneckQuery {
     fn traces(&self) -> TraceRange<'_> {
-        TraceRange { from_ms: self.from_ms, to_ms: self.to_ms, env: self.env.as_deref() }
+        TraceRange {
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+            env: self.env.as_deref(),
+            account: self.account.as_deref(),
+            region: self.region.as_deref(),
+        }
     }
 }
 

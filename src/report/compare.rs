@@ -43,6 +43,9 @@ pub struct CompareQuery {
     pub baseline: Side,
     pub candidate: Side,
     pub function: Option<String>,
+    /// Only this account and region, on both sides (PROD against Dev in one region, say).
+    pub account: Option<String>,
+    pub region: Option<String>,
 }
 
 /// One side's numbers for a row.
@@ -140,11 +143,21 @@ pub fn build_query(
         baseline: Side { env: b_env, from_ms: b_range.from_ms, to_ms: b_range.to_ms },
         candidate: Side { env: c_env, from_ms: c_range.from_ms, to_ms: c_range.to_ms },
         function: function.map(str::to_string),
+        account: None,
+        region: None,
     })
 }
 
-async fn side(store: &Store, s: &Side, function: &Option<String>) -> Result<(BTreeMap<(String, String), Agg>, bool), StoreError> {
-    let sel = Selection { from_ms: s.from_ms, to_ms: s.to_ms, env: s.env.clone(), function: function.clone(), ..Selection::default() };
+async fn side(store: &Store, s: &Side, q: &CompareQuery) -> Result<(BTreeMap<(String, String), Agg>, bool), StoreError> {
+    let sel = Selection {
+        from_ms: s.from_ms,
+        to_ms: s.to_ms,
+        env: s.env.clone(),
+        function: q.function.clone(),
+        account: q.account.clone(),
+        region: q.region.clone(),
+        ..Selection::default()
+    };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
     let mut out: BTreeMap<(String, String), Agg> = BTreeMap::new();
@@ -202,8 +215,8 @@ pub fn compare_row(function: &str, operation: &str, mut b: Agg, mut c: Agg) -> C
 
 /// Builds the report.
 pub async fn report(store: &Store, q: &CompareQuery) -> Result<CompareReport, StoreError> {
-    let (mut base, base_approx) = side(store, &q.baseline, &q.function).await?;
-    let (mut cand, cand_approx) = side(store, &q.candidate, &q.function).await?;
+    let (mut base, base_approx) = side(store, &q.baseline, q).await?;
+    let (mut cand, cand_approx) = side(store, &q.candidate, q).await?;
     let keys: std::collections::BTreeSet<(String, String)> = base.keys().chain(cand.keys()).cloned().collect();
     let mut rows: Vec<CompareRow> = keys
         .into_iter()

@@ -13,9 +13,14 @@ use serde::Serialize;
 /// The operations that measure a whole invocation.
 pub const INVOCATION_OPERATIONS: [&str; 3] = ["Lambda.Duration", "total_function_duration", "Lambda.Function"];
 
-/// One (env, function, operation) of whole invocations.
+/// One (account, region, env, function, operation) of whole invocations.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FunctionRow {
+    /// Left out for the default origin (a config without accounts answers as before).
+    #[serde(skip_serializing_if = "crate::model::is_default_account")]
+    pub account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -58,15 +63,17 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
     // Sources of one operation name are one measure here.
-    let mut merged: std::collections::BTreeMap<(String, String, String), super::data::Agg> = Default::default();
+    let mut merged: std::collections::BTreeMap<(String, String, String, String, String), super::data::Agg> = Default::default();
     for (k, agg) in loaded.groups {
-        merged.entry((k.env, k.function, k.operation)).or_default().merge(agg);
+        merged.entry((k.account, k.region, k.env, k.function, k.operation)).or_default().merge(agg);
     }
     let mut functions: Vec<FunctionRow> = merged
         .into_iter()
-        .map(|((env, function, operation), mut agg)| {
+        .map(|((account, region, env, function, operation), mut agg)| {
             let q = agg.quantiles(&[0.5, 0.95, 0.99]);
             FunctionRow {
+                account,
+                region,
                 env,
                 function,
                 operation,
@@ -84,7 +91,9 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
         })
         .collect();
     functions.sort_by(|a, b| {
-        b.p95.total_cmp(&a.p95).then_with(|| (&a.function, &a.operation, &a.env).cmp(&(&b.function, &b.operation, &b.env)))
+        b.p95
+            .total_cmp(&a.p95)
+            .then_with(|| (&a.function, &a.operation, &a.env, &a.account, &a.region).cmp(&(&b.function, &b.operation, &b.env, &b.account, &b.region)))
     });
 
     let filter = EventFilter {
@@ -92,6 +101,8 @@ pub async fn report(store: &Store, sel: &Selection, slowest: usize) -> Result<Fu
         to_ms: sel.to_ms,
         env: sel.env.as_deref(),
         function: sel.function.as_deref(),
+        account: sel.account.as_deref(),
+        region: sel.region.as_deref(),
         operations: &INVOCATION_OPERATIONS,
     };
     let slowest = store.slowest_events(filter, slowest).await?;
@@ -105,10 +116,19 @@ pub fn timestamp(ms: i64) -> String {
 }
 
 pub fn table(r: &FunctionsReport) -> String {
-    let mut t = Table::new().text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 12).num("COUNT");
+    // Account and region columns only when some row is not the default origin's.
+    let places = crate::model::shows_origin(
+        r.functions.iter().map(|f| (f.account.as_str(), f.region.as_str())).chain(r.slowest.iter().map(|i| (i.account.as_str(), i.region.as_str()))),
+    );
+    let mut t = Table::new();
+    if places {
+        t = t.text("ACCOUNT", 4).text("REGION", 6);
+    }
+    let mut t = t.text("ENV", 4).text("FUNCTION", 14).text("OPERATION", 12).num("COUNT");
     t = t.num("P50").num("P95").num("P99").num("MAX").num("COLD").num("TIMEOUTS");
     for f in &r.functions {
-        t.row(vec![
+        let mut cells = if places { vec![f.account.clone(), f.region.clone()] } else { Vec::new() };
+        cells.extend([
             f.env.clone(),
             f.function.clone(),
             f.operation.clone(),
@@ -120,6 +140,7 @@ pub fn table(r: &FunctionsReport) -> String {
             format!("{:.0}%", f.cold_start_share * 100.0),
             f.timeouts.to_string(),
         ]);
+        t.row(cells);
     }
     let mut out = if r.functions.is_empty() {
         format!("No invocation events ({}) in this range.\n", INVOCATION_OPERATIONS.join(", "))
@@ -128,8 +149,11 @@ pub fn table(r: &FunctionsReport) -> String {
     };
     if !r.slowest.is_empty() {
         out.push_str("\nSlowest invocations:\n");
-        let mut s = Table::new()
-            .num("TIME")
+        let mut s = Table::new().num("TIME");
+        if places {
+            s = s.text("ACCOUNT", 4).text("REGION", 6);
+        }
+        let mut s = s
             .text("ENV", 4)
             .text("FUNCTION", 14)
             .text("OPERATION", 10)
@@ -143,8 +167,11 @@ pub fn table(r: &FunctionsReport) -> String {
                 .map(|(_, s)| *s)
                 .collect::<Vec<_>>()
                 .join(",");
-            s.row(vec![
-                timestamp(i.time_ms),
+            let mut cells = vec![timestamp(i.time_ms)];
+            if places {
+                cells.extend([i.account.clone(), i.region.clone()]);
+            }
+            cells.extend([
                 i.env.clone(),
                 i.function.clone(),
                 i.operation.clone(),
@@ -152,6 +179,7 @@ pub fn table(r: &FunctionsReport) -> String {
                 note,
                 i.request_id.clone().unwrap_or_default(),
             ]);
+            s.row(cells);
         }
         out.push_str(&s.render(WIDTH));
     }
@@ -159,7 +187,9 @@ pub fn table(r: &FunctionsReport) -> String {
 }
 
 pub fn csv(r: &FunctionsReport) -> String {
-    let mut s = csv_line(&[
+    // Account and region go last, and only when needed (as in `report top`).
+    let places = crate::model::shows_origin(r.functions.iter().map(|f| (f.account.as_str(), f.region.as_str())));
+    let mut head = vec![
         "env",
         "function",
         "operation",
@@ -173,9 +203,13 @@ pub fn csv(r: &FunctionsReport) -> String {
         "cold_start_share",
         "timeouts",
         "errors",
-    ]);
+    ];
+    if places {
+        head.extend(["account", "region"]);
+    }
+    let mut s = csv_line(&head);
     for f in &r.functions {
-        s.push_str(&csv_line(&[
+        let mut cells = vec![
             f.env.clone(),
             f.function.clone(),
             f.operation.clone(),
@@ -189,7 +223,11 @@ pub fn csv(r: &FunctionsReport) -> String {
             f.cold_start_share.to_string(),
             f.timeouts.to_string(),
             f.errors.to_string(),
-        ]));
+        ];
+        if places {
+            cells.extend([f.account.clone(), f.region.clone()]);
+        }
+        s.push_str(&csv_line(&cells));
     }
     s
 }

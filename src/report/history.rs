@@ -27,9 +27,14 @@ pub struct Point {
     pub max: f64,
 }
 
-/// The points of one env; steps without events have no point.
+/// The points of one env (of one account and region); steps without events have no point.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EnvSeries {
+    /// Left out for the default origin (a config without accounts answers as before).
+    #[serde(skip_serializing_if = "crate::model::is_default_account")]
+    pub account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub region: String,
     pub env: String,
     pub points: Vec<Point>,
 }
@@ -45,13 +50,21 @@ pub struct History {
     pub series: Vec<EnvSeries>,
 }
 
+/// Which env, account and region a history reads (None: all).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Only<'a> {
+    pub env: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub region: Option<&'a str>,
+}
+
 /// The history of (function, operation) over `range` in steps of `step_ms` (the range's
 /// start is aligned down to the step). Steps over 24 h ranges must be whole hours.
 pub async fn history(
     store: &Store,
     function: &str,
     operation: &str,
-    env: Option<&str>,
+    only: Only<'_>,
     range: TimeRange,
     step_ms: i64,
 ) -> Result<History, ReportError> {
@@ -69,7 +82,9 @@ pub async fn history(
     let sel = Selection {
         from_ms,
         to_ms: range.to_ms,
-        env: env.map(str::to_string),
+        env: only.env.map(str::to_string),
+        account: only.account.map(str::to_string),
+        region: only.region.map(str::to_string),
         function: Some(function.to_string()),
         operations: vec![operation.to_string()],
         step_ms: Some(step_ms),
@@ -78,13 +93,15 @@ pub async fn history(
     };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
-    let mut per: BTreeMap<String, BTreeMap<i64, Agg>> = BTreeMap::new();
+    let mut per: BTreeMap<(String, String, String), BTreeMap<i64, Agg>> = BTreeMap::new();
     for (k, agg) in loaded.groups {
-        per.entry(k.env).or_default().entry(k.bucket_ms).or_default().merge(agg);
+        per.entry((k.env, k.account, k.region)).or_default().entry(k.bucket_ms).or_default().merge(agg);
     }
     let series = per
         .into_iter()
-        .map(|(env, buckets)| EnvSeries {
+        .map(|((env, account, region), buckets)| EnvSeries {
+            account,
+            region,
             env,
             points: buckets
                 .into_iter()
@@ -127,17 +144,17 @@ mod tests {
             .collect();
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
         let range = TimeRange { from_ms: t0 + 1, to_ms: t0 + 2 * HOUR_MS };
-        let h = history(&store, "GDSH", "Bedrock.InvokeModel", None, range, HOUR_MS).await.unwrap();
+        let h = history(&store, "GDSH", "Bedrock.InvokeModel", Only::default(), range, HOUR_MS).await.unwrap();
         assert_eq!(h.from_ms, t0);
         assert_eq!(h.series.len(), 2);
         let dev = &h.series[0];
         assert_eq!(dev.env, "Dev");
         assert_eq!(dev.points.iter().map(|p| (p.t_ms, p.count, p.p95)).collect::<Vec<_>>(), [(t0, 30, 1.0), (t0 + HOUR_MS, 30, 2.0)]);
-        let only = history(&store, "GDSH", "Bedrock.InvokeModel", Some("PROD"), range, 30 * 60_000).await.unwrap();
+        let only = history(&store, "GDSH", "Bedrock.InvokeModel", Only { env: Some("PROD"), ..Only::default() }, range, 30 * 60_000).await.unwrap();
         assert_eq!((only.series.len(), only.series[0].points.len()), (1, 4));
-        assert!(history(&store, "GDSH", "x", None, range, 1_000).await.is_err());
+        assert!(history(&store, "GDSH", "x", Only::default(), range, 1_000).await.is_err());
         let long = TimeRange { from_ms: t0, to_ms: t0 + 30 * 86_400_000 };
-        assert!(history(&store, "GDSH", "x", None, long, 60_000).await.unwrap_err().to_string().contains("points"));
-        assert!(history(&store, "GDSH", "x", None, long, 90 * 60_000).await.unwrap_err().to_string().contains("whole number of hours"));
+        assert!(history(&store, "GDSH", "x", Only::default(), long, 60_000).await.unwrap_err().to_string().contains("points"));
+        assert!(history(&store, "GDSH", "x", Only::default(), long, 90 * 60_000).await.unwrap_err().to_string().contains("whole number of hours"));
     }
 }

@@ -8,11 +8,18 @@ use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// One function (over every env, `env` null) or one (function, env).
+/// One function (over every env and account, `env` null) or one (function, account,
+/// region, env).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StatsRow {
     pub function: String,
     pub env: Option<String>,
+    /// The account and region of an env row; absent on function rows and for the default
+    /// origin (a config without accounts answers as before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub count: u64,
     pub avg: f64,
     pub min: f64,
@@ -33,11 +40,14 @@ pub struct StatsReport {
     pub by_function_env: Vec<StatsRow>,
 }
 
-fn row(function: &str, env: Option<&str>, mut agg: Agg) -> StatsRow {
+fn row(function: &str, place: Option<(&str, &str, &str)>, mut agg: Agg) -> StatsRow {
     let q = agg.quantiles(&[0.95, 0.99]);
+    let origin = place.filter(|(a, r, _)| crate::model::shows_origin([(*a, *r)]));
     StatsRow {
         function: function.to_string(),
-        env: env.map(str::to_string),
+        env: place.map(|(_, _, e)| e.to_string()),
+        account: origin.map(|(a, _, _)| a.to_string()),
+        region: origin.map(|(_, r, _)| r.to_string()),
         count: agg.counts.count,
         avg: agg.counts.mean(),
         min: agg.counts.min(),
@@ -52,27 +62,42 @@ pub async fn report(store: &Store, sel: &Selection, operation: &str) -> Result<S
     let sel = Selection { operations: vec![operation.to_string()], step_ms: None, ..sel.clone() };
     let loaded = load(store, &sel).await?;
     let approximate = loaded.approximate();
-    let mut per_env: BTreeMap<(String, String), Agg> = BTreeMap::new();
+    let mut per_env: BTreeMap<(String, String, String, String), Agg> = BTreeMap::new();
     for (k, agg) in loaded.groups {
-        per_env.entry((k.function, k.env)).or_default().merge(agg);
+        per_env.entry((k.function, k.env, k.account, k.region)).or_default().merge(agg);
     }
     let mut per_function: BTreeMap<String, Agg> = BTreeMap::new();
-    for ((function, _), agg) in &per_env {
+    for ((function, ..), agg) in &per_env {
         per_function.entry(function.clone()).or_default().merge(agg.clone());
     }
     let mut by_function: Vec<StatsRow> = per_function.into_iter().map(|(f, a)| row(&f, None, a)).collect();
     by_function.sort_by(|a, b| b.p95.total_cmp(&a.p95).then_with(|| a.function.cmp(&b.function)));
     let order: BTreeMap<&str, usize> = by_function.iter().enumerate().map(|(i, r)| (r.function.as_str(), i)).collect();
-    let mut by_function_env: Vec<StatsRow> = per_env.into_iter().map(|((f, e), a)| row(&f, Some(&e), a)).collect();
-    by_function_env.sort_by_key(|r| (order[r.function.as_str()], r.env.clone()));
+    let mut by_function_env: Vec<StatsRow> = per_env.into_iter().map(|((f, e, acc, reg), a)| row(&f, Some((&acc, &reg, &e)), a)).collect();
+    by_function_env.sort_by_key(|r| (order[r.function.as_str()], r.env.clone(), r.account.clone(), r.region.clone()));
     Ok(StatsReport { from_ms: sel.from_ms, to_ms: sel.to_ms, operation: operation.to_string(), approximate, by_function, by_function_env })
 }
 
 /// One row per function (ENV `*`), followed by its envs when there are several.
 pub fn table(r: &StatsReport) -> String {
-    let mut t = Table::new().text("FUNCTION", 14).text("ENV", 4).num("COUNT").num("AVG").num("MIN").num("MAX").num("P95").num("P99");
+    // A PLACE column (account/region) only when some row has one.
+    let places = r.by_function_env.iter().any(|e| e.account.is_some());
+    let mut t = Table::new().text("FUNCTION", 14).text("ENV", 4);
+    if places {
+        t = t.text("PLACE", 8);
+    }
+    let mut t = t.num("COUNT").num("AVG").num("MIN").num("MAX").num("P95").num("P99");
     let cells = |s: &StatsRow, env: &str| {
-        vec![s.function.clone(), env.to_string(), s.count.to_string(), secs(s.avg), secs(s.min), secs(s.max), secs(s.p95), secs(s.p99)]
+        let mut c = vec![s.function.clone(), env.to_string()];
+        if places {
+            c.push(match (&s.account, &s.region) {
+                (Some(a), Some(r)) => format!("{a}/{r}"),
+                _ if s.env.is_none() => "*".into(),
+                _ => String::new(),
+            });
+        }
+        c.extend([s.count.to_string(), secs(s.avg), secs(s.min), secs(s.max), secs(s.p95), secs(s.p99)]);
+        c
     };
     for f in &r.by_function {
         let envs: Vec<&StatsRow> = r.by_function_env.iter().filter(|e| e.function == f.function).collect();
@@ -89,9 +114,15 @@ pub fn table(r: &StatsReport) -> String {
 }
 
 pub fn csv(r: &StatsReport) -> String {
-    let mut s = csv_line(&["operation", "function", "env", "count", "avg", "min", "max", "p95", "p99"]);
+    // Account and region go last, and only when some row has them (as in `report top`).
+    let places = r.by_function_env.iter().any(|e| e.account.is_some());
+    let mut head = vec!["operation", "function", "env", "count", "avg", "min", "max", "p95", "p99"];
+    if places {
+        head.extend(["account", "region"]);
+    }
+    let mut s = csv_line(&head);
     for x in r.by_function.iter().chain(&r.by_function_env) {
-        s.push_str(&csv_line(&[
+        let mut cells = vec![
             r.operation.clone(),
             x.function.clone(),
             x.env.clone().unwrap_or_else(|| "*".into()),
@@ -101,7 +132,11 @@ pub fn csv(r: &StatsReport) -> String {
             x.max.to_string(),
             x.p95.to_string(),
             x.p99.to_string(),
-        ]));
+        ];
+        if places {
+            cells.extend([x.account.clone().unwrap_or_default(), x.region.clone().unwrap_or_default()]);
+        }
+        s.push_str(&csv_line(&cells));
     }
     s
 }

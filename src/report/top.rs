@@ -16,7 +16,7 @@ use serde::Serialize;
 pub struct TopRow {
     /// The account and region: shown only when they are not the default origin's (a
     /// config without `[[accounts]]` answers as before).
-    #[serde(skip_serializing_if = "is_default_account")]
+    #[serde(skip_serializing_if = "crate::model::is_default_account")]
     pub account: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub region: String,
@@ -36,10 +36,6 @@ pub struct TopRow {
     /// `ok`, `over` (the budget's quantile over this range is above it) or
     /// `insufficient_data` (fewer events than the budget's `min_samples`); null without a budget.
     pub status: Option<&'static str>,
-}
-
-fn is_default_account(account: &String) -> bool {
-    *account == crate::model::Origin::default().account
 }
 
 /// A budget as `report top` shows it.
@@ -156,7 +152,7 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
 pub fn table(rows: &[TopRow]) -> String {
     let budgets = rows.iter().any(|r| r.budget.is_some());
     // Account and region columns only when some row is not the default origin's.
-    let places = rows.iter().any(|r| !is_default_account(&r.account) || !r.region.is_empty());
+    let places = crate::model::shows_origin(rows.iter().map(|r| (r.account.as_str(), r.region.as_str())));
     let mut t = Table::new();
     if places {
         t = t.text("ACCOUNT", 4).text("REGION", 6);
@@ -188,7 +184,7 @@ pub fn table(rows: &[TopRow]) -> String {
 pub fn csv(rows: &[TopRow]) -> String {
     // Account and region go last, and only when some row is not the default origin's: the
     // columns a config without `[[accounts]]` had stay where they were.
-    let places = rows.iter().any(|r| !is_default_account(&r.account) || !r.region.is_empty());
+    let places = crate::model::shows_origin(rows.iter().map(|r| (r.account.as_str(), r.region.as_str())));
     let mut head = vec![
         "env", "function", "operation", "source", "count", "p50", "p90", "p95", "p99", "max", "error_rate", "budget", "budget_quantile",
         "budget_s", "status",

@@ -11,12 +11,15 @@ use super::varint::decode_varints;
 use super::{Store, StoreError};
 
 /// Which attributions a read covers: one workflow's (or all) traces starting in
-/// `[from_ms, to_ms)`, optionally only those with an event in `env`.
-#[derive(Debug, Clone, Copy)]
+/// `[from_ms, to_ms)`, optionally only those with an event in `env`, and of one account and
+/// region.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct TraceRange<'a> {
     pub from_ms: i64,
     pub to_ms: i64,
     pub env: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub region: Option<&'a str>,
 }
 
 impl TraceRange<'_> {
@@ -29,6 +32,12 @@ impl TraceRange<'_> {
         if let Some(env) = self.env {
             sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(p.envs) WHERE value ->> 1 = ?{c})"));
             binds.push(Bind::Text(env));
+        }
+        for (column, value) in [("account", self.account), ("region", self.region)] {
+            if let Some(v) = value {
+                binds.push(Bind::Text(v));
+                sql.push_str(&format!(" AND p.{column} = ?{}", first + binds.len() - 1));
+            }
         }
         (sql, binds)
     }
@@ -197,7 +206,7 @@ mod tests {
         let mut envs = store.trace_function_envs(&["t1", "t2", "t3"]).await.unwrap();
         envs.sort();
         assert_eq!(envs, [("f".into(), "Dev".into(), 2), ("g".into(), "PROD".into(), 1), ("h".into(), "Dev".into(), 1)]);
-        let range = |env| TraceRange { from_ms: 0, to_ms: 100, env };
+        let range = |env| TraceRange { from_ms: 0, to_ms: 100, env, ..TraceRange::default() };
         assert_eq!(store.attribution_count("W", range(None)).await.unwrap(), 3);
         assert_eq!(store.attribution_count("W", range(Some("Dev"))).await.unwrap(), 2, "t1 and t2 have Dev events; t3 none");
         assert_eq!(store.attribution_count("W", range(Some("PROD"))).await.unwrap(), 1);

@@ -167,6 +167,11 @@ fn window_event(r: &raw::Row<'_>, names: &SeriesNames) -> WindowEvent {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EventRow {
     pub time_ms: i64,
+    /// Where it came from; left out for the default origin (a config without accounts).
+    #[serde(skip_serializing_if = "crate::model::is_default_account")]
+    pub account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub region: String,
     pub env: String,
     pub function: String,
     pub operation: String,
@@ -178,13 +183,16 @@ pub struct EventRow {
     pub error: bool,
 }
 
-/// Which events: `operations` in `[from_ms, to_ms)`, optionally of one env and function.
-#[derive(Debug, Clone, Copy)]
+/// Which events: `operations` in `[from_ms, to_ms)`, optionally of one env, function,
+/// account and region.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct EventFilter<'a> {
     pub from_ms: i64,
     pub to_ms: i64,
     pub env: Option<&'a str>,
     pub function: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub region: Option<&'a str>,
     pub operations: &'a [&'a str],
 }
 
@@ -316,7 +324,7 @@ impl Store {
         let mut binds: Vec<Bind<'_>> = vec![Bind::Int(f.from_ms), Bind::Int(f.to_ms)];
         let (tables, range) = time_range_sql("e", 1, 2);
         let mut sql = format!(
-            "SELECT e.time_ms, s.env, s.function, s.operation, {DURATION_SQL}, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1 \
+            "SELECT e.time_ms, s.env, s.function, s.operation, {DURATION_SQL}, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1, s.account, s.region \
              FROM {tables} JOIN series s ON s.id = e.series LEFT JOIN invocations i ON i.id = e.invocation WHERE {range}",
             request_id_text_sql("i.request_id"),
             trace_id_text_sql("i.trace_id")
@@ -331,9 +339,11 @@ impl Store {
             binds.push(Bind::Text(env));
             sql.push_str(&format!(" AND s.env = ?{}", binds.len()));
         }
-        if let Some(function) = f.function {
-            binds.push(Bind::Text(function));
-            sql.push_str(&format!(" AND s.function = ?{}", binds.len()));
+        for (column, value) in [("function", f.function), ("account", f.account), ("region", f.region)] {
+            if let Some(v) = value {
+                binds.push(Bind::Text(v));
+                sql.push_str(&format!(" AND s.{column} = ?{}", binds.len()));
+            }
         }
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
         sql.push_str(&format!(" ORDER BY {DURATION_SQL} DESC, e.time_ms LIMIT ?{}", binds.len()));
@@ -342,6 +352,8 @@ impl Store {
         scan(self, &sql, &binds, |r| {
             out.push(EventRow {
                 time_ms: r.i64(0),
+                account: r.text(10).into_owned(),
+                region: r.text(11).into_owned(),
                 env: r.text(1).into_owned(),
                 function: r.text(2).into_owned(),
                 operation: r.text(3).into_owned(),

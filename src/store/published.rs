@@ -38,7 +38,7 @@ pub struct Unpublished {
     /// Every event of the destination with an id up to here is in `events` (or below the
     /// watermark): after sending them the watermark may move here, past other
     /// destinations' events, so a destination with few events does not read the same
-    /// stretch of ids again every round.
+    /// stretch of ids again every round. Without a filter, the last event's id.
     pub scanned_to: i64,
     /// The watermark stood here, above every event id ever handed out (the database was
     /// replaced, say by a restored backup), and was moved down to the newest id: the events
@@ -87,9 +87,11 @@ impl Store {
         }
         let rows = query.bind(limit).fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        let full = usize::try_from(limit).is_ok_and(|l| rows.len() >= l);
+        // Without a filter every event is this destination's: its position is its last event.
+        let full = dest.origin.is_none() || usize::try_from(limit).is_ok_and(|l| rows.len() >= l);
         let scanned_to = match rows.last() {
             Some(last) if full => last.0,
+            None if dest.origin.is_none() => watermark,
             _ => high_water.max(watermark),
         };
         let events = rows

@@ -147,18 +147,24 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for a in attributions {
-            sqlx::query("INSERT OR IGNORE INTO path_shapes (root_name, shape, envs) VALUES (?, ?, ?)")
+            let origin = &batch.origin;
+            sqlx::query("INSERT OR IGNORE INTO path_shapes (root_name, shape, envs, account, region) VALUES (?, ?, ?, ?, ?)")
                 .bind(&a.root_name)
                 .bind(&a.shape_json)
                 .bind(&a.envs_json)
+                .bind(&origin.account)
+                .bind(&origin.region)
                 .execute(&mut *tx)
                 .await?;
-            let path: i64 = sqlx::query_scalar("SELECT id FROM path_shapes WHERE root_name = ? AND shape = ? AND envs = ?")
-                .bind(&a.root_name)
-                .bind(&a.shape_json)
-                .bind(&a.envs_json)
-                .fetch_one(&mut *tx)
-                .await?;
+            let path: i64 =
+                sqlx::query_scalar("SELECT id FROM path_shapes WHERE root_name = ? AND shape = ? AND envs = ? AND account = ? AND region = ?")
+                    .bind(&a.root_name)
+                    .bind(&a.shape_json)
+                    .bind(&a.envs_json)
+                    .bind(&origin.account)
+                    .bind(&origin.region)
+                    .fetch_one(&mut *tx)
+                    .await?;
             let q = sqlx::query(UPSERT_ATTRIBUTION);
             let q = match trace_id_bytes(&a.trace_id) {
                 Some(b) => q.bind(b.to_vec()),

@@ -353,7 +353,7 @@ mod tests {
         assert_eq!((report.from_ms, report.to_ms), (T + 1_000, T + 1_003));
         store.commit(&b1).await.unwrap();
         store.commit(&b2).await.unwrap();
-        let all = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, operations: &[] };
+        let all = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, account: None, region: None, operations: &[] };
         let stored = store.slowest_events(all, 100).await.unwrap();
         assert_eq!(stored.len(), batch.events.len());
         assert!(stored.iter().all(|e| e.trace_id.as_deref() == Some(TRACE)), "{stored:?}");
@@ -366,7 +366,7 @@ mod tests {
         let stream = "2026/11/22/GenerateDynamicScenarioHandler[12]0123456789abcdef0123456789abcdef";
         let (batch, _) = process_page("/app/atlas-engine", invocation(stream, T + 1_000, 0, "req-a", 2.0), &mut HashMap::new(), &a, &h, NOW);
         store.commit(&batch).await.unwrap();
-        let all = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, operations: &[] };
+        let all = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, account: None, region: None, operations: &[] };
         let traces: Vec<(String, Option<String>)> =
             store.slowest_events(all, 100).await.unwrap().into_iter().map(|e| (e.operation, e.trace_id)).collect();
         assert!(traces.iter().any(|t| t.0 == "BedrockCallDuration"), "{traces:?}");
