@@ -56,6 +56,12 @@ impl Services {
         }
     }
 
+    /// The `account` and `region` label values of this copy's metrics (as its events'
+    /// origin: `default` and empty without `[[accounts]]`).
+    pub fn origin_labels(&self) -> [&str; 2] {
+        if self.scope.is_default() { [crate::model::DEFAULT_ACCOUNT, ""] } else { [&self.scope.account, &self.scope.region] }
+    }
+
     /// Where this copy's events come from.
     pub fn origin(&self) -> crate::model::Origin {
         if self.scope.is_default() {

@@ -176,8 +176,25 @@ fn two_accounts_in_two_regions_count_apart_and_exactly_across_a_sigkill() {
     }
     let daemon = Daemon::start(dir.path(), &config);
     wait_for("the second round, nothing twice", std::time::Duration::from_secs(90), || (scoped_counts(&db) == expected).then_some(()));
-    // A few more polls re-read the overlap: still exact.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Every scope's log groups polled again (re-reading the overlap): still exact. The
+    // source metrics name each group's account and region.
+    let last_polls = |m: &str| -> Vec<f64> {
+        let mut out = Vec::new();
+        for (account, region) in [("prod", "us-east-1"), ("prod", "eu-west-1"), ("dev", "us-east-1"), ("dev", "eu-west-1")] {
+            for f in ["GenerateDynamicScenarioHandler", "LexFulfillmentHandler"] {
+                let group = format!("/aws/lambda/{f}");
+                let labels = [("account", account), ("region", region), ("log_group", group.as_str())];
+                out.push(metric_sum(m, "sentinel_log_group_last_poll_timestamp_seconds", &labels));
+            }
+        }
+        out
+    };
+    let before = last_polls(&daemon.get("/metrics").unwrap().1);
+    assert!(before.iter().all(|t| *t > 0.0), "each scope's groups are their own series: {before:?}");
+    wait_for("every scope's groups polled again", std::time::Duration::from_secs(30), || {
+        let now = last_polls(&daemon.get("/metrics")?.1);
+        now.iter().zip(&before).all(|(n, b)| n > b).then_some(())
+    });
     assert_eq!(scoped_counts(&db), expected, "{}", daemon.logs());
 }
 
@@ -201,8 +218,10 @@ fn a_slowdown_in_one_accounts_region_fires_one_alert_with_its_labels() {
             v["active"].as_array()?.iter().filter(|a| a["state"] == "firing").cloned().collect();
         (status == 200 && !firing.is_empty()).then_some(firing)
     });
-    // Give the evaluator a few more rounds: still exactly one.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A few more evaluations: still exactly one.
+    let evaluations = || daemon.get("/metrics").map(|(_, m)| metric_sum(&m, "sentinel_evaluations_total", &[]));
+    let seen = evaluations().unwrap();
+    wait_for("three more evaluations", std::time::Duration::from_secs(30), || evaluations().filter(|n| *n >= seen + 3.0).map(|_| ()));
     let (_, body) = daemon.get("/api/v1/alerts").unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let firing_now: Vec<&serde_json::Value> = v["active"].as_array().unwrap().iter().filter(|a| a["state"] == "firing").collect();

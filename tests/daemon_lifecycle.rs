@@ -24,7 +24,7 @@ fn starts_ready_serves_valid_metrics_and_stops_cleanly_on_sigterm() {
     assert!(body.contains("\"logs\""), "{body}");
 
     let metrics = wait_for("a completed poll of the group", Duration::from_secs(30), || {
-        daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_last_poll_timestamp_seconds{log_group=\"/aws/lambda/Hello\"}"))
+        daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_last_poll_timestamp_seconds{account=\"default\",log_group=\"/aws/lambda/Hello\",region=\"\"}"))
     });
     assert!(metrics.contains("sentinel_build_info"), "{metrics}");
     assert!(metrics.contains("sentinel_aws_requests_total{api=\"DescribeLogGroups\",outcome=\"ok\"}"), "{metrics}");

@@ -145,13 +145,13 @@ print(json.dumps(dict(w.expected)))
     merge(&mut expected, parse_expected(&after_delete));
     wait_counts(&db, &expected, "late and post-delete events", &daemon);
     wait_for("the deleted group reported", Duration::from_secs(30), || {
-        daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_unavailable{log_group=\"/aws/lambda/Doomed\"} 1"))
+        daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_log_group_unavailable{account=\"default\",log_group=\"/aws/lambda/Doomed\",region=\"\"} 1"))
     });
     // The running process saw the second batch of junk (the first one went to the killed process).
     let metrics = wait_for("rejections counted", Duration::from_secs(30), || {
         daemon.get("/metrics").map(|(_, b)| b).filter(|b| b.contains("sentinel_inputs_rejected_total{reason=\"bad_value\",source=\"logs\"}"))
     });
-    assert!(metrics.contains("sentinel_log_group_unavailable{log_group=\"/aws/lambda/Doomed\"} 1"));
+    assert!(metrics.contains("sentinel_log_group_unavailable{account=\"default\",log_group=\"/aws/lambda/Doomed\",region=\"\"} 1"));
     // Both batches of junk kept (the counter above may come from a re-read of the first one,
     // when the killed process had not committed it: wait for the rows, do not assume them).
     wait_for("both batches of junk kept", Duration::from_secs(30), || {

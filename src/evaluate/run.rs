@@ -256,6 +256,7 @@ impl Evaluator {
         self.metrics.evaluation_seconds.with_label_values(&["render"]).set(rendering.elapsed().as_secs_f64());
         self.metrics.evaluation_seconds.with_label_values(&["read"]).set(read.as_secs_f64());
         self.metrics.evaluation_seconds.with_label_values(&["total"]).set(started.elapsed().as_secs_f64());
+        self.metrics.evaluations.inc();
         Ok(statuses)
     }
 

@@ -77,7 +77,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
             Ok(()) => {
                 let now = now_ms();
                 ctx.health.success(&ctx.source_name(SOURCE), now);
-                ctx.metrics.source_last_success.with_label_values(&[SOURCE]).set(now as f64 / 1000.0);
+                ctx.metrics.source_last_success.with_label_values(&[ctx.source_name(SOURCE).as_str()]).set(now as f64 / 1000.0);
                 ctx.metrics.source_up.with_label_values(&[ctx.source_name(SOURCE).as_str()]).set(1);
             }
             Err(PollError::Aws(e)) if e.code == "cancelled" => break,
@@ -301,7 +301,7 @@ impl Poller {
 
         ctx.metrics.xray_traces_pending.set(store.count_pending_traces().await?);
         if let Some(n) = newest {
-            ctx.metrics.poll_lag.with_label_values(&[SOURCE, CHECKPOINT_KEY]).set(((now_ms() - n) as f64 / 1000.0).max(0.0));
+            ctx.metrics.poll_lag.with_label_values(&[SOURCE, CHECKPOINT_KEY, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(((now_ms() - n) as f64 / 1000.0).max(0.0));
         }
         let cutoff = now - ctx.config.storage.retention.as_millis() as i64;
         if let Err(e) = store.purge_traces_before(cutoff).await {

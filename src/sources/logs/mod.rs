@@ -103,7 +103,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
             match discover(&shared).await {
                 Ok(found) => {
                     merge_groups(&mut groups, found, &ctx.scope.log_groups, &ctx);
-                    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string()]).set(groups.len() as i64);
+                    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string(), ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(groups.len() as i64);
                     ctx.health.success(&ctx.source_name(SOURCE), now_ms());
                 }
                 Err(e) if e.code == "cancelled" => break,
@@ -240,7 +240,7 @@ fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<St
         if !keep {
             tracing::info!(log_group = %g, "Log group no longer discovered; stopped tailing it.");
             ctx.health.forget_key(&ctx.source_name(SOURCE), g);
-            ctx.metrics.log_group_unavailable.with_label_values(&[g]).set(0);
+            ctx.metrics.log_group_unavailable.with_label_values(&[g, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(0);
         }
         keep
     });
@@ -265,7 +265,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
         Ok(r) => {
             if s.unavailable.take().is_some() {
                 tracing::info!(log_group = %group, "Log group is available again.");
-                ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(0);
+                ctx.metrics.log_group_unavailable.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(0);
                 ctx.health.set_detail(&ctx.source_name(SOURCE), group, None);
             }
             ctx.health.key_success(&ctx.source_name(SOURCE), group, now_ms());
@@ -279,7 +279,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
                 tracing::warn!(log_group = %group, reason = why, "Log group unavailable; skipping it until it returns.");
             }
             s.unavailable = Some(why.to_string());
-            ctx.metrics.log_group_unavailable.with_label_values(&[group]).set(1);
+            ctx.metrics.log_group_unavailable.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(1);
             ctx.health.set_detail(&ctx.source_name(SOURCE), group, Some(why.to_string()));
             PollResult::Failed
         }
@@ -380,7 +380,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
             Ok(r) => r,
             Err(e) => {
                 if e.throttled {
-                    ctx.metrics.log_group_throttles.with_label_values(&[group]).inc();
+                    ctx.metrics.log_group_throttles.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).inc();
                 }
                 return Err(e.into());
             }
@@ -411,10 +411,10 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         token = next;
     }
     let now = now_ms();
-    ctx.metrics.log_group_last_poll.with_label_values(&[group]).set(now as f64 / 1000.0);
-    ctx.metrics.source_last_success.with_label_values(&[SOURCE]).set(now as f64 / 1000.0);
+    ctx.metrics.log_group_last_poll.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(now as f64 / 1000.0);
+    ctx.metrics.source_last_success.with_label_values(&[ctx.source_name(SOURCE).as_str()]).set(now as f64 / 1000.0);
     if let Some(n) = newest {
-        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group]).set((now.saturating_sub(n) as f64 / 1000.0).max(0.0));
+        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set((now.saturating_sub(n) as f64 / 1000.0).max(0.0));
     }
     if stored > 0 {
         tracing::debug!(log_group = %group, stored, "Poll stored events.");
@@ -502,7 +502,7 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
         }
     }
     if recovered > 0 {
-        ctx.metrics.log_events_recovered.with_label_values(&[group]).inc_by(recovered);
+        ctx.metrics.log_events_recovered.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).inc_by(recovered);
         tracing::warn!(log_group = %group, recovered, "The reconciliation sweep stored events CloudWatch took in later than logs.ingestion_delay.");
     }
     Ok(if recovered > 0 { PollResult::Events } else { PollResult::Empty })
@@ -554,7 +554,8 @@ fn record_page_metrics(ctx: &Services, group: &str, outcome: &crate::store::Batc
     for (source, n) in &outcome.inserted {
         m.events_stored.with_label_values(&[source.as_str()]).inc_by(*n);
     }
-    m.log_group_events.with_label_values(&[group]).inc_by(outcome.inserted_total());
+    let [account, region] = ctx.origin_labels();
+    m.log_group_events.with_label_values(&[group, account, region]).inc_by(outcome.inserted_total());
     if outcome.duplicates > 0 {
         m.events_duplicate.with_label_values(&[SOURCE]).inc_by(outcome.duplicates);
     }
@@ -565,7 +566,7 @@ fn record_page_metrics(ctx: &Services, group: &str, outcome: &crate::store::Batc
         m.lines_ignored.with_label_values(&[reason]).inc_by(*n);
     }
     for r in &outcome.new_reports {
-        let labels = [r.env.as_str(), r.function.as_str()];
+        let labels = [account, region, r.env.as_str(), r.function.as_str()];
         if r.cold_start {
             m.lambda_cold_starts.with_label_values(&labels).inc();
         }
@@ -582,7 +583,7 @@ fn record_page_metrics(ctx: &Services, group: &str, outcome: &crate::store::Batc
         }
     }
     for (env, function) in &outcome.timeouts_marked {
-        m.lambda_timeouts.with_label_values(&[env, function]).inc();
+        m.lambda_timeouts.with_label_values(&[account, region, env, function]).inc();
     }
 }
 
