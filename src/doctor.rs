@@ -3,7 +3,10 @@
 //! identity), each AWS API the config needs with a harmless call, the alert receivers, the
 //! database path and the listen address. One line per check, ✓ or ✗, and for a ✗ the fix
 //! (for an access denial: the IAM action and the statement of `deploy/iam/policy.json`
-//! that grants it). Writes to AWS (PutMetricData) and to receivers only when asked.
+//! that grants it). With `[[accounts]]`, the credentials and calls are checked in every
+//! account and region, through its role (`prod/eu-west-1 credentials`, ...; a denial there
+//! names `deploy/iam/reader-role-policy.json`). Writes to AWS (PutMetricData) and to
+//! receivers only when asked.
 //!
 //! What to check and how a result reads are pure ([`plan`], [`Check::line`]); the calls
 //! are a thin shell around them.
@@ -12,6 +15,7 @@ use crate::aws::{AwsError, classify, sdk_config};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::model::alert::{AlertEvent, Transition};
+use crate::scope::Scope;
 use aws_config::SdkConfig;
 use std::path::Path;
 use std::time::Duration;
@@ -70,12 +74,12 @@ pub const GET_TRACE_SUMMARIES: Api = Api { action: "xray:GetTraceSummaries", sta
 pub const GET_TRACE_SEGMENT_DESTINATION: Api = Api { action: "xray:GetTraceSegmentDestination", statement: "ReadTraces" };
 pub const PUT_METRIC_DATA: Api = Api { action: "cloudwatch:PutMetricData", statement: "PublishLatencyMetrics" };
 
-/// The AWS APIs `config` makes the daemon call, in the order they are checked (pure).
-/// PutMetricData is listed only when CloudWatch publishing is on.
-pub fn plan(config: &Config) -> Vec<Api> {
+/// The AWS APIs `config` makes the daemon call in `scope`, in the order they are checked
+/// (pure). PutMetricData is listed only when CloudWatch publishing is on.
+pub fn plan(config: &Config, scope: &Scope) -> Vec<Api> {
     let mut apis = Vec::new();
-    if config.logs.enabled {
-        if !config.logs.log_group_prefixes.is_empty() {
+    if scope.logs_enabled {
+        if !scope.log_group_prefixes.is_empty() {
             apis.push(DESCRIBE_LOG_GROUPS);
         }
         apis.push(FILTER_LOG_EVENTS);
@@ -83,7 +87,7 @@ pub fn plan(config: &Config) -> Vec<Api> {
     if config.environments.lambda_aliases {
         apis.push(LIST_ALIASES);
     }
-    if config.xray.enabled {
+    if scope.xray_enabled {
         apis.push(GET_TRACE_SUMMARIES);
         apis.push(GET_TRACE_SEGMENT_DESTINATION);
     }
@@ -93,23 +97,33 @@ pub fn plan(config: &Config) -> Vec<Api> {
     apis
 }
 
-/// The check of one API call's outcome (pure): a denial names the action and its statement.
-pub fn judge(api: Api, outcome: Result<String, AwsError>) -> Check {
+/// The check of one API call's outcome in `scope` (pure): a denial names the action and
+/// the statement of the policy that grants it (the daemon's own, or a member account's
+/// reader role's).
+pub fn judge(api: Api, scope: &Scope, outcome: Result<String, AwsError>) -> Check {
+    let name = check_name(scope, api.action);
+    let (who, policy) = if scope.role_arn.is_empty() {
+        ("this identity".to_string(), "deploy/iam/policy.json")
+    } else {
+        (format!("the role {}", scope.role_arn), "deploy/iam/reader-role-policy.json")
+    };
     match outcome {
-        Ok(detail) => Check::pass(api.action, detail),
+        Ok(detail) => Check::pass(&name, detail),
         Err(e) if e.is_access_denied() => Check::fail(
-            api.action,
+            &name,
             format!("access denied ({})", e.code),
-            format!(
-                "allow `{}` for this identity: deploy/iam/policy.json grants it (statement `{}`); attach that policy or add the action",
-                api.action, api.statement
-            ),
+            format!("allow `{}` for {who}: {policy} grants it (statement `{}`); attach that policy or add the action", api.action, api.statement),
         ),
         Err(e) if e.code == "dispatch" || e.code == "timeout" => {
-            Check::fail(api.action, format!("{}: {}", e.code, e.message), "check the network path to AWS (and aws.endpoint_url, which is for emulators only)")
+            Check::fail(&name, format!("{}: {}", e.code, e.message), "check the network path to AWS (and aws.endpoint_url, which is for emulators only)")
         }
-        Err(e) => Check::fail(api.action, format!("{}: {}", e.code, e.message), "see the error; the daemon makes this call"),
+        Err(e) => Check::fail(&name, format!("{}: {}", e.code, e.message), "see the error; the daemon makes this call"),
     }
+}
+
+/// `what`, or `prod/eu-west-1 what` for a named account's scope.
+fn check_name(scope: &Scope, what: &str) -> String {
+    if scope.is_default() { what.to_string() } else { format!("{} {what}", scope.label()) }
 }
 
 /// Runs every check for the config at `path`; the caller prints them and exits 0 only when
@@ -128,9 +142,20 @@ pub async fn run(path: &Path, options: Options) -> Vec<Check> {
     let have_credentials = identity.ok;
     checks.push(identity);
     if have_credentials {
-        let group = sample_group(&sdk, &config).await;
-        for api in plan(&config) {
-            checks.push(judge(api, call(api, &sdk, &config, group.as_deref(), options).await));
+        for scope in crate::scope::scopes(&config) {
+            let sdk = if scope.is_default() { sdk.clone() } else { crate::aws::scope_sdk_config(&sdk, &scope).await };
+            if !scope.is_default() {
+                let who = scope_identity(&sdk, &scope).await;
+                let ok = who.ok;
+                checks.push(who);
+                if !ok {
+                    continue;
+                }
+            }
+            let group = sample_group(&sdk, &scope).await;
+            for api in plan(&config, &scope) {
+                checks.push(judge(api, &scope, call(api, &sdk, &config, &scope, group.as_deref(), options).await));
+            }
         }
     }
     checks.extend(receivers(&config, options).await);
@@ -156,14 +181,35 @@ async fn identity(sdk: &SdkConfig) -> Check {
     }
 }
 
+/// A named account's credentials: its role assumed (the identity it acts as), or why not.
+async fn scope_identity(sdk: &SdkConfig, scope: &Scope) -> Check {
+    let name = check_name(scope, "credentials");
+    match aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await {
+        Ok(who) => Check::pass(&name, format!("{} (account {})", who.arn().unwrap_or("?"), who.account().unwrap_or("?"))),
+        Err(e) => {
+            let detail = aws_sdk_sts::error::DisplayErrorContext(&e).to_string().chars().take(400).collect::<String>();
+            let fix = if scope.role_arn.is_empty() {
+                "give the daemon credentials for this account".to_string()
+            } else {
+                format!(
+                    "let the daemon assume {}: its own identity needs deploy/iam/accounts-policy.json (sts:AssumeRole), and the role's trust \
+                     policy deploy/iam/reader-trust-policy.json naming the daemon's identity (and the external id, when one is set)",
+                    scope.role_arn
+                )
+            };
+            Check::fail(&name, detail, fix)
+        }
+    }
+}
+
 /// A log group to try FilterLogEvents and ListAliases on: the first configured one, else
 /// the first under the prefixes (no call is made when neither exists).
-async fn sample_group(sdk: &SdkConfig, config: &Config) -> Option<String> {
-    if let Some(g) = config.logs.log_groups.first() {
+async fn sample_group(sdk: &SdkConfig, scope: &Scope) -> Option<String> {
+    if let Some(g) = scope.log_groups.first() {
         return Some(g.clone());
     }
     let logs = aws_sdk_cloudwatchlogs::Client::new(sdk);
-    for prefix in &config.logs.log_group_prefixes {
+    for prefix in &scope.log_group_prefixes {
         if let Ok(page) = logs.describe_log_groups().log_group_name_prefix(prefix).limit(1).send().await {
             if let Some(name) = page.log_groups().first().and_then(|g| g.log_group_name()) {
                 return Some(name.to_string());
@@ -174,19 +220,19 @@ async fn sample_group(sdk: &SdkConfig, config: &Config) -> Option<String> {
 }
 
 /// One harmless call of `api`; what it found, or why it failed.
-async fn call(api: Api, sdk: &SdkConfig, config: &Config, group: Option<&str>, options: Options) -> Result<String, AwsError> {
+async fn call(api: Api, sdk: &SdkConfig, config: &Config, scope: &Scope, group: Option<&str>, options: Options) -> Result<String, AwsError> {
     let now = now_ms();
     match api.action {
         "logs:DescribeLogGroups" => {
             let logs = aws_sdk_cloudwatchlogs::Client::new(sdk);
             let mut found = 0;
-            for prefix in &config.logs.log_group_prefixes {
+            for prefix in &scope.log_group_prefixes {
                 let page = logs.describe_log_groups().log_group_name_prefix(prefix).send().await.map_err(|e| classify("DescribeLogGroups", &e))?;
                 found += page.log_groups().len();
             }
             Ok(match found {
-                0 => format!("no log group under {:?} yet (the daemon finds new ones as they appear)", config.logs.log_group_prefixes),
-                n => format!("{n}{} log group(s) under {:?}", if n >= 50 { "+" } else { "" }, config.logs.log_group_prefixes),
+                0 => format!("no log group under {:?} yet (the daemon finds new ones as they appear)", scope.log_group_prefixes),
+                n => format!("{n}{} log group(s) under {:?}", if n >= 50 { "+" } else { "" }, scope.log_group_prefixes),
             })
         }
         "logs:FilterLogEvents" => {
@@ -366,7 +412,7 @@ mod tests {
     fn the_plan_follows_the_config() {
         let mut c = Config::default();
         c.logs.log_group_prefixes = vec!["/aws/lambda/".into()];
-        let actions = |c: &Config| plan(c).iter().map(|a| a.action).collect::<Vec<_>>();
+        let actions = |c: &Config| plan(c, &crate::scope::scopes(c)[0]).iter().map(|a| a.action).collect::<Vec<_>>();
         assert_eq!(
             actions(&c),
             ["logs:DescribeLogGroups", "logs:FilterLogEvents", "lambda:ListAliases", "xray:GetTraceSummaries", "xray:GetTraceSegmentDestination"]
@@ -381,23 +427,37 @@ mod tests {
 
     #[test]
     fn a_denial_names_the_action_and_the_statement_that_grants_it() {
-        let c = judge(FILTER_LOG_EVENTS, Err(error("AccessDeniedException")));
+        let own = &crate::scope::scopes(&Config::default())[0];
+        let c = judge(FILTER_LOG_EVENTS, own, Err(error("AccessDeniedException")));
         assert!(!c.ok);
         let line = c.line();
         assert!(line.starts_with("✗ logs:FilterLogEvents: access denied"), "{line}");
         assert!(line.contains("deploy/iam/policy.json") && line.contains("TailLambdaLogGroups"), "{line}");
-        assert!(judge(FILTER_LOG_EVENTS, Ok("read".into())).line().starts_with("✓ logs:FilterLogEvents: read"));
-        assert!(!judge(FILTER_LOG_EVENTS, Err(error("dispatch"))).ok);
+        assert!(judge(FILTER_LOG_EVENTS, own, Ok("read".into())).line().starts_with("✓ logs:FilterLogEvents: read"));
+        assert!(!judge(FILTER_LOG_EVENTS, own, Err(error("dispatch"))).ok);
+        // In a member account: named by account and region, fixed in the reader role's policy.
+        let mut c = Config::default();
+        c.accounts = vec![crate::config::AccountConfig {
+            name: "prod".into(),
+            role_arn: "arn:aws:iam::111111111111:role/latency-sentinel-reader".into(),
+            regions: vec!["eu-west-1".into()],
+            ..Default::default()
+        }];
+        let line = judge(FILTER_LOG_EVENTS, &crate::scope::scopes(&c)[0], Err(error("AccessDeniedException"))).line();
+        assert!(line.starts_with("✗ prod/eu-west-1 logs:FilterLogEvents: access denied"), "{line}");
+        assert!(line.contains("the role arn:aws:iam::111111111111:role/latency-sentinel-reader: deploy/iam/reader-role-policy.json"), "{line}");
     }
 
     /// Every statement named here exists in the shipped policy and grants its action.
     #[test]
     fn the_statements_named_are_in_the_policy() {
-        let policy: serde_json::Value = serde_json::from_str(include_str!("../deploy/iam/policy.json")).unwrap();
-        for api in [DESCRIBE_LOG_GROUPS, FILTER_LOG_EVENTS, LIST_ALIASES, GET_TRACE_SUMMARIES, GET_TRACE_SEGMENT_DESTINATION, PUT_METRIC_DATA] {
-            let statement = policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == api.statement);
-            let actions = statement.and_then(|s| s["Action"].as_array()).unwrap_or_else(|| panic!("no statement {}", api.statement));
-            assert!(actions.iter().any(|a| a == api.action), "{} does not grant {}", api.statement, api.action);
+        for policy in [include_str!("../deploy/iam/policy.json"), include_str!("../deploy/iam/reader-role-policy.json")] {
+            let policy: serde_json::Value = serde_json::from_str(policy).unwrap();
+            for api in [DESCRIBE_LOG_GROUPS, FILTER_LOG_EVENTS, LIST_ALIASES, GET_TRACE_SUMMARIES, GET_TRACE_SEGMENT_DESTINATION, PUT_METRIC_DATA] {
+                let statement = policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == api.statement);
+                let actions = statement.and_then(|s| s["Action"].as_array()).unwrap_or_else(|| panic!("no statement {}", api.statement));
+                assert!(actions.iter().any(|a| a == api.action), "{} does not grant {}", api.statement, api.action);
+            }
         }
     }
 

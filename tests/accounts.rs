@@ -290,6 +290,22 @@ fn an_account_whose_role_cannot_be_assumed_is_named_and_the_others_go_on() {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{}", metrics.lines().filter(|l| l.contains("account_up")).collect::<Vec<_>>().join("\n"));
     }
     assert!(!daemon.logs().contains(secret), "the secret key is never logged");
+
+    // `doctor` checks each account through its role, and says how to fix the one that fails.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+        .args(["doctor", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .envs(AWS_ENV.iter().copied())
+        .envs([("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret), ("AWS_SESSION_TOKEN", "")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✓ prod/eu-west-1 credentials: arn:aws:sts::111111111111:assumed-role/latency-sentinel-reader/"), "{text}");
+    assert!(text.contains("✓ prod/eu-west-1 logs:FilterLogEvents"), "{text}");
+    assert!(text.contains("✗ dev/us-east-1 credentials:") && text.contains("AccessDenied"), "{text}");
+    assert!(text.contains("fix: let the daemon assume arn:aws:iam::222222222222:role/latency-sentinel-reader"), "{text}");
+    assert!(!text.contains("dev/us-east-1 logs:"), "no calls are tried without credentials: {text}");
 }
 
 const CLOUDWATCH_READ: &str = "sts = client('sts')
