@@ -301,7 +301,7 @@ mod tests {
     fn hand_written_exposition_matches_the_reference_encoder() {
         let m = Metrics::new();
         m.events_stored.with_label_values(&["logs"]).inc_by(7);
-        m.log_group_unavailable.with_label_values(&["/aws/lambda/with \"quotes\" and \\"]).set(1);
+        m.log_group_unavailable.with_label_values(&["/aws/lambda/with \"quotes\" and \\", "default", ""]).set(1);
         let mut reference = Vec::new();
         prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut reference).unwrap();
         assert_eq!(m.render(), String::from_utf8(reference).unwrap());
