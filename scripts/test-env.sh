@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Test environment for latency-sentinel: the Python side (moto, the AWS emulator,
-# with scripts/moto_server.py's adapter), Prometheus/Alertmanager and systemd-analyze.
+# with scripts/moto_server.py's adapter), Prometheus/Alertmanager, systemd-analyze and
+# PostgreSQL's server binaries (each test run starts its own throwaway cluster).
 #
 #   scripts/test-env.sh install        create the venv and install what is missing (idempotent;
 #                                      a second run with everything present is fast and offline)
@@ -9,6 +10,7 @@
 #                                      background; prints MOTO_PORT=, MOTO_PID=, MOTO_ENDPOINT=
 #                                      (ARGS go to moto_server.py, e.g. --verbose)
 #   scripts/test-env.sh check          run scripts/check_moto_adapter.py (the adapter's self-test)
+#   scripts/test-env.sh pg-bindir      print the directory of PostgreSQL's initdb, pg_ctl, postgres
 #
 # Environment:
 #   SENTINEL_CACHE   cache dir (default ~/.cache/latency-sentinel); the venv is $SENTINEL_CACHE/venv
@@ -30,7 +32,7 @@ log() { printf 'test-env: %s\n' "$*" >&2; }
 die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 
@@ -111,10 +113,30 @@ install_tools() {
   log "tools present: $(for e in "${APT_TOOLS[@]}"; do printf '%s ' "${e#*:}"; done)"
 }
 
+# PostgreSQL's server binaries live in /usr/lib/postgresql/<major>/bin on Debian, off the PATH.
+pg_bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { printf '%s\n' "$d"; return 0; }
+  done
+  return 1
+}
+
+install_postgres() {
+  pg_bindir >/dev/null || apt_install postgresql
+  pg_bindir >/dev/null || die "initdb still missing after apt-get install postgresql"
+  log "postgresql binaries: $(pg_bindir)"
+}
+
 cmd_install() {
   install_python
   install_tools
+  install_postgres
   log "done"
+}
+
+cmd_pg_bindir() {
+  pg_bindir || die "PostgreSQL's server binaries are not installed: run '$0 install' first"
 }
 
 cmd_python() {
@@ -161,6 +183,7 @@ case "$sub" in
   python) cmd_python "$@" ;;
   moto) cmd_moto "$@" ;;
   check) cmd_check "$@" ;;
+  pg-bindir) cmd_pg_bindir "$@" ;;
   -h|--help|help) usage 0 ;;
   *) log "unknown subcommand: $sub"; usage ;;
 esac

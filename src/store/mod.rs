@@ -16,6 +16,7 @@ pub mod event_keys;
 pub mod events;
 pub mod interrupt;
 pub mod pack;
+pub mod postgres;
 pub mod published;
 pub mod raw;
 pub mod retention;
@@ -67,6 +68,9 @@ pub enum StoreError {
     Sql(sqlx::Error),
     #[error("the read was stopped: the request ran out of time or its client went away")]
     Interrupted,
+    /// Never echoes the URL: it may hold a password.
+    #[error("storage.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)")]
+    BadUrl,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -91,6 +95,7 @@ impl StoreError {
             StoreError::DiskFull(_) => "disk_full",
             StoreError::Sql(_) => "sql",
             StoreError::Interrupted => "interrupted",
+            StoreError::BadUrl => "bad_url",
         }
     }
 }

@@ -1,0 +1,60 @@
+//! The PostgreSQL side of the store: one history shared by several daemons. Connecting
+//! (the URL, a password kept out of it, a bounded pool), its own migrations
+//! (`migrations/postgres/`, applied under sqlx's advisory lock, so two daemons starting at
+//! once never race), and the lease table the daemons split the work with ([`leases`]).
+
+pub mod leases;
+
+use super::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A connection pool to the shared database.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// How to reach the database.
+#[derive(Clone, Copy)]
+pub struct PgTarget<'a> {
+    /// `postgres://user@host:port/database` (may carry a password; never logged).
+    pub url: &'a str,
+    /// Used when not empty; else the URL's or `PGPASSWORD`.
+    pub password: &'a str,
+    pub pool_size: u32,
+    /// Longest wait for a connection (a database that is down fails calls after this, it
+    /// does not hang them).
+    pub connect_timeout: Duration,
+}
+
+impl PgStore {
+    /// Connects (lazily: a database that is down now is retried by each call) and checks
+    /// the URL's form.
+    pub fn connect(target: PgTarget<'_>) -> Result<PgStore, StoreError> {
+        let mut options = PgConnectOptions::from_str(target.url).map_err(|_| StoreError::BadUrl)?;
+        if !target.password.is_empty() {
+            options = options.password(target.password);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(target.pool_size.max(1))
+            .acquire_timeout(target.connect_timeout)
+            .connect_lazy_with(options.application_name("latency-sentinel"));
+        Ok(PgStore { pool })
+    }
+
+    /// Applies the migrations not applied yet (under sqlx's advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One round trip: whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
