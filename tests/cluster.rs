@@ -18,7 +18,7 @@ const TTL: Duration = Duration::from_secs(5);
 
 fn store(pg: &Postgres) -> PgStore {
     let url = pg.url();
-    PgStore::connect(PgTarget { url: &url, password: "", pool_size: 4, connect_timeout: Duration::from_secs(5) }).unwrap()
+    PgStore::connect(PgTarget { url: &url, password: "", pool_size: 4, rejected_max_bytes: 4096, connect_timeout: Duration::from_secs(5) }).unwrap()
 }
 
 struct Node {

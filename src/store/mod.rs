@@ -68,6 +68,9 @@ pub enum StoreError {
     Sql(sqlx::Error),
     #[error("the read was stopped: the request ran out of time or its client went away")]
     Interrupted,
+    /// A batch written under a lease its node no longer holds: nothing was written.
+    #[error("the lease on {0} was lost; nothing was written (another node holds it now)")]
+    LostLease(String),
     /// Never echoes the URL: it may hold a password.
     #[error("storage.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)")]
     BadUrl,
@@ -96,6 +99,7 @@ impl StoreError {
             StoreError::Sql(_) => "sql",
             StoreError::Interrupted => "interrupted",
             StoreError::BadUrl => "bad_url",
+            StoreError::LostLease(_) => "lost_lease",
         }
     }
 }

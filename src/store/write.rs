@@ -36,7 +36,7 @@ pub struct Annotation {
 }
 
 /// The operation of a REPORT's duration: the event a timeout is marked on.
-const LAMBDA_DURATION: &str = "Lambda.Duration";
+pub(super) const LAMBDA_DURATION: &str = "Lambda.Duration";
 
 impl Annotation {
     /// Whether it tells anything (most REPORTs only confirm what their lines said).
@@ -167,7 +167,7 @@ pub(super) fn series_ids<'b>(
 }
 
 /// The stored flags of an event.
-fn flags(e: &TimingEvent) -> i64 {
+pub(super) fn flags(e: &TimingEvent) -> i64 {
     // As reports always counted timeouts: on the REPORT's duration only.
     let timeout = e.operation == LAMBDA_DURATION
         && e.attributes.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case("status")).is_some_and(|(_, v)| v.eq_ignore_ascii_case("timeout"));
@@ -373,7 +373,7 @@ pub(super) async fn upsert_checkpoint(conn: &mut sqlx::SqliteConnection, c: &Che
 
 /// The attributes as a JSON object with sorted keys (the last value of a repeated key wins),
 /// as `serde_json` would write it; by hand, because it runs for every event stored.
-fn attributes_json(attrs: &[(String, String)]) -> Option<String> {
+pub(super) fn attributes_json(attrs: &[(String, String)]) -> Option<String> {
     if attrs.is_empty() {
         return None;
     }

@@ -4,6 +4,7 @@
 //! once never race), and the lease table the daemons split the work with ([`leases`]).
 
 pub mod leases;
+pub mod write;
 
 use super::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -16,6 +17,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    rejected_max_bytes: usize,
 }
 
 /// How to reach the database.
@@ -26,6 +28,8 @@ pub struct PgTarget<'a> {
     /// Used when not empty; else the URL's or `PGPASSWORD`.
     pub password: &'a str,
     pub pool_size: u32,
+    /// Raw text kept per rejected input, in bytes.
+    pub rejected_max_bytes: usize,
     /// Longest wait for a connection (a database that is down fails calls after this, it
     /// does not hang them).
     pub connect_timeout: Duration,
@@ -43,7 +47,7 @@ impl PgStore {
             .max_connections(target.pool_size.max(1))
             .acquire_timeout(target.connect_timeout)
             .connect_lazy_with(options.application_name("latency-sentinel"));
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, rejected_max_bytes: target.rejected_max_bytes })
     }
 
     /// Applies the migrations not applied yet (under sqlx's advisory lock).
