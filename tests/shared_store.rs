@@ -54,6 +54,7 @@ fn batches_are_idempotent_checkpointed_annotated_and_fenced() {
         s.migrate().await.unwrap();
         let events: Vec<TimingEvent> = (0..500).map(|i| event(i, if i % 2 == 0 { "BedrockCallDuration" } else { "SecretsManagerDuration" }, &format!("req-{}", i / 2))).collect();
         let mut first = batch(events.clone(), 2_000);
+        first.events.push(events[3].clone()); // the same event twice in one page
         first.rejections.push(Rejection {
             time_ms: 1,
             source: "logs".into(),
@@ -63,7 +64,7 @@ fn batches_are_idempotent_checkpointed_annotated_and_fenced() {
             raw: "x".repeat(100),
         });
         let out = s.commit(&first, None).await.unwrap();
-        assert_eq!((out.inserted, out.duplicates, out.rejected), (vec![(Source::Logs, 500)], 0, 1));
+        assert_eq!((out.inserted, out.duplicates, out.rejected), (vec![(Source::Logs, 500)], 1, 1));
         // The same page again (an overlap re-read, a restart): nothing new; the checkpoint
         // does not move back.
         let again = s.commit(&batch(events[..300].to_vec(), 1_000), None).await.unwrap();
