@@ -57,9 +57,8 @@ fn three_nodes_split_the_work_and_survive_the_loss_of_one() {
     rt.block_on(async {
         let stores = [store(&pg), store(&pg), store(&pg)];
         let runs = stores.iter().map(|s| s.migrate());
-        for r in futures::future::join_all(runs).await {
-            r.expect("migrations under the advisory lock");
-        }
+        let applied: Vec<Vec<i64>> = futures::future::join_all(runs).await.into_iter().map(|r| r.expect("migrations under the lock")).collect();
+        assert_eq!(applied.iter().filter(|a| !a.is_empty()).count(), 1, "one applied them, the others found nothing to do: {applied:?}");
     });
     let mut all: Vec<String> = (0..39).map(|i| format!("logs/default/-/aws/lambda/f{i:02}")).collect();
     all.push("evaluator".into());
@@ -146,4 +145,30 @@ fn a_database_outage_stops_the_work_after_the_ttl_and_it_resumes_after() {
     pg.start_server();
     wait_for("a takes its work back", Duration::from_secs(30), || (a.held.borrow().len() == 6).then_some(()));
     a.stop.cancel();
+}
+
+/// `latency-sentinel migrate` against the shared database: the first run applies, the next
+/// finds it up to date; a password given apart from the URL is used and never printed.
+#[test]
+fn the_migrate_command_applies_once_and_never_prints_the_url() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[storage]\nurl = \"${{DB_URL}}\"\npassword = \"${{DB_PASSWORD}}\"\n")).unwrap();
+    let url = pg.url();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .env("DB_URL", &url)
+            .env("DB_PASSWORD", "not-needed-with-trust")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(!text.contains(&url) && !text.contains("not-needed-with-trust"), "{text}");
+        text
+    };
+    assert!(run().contains("PostgreSQL: applied [20261127000001, 20261127000002]"));
+    assert!(run().contains("PostgreSQL: up to date"));
 }

@@ -13,6 +13,18 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// The session lock `migrate` holds around reading and applying migrations.
+const MIGRATE_LOCK: i64 = 0x5e47_1e17_0002;
+
+/// The versions applied so far (none before the first run).
+async fn applied_migrations(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version").fetch_all(&mut *conn).await?)
+}
+
 /// A connection pool to the shared database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -50,10 +62,22 @@ impl PgStore {
         Ok(PgStore { pool, rejected_max_bytes: target.rejected_max_bytes })
     }
 
-    /// Applies the migrations not applied yet (under sqlx's advisory lock).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
+    /// Applies the migrations not applied yet, on one connection holding a session lock
+    /// (a second daemon starting meanwhile waits, then finds nothing to do). Returns the
+    /// versions this call applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATE_LOCK).execute(&mut *conn).await?;
+        let outcome = async {
+            let before = applied_migrations(&mut conn).await?;
+            MIGRATOR.run(&mut *conn).await?;
+            let after = applied_migrations(&mut conn).await?;
+            Ok::<_, StoreError>(after.into_iter().filter(|v| !before.contains(v)).collect())
+        }
+        .await;
+        // Released on this connection (a session lock outlives transactions).
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATE_LOCK).execute(&mut *conn).await?;
+        outcome
     }
 
     /// One round trip: whether the database answers.
