@@ -190,15 +190,6 @@ impl PgStore {
         Ok(outcome)
     }
 
-    /// A checkpoint as stored (position, state).
-    pub async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
-        Ok(sqlx::query_as("SELECT position_ms, state FROM checkpoints WHERE source = $1 AND key = $2")
-            .bind(source)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     /// The trace id and flags of a request's events, in time order.
     pub async fn annotated(&self, request_id: &str) -> Result<Vec<(Option<String>, i16)>, StoreError> {
         Ok(sqlx::query_as("SELECT trace_id, flags FROM events WHERE request_id = $1 ORDER BY time_ms, id").bind(request_id).fetch_all(&self.pool).await?)
