@@ -157,5 +157,39 @@ fn both_engines_answer_the_same() {
         let (a, b) = (s.events_from(from, all_s[399].id).await.unwrap(), p.events_from(from, all_p[399].id).await.unwrap());
         assert!(!a.is_empty());
         assert_eq!(without_ids(a), without_ids(b));
+
+        // Alert state and transitions: the same statements on both engines.
+        use latency_sentinel::model::alert::{Phase, Transition};
+        use latency_sentinel::store::alerts::AlertRow;
+        let firing = AlertRow {
+            key: "bedrock-p95|prod|eu-west-1|Dev|GDSH|Bedrock.InvokeModel".into(),
+            budget: "bedrock-p95".into(),
+            account: "prod".into(),
+            region: "eu-west-1".into(),
+            env: "Dev".into(),
+            function: "GDSH".into(),
+            operation: "Bedrock.InvokeModel".into(),
+            quantile: 0.95,
+            phase: Phase::Firing { active_at: 1, fired_at: 2, last_breach: 3 },
+            value_s: Some(9.5),
+            budget_s: 5.0,
+            samples: 42,
+            severity: "warning".into(),
+        };
+        let pending = AlertRow { key: "other".into(), phase: Phase::Pending { active_at: 5 }, value_s: None, ..firing.clone() };
+        let resolved = AlertRow { phase: Phase::Inactive, ..pending.clone() };
+        for (changed, transitions, now) in [
+            (vec![firing.clone(), pending.clone()], vec![(2, &firing, Transition::Firing), (5, &pending, Transition::Pending)], 5),
+            (vec![resolved.clone()], vec![(9, &resolved, Transition::Resolved)], 9),
+        ] {
+            s.save_alerts(&changed, &transitions, now).await.unwrap();
+            p.save_alerts(&changed, &transitions, now).await.unwrap();
+        }
+        let phases = s.alert_phases().await.unwrap();
+        assert_eq!(phases, (vec![(firing.key.clone(), firing.phase)], vec![]));
+        assert_eq!(p.alert_phases().await.unwrap(), phases);
+        let transitions = s.alert_transitions(0, 10).await.unwrap();
+        assert_eq!(transitions.iter().map(|t| t.transition.as_str()).collect::<Vec<_>>(), ["resolved", "pending", "firing"]);
+        assert_eq!(p.alert_transitions(0, 10).await.unwrap(), transitions);
     });
 }

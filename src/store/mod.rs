@@ -16,6 +16,7 @@ pub mod event_keys;
 pub mod events;
 pub mod interrupt;
 pub mod pack;
+pub mod portable;
 pub mod postgres;
 pub mod published;
 pub mod raw;
@@ -102,6 +103,20 @@ impl StoreError {
             StoreError::LostLease(_) => "lost_lease",
         }
     }
+}
+
+/// A source's position under `key` (either engine).
+pub(crate) async fn checkpoint_in(conn: &mut portable::Conn<'_>, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
+    let stmt = portable::Stmt::new("SELECT position_ms, state FROM checkpoints WHERE source = ? AND key = ?", [portable::Value::Text(source), portable::Value::Text(key)]);
+    let rows: Vec<(i64, Option<String>)> = conn.fetch_all(&stmt).await?;
+    Ok(rows.into_iter().next().map(|(position_ms, state)| Checkpoint { source: source.to_string(), key: key.to_string(), position_ms, state }))
+}
+
+/// Every checkpoint of a source, by key (either engine).
+pub(crate) async fn checkpoints_in(conn: &mut portable::Conn<'_>, source: &str) -> Result<Vec<Checkpoint>, StoreError> {
+    let stmt = portable::Stmt::new("SELECT key, position_ms, state FROM checkpoints WHERE source = ? ORDER BY key", [portable::Value::Text(source)]);
+    let rows: Vec<(String, i64, Option<String>)> = conn.fetch_all(&stmt).await?;
+    Ok(rows.into_iter().map(|(key, position_ms, state)| Checkpoint { source: source.to_string(), key, position_ms, state }).collect())
 }
 
 /// How the store is opened.
@@ -249,33 +264,16 @@ impl Store {
         Ok(())
     }
 
-    /// The committed position of one source key.
+    /// A source's position under `key`, if it has one.
     pub async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT position_ms, state FROM checkpoints WHERE source = ? AND key = ?")
-                .bind(source)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(position_ms, state)| Checkpoint {
-            source: source.to_string(),
-            key: key.to_string(),
-            position_ms,
-            state,
-        }))
+        let mut conn = self.pool.acquire().await?;
+        checkpoint_in(&mut portable::Conn::Sqlite(&mut conn), source, key).await
     }
 
     /// Every checkpoint of a source (for `/readyz` and resuming).
     pub async fn checkpoints(&self, source: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows: Vec<(String, i64, Option<String>)> =
-            sqlx::query_as("SELECT key, position_ms, state FROM checkpoints WHERE source = ? ORDER BY key")
-                .bind(source)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, position_ms, state)| Checkpoint { source: source.to_string(), key, position_ms, state })
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        checkpoints_in(&mut portable::Conn::Sqlite(&mut conn), source).await
     }
 
     /// The saved states of these streams of one log group (those that have one), by name.

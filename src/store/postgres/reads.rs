@@ -6,6 +6,7 @@ use super::PgStore;
 use crate::model::Checkpoint;
 use crate::store::StoreError;
 use crate::store::events::WindowEvent;
+use crate::store::portable::Conn;
 
 /// The columns a [`WindowEvent`] is read from.
 const WINDOW: &str = "SELECT e.id, s.account, s.region, s.env, s.function, s.operation, s.source, e.time_ms, e.duration_s, e.flags \
@@ -18,21 +19,16 @@ fn window_event((id, account, region, env, function, operation, source, time_ms,
 }
 
 impl PgStore {
-    /// A checkpoint as stored.
+    /// A source's position under `key`, if it has one (as the SQLite store answers).
     pub async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let row: Option<(i64, Option<String>)> = sqlx::query_as("SELECT position_ms, state FROM checkpoints WHERE source = $1 AND key = $2")
-            .bind(source)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(position_ms, state)| Checkpoint { source: source.to_string(), key: key.to_string(), position_ms, state }))
+        let mut conn = self.pool.acquire().await?;
+        crate::store::checkpoint_in(&mut Conn::Postgres(&mut conn), source, key).await
     }
 
     /// Every checkpoint of a source, by key.
     pub async fn checkpoints(&self, source: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows: Vec<(String, i64, Option<String>)> =
-            sqlx::query_as("SELECT key, position_ms, state FROM checkpoints WHERE source = $1 ORDER BY key").bind(source).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(key, position_ms, state)| Checkpoint { source: source.to_string(), key, position_ms, state }).collect())
+        let mut conn = self.pool.acquire().await?;
+        crate::store::checkpoints_in(&mut Conn::Postgres(&mut conn), source).await
     }
 
     /// The saved states of these streams of one log group (those that have one), by name.
