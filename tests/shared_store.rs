@@ -191,5 +191,19 @@ fn both_engines_answer_the_same() {
         let transitions = s.alert_transitions(0, 10).await.unwrap();
         assert_eq!(transitions.iter().map(|t| t.transition.as_str()).collect::<Vec<_>>(), ["resolved", "pending", "firing"]);
         assert_eq!(p.alert_transitions(0, 10).await.unwrap(), transitions);
+
+        // Alias history: unchanged routes extend a span, changed ones open one.
+        let route = |a: &str, v: &str, w: f64| (a.to_string(), v.to_string(), w);
+        for (routes, now) in [
+            (vec![route("PROD", "3", 1.0), route("Dev", "4", 1.0)], 100),
+            (vec![route("PROD", "3", 1.0), route("Dev", "4", 1.0)], 200),
+            (vec![route("PROD", "3", 1.0), route("Dev", "5", 0.9), route("Dev", "4", 0.1)], 300),
+        ] {
+            s.record_aliases("prod|eu-west-1|GDSH", &routes, now).await.unwrap();
+            p.record_aliases("prod|eu-west-1|GDSH", &routes, now).await.unwrap();
+        }
+        let history = s.alias_history_under("prod|eu-west-1|").await.unwrap();
+        assert_eq!(history.by_function["GDSH"].len(), 4, "{history:?}");
+        assert_eq!(format!("{:?}", p.alias_history_under("prod|eu-west-1|").await.unwrap()), format!("{history:?}"));
     });
 }

@@ -8,7 +8,7 @@
 //! reads only through the latter and is interrupted at its deadline ([`interrupt`]), so no
 //! burst of API calls can take the connections the writer and the evaluator need.
 
-mod aliases;
+pub(crate) mod aliases;
 pub mod alerts;
 pub mod attribution;
 mod convert;

@@ -4,6 +4,7 @@
 //! once never race), and the lease table the daemons split the work with ([`leases`]).
 
 mod alerts;
+mod aliases;
 pub mod leases;
 mod reads;
 pub mod write;
