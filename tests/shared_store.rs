@@ -205,5 +205,18 @@ fn both_engines_answer_the_same() {
         let history = s.alias_history_under("prod|eu-west-1|").await.unwrap();
         assert_eq!(history.by_function["GDSH"].len(), 4, "{history:?}");
         assert_eq!(format!("{:?}", p.alias_history_under("prod|eu-west-1|").await.unwrap()), format!("{history:?}"));
+
+        // CloudWatch watermarks: the same events pending, the same moves.
+        use latency_sentinel::store::Destination;
+        let dest = Destination { name: "prod/eu-west-1", origin: Some(("prod", "eu-west-1")) };
+        let (a, b) = (s.unpublished_events(dest, 100).await.unwrap(), p.unpublished_events(dest, 100).await.unwrap());
+        assert_eq!((a.watermark, a.events.len(), b.watermark, b.events.len()), (0, 100, 0, 100));
+        let strip = |v: Vec<latency_sentinel::store::published::PendingEvent>| v.into_iter().map(|e| (e.time_ms, e.operation, e.duration_s, e.account)).collect::<Vec<_>>();
+        assert_eq!(strip(a.events.clone()), strip(b.events.clone()));
+        assert!(s.advance_published(dest.name, 0, a.scanned_to).await.unwrap() && p.advance_published(dest.name, 0, b.scanned_to).await.unwrap());
+        assert!(!p.advance_published(dest.name, 0, 5).await.unwrap(), "a stale `from` changes nothing");
+        let (a, b) = (s.unpublished_events(dest, 1_000).await.unwrap(), p.unpublished_events(dest, 1_000).await.unwrap());
+        assert_eq!(a.events.len(), 350);
+        assert_eq!(strip(a.events), strip(b.events));
     });
 }

@@ -22,13 +22,13 @@ pub enum Value<'a> {
 /// A statement and its values, in placeholder order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stmt<'a> {
-    pub sql: &'static str,
+    pub sql: Cow<'a, str>,
     pub values: Vec<Value<'a>>,
 }
 
 impl<'a> Stmt<'a> {
-    pub fn new(sql: &'static str, values: impl IntoIterator<Item = Value<'a>>) -> Stmt<'a> {
-        Stmt { sql, values: values.into_iter().collect() }
+    pub fn new(sql: impl Into<Cow<'a, str>>, values: impl IntoIterator<Item = Value<'a>>) -> Stmt<'a> {
+        Stmt { sql: sql.into(), values: values.into_iter().collect() }
     }
 }
 
@@ -91,9 +91,9 @@ impl Conn<'_> {
     /// Runs `s`; the rows it changed.
     pub async fn execute(&mut self, s: &Stmt<'_>) -> Result<u64, StoreError> {
         Ok(match self {
-            Conn::Sqlite(c) => bind_values!(sqlx::query(s.sql), &s.values).execute(&mut **c).await?.rows_affected(),
+            Conn::Sqlite(c) => bind_values!(sqlx::query(sqlx::AssertSqlSafe(s.sql.to_string())), &s.values).execute(&mut **c).await?.rows_affected(),
             Conn::Postgres(c) => {
-                let sql = numbered(s.sql).into_owned();
+                let sql = numbered(&s.sql).into_owned();
                 bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &s.values).execute(&mut **c).await?.rows_affected()
             }
         })
@@ -102,9 +102,9 @@ impl Conn<'_> {
     /// Every row of `s`.
     pub async fn fetch_all<T: Rows>(&mut self, s: &Stmt<'_>) -> Result<Vec<T>, StoreError> {
         Ok(match self {
-            Conn::Sqlite(c) => bind_values!(sqlx::query_as::<_, T>(s.sql), &s.values).fetch_all(&mut **c).await?,
+            Conn::Sqlite(c) => bind_values!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(s.sql.to_string())), &s.values).fetch_all(&mut **c).await?,
             Conn::Postgres(c) => {
-                let sql = numbered(s.sql).into_owned();
+                let sql = numbered(&s.sql).into_owned();
                 bind_values!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql)), &s.values).fetch_all(&mut **c).await?
             }
         })

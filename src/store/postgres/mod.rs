@@ -5,6 +5,7 @@
 
 mod alerts;
 mod aliases;
+mod published;
 pub mod leases;
 mod reads;
 pub mod write;
