@@ -218,5 +218,39 @@ fn both_engines_answer_the_same() {
         let (a, b) = (s.unpublished_events(dest, 1_000).await.unwrap(), p.unpublished_events(dest, 1_000).await.unwrap());
         assert_eq!(a.events.len(), 350);
         assert_eq!(strip(a.events), strip(b.events));
+
+        // X-Ray poll steps: paths, trace states (a finished trace never goes back to
+        // pending), the checkpoint; then the purge.
+        use latency_sentinel::store::traces::{AttributionRow, TraceRecord, TraceState, TraceUpdate};
+        let record = |state, refetches| TraceRecord { state, refetches, partial: false };
+        let update = |id: &str, state, refetches| TraceUpdate { trace_id: id.into(), record: record(state, refetches) };
+        let path = |id: &str| AttributionRow {
+            trace_id: id.into(),
+            root_name: "AtlasEngineWorkflow".into(),
+            start_ms: 1_000,
+            total_s: 12.5,
+            shape_json: "[[\"GDSH\",\"Bedrock.InvokeModel\",0]]".into(),
+            self_us: vec![9_000_000, 3_500_000],
+            envs_json: "[[\"GDSH\",\"Dev\",1]]".into(),
+        };
+        let origin = Origin { account: "prod".into(), region: "eu-west-1".into() };
+        let step = Batch { origin, ..Batch::default() };
+        let checkpoint = Checkpoint { source: "xray".into(), key: "prod|eu-west-1|traces".into(), position_ms: 7_000, state: None };
+        let ids = ["1-5759e988-bd862e3fe1be46a994272793", "1-5759e988-bd862e3fe1be46a994272794", "1-5759e988-bd862e3fe1be46a994272795"];
+        let updates = [update(ids[0], TraceState::Complete, 0), update(ids[1], TraceState::Pending, 1), update(ids[2], TraceState::Pending, 0)];
+        s.commit_traces(&step, &[path(ids[0])], &updates, Some(&checkpoint)).await.unwrap();
+        p.commit_traces(&step, &[path(ids[0])], &updates, Some(&checkpoint), None).await.unwrap();
+        // A stale fetch says pending again for the complete one: ignored.
+        let stale = [update(ids[0], TraceState::Pending, 3)];
+        s.commit_traces(&step, &[], &stale, None).await.unwrap();
+        p.commit_traces(&step, &[], &stale, None, None).await.unwrap();
+        let all: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let records = s.trace_records(&all).await.unwrap();
+        assert_eq!(records[ids[0]].state, TraceState::Complete);
+        assert_eq!(p.trace_records(&all).await.unwrap(), records);
+        assert_eq!(s.pending_traces_under("1-5759").await.unwrap(), p.pending_traces_under("1-5759").await.unwrap());
+        assert_eq!((s.count_pending_traces().await.unwrap(), p.count_pending_traces().await.unwrap()), (2, 2));
+        assert_eq!(s.checkpoint("xray", "prod|eu-west-1|traces").await.unwrap(), p.checkpoint("xray", "prod|eu-west-1|traces").await.unwrap());
+        assert_eq!(s.purge_traces_before(i64::MAX).await.unwrap(), p.purge_traces_before(i64::MAX).await.unwrap(), "the path and the finished trace");
     });
 }

@@ -17,6 +17,8 @@ pub enum Value<'a> {
     OptFloat(Option<f64>),
     Text(&'a str),
     OptText(Option<&'a str>),
+    Bool(bool),
+    Blob(&'a [u8]),
 }
 
 /// A statement and its values, in placeholder order.
@@ -81,6 +83,8 @@ macro_rules! bind_values {
                 Value::OptFloat(f) => q.bind(f),
                 Value::Text(t) => q.bind(t),
                 Value::OptText(t) => q.bind(t),
+                Value::Bool(b) => q.bind(b),
+                Value::Blob(b) => q.bind(b),
             };
         }
         q

@@ -365,12 +365,6 @@ fn annotate(
     Ok(())
 }
 
-/// Writes a checkpoint inside the caller's sqlx transaction (the X-Ray poller's path).
-pub(super) async fn upsert_checkpoint(conn: &mut sqlx::SqliteConnection, c: &Checkpoint, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(UPSERT_CHECKPOINT).bind(&c.source).bind(&c.key).bind(c.position_ms).bind(&c.state).bind(now).execute(conn).await?;
-    Ok(())
-}
-
 /// The attributes as a JSON object with sorted keys (the last value of a repeated key wins),
 /// as `serde_json` would write it; by hand, because it runs for every event stored.
 pub(super) fn attributes_json(attrs: &[(String, String)]) -> Option<String> {

@@ -6,6 +6,7 @@
 mod alerts;
 mod aliases;
 mod published;
+mod traces;
 pub mod leases;
 mod reads;
 pub mod write;

@@ -39,17 +39,7 @@ impl PgStore {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         if let Some(f) = fence {
-            let held: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM leases WHERE unit = $1 AND holder = $2 AND epoch = $3 AND expires_at > now() FOR SHARE",
-            )
-            .bind(&f.unit)
-            .bind(&f.holder)
-            .bind(f.epoch)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if held.is_none() {
-                return Err(StoreError::LostLease(f.unit.clone()));
-            }
+            check_fence(&mut tx, f).await?;
         }
         let mut outcome = BatchOutcome::default();
         let mut stored_before: HashSet<(&str, &str)> = HashSet::new();
@@ -205,6 +195,22 @@ impl PgStore {
         .await?;
         Ok(rows.into_iter().collect())
     }
+}
+
+/// The fence, inside the caller's transaction: the lease row read FOR SHARE (a node taking
+/// the unit over skips it until this transaction ends); [`StoreError::LostLease`] when the
+/// node no longer holds it at that epoch.
+pub(super) async fn check_fence(tx: &mut sqlx::PgConnection, f: &Fence) -> Result<(), StoreError> {
+    let held: Option<i32> = sqlx::query_scalar("SELECT 1 FROM leases WHERE unit = $1 AND holder = $2 AND epoch = $3 AND expires_at > now() FOR SHARE")
+        .bind(&f.unit)
+        .bind(&f.holder)
+        .bind(f.epoch)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if held.is_none() {
+        return Err(StoreError::LostLease(f.unit.clone()));
+    }
+    Ok(())
 }
 
 type SeriesName<'a> = (&'a str, &'a str, &'a str, &'a str);
