@@ -10,6 +10,7 @@
 //! replaces its rows in one transaction, so it is idempotent and a crash only means the
 //! hour is rolled again.
 
+use super::portable::{Conn, Stmt, Value};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -154,42 +155,7 @@ impl Store {
     /// transaction.
     pub async fn replace_rollups(&self, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?").bind(res.seconds()).bind(start_ms).execute(&mut *tx).await?;
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO rollups (res_s, start_ms, account, region, env, function, operation, source, count, sum, min, max, \
-                 errors, cold_starts, timeouts, sketch) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(res.seconds())
-                    .push_bind(start_ms)
-                    .push_bind(&r.account)
-                    .push_bind(&r.region)
-                    .push_bind(&r.env)
-                    .push_bind(&r.function)
-                    .push_bind(&r.operation)
-                    .push_bind(&r.source)
-                    .push_bind(r.counts.count as i64)
-                    .push_bind(r.counts.sum)
-                    .push_bind(r.counts.min())
-                    .push_bind(r.counts.max())
-                    .push_bind(r.counts.errors as i64)
-                    .push_bind(r.counts.cold_starts as i64)
-                    .push_bind(r.counts.timeouts as i64)
-                    .push_bind(r.sketch.encode());
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "INSERT INTO rollup_periods (res_s, start_ms, series, computed_ms) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (res_s, start_ms) DO UPDATE SET series = excluded.series, computed_ms = excluded.computed_ms",
-        )
-        .bind(res.seconds())
-        .bind(start_ms)
-        .bind(rows.len() as i64)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        replace_rollups_in(&mut Conn::Sqlite(&mut tx), res, start_ms, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -212,16 +178,7 @@ impl Store {
         })
         .await?;
         // One row per named series (two ids never name the same series).
-        let mut rows: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
-        for row in by_series.into_values() {
-            match rows.get_mut(&row.key()) {
-                Some(r) => r.merge(&row),
-                None => {
-                    rows.insert(row.key(), row);
-                }
-            }
-        }
-        let rows: Vec<RollupRow> = rows.into_values().collect();
+        let rows = merge_rows(by_series.into_values());
         self.replace_rollups(Resolution::Hour, hour_ms, &rows).await?;
         Ok(rows.len())
     }
@@ -229,28 +186,15 @@ impl Store {
     /// Merges the 24 hours of the day starting at `day_ms` into a day row. Returns false
     /// (and writes nothing) unless all 24 hours are rolled.
     pub async fn roll_day(&self, day_ms: i64) -> Result<bool, StoreError> {
-        let hours: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollup_periods WHERE res_s = ? AND start_ms >= ? AND start_ms < ?")
-            .bind(Resolution::Hour.seconds())
-            .bind(day_ms)
-            .bind(day_ms + DAY_MS)
-            .fetch_one(&self.pool)
-            .await?;
-        if hours < 24 {
+        if !day_rolled_hours_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), day_ms).await? {
             return Ok(false);
         }
-        let mut merged: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
-        let bad = self
-            .scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, &RollupFilter::default(), |_, row| match merged.get_mut(&row.key()) {
-                Some(m) => m.merge(&row),
-                None => {
-                    merged.insert(row.key(), row);
-                }
-            })
-            .await?;
+        let mut hours = Vec::new();
+        let bad = self.scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, &RollupFilter::default(), |_, row| hours.push(row)).await?;
         if bad > 0 {
             tracing::warn!(day_ms, malformed = bad, "Skipped malformed rollup sketches while merging a day.");
         }
-        let rows: Vec<RollupRow> = merged.into_values().collect();
+        let rows = merge_rows(hours);
         self.replace_rollups(Resolution::Day, day_ms, &rows).await?;
         Ok(true)
     }
@@ -293,29 +237,12 @@ impl Store {
             "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms, account, region \
              FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3{filter_sql}"
         );
-        scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
-            Ok(sketch) => f(
-                r.i64(12),
-                RollupRow {
-                    account: r.text(13).into_owned(),
-                    region: r.text(14).into_owned(),
-                    env: r.text(0).into_owned(),
-                    function: r.text(1).into_owned(),
-                    operation: r.text(2).into_owned(),
-                    source: r.text(3).into_owned(),
-                    counts: Counts {
-                        count: r.i64(4).max(0) as u64,
-                        sum: r.f64(5),
-                        min: r.f64(6),
-                        max: r.f64(7),
-                        errors: r.i64(8).max(0) as u64,
-                        cold_starts: r.i64(9).max(0) as u64,
-                        timeouts: r.i64(10).max(0) as u64,
-                    },
-                    sketch,
-                },
-            ),
-            Err(_) => malformed += 1,
+        scan(self, &sql, &binds, |r| {
+            let names = [13, 14, 0, 1, 2, 3].map(|i| r.text(i).into_owned());
+            match stored_row(names, [r.i64(4), r.i64(8), r.i64(9), r.i64(10), 0], r.f64(5), r.f64(6), r.f64(7), r.bytes(11)) {
+                Some(row) => f(r.i64(12), row),
+                None => malformed += 1,
+            }
         })
         .await?;
         Ok(malformed)
@@ -323,13 +250,7 @@ impl Store {
 
     /// The rolled periods starting in `[from_ms, to_ms)`.
     pub async fn rollup_periods(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(Resolution, i64)>, StoreError> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT res_s, start_ms FROM rollup_periods WHERE start_ms >= ? AND start_ms < ? ORDER BY res_s, start_ms")
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().filter_map(|(res, start)| Some((Resolution::from_seconds(res)?, start))).collect())
+        rollup_periods_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), from_ms, to_ms).await
     }
 
     /// Whether raw events still hold every event the rollup of `hour_ms` counted (false
@@ -385,24 +306,109 @@ impl Store {
     }
 
     pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT closed_until_ms, watermark_id FROM rollup_state WHERE id = 1").fetch_optional(&self.pool).await?;
-        Ok(row.map(|(closed_until_ms, watermark_id)| RollupState { closed_until_ms, watermark_id }))
+        rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?)).await
     }
 
     async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO rollup_state (id, closed_until_ms, watermark_id, updated_ms) VALUES (1, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET closed_until_ms = excluded.closed_until_ms, \
-             watermark_id = excluded.watermark_id, updated_ms = excluded.updated_ms",
-        )
-        .bind(s.closed_until_ms)
-        .bind(s.watermark_id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        save_rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), s).await
     }
+}
+
+/// One row per series of `rows` (the same series met again is merged) (pure).
+pub(crate) fn merge_rows(rows: impl IntoIterator<Item = RollupRow>) -> Vec<RollupRow> {
+    let mut merged: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
+    for row in rows {
+        match merged.get_mut(&row.key()) {
+            Some(m) => m.merge(&row),
+            None => {
+                merged.insert(row.key(), row);
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// A rollup row from its stored columns; None when its sketch does not decode (pure).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stored_row(names: [String; 6], counts: [i64; 5], sum: f64, min: f64, max: f64, sketch: &[u8]) -> Option<RollupRow> {
+    let [account, region, env, function, operation, source] = names;
+    let [count, errors, cold_starts, timeouts, _] = counts.map(|n| n.max(0) as u64);
+    Some(RollupRow {
+        account,
+        region,
+        env,
+        function,
+        operation,
+        source,
+        counts: Counts { count, sum, min, max, errors, cold_starts, timeouts },
+        sketch: Sketch::decode(sketch).ok()?,
+    })
+}
+
+/// Replaces the rows of one period and records the period as rolled (in the caller's
+/// transaction, on either engine).
+pub(crate) async fn replace_rollups_in(conn: &mut Conn<'_>, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
+    conn.execute(&Stmt::new("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?", [Value::Int(res.seconds()), Value::Int(start_ms)])).await?;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let sketches: Vec<Vec<u8>> = chunk.iter().map(|r| r.sketch.encode()).collect();
+        let mut values = Vec::with_capacity(chunk.len() * 16);
+        for (r, sketch) in chunk.iter().zip(&sketches) {
+            let n = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+            values.extend([Value::Int(res.seconds()), Value::Int(start_ms)]);
+            values.extend([&r.account, &r.region, &r.env, &r.function, &r.operation, &r.source].map(|t| Value::Text(t)));
+            values.extend([n(r.counts.count), Value::Float(r.counts.sum), Value::Float(r.counts.min()), Value::Float(r.counts.max())]);
+            values.extend([n(r.counts.errors), n(r.counts.cold_starts), n(r.counts.timeouts), Value::Blob(sketch)]);
+        }
+        let row = format!("({})", vec!["?"; 16].join(", "));
+        let sql = format!(
+            "INSERT INTO rollups (res_s, start_ms, account, region, env, function, operation, source, count, sum, min, max, \
+             errors, cold_starts, timeouts, sketch) VALUES {}",
+            vec![row; chunk.len()].join(", ")
+        );
+        conn.execute(&Stmt::new(sql, values)).await?;
+    }
+    let series = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    conn.execute(&Stmt::new(
+        "INSERT INTO rollup_periods (res_s, start_ms, series, computed_ms) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (res_s, start_ms) DO UPDATE SET series = excluded.series, computed_ms = excluded.computed_ms",
+        [Value::Int(res.seconds()), Value::Int(start_ms), Value::Int(series), Value::Int(now_ms())],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Whether all 24 hours of the day starting at `day_ms` are rolled (either engine).
+pub(crate) async fn day_rolled_hours_in(conn: &mut Conn<'_>, day_ms: i64) -> Result<bool, StoreError> {
+    let stmt = Stmt::new(
+        "SELECT COUNT(*) FROM rollup_periods WHERE res_s = ? AND start_ms >= ? AND start_ms < ?",
+        [Value::Int(Resolution::Hour.seconds()), Value::Int(day_ms), Value::Int(day_ms + DAY_MS)],
+    );
+    let n: Vec<(i64,)> = conn.fetch_all(&stmt).await?;
+    Ok(n.first().is_some_and(|n| n.0 >= 24))
+}
+
+/// The rolled periods starting in `[from_ms, to_ms)` (either engine).
+pub(crate) async fn rollup_periods_in(conn: &mut Conn<'_>, from_ms: i64, to_ms: i64) -> Result<Vec<(Resolution, i64)>, StoreError> {
+    let stmt = Stmt::new("SELECT res_s, start_ms FROM rollup_periods WHERE start_ms >= ? AND start_ms < ? ORDER BY res_s, start_ms", [Value::Int(from_ms), Value::Int(to_ms)]);
+    let rows: Vec<(i64, i64)> = conn.fetch_all(&stmt).await?;
+    Ok(rows.into_iter().filter_map(|(res, start)| Some((Resolution::from_seconds(res)?, start))).collect())
+}
+
+/// Where the rollup task is, and saving it (either engine).
+pub(crate) async fn rollup_state_in(conn: &mut Conn<'_>) -> Result<Option<RollupState>, StoreError> {
+    let rows: Vec<(i64, i64)> = conn.fetch_all(&Stmt::new("SELECT closed_until_ms, watermark_id FROM rollup_state WHERE id = 1", [])).await?;
+    Ok(rows.first().map(|&(closed_until_ms, watermark_id)| RollupState { closed_until_ms, watermark_id }))
+}
+
+pub(crate) async fn save_rollup_state_in(conn: &mut Conn<'_>, s: RollupState) -> Result<(), StoreError> {
+    conn.execute(&Stmt::new(
+        "INSERT INTO rollup_state (id, closed_until_ms, watermark_id, updated_ms) VALUES (1, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET closed_until_ms = excluded.closed_until_ms, \
+         watermark_id = excluded.watermark_id, updated_ms = excluded.updated_ms",
+        [Value::Int(s.closed_until_ms), Value::Int(s.watermark_id), Value::Int(now_ms())],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// One pass of the rollup task at wall time `now`: rolls the hours that closed since the
