@@ -252,5 +252,35 @@ fn both_engines_answer_the_same() {
         assert_eq!((s.count_pending_traces().await.unwrap(), p.count_pending_traces().await.unwrap()), (2, 2));
         assert_eq!(s.checkpoint("xray", "prod|eu-west-1|traces").await.unwrap(), p.checkpoint("xray", "prod|eu-west-1|traces").await.unwrap());
         assert_eq!(s.purge_traces_before(i64::MAX).await.unwrap(), p.purge_traces_before(i64::MAX).await.unwrap(), "the path and the finished trace");
+
+        // Rollups: the hours of the stored events, a day once its 24 hours are rolled, the
+        // periods, the task's state, the purge.
+        use latency_sentinel::store::rollups::{DAY_MS, HOUR_MS, Resolution, RollupFilter, RollupState, floor_to};
+        let day = floor_to(1_795_000_000_000, DAY_MS);
+        for h in 0..24 {
+            assert_eq!(s.roll_hour(day + h * HOUR_MS).await.unwrap(), p.roll_hour(day + h * HOUR_MS).await.unwrap());
+        }
+        assert!(s.roll_day(day).await.unwrap() && p.roll_day(day).await.unwrap());
+        let rows = |store_rows: &mut Vec<(i64, String, u64, f64, Option<f64>)>| store_rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for res in [Resolution::Hour, Resolution::Day] {
+            s.scan_rollups(res, day, day + DAY_MS, &RollupFilter::default(), |t, r| a.push((t, r.operation.clone(), r.counts.count, r.counts.sum, r.sketch.quantile(0.95)))).await.unwrap();
+            p.scan_rollups(res, day, day + DAY_MS, &RollupFilter::default(), |t, r| b.push((t, r.operation.clone(), r.counts.count, r.counts.sum, r.sketch.quantile(0.95)))).await.unwrap();
+        }
+        rows(&mut a);
+        rows(&mut b);
+        assert!(a.iter().any(|r| r.2 > 0), "{a:?}");
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.0, &x.1, x.2, x.4), (y.0, &y.1, y.2, y.4));
+            assert!((x.3 - y.3).abs() < 1e-9);
+        }
+        assert_eq!(s.rollup_periods(day, day + DAY_MS).await.unwrap(), p.rollup_periods(day, day + DAY_MS).await.unwrap());
+        assert_eq!(s.raw_hour_complete(day).await.unwrap(), p.raw_hour_complete(day).await.unwrap());
+        assert_eq!(s.oldest_event_ms().await.unwrap(), p.oldest_event_ms().await.unwrap());
+        let state = RollupState { closed_until_ms: day + DAY_MS, watermark_id: 7 };
+        p.save_rollup_state(state).await.unwrap();
+        assert_eq!(p.rollup_state().await.unwrap(), Some(state));
+        assert_eq!(s.purge_rollups_before(i64::MAX / 2).await.unwrap(), p.purge_rollups_before(i64::MAX / 2).await.unwrap());
     });
 }

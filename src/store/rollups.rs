@@ -211,32 +211,12 @@ impl Store {
         mut f: impl FnMut(i64, RollupRow) + Send,
     ) -> Result<u64, StoreError> {
         let mut malformed = 0;
-        let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
-        let mut filter_sql = String::new();
-        if let Some(env) = filter.env {
-            binds.push(Bind::Text(env));
-            filter_sql.push_str(&format!(" AND env = ?{}", binds.len()));
-        }
-        if let Some(function) = filter.function {
-            binds.push(Bind::Text(function));
-            filter_sql.push_str(&format!(" AND function = ?{}", binds.len()));
-        }
-        for (column, value) in [("account", filter.account), ("region", filter.region)] {
-            if let Some(v) = value {
-                binds.push(Bind::Text(v));
-                filter_sql.push_str(&format!(" AND {column} = ?{}", binds.len()));
-            }
-        }
-        if !filter.operations.is_empty() {
-            let first = binds.len() + 1;
-            let marks: Vec<String> = (first..first + filter.operations.len()).map(|i| format!("?{i}")).collect();
-            filter_sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
-            binds.extend(filter.operations.iter().map(|o| Bind::Text(o)));
-        }
-        let sql = format!(
-            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms, account, region \
-             FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3{filter_sql}"
-        );
+        let (sql, values) = scan_rollups_stmt(res, from_ms, to_ms, filter);
+        let binds: Vec<Bind<'_>> = values.iter().map(|v| match *v {
+            Value::Int(i) => Bind::Int(i),
+            Value::Text(t) => Bind::Text(t),
+            _ => Bind::Null,
+        }).collect();
         scan(self, &sql, &binds, |r| {
             let names = [13, 14, 0, 1, 2, 3].map(|i| r.text(i).into_owned());
             match stored_row(names, [r.i64(4), r.i64(8), r.i64(9), r.i64(10), 0], r.f64(5), r.f64(6), r.f64(7), r.bytes(11)) {
@@ -312,6 +292,28 @@ impl Store {
     async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
         save_rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), s).await
     }
+}
+
+/// The query of [`Store::scan_rollups`] with plain `?` placeholders, and its values (only
+/// integers and text): the same on both engines.
+pub(crate) fn scan_rollups_stmt<'f>(res: Resolution, from_ms: i64, to_ms: i64, filter: &RollupFilter<'f>) -> (String, Vec<Value<'f>>) {
+    let mut values = vec![Value::Int(res.seconds()), Value::Int(from_ms), Value::Int(to_ms)];
+    let mut filter_sql = String::new();
+    for (column, value) in [("env", filter.env), ("function", filter.function), ("account", filter.account), ("region", filter.region)] {
+        if let Some(v) = value {
+            values.push(Value::Text(v));
+            filter_sql.push_str(&format!(" AND {column} = ?"));
+        }
+    }
+    if !filter.operations.is_empty() {
+        filter_sql.push_str(&format!(" AND operation IN ({})", vec!["?"; filter.operations.len()].join(", ")));
+        values.extend(filter.operations.iter().map(|o| Value::Text(o)));
+    }
+    let sql = format!(
+        "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms, account, region \
+         FROM rollups WHERE res_s = ? AND start_ms >= ? AND start_ms < ?{filter_sql}"
+    );
+    (sql, values)
 }
 
 /// One row per series of `rows` (the same series met again is merged) (pure).

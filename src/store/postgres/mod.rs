@@ -6,6 +6,7 @@
 mod alerts;
 mod aliases;
 mod published;
+mod rollups;
 mod traces;
 pub mod leases;
 mod reads;
