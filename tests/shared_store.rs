@@ -282,5 +282,36 @@ fn both_engines_answer_the_same() {
         p.save_rollup_state(state).await.unwrap();
         assert_eq!(p.rollup_state().await.unwrap(), Some(state));
         assert_eq!(s.purge_rollups_before(i64::MAX / 2).await.unwrap(), p.purge_rollups_before(i64::MAX / 2).await.unwrap());
+
+        // Report reads: a range folded per series, and the slowest invocations.
+        use latency_sentinel::store::events::{EventFilter, EventSelection, ScanColumns};
+        let ops = vec!["BedrockCallDuration".to_string()];
+        let sel = EventSelection { from_ms: 1_795_000_050_000, to_ms: 1_795_000_400_000, env: Some("Dev"), function: None, account: Some("prod"), region: None, operations: &ops };
+        let fold = |m: &mut std::collections::BTreeMap<String, (u64, i64)>, e: &latency_sentinel::store::events::ScannedEvent<'_>| {
+            let k = format!("{}|{}", String::from_utf8_lossy(e.account), String::from_utf8_lossy(e.operation));
+            let v = m.entry(k).or_default();
+            v.0 += 1;
+            v.1 += (e.duration_s * 1e6).round() as i64 + e.time_ms;
+        };
+        let cols = ScanColumns { time: true, invocations: true };
+        let merge = |parts: Vec<(std::collections::BTreeMap<String, (u64, i64)>, u64)>| {
+            let mut all = std::collections::BTreeMap::new();
+            for (m, _) in parts {
+                for (k, (n, x)) in m {
+                    let e: &mut (u64, i64) = all.entry(k).or_default();
+                    e.0 += n;
+                    e.1 += x;
+                }
+            }
+            all
+        };
+        let a = merge(s.scan_events(&sel, cols, Default::default, fold).await.unwrap());
+        let b = merge(p.scan_events(&sel, cols, Default::default, fold).await.unwrap());
+        assert_eq!(a.values().map(|v| v.0).sum::<u64>(), 350, "{a:?}");
+        assert_eq!(a, b);
+        let filter = EventFilter { from_ms: 0, to_ms: i64::MAX, env: Some("Dev"), account: Some("prod"), operations: &["BedrockCallDuration"], ..EventFilter::default() };
+        let (x, y) = (s.slowest_events(filter, 5).await.unwrap(), p.slowest_events(filter, 5).await.unwrap());
+        assert_eq!(x.len(), 5);
+        assert_eq!(x, y);
     });
 }

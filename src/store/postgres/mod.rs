@@ -7,6 +7,7 @@ mod alerts;
 mod aliases;
 mod published;
 mod rollups;
+mod scans;
 mod traces;
 pub mod leases;
 mod reads;
