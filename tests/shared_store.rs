@@ -313,5 +313,33 @@ fn both_engines_answer_the_same() {
         let (x, y) = (s.slowest_events(filter, 5).await.unwrap(), p.slowest_events(filter, 5).await.unwrap());
         assert_eq!(x.len(), 5);
         assert_eq!(x, y);
+
+        // Bottleneck reads over critical paths of two workflows, with an env filter.
+        use latency_sentinel::store::attribution::TraceRange;
+        let paths: Vec<AttributionRow> = (0..12)
+            .map(|i| AttributionRow {
+                trace_id: format!("1-5759e9{i:02x}-bd862e3fe1be46a994272793"),
+                root_name: if i % 3 == 0 { "Other" } else { "AtlasEngineWorkflow" }.into(),
+                start_ms: 2_000 + i,
+                total_s: 10.0 + i as f64,
+                envs_json: if i % 2 == 0 { "[[\"GDSH\",\"Dev\",2]]" } else { "[[\"GDSH\",\"PROD\",1]]" }.into(),
+                ..path(ids[0])
+            })
+            .collect();
+        s.commit_traces(&step, &paths, &[], None).await.unwrap();
+        p.commit_traces(&step, &paths, &[], None, None).await.unwrap();
+        let range = TraceRange { from_ms: 0, to_ms: 10_000, env: Some("Dev"), account: Some("prod"), region: None };
+        assert_eq!(s.attribution_roots(range, 5).await.unwrap(), p.attribution_roots(range, 5).await.unwrap());
+        assert_eq!(s.attribution_count("AtlasEngineWorkflow", range).await.unwrap(), 4);
+        assert_eq!(p.attribution_count("AtlasEngineWorkflow", range).await.unwrap(), 4);
+        assert_eq!(s.slowest_attributions("AtlasEngineWorkflow", range, 3).await.unwrap(), p.slowest_attributions("AtlasEngineWorkflow", range, 3).await.unwrap());
+        assert_eq!(s.attribution_total_at("AtlasEngineWorkflow", range, 1).await.unwrap(), p.attribution_total_at("AtlasEngineWorkflow", range, 1).await.unwrap());
+        let some: Vec<&str> = paths.iter().take(4).map(|a| a.trace_id.as_str()).collect();
+        let (mut e1, mut e2) = (s.trace_function_envs(&some).await.unwrap(), p.trace_function_envs(&some).await.unwrap());
+        e1.sort();
+        e2.sort();
+        assert_eq!(e1, vec![("GDSH".to_string(), "Dev".to_string(), 4), ("GDSH".to_string(), "PROD".to_string(), 2)]);
+        assert_eq!(e1, e2);
+        assert_eq!(s.trace_attribution(&paths[5].trace_id).await.unwrap(), p.trace_attribution(&paths[5].trace_id).await.unwrap());
     });
 }

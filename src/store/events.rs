@@ -68,7 +68,7 @@ pub(crate) fn event_filter_sql<'f>(f: &EventFilter<'f>) -> (String, Vec<Value<'f
 }
 
 /// Values as the raw SQLite path binds them.
-fn binds<'a>(values: &[Value<'a>]) -> Vec<Bind<'a>> {
+pub(super) fn binds<'a>(values: &[Value<'a>]) -> Vec<Bind<'a>> {
     values
         .iter()
         .map(|v| match *v {

@@ -73,6 +73,7 @@ pub enum Conn<'c> {
     Postgres(&'c mut sqlx::PgConnection),
 }
 
+/// Binds `values` to a sqlx query of either engine, in order.
 macro_rules! bind_values {
     ($q:expr, $values:expr) => {{
         let mut q = $q;
@@ -90,6 +91,8 @@ macro_rules! bind_values {
         q
     }};
 }
+
+pub(crate) use bind_values;
 
 impl Conn<'_> {
     /// Runs `s`; the rows it changed.

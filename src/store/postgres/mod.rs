@@ -4,6 +4,7 @@
 //! once never race), and the lease table the daemons split the work with ([`leases`]).
 
 mod alerts;
+mod attribution;
 mod aliases;
 mod published;
 mod rollups;

@@ -5,24 +5,10 @@
 use super::PgStore;
 use crate::store::StoreError;
 use crate::store::events::{EventFilter, EventRow, EventSelection, ScanColumns, ScannedEvent, event_filter_sql};
-use crate::store::portable::{Value, numbered};
+use crate::store::portable::{Value, bind_values, numbered};
 use futures::TryStreamExt;
 use sqlx::Row;
 use std::collections::HashMap;
-
-macro_rules! bind_all {
-    ($q:expr, $values:expr) => {{
-        let mut q = $q;
-        for v in $values {
-            q = match *v {
-                Value::Int(i) => q.bind(i),
-                Value::Text(t) => q.bind(t),
-                _ => q,
-            };
-        }
-        q
-    }};
-}
 
 impl PgStore {
     /// Folds `sel`'s events into `init()` with `each`, as they stream from the database;
@@ -45,7 +31,7 @@ impl PgStore {
         let (filter, values) = sel.filters();
         let sql = numbered(&format!("SELECT e.series, e.duration_s, e.flags, e.time_ms FROM events e WHERE e.time_ms >= ? AND e.time_ms < ?{filter}")).into_owned();
         let all = [Value::Int(sel.from_ms), Value::Int(sel.to_ms)].into_iter().chain(values).collect::<Vec<_>>();
-        let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &all);
+        let q = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &all);
         let mut rows = q.fetch(&self.pool);
         let (mut acc, mut n) = (init(), 0u64);
         let unknown: [String; 6] = Default::default();
@@ -84,7 +70,7 @@ impl PgStore {
         let limit = Value::Int(i64::try_from(limit).unwrap_or(i64::MAX));
         let all = [Value::Int(f.from_ms), Value::Int(f.to_ms)].into_iter().chain(values).chain([limit]).collect::<Vec<_>>();
         type Slow = (i64, String, String, String, f64, Option<String>, Option<String>, i16, String, String);
-        let rows: Vec<Slow> = bind_all!(sqlx::query_as::<_, Slow>(sqlx::AssertSqlSafe(sql)), &all).fetch_all(&self.pool).await?;
+        let rows: Vec<Slow> = bind_values!(sqlx::query_as::<_, Slow>(sqlx::AssertSqlSafe(sql)), &all).fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|(time_ms, env, function, operation, duration_s, request_id, trace_id, flags, account, region)| EventRow {
