@@ -341,5 +341,19 @@ fn both_engines_answer_the_same() {
         assert_eq!(e1, vec![("GDSH".to_string(), "Dev".to_string(), 4), ("GDSH".to_string(), "PROD".to_string(), 2)]);
         assert_eq!(e1, e2);
         assert_eq!(s.trace_attribution(&paths[5].trace_id).await.unwrap(), p.trace_attribution(&paths[5].trace_id).await.unwrap());
+
+        // Retention: the same rows go from every table it bounds.
+        use latency_sentinel::store::retention::RetentionPlan;
+        let plan = RetentionPlan {
+            events_before_ms: 1_795_000_200_000,
+            transitions_before_ms: 6,
+            streams_idle_before_ms: i64::MAX,
+            rejected_max_rows: 10,
+            transitions_max_rows: 1,
+        };
+        let (a, b) = (s.purge(&plan).await.unwrap(), p.purge(&plan).await.unwrap());
+        assert_eq!(a.events, 200);
+        assert_eq!(a, b);
+        assert_eq!(s.count_events(None).await.unwrap(), p.count_events(None).await.unwrap());
     });
 }

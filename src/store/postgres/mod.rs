@@ -7,6 +7,7 @@ mod alerts;
 mod attribution;
 mod aliases;
 mod published;
+mod retention;
 mod rollups;
 mod scans;
 mod traces;
