@@ -355,5 +355,12 @@ fn both_engines_answer_the_same() {
         assert_eq!(a.events, 200);
         assert_eq!(a, b);
         assert_eq!(s.count_events(None).await.unwrap(), p.count_events(None).await.unwrap());
+        assert_eq!(p.event_count().await.unwrap(), s.event_count().await.unwrap());
+        let size = p.storage_size().await.unwrap();
+        let objects = p.storage_by_object().await.unwrap();
+        assert!(objects.iter().any(|(n, b)| n == "events" && *b > 0), "{objects:?}");
+        assert!(size.database > objects.iter().map(|o| o.1).sum::<u64>() / 2, "{size:?}");
+        p.ping().await.unwrap();
+        p.close().await;
     });
 }

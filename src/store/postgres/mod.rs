@@ -10,6 +10,7 @@ mod published;
 mod retention;
 mod rollups;
 mod scans;
+mod size;
 mod traces;
 pub mod leases;
 mod reads;
