@@ -5,7 +5,10 @@
 //! PostgreSQL: a bare `COPY … FROM STDIN` of the same rows (written out as COPY text from
 //! the same events, series numbers and keys) into a table with the same columns and
 //! indexes, in the same run, on a throwaway cluster (Debian's server, default
-//! settings). Prints `postgres: events_per_s=… copy_events_per_s=… ratio=…`.
+//! settings). Pages wholly newer than what is stored (a catch-up) skip the duplicate check;
+//! then, as tailing does, pages that each re-read half of the page before, through the
+//! anti-join (new events per second). Prints `postgres: events_per_s=…
+//! copy_events_per_s=… ratio=… overlapping_pages_new_events_per_s=…`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -23,9 +26,9 @@ const PAGE: usize = 10_000;
 const OPERATIONS: [&str; 5] = ["BedrockCallDuration", "SecretsManagerDuration", "total_function_duration", "Lambda.Duration", "Lambda.InitDuration"];
 
 /// The seed's mix: five operations per invocation, request ids, a model attribute.
-fn events() -> Vec<TimingEvent> {
+fn events(first: usize) -> Vec<TimingEvent> {
     let t0 = 1_795_000_000_000i64;
-    (0..EVENTS)
+    (first..first + EVENTS)
         .map(|i| {
             let inv = i / 5;
             let op = OPERATIONS[i % 5];
@@ -72,7 +75,7 @@ fn main() {
     let _in_runtime = rt.enter();
     let url = pg.url();
     let store = PgStore::connect(PgTarget { url: &url, password: "", pool_size: 4, rejected_max_bytes: 4096, connect_timeout: Duration::from_secs(5) }).unwrap();
-    let all = events();
+    let all = events(0);
     let origin = Origin { account: "prod".into(), region: "eu-west-1".into() };
     let batches: Vec<Batch> = all
         .chunks(PAGE)
@@ -86,24 +89,24 @@ fn main() {
         .collect();
     rt.block_on(async {
         store.migrate().await.unwrap();
-        let t = Instant::now();
-        let mut stored = 0;
-        for b in &batches {
-            stored += store.commit(b, None).await.unwrap().inserted_total();
-        }
-        let ours = t.elapsed().as_secs_f64();
-        assert_eq!(stored as usize, EVENTS);
         // The baseline: the same rows, as the write path stored them (series numbers and
-        // keys included), copied into a fresh table with the same columns and indexes.
+        // keys included), copied into a table with the same columns and indexes. Page by
+        // page, alternating with ours, so both tables grow alike under the same conditions.
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::query("CREATE TABLE events_copy (LIKE events INCLUDING ALL)").execute(&pool).await.unwrap();
-        let series: Vec<(i64, String, String, String, String)> =
-            sqlx::query_as("SELECT id, env, function, operation, source FROM series").fetch_all(&pool).await.unwrap();
-        let series_of: std::collections::HashMap<(String, String, String, String), i64> =
-            series.into_iter().map(|(id, e, f, o, s)| ((e, f, o, s), id)).collect();
-        // Timed from the same events: the rows must be written out as COPY text too.
-        let t = Instant::now();
-        for page in all.chunks(PAGE) {
+        let mut series_of: std::collections::HashMap<(String, String, String, String), i64> = Default::default();
+        let (mut ours, mut copied, mut stored) = (0.0, 0.0, 0);
+        for (b, page) in batches.iter().zip(all.chunks(PAGE)) {
+            let t = Instant::now();
+            stored += store.commit(b, None).await.unwrap().inserted_total();
+            ours += t.elapsed().as_secs_f64();
+            if series_of.is_empty() {
+                let series: Vec<(i64, String, String, String, String)> =
+                    sqlx::query_as("SELECT id, env, function, operation, source FROM series").fetch_all(&pool).await.unwrap();
+                series_of = series.into_iter().map(|(id, e, f, o, s)| ((e, f, o, s), id)).collect();
+            }
+            // Timed from the same events: the rows must be written out as COPY text too.
+            let t = Instant::now();
             let mut s = String::with_capacity(page.len() * 120);
             for e in page {
                 let series = series_of[&(e.env.clone(), e.function.clone(), e.operation.clone(), e.source.as_str().to_string())];
@@ -122,13 +125,32 @@ fn main() {
                 .unwrap();
             copy.send(s.as_bytes()).await.unwrap();
             copy.finish().await.unwrap();
+            copied += t.elapsed().as_secs_f64();
         }
-        let copied = t.elapsed().as_secs_f64();
+        assert_eq!(stored as usize, EVENTS);
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events_copy").fetch_one(&pool).await.unwrap();
         assert_eq!(n as usize, EVENTS);
         let (ours_rate, copy_rate) = (EVENTS as f64 / ours, EVENTS as f64 / copied);
+        // The tailing path: every page re-reads the last half of the one before (an
+        // overlapping poll), so each insert skips stored events by the anti-join.
+        let more = events(EVENTS);
+        let overlapping: Vec<Batch> = (0..EVENTS / PAGE)
+            .map(|n| {
+                let start = n * PAGE;
+                let mut page: Vec<TimingEvent> = if n == 0 { all[all.len() - PAGE / 2..].to_vec() } else { more[start - PAGE / 2..start].to_vec() };
+                page.extend_from_slice(&more[start..start + PAGE / 2]);
+                Batch { origin: origin.clone(), events: page, ..Batch::default() }
+            })
+            .collect();
+        let t = Instant::now();
+        let mut fresh = 0;
+        for b in &overlapping {
+            fresh += store.commit(b, None).await.unwrap().inserted_total();
+        }
+        let overlap_rate = fresh as f64 / t.elapsed().as_secs_f64();
         println!(
-            "postgres: events_per_s={ours_rate:.0} copy_events_per_s={copy_rate:.0} ratio={:.2} events={EVENTS} batch={PAGE}",
+            "postgres: events_per_s={ours_rate:.0} copy_events_per_s={copy_rate:.0} ratio={:.2} events={EVENTS} batch={PAGE} \
+             overlapping_pages_new_events_per_s={overlap_rate:.0}",
             ours_rate / copy_rate
         );
     });
