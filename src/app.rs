@@ -13,7 +13,6 @@ use crate::clock::now_ms;
 use crate::supervise::spawn_supervised;
 use anyhow::Context;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -27,9 +26,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let config = Arc::new(config);
     let metrics = Metrics::new();
     let health = Health::default();
-    let store = Store::open(Path::new(&config.storage.path), OpenMode::Writer, config.storage.rejected_max_bytes)
+    // Never names the URL (it may hold a password).
+    let store = Store::connect(&config.storage, OpenMode::Writer)
         .await
-        .with_context(|| format!("opening the database {}", config.storage.path))?;
+        .with_context(|| if config.storage.url.is_empty() { format!("opening the database {}", config.storage.path) } else { "connecting to storage.url".to_string() })?;
     let sdk = crate::aws::sdk_config(&config.aws).await;
 
     let token = CancellationToken::new();

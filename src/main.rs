@@ -204,7 +204,11 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
     let default_since = if matches!(cmd, ReportCommand::Compare { .. }) { "7d" } else { "1h" };
     let since = args.since.as_deref().or((args.from.is_none()).then_some(default_since));
     let range = parse_range(since, args.from.as_deref(), args.to.as_deref(), now)?;
-    let store = latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?;
+    // A config naming the shared PostgreSQL reads the fleet's history; else the SQLite file.
+    let store = match config.as_ref().filter(|c| args.db.is_none() && !c.storage.url.is_empty()) {
+        Some(c) => latency_sentinel::store::Store::connect(&c.storage, latency_sentinel::store::OpenMode::Reader).await?,
+        None => latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?,
+    };
     let sel = report::data::Selection {
         from_ms: range.from_ms,
         to_ms: range.to_ms,

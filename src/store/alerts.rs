@@ -1,10 +1,10 @@
 //! Alert state and history: the current phase of every active alert (so a restart neither
 //! re-fires nor forgets one) and every transition, written together in one transaction.
-//! Written once for both engines (`portable`); `Store` and `postgres::PgStore` each run it
+//! Written once for both engines (`portable`); `SqliteStore` and `postgres::PgStore` each run it
 //! in their own transaction.
 
 use super::portable::{Conn, Stmt, Value};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::alert::{Phase, Transition};
 use serde::Serialize;
 
@@ -125,7 +125,7 @@ pub(super) async fn alert_transitions_in(conn: &mut Conn<'_>, since_ms: i64, lim
         .collect())
 }
 
-impl Store {
+impl SqliteStore {
     /// Writes the alerts whose phase changed and their transitions, atomically. Inactive
     /// alerts are deleted from the state table.
     pub async fn save_alerts(&self, changed: &[AlertRow], transitions: &[(i64, &AlertRow, Transition)], now_ms: i64) -> Result<(), StoreError> {
@@ -154,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn state_round_trips_and_inactive_is_removed() {
-        let s = Store::open_memory().await.unwrap();
+        let s = SqliteStore::open_memory().await.unwrap();
         let mut a = AlertRow {
             account: "default".into(),
             region: String::new(),

@@ -2,7 +2,7 @@
 //! both engines (`portable`).
 
 use super::portable::{Conn, Stmt, Value};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::attribute::{AliasHistory, AliasSpan};
 
 const LATEST: &str = "SELECT version, weight, first_seen_ms FROM alias_history WHERE function = ? AND alias = ? \
@@ -52,7 +52,7 @@ pub(super) async fn alias_history_in(conn: &mut Conn<'_>, prefix: &str) -> Resul
     Ok(h)
 }
 
-impl Store {
+impl SqliteStore {
     /// Records one ListAliases observation of `function` (see [`record_aliases_in`]).
     pub async fn record_aliases(&self, function: &str, routes: &[(String, String, f64)], now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -75,11 +75,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::Store;
+    use crate::store::SqliteStore;
 
     #[tokio::test]
     async fn unchanged_routes_extend_changed_routes_open_a_span() {
-        let s = Store::open_memory().await.unwrap();
+        let s = SqliteStore::open_memory().await.unwrap();
         let v = |a: &str, ver: &str, w: f64| (a.to_string(), ver.to_string(), w);
         s.record_aliases("f", &[v("PROD", "3", 1.0), v("Dev", "4", 1.0)], 100).await.unwrap();
         s.record_aliases("f", &[v("PROD", "3", 1.0), v("Dev", "4", 1.0)], 200).await.unwrap();

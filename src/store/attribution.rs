@@ -9,7 +9,7 @@ use super::event_keys::{trace_id_bytes, trace_id_text_sql};
 use super::portable::Value;
 use super::raw::{Bind, scan};
 use super::varint::decode_varints;
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 
 /// Which attributions a read covers: one workflow's (or all) traces starting in
 /// `[from_ms, to_ms)`, optionally only those with an event in `env`, and of one account and
@@ -93,7 +93,7 @@ pub(crate) fn trace_envs_sql(envs: &str, n: usize) -> String {
     )
 }
 
-impl Store {
+impl SqliteStore {
     /// The workflows (trace roots) with the most traces in the range, most first, at most `limit`.
     pub async fn attribution_roots(&self, r: TraceRange<'_>, limit: i64) -> Result<Vec<String>, StoreError> {
         let (clause, mut binds) = r.clause();
@@ -214,7 +214,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&path, OpenMode::Writer, 4096).await.unwrap();
         let mut envs = store.trace_function_envs(&["t1", "t2", "t3"]).await.unwrap();
         envs.sort();
         assert_eq!(envs, [("f".into(), "Dev".into(), 2), ("g".into(), "PROD".into(), 1), ("h".into(), "Dev".into(), 1)]);

@@ -8,7 +8,7 @@ use super::raw::{self, Bind, scan};
 use super::event_keys::{request_id_text_sql, trace_id_text_sql};
 use super::pack::{self, DURATION_SQL, read_duration, time_range_sql};
 use super::portable::Value;
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use std::sync::Arc;
 
 /// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
@@ -220,7 +220,7 @@ pub struct EventFilter<'a> {
     pub operations: &'a [&'a str],
 }
 
-impl Store {
+impl SqliteStore {
     /// Reads `sel`'s events in equal time slices at once, each on its own connection and
     /// thread (SQLite decodes one row at a time per connection, and decoding is most of a
     /// large report's time): each slice folds its rows into its own `init()` with `each`.
@@ -385,7 +385,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{OpenMode, Store};
+    use crate::store::{OpenMode, SqliteStore};
     use super::{EventSelection, ScanColumns};
     use sqlx::ConnectOptions;
 
@@ -411,7 +411,7 @@ mod tests {
             // The publisher had passed ids that retention later freed.
             sqlx::query("UPDATE cloudwatch_published SET last_event_id = 40").execute(&mut conn).await.unwrap();
         }
-        let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&path, OpenMode::Writer, 4096).await.unwrap();
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM event_rows ORDER BY id").fetch_all(store.pool()).await.unwrap();
         assert_eq!(ids, [3, 9], "moved into the compact rows when the store opened, ids kept");
         let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v1'").fetch_one(store.pool()).await.unwrap();
@@ -446,7 +446,7 @@ mod tests {
     /// neither a whole-table scan nor a lookup per event through the key index.
     #[tokio::test]
     async fn a_raw_range_is_read_by_blocks_of_row_ids() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let (tables, range) = crate::store::pack::time_range_sql("e", 1, 2);
         let sql = format!(
             "EXPLAIN QUERY PLAN SELECT e.series, e.duration, e.flags FROM {tables} WHERE {range} AND e.series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')"
@@ -485,8 +485,8 @@ mod tests {
                     .unwrap();
             }
         }
-        let migrated = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
-        let native = Store::open_memory().await.unwrap();
+        let migrated = SqliteStore::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let native = SqliteStore::open_memory().await.unwrap();
         let source = |s: &str| crate::model::Source::ALL.into_iter().find(|x| x.as_str() == s).unwrap();
         let events: Vec<crate::model::TimingEvent> = rows
             .iter()
@@ -511,7 +511,7 @@ mod tests {
         let ops = ["Bedrock.InvokeModel".to_string()];
         for (env, function, operations) in [(None, None, &[][..]), (Some("Dev"), None, &[][..]), (None, Some("LexFulfillmentHandler"), &ops[..]), (Some("PROD"), Some("GenerateDynamicScenarioHandler"), &[][..])] {
             let sel = EventSelection { from_ms: 0, to_ms: 10_000, env, function, account: None, region: None, operations };
-            let read = |store: Store| {
+            let read = |store: SqliteStore| {
                 let sel = sel;
                 async move {
                     let parts = store
@@ -535,7 +535,7 @@ mod tests {
 #[cfg(test)]
 mod dictionary_tests {
     use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Store};
+    use crate::store::{Batch, SqliteStore};
 
     fn event(key: &str, operation: &str) -> TimingEvent {
         TimingEvent {
@@ -559,7 +559,7 @@ mod dictionary_tests {
     /// series' events are named, and the earlier ones still are.
     #[tokio::test]
     async fn series_added_after_a_read_are_named() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         store.commit(&Batch { events: vec![event("a", "First")], ..Batch::default() }).await.unwrap();
         let first: Vec<String> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.operation).collect();
         assert_eq!(first, ["First"]);

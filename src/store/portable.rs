@@ -1,5 +1,5 @@
 //! Statements written once for both engines: SQL text with `?` placeholders and its values
-//! as data ([`Stmt`]), run on either engine's connection ([`Conn`]). Store methods whose
+//! as data ([`Stmt`]), run on either engine's connection ([`Conn`]). SqliteStore methods whose
 //! SQL is portable take a `Conn` and are written once; each engine opens its transaction
 //! and hands its connection in. (sqlx code generic over `Database` needs a bound for every
 //! type at every lifetime and has no generic `rows_affected`: this is the smaller seam.)

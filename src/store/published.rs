@@ -5,7 +5,7 @@
 //! moved forward with a compare-and-set.
 
 use super::portable::{Conn, Stmt, Value};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::clock::now_ms;
 
 /// A stored event the publisher has not sent yet: only what a CloudWatch datum needs.
@@ -131,7 +131,7 @@ pub(crate) async fn advance_published_in(conn: &mut Conn<'_>, destination: &str,
     Ok(n == 1)
 }
 
-impl Store {
+impl SqliteStore {
     /// The watermark and up to `limit` events above it in id order, from one snapshot.
     pub async fn unpublished_events(&self, dest: Destination<'_>, limit: i64) -> Result<Unpublished, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -150,7 +150,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Destination, Store};
+    use crate::store::{Batch, Destination, SqliteStore};
 
     const ALL: Destination<'static> = Destination { name: "", origin: None };
 
@@ -172,14 +172,14 @@ mod tests {
         }
     }
 
-    async fn store_events(store: &Store, keys: &[(&str, i64)]) {
+    async fn store_events(store: &SqliteStore, keys: &[(&str, i64)]) {
         let events = keys.iter().map(|(k, t)| event(k, *t)).collect();
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
     }
 
     #[tokio::test]
     async fn watermark_reads_only_newer_ids_and_moves_by_compare_and_set() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         store_events(&store, &[("a", 5_000), ("b", 6_000), ("c", 7_000)]).await;
         let u = store.unpublished_events(ALL, 2).await.unwrap();
         assert_eq!(u.watermark, 0);
@@ -195,7 +195,7 @@ mod tests {
 
     #[tokio::test]
     async fn ids_are_never_reused_after_retention_and_a_watermark_ahead_is_reset() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         store_events(&store, &[("a", 100_000), ("b", 100_000), ("old", 1_000)]).await;
         assert!(store.advance_published("", 0, 3).await.unwrap());
         // Retention removes the highest id (an old event stored late), then the whole table:
@@ -221,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_destination_reads_only_its_origins_events_and_moves_past_the_others() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         for (account, keys) in [("prod", ["p1", "p2"]), ("dev", ["d1", "d2"]), ("prod", ["p3", "p4"])] {
             let events = keys.iter().map(|k| event(k, 5_000)).collect();
             let origin = crate::model::Origin { account: account.into(), region: "eu-west-1".into() };

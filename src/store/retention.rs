@@ -18,7 +18,7 @@
 //! own tasks.
 
 use super::portable::{Conn, Stmt, Value};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 
 /// Rows deleted per statement.
 const DELETE_BATCH: i64 = 5_000;
@@ -115,7 +115,7 @@ pub(crate) async fn purge_rest_in(conn: &mut Conn<'_>, rows: &RowIds, plan: &Ret
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Deletes `sql`'s rows (a `DELETE … WHERE rowid IN (SELECT … LIMIT ?2)` bound with
     /// `cutoff` as `?1`) batch after batch; returns how many went. Yields between batches.
     async fn delete_batches(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
@@ -208,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn purge_removes_only_old_events() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let events = (0..12_000).map(event).collect();
         store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
         assert_eq!(store.purge_before(11_000).await.unwrap(), 11_000);
@@ -220,7 +220,7 @@ mod tests {
     /// cuts through keeps the span of what it still holds.
     #[tokio::test]
     async fn purged_events_take_their_invocations_attribute_sets_and_blocks() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let events: Vec<TimingEvent> = (0..3_000)
             .map(|i| TimingEvent {
                 request_id: Some(format!("req-{}", i / 3)),
@@ -261,7 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_table_is_held_to_its_bound() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let now = crate::clock::now_ms();
         // Rejected inputs: one with an absurd future time (it still goes by arrival), and
         // more than the row cap.

@@ -11,7 +11,7 @@
 //! hour is rolled again.
 
 use super::portable::{Conn, Stmt, Value};
-use super::{Store, StoreError};
+use super::{SqliteStore, Store, StoreError};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::model::counts::Counts;
@@ -150,7 +150,7 @@ pub struct StepSummary {
     pub watermark_reset: bool,
 }
 
-impl Store {
+impl SqliteStore {
     /// Replaces the rows of one period with `rows` and records the period as rolled, in one
     /// transaction.
     pub async fn replace_rollups(&self, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
@@ -285,16 +285,27 @@ impl Store {
         Ok(total)
     }
 
+    /// The hours in `[from_ms, to_ms)` that events stored after id `after_id` fall in (late
+    /// events: their hours are rolled again).
+    pub async fn late_hours(&self, after_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM event_rows WHERE id > ? AND +time_ms >= ? AND +time_ms < ?")
+            .bind(after_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
         rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?)).await
     }
 
-    async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
+    pub async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
         save_rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), s).await
     }
 }
 
-/// The query of [`Store::scan_rollups`] with plain `?` placeholders, and its values (only
+/// The query of [`SqliteStore::scan_rollups`] with plain `?` placeholders, and its values (only
 /// integers and text): the same on both engines.
 pub(crate) fn scan_rollups_stmt<'f>(res: Resolution, from_ms: i64, to_ms: i64, filter: &RollupFilter<'f>) -> (String, Vec<Value<'f>>) {
     let mut values = vec![Value::Int(res.seconds()), Value::Int(from_ms), Value::Int(to_ms)];
@@ -444,14 +455,7 @@ pub async fn rollup_step(
             } else {
                 s.watermark_id
             };
-            let late: Vec<i64> = sqlx::query_scalar(
-                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM event_rows WHERE id > ? AND +time_ms >= ? AND +time_ms < ?",
-            )
-            .bind(watermark)
-            .bind(raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)))
-            .bind(s.closed_until_ms.min(closed))
-            .fetch_all(store.pool())
-            .await?;
+            let late = store.late_hours(watermark, raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)), s.closed_until_ms.min(closed)).await?;
             (s.closed_until_ms, late.into_iter().collect())
         }
         None => (store.oldest_event_ms().await?.map_or(closed, |t| floor_to(t, HOUR_MS)), BTreeSet::new()),

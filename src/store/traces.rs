@@ -2,7 +2,7 @@
 //! are done, and each complete trace's critical-path attribution.
 //!
 //! A poll step commits in two transactions: first the events and rejected documents
-//! (`Store::commit`, idempotent by key), then the attributions (an idempotent upsert), the
+//! (`SqliteStore::commit`, idempotent by key), then the attributions (an idempotent upsert), the
 //! trace states and the checkpoint together. A crash between the two leaves the checkpoint
 //! and the trace states where they were, so the next poll fetches the same traces again and
 //! re-inserting their events is a no-op: nothing is lost and nothing is stored twice.
@@ -10,7 +10,7 @@
 use super::event_keys::trace_id_bytes;
 use super::portable::{Conn, Stmt, Value};
 use super::varint::encode_varints;
-use super::{Batch, BatchOutcome, Store, StoreError};
+use super::{Batch, BatchOutcome, SqliteStore, StoreError};
 use crate::clock::now_ms;
 use crate::model::Checkpoint;
 use std::collections::HashMap;
@@ -188,7 +188,7 @@ pub(crate) async fn purge_traces_in(conn: &mut Conn<'_>, cutoff_ms: i64) -> Resu
     Ok(a + t)
 }
 
-impl Store {
+impl SqliteStore {
     /// The stored state of each of `ids` the store knows.
     pub async fn trace_records(&self, ids: &[String]) -> Result<HashMap<String, TraceRecord>, StoreError> {
         trace_records_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), ids).await
@@ -271,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_committed_twice_stores_once_and_states_move_forward_only() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let batch = Batch {
             events: vec![event("t|a"), event("t|b")],
             rejections: vec![Rejection {
@@ -320,7 +320,7 @@ mod tests {
 
     #[tokio::test]
     async fn purge_keeps_pending_traces() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let updates = vec![
             TraceUpdate { trace_id: "done".into(), record: record(TraceState::Incomplete, 5) },
             TraceUpdate { trace_id: "wait".into(), record: record(TraceState::Pending, 0) },

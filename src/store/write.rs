@@ -5,7 +5,7 @@
 use super::event_keys::{event_key, request_id_bytes, trace_id_bytes};
 use super::pack::{self, PackedEvent, Packer};
 use super::raw::{self, Bind, RawConn};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::clock::now_ms;
 use crate::model::{Checkpoint, Origin, Rejection, Source, TimingEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -201,7 +201,7 @@ const UPSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (source, key, position_
      ON CONFLICT (source, key) DO UPDATE SET position_ms = MAX(checkpoints.position_ms, excluded.position_ms), \
      state = excluded.state, updated_ms = excluded.updated_ms";
 
-impl Store {
+impl SqliteStore {
     /// Commits a batch atomically. The rows go through SQLite's C API with statements
     /// prepared once per batch ([`super::raw`]): through sqlx each statement and row would
     /// cost a thread hand-off, which at ingest rates costs more than SQLite does.
@@ -442,7 +442,7 @@ mod tests {
 
     #[tokio::test]
     async fn same_batch_twice_stores_once_and_checkpoint_moves_with_it() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let batch = Batch {
             events: vec![event("a", Source::Logs), event("b", Source::Report)],
             checkpoints: vec![Checkpoint { source: "logs".into(), key: "/aws/lambda/x".into(), position_ms: 5, state: None }],
@@ -460,7 +460,7 @@ mod tests {
 
     #[tokio::test]
     async fn annotation_fills_trace_id_and_marks_timeouts() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut report = event("r", Source::Report);
         report.operation = "Lambda.Duration".into();
         store.commit(&Batch { events: vec![event("a", Source::Logs), report], ..Batch::default() }).await.unwrap();
@@ -493,7 +493,7 @@ mod tests {
     /// batch, and read back as text; another request id stays text.
     #[tokio::test]
     async fn lambda_request_ids_are_stored_compactly_and_still_annotated() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let rid = "1c8df7d3-a1b2-46da-9778-518e6eca8125";
         let mut report = event("r", Source::Report);
         report.operation = "Lambda.Duration".into();
@@ -529,7 +529,7 @@ mod tests {
         }
     }
 
-    async fn facts(store: &Store) -> Vec<(i64, Option<String>, bool, bool, Option<String>)> {
+    async fn facts(store: &SqliteStore) -> Vec<(i64, Option<String>, bool, bool, Option<String>)> {
         sqlx::query_as("SELECT time_ms, trace_id, error, cold_start, attributes FROM events ORDER BY time_ms, id").fetch_all(store.pool()).await.unwrap()
     }
 
@@ -537,7 +537,7 @@ mod tests {
     /// rows: the annotation reaches only its invocation's span, through the index.
     #[tokio::test]
     async fn an_annotation_reaches_only_its_invocation() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut events = Vec::new();
         for (i, t) in [(0, 1_000), (1, 3_600_000), (2, 3_601_000)] {
             let mut e = event(&format!("k{i}"), Source::Logs);
@@ -556,7 +556,7 @@ mod tests {
         assert!(set.contains("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "an annotation reads its invocation's id range only: {set}");
     }
 
-    async fn explain(store: &Store, sql: &str) -> String {
+    async fn explain(store: &SqliteStore, sql: &str) -> String {
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).fetch_all(store.pool()).await.unwrap();
         plan.into_iter().map(|p| p.3).collect::<Vec<_>>().join("; ")
@@ -566,7 +566,7 @@ mod tests {
     /// writes them only for events it already held (an overlap re-read skipped their insert).
     #[tokio::test]
     async fn in_batch_annotations_reach_rows_stored_before() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut report = event("r", Source::Report);
         report.operation = LAMBDA_DURATION.into();
         let earlier = vec![event("a", Source::Logs), report.clone()];
@@ -584,7 +584,7 @@ mod tests {
         assert!(facts(&store).await.iter().all(|r| r.1.is_some() && r.2 && r.3));
 
         // All new: the facts travelled with the rows, and the REPORT's timeout is in its row.
-        let fresh = Store::open_memory().await.unwrap();
+        let fresh = SqliteStore::open_memory().await.unwrap();
         let mut events = vec![event("a", Source::Logs), report];
         ann.apply(&mut events);
         let outcome = fresh.commit(&Batch { events, annotations: vec![ann], ..Batch::default() }).await.unwrap();
@@ -613,7 +613,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejected_raw_text_is_capped_and_not_duplicated() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let r = Rejection {
             time_ms: 1,
             source: "logs".into(),
@@ -632,14 +632,14 @@ mod tests {
 #[cfg(test)]
 mod origin_tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
     use crate::store::events::{EventSelection, ScanColumns};
 
     /// The same function and operation in two accounts (or regions) are two series, each
     /// read back with its origin; a batch without one is the default account's.
     #[tokio::test]
     async fn the_same_names_in_two_origins_are_two_series() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let event = |key: &str| TimingEvent {
             time_ms: 1_000,
             env: "PROD".into(),

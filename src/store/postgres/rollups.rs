@@ -122,6 +122,16 @@ impl PgStore {
         Ok(total)
     }
 
+    /// The hours in `[from_ms, to_ms)` that events stored after id `after_id` fall in.
+    pub async fn late_hours(&self, after_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM events WHERE id > $1 AND time_ms >= $2 AND time_ms < $3")
+            .bind(after_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Where the rollup task is.
     pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
         rollup_state_in(&mut Conn::Postgres(&mut *self.pool.acquire().await?)).await
