@@ -189,6 +189,8 @@ fn main() {
             baseline: Side { env: Some("PROD".into()), from_ms: now - DAYS * DAY_MS, to_ms: now },
             candidate: Side { env: Some("Dev".into()), from_ms: now - DAYS * DAY_MS, to_ms: now },
             function: None,
+            account: None,
+            region: None,
         };
         let report;
         (compare_ms, report) = best_of(3, || compare::report(&store, &q)).await;
