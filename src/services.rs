@@ -62,6 +62,13 @@ impl Services {
         if self.scope.is_default() { [crate::model::DEFAULT_ACCOUNT, ""] } else { [&self.scope.account, &self.scope.region] }
     }
 
+    /// The labels of the per-log-group families: the group, then this scope's account and
+    /// region.
+    pub fn group_labels<'a>(&'a self, group: &'a str) -> [&'a str; 3] {
+        let [account, region] = self.origin_labels();
+        [group, account, region]
+    }
+
     /// Where this copy's events come from.
     pub fn origin(&self) -> crate::model::Origin {
         if self.scope.is_default() {

@@ -7,6 +7,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// A task name made at start for one of many tasks of a kind (`logs:prod/eu-west-1`,
+/// `cloudwatch:prod/eu-west-1`): the supervisor's metrics and logs keep `&'static str`
+/// names, and these are made once per task, never per round.
+pub fn task_name(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
 /// Spawns `make()` on the tracker and keeps it running until `shutdown` is cancelled.
 /// A task that returns `Ok(())` before shutdown is done and is not restarted.
 pub fn spawn_supervised<F, Fut>(

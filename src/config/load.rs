@@ -92,42 +92,8 @@ pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: P
             "metrics" => section!(metrics),
             "shard" => section!(shard),
             "cluster" => section!(cluster),
-            "accounts" => match value.as_array() {
-                Some(items) => {
-                    let mut accounts = Vec::new();
-                    for (i, item) in items.iter().enumerate() {
-                        let path = format!("accounts[{i}]");
-                        match item.as_table() {
-                            Some(t) => {
-                                if let Some(a) = check_table::<AccountConfig>(&path, t, &mut errors) {
-                                    accounts.push(a);
-                                }
-                            }
-                            None => errors.push(ConfigError::new(path, "expected a table ([[accounts]])")),
-                        }
-                    }
-                    config.accounts = accounts;
-                }
-                None => errors.push(ConfigError::new("accounts", "expected an array of tables ([[accounts]])")),
-            },
-            "budgets" => match value.as_array() {
-                Some(items) => {
-                    let mut budgets = Vec::new();
-                    for (i, item) in items.iter().enumerate() {
-                        let path = format!("budgets[{i}]");
-                        match item.as_table() {
-                            Some(t) => {
-                                if let Some(b) = check_table::<BudgetConfig>(&path, t, &mut errors) {
-                                    budgets.push(b);
-                                }
-                            }
-                            None => errors.push(ConfigError::new(path, "expected a table ([[budgets]])")),
-                        }
-                    }
-                    config.budgets = budgets;
-                }
-                None => errors.push(ConfigError::new("budgets", "expected an array of tables ([[budgets]])")),
-            },
+            "accounts" => config.accounts = check_tables::<AccountConfig>("accounts", value, &mut errors),
+            "budgets" => config.budgets = check_tables::<BudgetConfig>("budgets", value, &mut errors),
             other => errors.push(ConfigError::new(
                 other,
                 "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, cluster, budgets, accounts)",
@@ -146,6 +112,23 @@ pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: P
     }
     errors.extend(super::validate::validate(&config, purpose));
     if errors.is_empty() { Ok(config) } else { Err(errors) }
+}
+
+/// An array of tables (`[[name]]`), each checked like a section; every bad entry named.
+fn check_tables<T: DeserializeOwned>(name: &str, value: &toml::Value, errors: &mut Vec<ConfigError>) -> Vec<T> {
+    let Some(items) = value.as_array() else {
+        errors.push(ConfigError::new(name, format!("expected an array of tables ([[{name}]])")));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{name}[{i}]");
+        match item.as_table() {
+            Some(t) => out.extend(check_table::<T>(&path, t, errors)),
+            None => errors.push(ConfigError::new(path, format!("expected a table ([[{name}]])"))),
+        }
+    }
+    out
 }
 
 /// Deserializes a section; when that fails, retries key by key so every bad key is named,

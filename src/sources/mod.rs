@@ -8,7 +8,7 @@ pub mod xray;
 
 use crate::attribute::Attributor;
 use crate::services::Services;
-use crate::supervise::spawn_supervised;
+use crate::supervise::{spawn_supervised, task_name};
 
 /// Why one poll failed; the source keeps its committed position and retries.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +36,14 @@ pub async fn spawn_all(base: &Services) {
             let name = ctx.source_name(credentials::SOURCE);
             ctx.health.register(&name, 3 * credentials::RECHECK.as_millis() as i64 + 60_000);
             let c = ctx.clone();
-            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), leak(name), move || credentials::run(c.clone()));
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task_name(name), move || credentials::run(c.clone()));
         }
         if logs_on {
             let stale = 3 * cfg.logs.idle_poll_interval.max(cfg.logs.discovery_interval).as_millis() as i64;
             let name = ctx.source_name(logs::SOURCE);
             ctx.health.register(&name, stale);
             let (c, a) = (ctx.clone(), attributor.clone());
-            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), leak(name), move || logs::run(c.clone(), a.clone()));
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task_name(name), move || logs::run(c.clone(), a.clone()));
         }
         if xray_on {
             // Polls can take a while under X-Ray's low rate limits: allow three intervals plus a minute.
@@ -51,13 +51,7 @@ pub async fn spawn_all(base: &Services) {
             let name = ctx.source_name(xray::SOURCE);
             ctx.health.register(&name, stale);
             let (c, a) = (ctx.clone(), attributor.clone());
-            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), leak(name), move || xray::run(c.clone(), a.clone()));
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task_name(name), move || xray::run(c.clone(), a.clone()));
         }
     }
-}
-
-/// A task name for the supervisor's metrics and logs (one per source and scope, made once
-/// at start).
-fn leak(name: String) -> &'static str {
-    Box::leak(name.into_boxed_str())
 }

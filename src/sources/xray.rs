@@ -301,7 +301,8 @@ impl Poller {
 
         ctx.metrics.xray_traces_pending.set(store.count_pending_traces().await?);
         if let Some(n) = newest {
-            ctx.metrics.poll_lag.with_label_values(&[SOURCE, CHECKPOINT_KEY, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(((now_ms() - n) as f64 / 1000.0).max(0.0));
+            let [account, region] = ctx.origin_labels();
+            ctx.metrics.poll_lag.with_label_values(&[SOURCE, CHECKPOINT_KEY, account, region]).set(((now_ms() - n) as f64 / 1000.0).max(0.0));
         }
         let cutoff = now - ctx.config.storage.retention.as_millis() as i64;
         if let Err(e) = store.purge_traces_before(cutoff).await {

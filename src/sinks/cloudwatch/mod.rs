@@ -48,7 +48,7 @@ use crate::evaluate::BudgetStatus;
 use crate::scope::Scope;
 use crate::services::Services;
 use crate::store::Destination;
-use crate::supervise::spawn_supervised;
+use crate::supervise::{spawn_supervised, task_name};
 use aws_sdk_cloudwatch::types::MetricDatum;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -101,7 +101,7 @@ pub fn spawn(ctx: &Services, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) 
         return;
     }
     for target in destinations(&ctx.config) {
-        let task: &'static str = if target.name.is_empty() { "cloudwatch" } else { Box::leak(format!("cloudwatch:{}", target.name).into_boxed_str()) };
+        let task = if target.name.is_empty() { "cloudwatch" } else { task_name(format!("cloudwatch:{}", target.name)) };
         let (c, statuses) = (ctx.clone(), statuses.clone());
         spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task, move || {
             run(c.clone(), target.clone(), statuses.clone())

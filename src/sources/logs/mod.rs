@@ -103,7 +103,8 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
             match discover(&shared).await {
                 Ok(found) => {
                     merge_groups(&mut groups, found, &ctx.scope.log_groups, &ctx);
-                    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string(), ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(groups.len() as i64);
+                    let [account, region] = ctx.origin_labels();
+                    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string(), account, region]).set(groups.len() as i64);
                     ctx.health.success(&ctx.source_name(SOURCE), now_ms());
                 }
                 Err(e) if e.code == "cancelled" => break,
@@ -240,7 +241,7 @@ fn merge_groups(groups: &mut BTreeMap<String, GroupSchedule>, found: BTreeSet<St
         if !keep {
             tracing::info!(log_group = %g, "Log group no longer discovered; stopped tailing it.");
             ctx.health.forget_key(&ctx.source_name(SOURCE), g);
-            ctx.metrics.log_group_unavailable.with_label_values(&[g, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(0);
+            ctx.metrics.log_group_unavailable.with_label_values(&ctx.group_labels(g)).set(0);
         }
         keep
     });
@@ -265,7 +266,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
         Ok(r) => {
             if s.unavailable.take().is_some() {
                 tracing::info!(log_group = %group, "Log group is available again.");
-                ctx.metrics.log_group_unavailable.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(0);
+                ctx.metrics.log_group_unavailable.with_label_values(&ctx.group_labels(group)).set(0);
                 ctx.health.set_detail(&ctx.source_name(SOURCE), group, None);
             }
             ctx.health.key_success(&ctx.source_name(SOURCE), group, now_ms());
@@ -279,7 +280,7 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
                 tracing::warn!(log_group = %group, reason = why, "Log group unavailable; skipping it until it returns.");
             }
             s.unavailable = Some(why.to_string());
-            ctx.metrics.log_group_unavailable.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(1);
+            ctx.metrics.log_group_unavailable.with_label_values(&ctx.group_labels(group)).set(1);
             ctx.health.set_detail(&ctx.source_name(SOURCE), group, Some(why.to_string()));
             PollResult::Failed
         }
@@ -380,7 +381,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
             Ok(r) => r,
             Err(e) => {
                 if e.throttled {
-                    ctx.metrics.log_group_throttles.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).inc();
+                    ctx.metrics.log_group_throttles.with_label_values(&ctx.group_labels(group)).inc();
                 }
                 return Err(e.into());
             }
@@ -411,10 +412,11 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
         token = next;
     }
     let now = now_ms();
-    ctx.metrics.log_group_last_poll.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set(now as f64 / 1000.0);
+    ctx.metrics.log_group_last_poll.with_label_values(&ctx.group_labels(group)).set(now as f64 / 1000.0);
     ctx.metrics.source_last_success.with_label_values(&[ctx.source_name(SOURCE).as_str()]).set(now as f64 / 1000.0);
     if let Some(n) = newest {
-        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).set((now.saturating_sub(n) as f64 / 1000.0).max(0.0));
+        let [account, region] = ctx.origin_labels();
+        ctx.metrics.poll_lag.with_label_values(&[SOURCE, group, account, region]).set((now.saturating_sub(n) as f64 / 1000.0).max(0.0));
     }
     if stored > 0 {
         tracing::debug!(log_group = %group, stored, "Poll stored events.");
@@ -502,7 +504,7 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
         }
     }
     if recovered > 0 {
-        ctx.metrics.log_events_recovered.with_label_values(&[group, ctx.origin_labels()[0], ctx.origin_labels()[1]]).inc_by(recovered);
+        ctx.metrics.log_events_recovered.with_label_values(&ctx.group_labels(group)).inc_by(recovered);
         tracing::warn!(log_group = %group, recovered, "The reconciliation sweep stored events CloudWatch took in later than logs.ingestion_delay.");
     }
     Ok(if recovered > 0 { PollResult::Events } else { PollResult::Empty })
