@@ -31,7 +31,8 @@ fn start(pg: &Postgres, rt: &tokio::runtime::Runtime, name: &str, units: &watch:
     let (tx, held) = watch::channel(Held::new());
     let stop = CancellationToken::new();
     let cfg = KeeperConfig { node_id: name.into(), ttl: TTL, sticky: vec!["evaluator".into()] };
-    let task = rt.spawn(keeper::run(store(pg), cfg, units.clone(), tx, stop.clone()));
+    let (fleet, _) = watch::channel(keeper::Fleet::default());
+    let task = rt.spawn(keeper::run(store(pg), cfg, units.clone(), tx, fleet, stop.clone()));
     Node { held, stop, task }
 }
 

@@ -182,8 +182,8 @@ fn both_engines_answer_the_same() {
             (vec![firing.clone(), pending.clone()], vec![(2, &firing, Transition::Firing), (5, &pending, Transition::Pending)], 5),
             (vec![resolved.clone()], vec![(9, &resolved, Transition::Resolved)], 9),
         ] {
-            s.save_alerts(&changed, &transitions, now).await.unwrap();
-            p.save_alerts(&changed, &transitions, now).await.unwrap();
+            s.save_alerts(&changed, &transitions, now, None).await.unwrap();
+            p.save_alerts(&changed, &transitions, now, None).await.unwrap();
         }
         let phases = s.alert_phases().await.unwrap();
         assert_eq!(phases, (vec![(firing.key.clone(), firing.phase)], vec![]));

@@ -26,14 +26,26 @@ pub struct KeeperConfig {
     pub sticky: Vec<String>,
 }
 
+/// What the last round saw of the fleet (for `/readyz` and the metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fleet {
+    /// Nodes renewing their row, by name.
+    pub live_nodes: Vec<String>,
+    /// Live leases: unit → holder.
+    pub holders: BTreeMap<String, String>,
+    /// The last round's error (None: it succeeded). Never names the URL.
+    pub error: Option<String>,
+}
+
 /// Runs until `shutdown`, then gives every lease back. `units` is the work that exists
 /// (sources add their log groups to it); `held` receives what the node holds after each
-/// round.
+/// round, `fleet` what the round saw.
 pub async fn run(
     store: PgStore,
     cfg: KeeperConfig,
     units: watch::Receiver<Vec<String>>,
     held: watch::Sender<Held>,
+    fleet: watch::Sender<Fleet>,
     shutdown: CancellationToken,
 ) {
     let period = cfg.ttl / 3;
@@ -42,16 +54,19 @@ pub async fn run(
     loop {
         let wanted = units.borrow().clone();
         match round(&store, &cfg, &wanted, &sticky).await {
-            Ok(now_held) => {
+            Ok((now_held, seen)) => {
                 last_renewed = Instant::now();
                 held.send_if_modified(|h| {
                     let changed = *h != now_held;
                     *h = now_held;
                     changed
                 });
+                // After `held`, so who reads both on this change sees the round's whole result.
+                fleet.send_replace(seen);
             }
             Err(e) => {
                 tracing::warn!(error = %e, node = %cfg.node_id, "Lease round failed; the work held goes on until the leases expire.");
+                fleet.send_modify(|f| f.error = Some(e.to_string()));
                 // Held past the TTL without renewal: the database considers them gone.
                 if last_renewed.elapsed() >= cfg.ttl {
                     held.send_if_modified(|h| {
@@ -74,8 +89,13 @@ pub async fn run(
 }
 
 /// One round: renew, read, decide, take or give back. Returns what the node holds.
-async fn round(store: &PgStore, cfg: &KeeperConfig, units: &[String], sticky: &[&str]) -> Result<Held, crate::store::StoreError> {
+async fn round(store: &PgStore, cfg: &KeeperConfig, units: &[String], sticky: &[&str]) -> Result<(Held, Fleet), crate::store::StoreError> {
     let r = store.lease_round(&cfg.node_id, units, cfg.ttl).await?;
+    let mut fleet = Fleet {
+        live_nodes: r.live_nodes.clone(),
+        holders: r.leases.iter().filter(|l| l.live).filter_map(|l| Some((l.unit.clone(), l.holder.clone()?))).collect(),
+        error: None,
+    };
     let mut held: Held = r.held.into_iter().collect();
     let p = plan(&cfg.node_id, &r.leases, &r.live_nodes, sticky);
     if !p.release.is_empty() {
@@ -85,5 +105,11 @@ async fn round(store: &PgStore, cfg: &KeeperConfig, units: &[String], sticky: &[
         }
     }
     held.extend(store.take_leases(&cfg.node_id, p.take, cfg.ttl).await?);
-    Ok(held)
+    for u in &p.release {
+        fleet.holders.remove(u);
+    }
+    for u in held.keys() {
+        fleet.holders.insert(u.clone(), cfg.node_id.clone());
+    }
+    Ok((held, fleet))
 }

@@ -3,14 +3,18 @@
 //! CloudWatch publisher, rollups, retention) is a lease row that one node holds and renews.
 //! [`plan`] decides how many units a node should hold (pure); [`keeper`] is the task that
 //! renews, takes and gives back leases every third of the TTL and publishes what the node
-//! holds to the tasks that do the work.
+//! holds to the tasks that do the work; [`work`] is how those tasks ask.
 
 pub mod keeper;
 pub mod plan;
+pub mod status;
+pub mod work;
 
 /// The units every node offers whatever its sources find: one evaluator for the fleet, one
 /// of each background job.
 pub const EVALUATOR: &str = "evaluator";
+pub const ROLLUPS: &str = "rollups";
+pub const RETENTION: &str = "retention";
 
 /// This node's name: the configured one, else `hostname-pid` (unique on a machine, and
 /// readable in `/readyz`).

@@ -10,3 +10,12 @@ pub struct LeaseView {
     /// Whether its holder renewed it within the TTL (by the database's clock).
     pub live: bool,
 }
+
+/// The lease a write is made under: `holder` must still hold `unit` at `epoch`, or the
+/// write is refused (a node that lost its lease cannot commit a stale checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub unit: String,
+    pub holder: String,
+    pub epoch: i64,
+}

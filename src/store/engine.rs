@@ -111,7 +111,7 @@ impl Store {
     pub async fn commit(&self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
         match self {
             Store::Sqlite(s) => s.commit(batch).await,
-            Store::Postgres(p) => p.commit(batch, None).await,
+            Store::Postgres(p) => p.commit(batch, batch.fence.as_ref()).await,
         }
     }
     pub async fn commit_traces(
@@ -123,7 +123,7 @@ impl Store {
     ) -> Result<BatchOutcome, StoreError> {
         match self {
             Store::Sqlite(s) => s.commit_traces(batch, attributions, updates, checkpoint).await,
-            Store::Postgres(p) => p.commit_traces(batch, attributions, updates, checkpoint, None).await,
+            Store::Postgres(p) => p.commit_traces(batch, attributions, updates, checkpoint, batch.fence.as_ref()).await,
         }
     }
     pub async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
@@ -162,8 +162,19 @@ impl Store {
     pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         either!(self, s => s.slowest_events(f, limit).await)
     }
-    pub async fn save_alerts(&self, changed: &[AlertRow], transitions: &[(i64, &AlertRow, Transition)], now_ms: i64) -> Result<(), StoreError> {
-        either!(self, s => s.save_alerts(changed, transitions, now_ms).await)
+    /// Saves alert changes; on PostgreSQL under `fence` (the evaluator's lease), refused
+    /// when another node evaluates now.
+    pub async fn save_alerts(
+        &self,
+        changed: &[AlertRow],
+        transitions: &[(i64, &AlertRow, Transition)],
+        now_ms: i64,
+        fence: Option<&crate::model::lease::Fence>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.save_alerts(changed, transitions, now_ms).await,
+            Store::Postgres(p) => p.save_alerts(changed, transitions, now_ms, fence).await,
+        }
     }
     pub async fn alert_phases(&self) -> Result<(Vec<(String, Phase)>, Vec<String>), StoreError> {
         either!(self, s => s.alert_phases().await)

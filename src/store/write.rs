@@ -90,6 +90,9 @@ pub struct Batch {
     pub rejections: Vec<Rejection>,
     pub stream_states: Vec<StreamStateRow>,
     pub checkpoints: Vec<Checkpoint>,
+    /// The lease the batch is written under (a fleet on PostgreSQL): the commit is refused
+    /// with `StoreError::LostLease` when the node no longer holds it. None: one daemon.
+    pub fence: Option<crate::model::lease::Fence>,
 }
 
 impl Batch {

@@ -9,8 +9,17 @@ use crate::store::portable::Conn;
 
 impl PgStore {
     /// Writes the alerts whose phase changed and their transitions, atomically.
-    pub async fn save_alerts(&self, changed: &[AlertRow], transitions: &[(i64, &AlertRow, Transition)], now_ms: i64) -> Result<(), StoreError> {
+    pub async fn save_alerts(
+        &self,
+        changed: &[AlertRow],
+        transitions: &[(i64, &AlertRow, Transition)],
+        now_ms: i64,
+        fence: Option<&super::write::Fence>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(f) = fence {
+            super::write::check_fence(&mut tx, f).await?;
+        }
         save_alerts_in(&mut Conn::Postgres(&mut tx), changed, transitions, now_ms).await?;
         tx.commit().await?;
         Ok(())

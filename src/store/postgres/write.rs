@@ -18,13 +18,7 @@ use crate::store::write::{LAMBDA_DURATION, attributes_json, cap_utf8, flags};
 use crate::store::{Batch, BatchOutcome, NewReport, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// The lease a batch is written under: `holder` must still hold `unit` at `epoch`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub unit: String,
-    pub holder: String,
-    pub epoch: i64,
-}
+pub use crate::model::lease::Fence;
 
 /// The batch's events, one array per column.
 macro_rules! insert_events {
