@@ -6,20 +6,8 @@ mod common;
 
 use common::postgres::Postgres;
 use common::*;
-use latency_sentinel::store::postgres::{PgStore, PgTarget};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Stored events per `env|function|operation|source`, read from PostgreSQL.
-fn counts(pg: &Postgres) -> BTreeMap<String, i64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let _in_runtime = rt.enter();
-    let url = pg.url();
-    let store = PgStore::connect(PgTarget { url: &url, password: "", pool_size: 1, rejected_max_bytes: 4096, connect_timeout: Duration::from_secs(5) }).unwrap();
-    // Before the daemon's first migration there is nothing to read.
-    let all = rt.block_on(store.event_counts()).unwrap_or_default();
-    all.into_iter().map(|(k, v)| (k.splitn(3, '|').nth(2).unwrap_or_default().to_string(), v)).collect()
-}
 
 #[test]
 fn a_daemon_on_postgresql_stores_exactly_once_and_reports_read_it() {
@@ -42,7 +30,7 @@ fn a_daemon_on_postgresql_stores_exactly_once_and_reports_read_it() {
     let reports = |c: &BTreeMap<String, i64>| c.iter().filter(|(k, _)| k.contains("|Lambda.Duration|")).map(|(_, v)| v).sum::<i64>();
     let daemon = Daemon::start(dir.path(), &config);
     let first = wait_for("every REPORT stored in PostgreSQL", Duration::from_secs(90), || {
-        let c = counts(&pg);
+        let c = pg.event_counts();
         (reports(&c) == invocations).then_some(c)
     });
     assert!(first.len() > 20, "every operation of every function: {first:?}");
@@ -64,7 +52,7 @@ fn a_daemon_on_postgresql_stores_exactly_once_and_reports_read_it() {
             .count();
         (polled >= 4).then_some(())
     });
-    assert_eq!(counts(&pg), first, "{}", daemon.logs());
+    assert_eq!(pg.event_counts(), first, "{}", daemon.logs());
 
     // Reports given the config, and the API, read the history from PostgreSQL.
     let cfg = dir.path().join("config.toml");

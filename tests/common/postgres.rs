@@ -122,3 +122,22 @@ impl Drop for Postgres {
         let _ = self.command("pg_ctl").args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"]).output();
     }
 }
+
+impl Postgres {
+    /// Stored events per `env|function|operation|source` (every account and region summed),
+    /// read through the store's own PostgreSQL engine; empty before the first migration.
+    pub fn event_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        use latency_sentinel::store::postgres::{PgStore, PgTarget};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _in_runtime = rt.enter();
+        let url = self.url();
+        let target = PgTarget { url: &url, password: "", pool_size: 1, rejected_max_bytes: 4096, connect_timeout: Duration::from_secs(5) };
+        let store = PgStore::connect(target).unwrap();
+        let all = rt.block_on(store.event_counts()).unwrap_or_default();
+        let mut out = std::collections::BTreeMap::new();
+        for (k, v) in all {
+            *out.entry(k.splitn(3, '|').nth(2).unwrap_or_default().to_string()).or_default() += v;
+        }
+        out
+    }
+}
