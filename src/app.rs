@@ -32,7 +32,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     // Never names the URL (it may hold a password).
     let store = Store::connect(&config.storage, OpenMode::Writer)
         .await
-        .with_context(|| if config.storage.url.is_empty() { format!("opening the database {}", config.storage.path) } else { "connecting to storage.url".to_string() })?;
+        .with_context(|| if config.storage.url.is_empty() { format!("opening the database {}", config.storage.path) } else { "connecting to storage.url".to_string() })?
+        .limit_requests(config.http.request_timeout);
     let sdk = crate::aws::sdk_config(&config.aws).await;
 
     let token = CancellationToken::new();

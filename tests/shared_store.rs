@@ -364,3 +364,42 @@ fn both_engines_answer_the_same() {
         p.close().await;
     });
 }
+
+/// A request's reads on PostgreSQL are bounded by the server: a read stuck behind a lock
+/// (here a test session holding the events table) is cancelled at the request limit and
+/// leaves no statement waiting behind it; a request's connection cannot write.
+#[test]
+fn a_requests_statement_is_cancelled_at_its_limit_and_cannot_write() {
+    let pg = Postgres::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _in_runtime = rt.enter();
+    let s = store(&pg).limit_requests(Duration::from_millis(300));
+    rt.block_on(async {
+        s.migrate().await.unwrap();
+        s.commit(&batch(vec![event(1, "BedrockCallDuration", "req-1")], 1), None).await.unwrap();
+        let view = s.for_request();
+        assert_eq!(view.count_events(None).await.unwrap(), 1);
+
+        use sqlx::Connection;
+        let mut locker = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+        let mut tx = locker.begin().await.unwrap();
+        sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+        let started = std::time::Instant::now();
+        let stuck = view.count_events(None).await;
+        let took = started.elapsed();
+        assert!(stuck.is_err(), "cancelled, not answered: {stuck:?}");
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "cancelled at the limit, took {took:?}");
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'latency-sentinel' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(waiting, 0, "no statement left waiting");
+        tx.rollback().await.unwrap();
+
+        let write = view.commit(&batch(vec![event(2, "BedrockCallDuration", "req-2")], 2), None).await;
+        assert!(write.is_err(), "a request's connection is read-only: {write:?}");
+        assert_eq!(s.count_events(None).await.unwrap(), 1);
+    });
+}

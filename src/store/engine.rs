@@ -90,15 +90,25 @@ impl Store {
         self.sqlite().expect("pool(): only a SQLite store has a SQLite pool").pool()
     }
 
-    /// A view for one request whose reads stop at `deadline` (on SQLite; PostgreSQL's are
-    /// bounded by the request's own time limit, which drops them).
+    /// A view for one request whose reads stop at `deadline`: on SQLite interrupted then;
+    /// on PostgreSQL read-only connections whose statements the server cancels at the
+    /// request time limit ([`Store::limit_requests`]).
     pub fn for_request(&self, deadline: std::time::Instant) -> (Store, interrupt::CancelOnDrop) {
         match self {
             Store::Sqlite(s) => {
                 let (view, guard) = s.for_request(deadline);
                 (Store::Sqlite(view), guard)
             }
-            Store::Postgres(p) => (Store::Postgres(p.clone()), interrupt::Interrupt::new(deadline).1),
+            Store::Postgres(p) => (Store::Postgres(p.for_request()), interrupt::Interrupt::new(deadline).1),
+        }
+    }
+
+    /// The longest a request's statement runs (PostgreSQL; SQLite interrupts at each
+    /// request's own deadline).
+    pub fn limit_requests(self, limit: std::time::Duration) -> Store {
+        match self {
+            Store::Postgres(p) => Store::Postgres(p.limit_requests(limit)),
+            s => s,
         }
     }
 

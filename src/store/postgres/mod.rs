@@ -39,6 +39,9 @@ async fn applied_migrations(conn: &mut sqlx::PgConnection) -> Result<Vec<i64>, S
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections for HTTP requests: read-only, and every statement cancelled by the server
+    /// at the request's time limit (see [`PgStore::limit_requests`]).
+    readers: PgPool,
     rejected_max_bytes: usize,
 }
 
@@ -65,11 +68,25 @@ impl PgStore {
         if !target.password.is_empty() {
             options = options.password(target.password);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(target.pool_size.max(1))
-            .acquire_timeout(target.connect_timeout)
-            .connect_lazy_with(options.application_name("latency-sentinel"));
-        Ok(PgStore { pool, rejected_max_bytes: target.rejected_max_bytes })
+        let options = options.application_name("latency-sentinel");
+        let pool = PgPoolOptions::new().max_connections(target.pool_size.max(1)).acquire_timeout(target.connect_timeout).connect_lazy_with(options.clone());
+        let readers = reader_pool(&options, target.pool_size, target.connect_timeout, DEFAULT_REQUEST_LIMIT);
+        Ok(PgStore { pool, readers, rejected_max_bytes: target.rejected_max_bytes })
+    }
+
+    /// Requests' statements are cancelled by the server after `limit` (the HTTP request
+    /// timeout): a request that gave up leaves no query running behind it.
+    pub fn limit_requests(mut self, limit: Duration) -> PgStore {
+        let options = (*self.pool.connect_options()).clone();
+        let size = self.pool.options().get_max_connections();
+        let acquire = self.pool.options().get_acquire_timeout();
+        self.readers = reader_pool(&options, size, acquire, limit);
+        self
+    }
+
+    /// The view a request reads through (see [`PgStore::limit_requests`]).
+    pub fn for_request(&self) -> PgStore {
+        PgStore { pool: self.readers.clone(), ..self.clone() }
     }
 
     /// Applies the migrations not applied yet, on one connection holding a session lock
@@ -90,9 +107,25 @@ impl PgStore {
         outcome
     }
 
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.readers.close().await;
+    }
+
     /// One round trip: whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// How long a request's statement may run when the daemon has not said (reports and tools).
+const DEFAULT_REQUEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// A lazy pool of read-only connections whose statements the server cancels after `limit`.
+fn reader_pool(options: &PgConnectOptions, size: u32, acquire: Duration, limit: Duration) -> PgPool {
+    let ms = limit.as_millis().clamp(1, i32::MAX as u128);
+    let options = options.clone().options([("statement_timeout", ms.to_string()), ("default_transaction_read_only", "on".to_string())]);
+    PgPoolOptions::new().max_connections(size.max(1)).acquire_timeout(acquire).connect_lazy_with(options)
 }

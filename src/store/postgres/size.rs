@@ -30,8 +30,4 @@ impl PgStore {
         Ok(u64::try_from(self.count_events(None).await?).unwrap_or(0))
     }
 
-    /// Closes the pool (the daemon's last act).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
