@@ -77,15 +77,15 @@ pub(crate) fn scanned_to(filtered: bool, read: usize, limit: i64, last_read: Opt
     }
 }
 
+/// A destination not seen before starts at 0.
+const NEW_DESTINATION: &str =
+    "INSERT INTO cloudwatch_destinations (destination, last_event_id, updated_ms) VALUES (?, 0, ?) ON CONFLICT (destination) DO NOTHING";
+
 /// The destination's watermark and up to `limit` of its events above it in id order (in
 /// the caller's transaction, on either engine). A destination not seen before starts at 0.
 pub(crate) async fn unpublished_in(conn: &mut Conn<'_>, sql: &EventsSql, dest: Destination<'_>, limit: i64) -> Result<Unpublished, StoreError> {
     let name = Value::Text(dest.name);
-    conn.execute(&Stmt::new(
-        "INSERT INTO cloudwatch_destinations (destination, last_event_id, updated_ms) VALUES (?, 0, ?) ON CONFLICT (destination) DO NOTHING",
-        [name, Value::Int(now_ms())],
-    ))
-    .await?;
+    conn.execute(&Stmt::new(NEW_DESTINATION, [name, Value::Int(now_ms())])).await?;
     let rows: Vec<(i64,)> = conn.fetch_all(&Stmt::new("SELECT last_event_id FROM cloudwatch_destinations WHERE destination = ?", [name])).await?;
     let mut watermark = rows.first().map_or(0, |r| r.0);
     let high: Vec<(i64,)> = conn.fetch_all(&Stmt::new(sql.high_water, [])).await?;
@@ -122,6 +122,8 @@ pub(crate) async fn unpublished_in(conn: &mut Conn<'_>, sql: &EventsSql, dest: D
 /// Moves the destination's watermark from `from` to `to`; false, changing nothing, when it
 /// is no longer `from` (either engine).
 pub(crate) async fn advance_published_in(conn: &mut Conn<'_>, destination: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+    // A destination not seen before is at 0 (as a read would have made it).
+    conn.execute(&Stmt::new(NEW_DESTINATION, [Value::Text(destination), Value::Int(now_ms())])).await?;
     let n = conn
         .execute(&Stmt::new(
             "UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ? AND last_event_id = ?",
@@ -144,101 +146,5 @@ impl SqliteStore {
     pub async fn advance_published(&self, destination: &str, from: i64, to: i64) -> Result<bool, StoreError> {
         let mut conn = self.pool.acquire().await?;
         advance_published_in(&mut Conn::Sqlite(&mut conn), destination, from, to).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Destination, SqliteStore};
-
-    const ALL: Destination<'static> = Destination { name: "", origin: None };
-
-    fn event(key: &str, time_ms: i64) -> TimingEvent {
-        TimingEvent {
-            time_ms,
-            env: "PROD".into(),
-            function: "f".into(),
-            operation: "op".into(),
-            source: Source::Logs,
-            duration_s: 0.25,
-            request_id: None,
-            trace_id: None,
-            function_version: None,
-            cold_start: false,
-            error: false,
-            idem_key: key.into(),
-            attributes: vec![],
-        }
-    }
-
-    async fn store_events(store: &SqliteStore, keys: &[(&str, i64)]) {
-        let events = keys.iter().map(|(k, t)| event(k, *t)).collect();
-        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn watermark_reads_only_newer_ids_and_moves_by_compare_and_set() {
-        let store = SqliteStore::open_memory().await.unwrap();
-        store_events(&store, &[("a", 5_000), ("b", 6_000), ("c", 7_000)]).await;
-        let u = store.unpublished_events(ALL, 2).await.unwrap();
-        assert_eq!(u.watermark, 0);
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(store.advance_published("", 0, 2).await.unwrap());
-        assert!(!store.advance_published("", 0, 3).await.unwrap(), "a stale `from` changes nothing");
-        // A late event with an older time gets a newer id: still published.
-        store_events(&store, &[("late", 1_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!(u.watermark, 2);
-        assert_eq!(u.events.iter().map(|e| (e.id, e.time_ms)).collect::<Vec<_>>(), vec![(3, 7_000), (4, 1_000)]);
-    }
-
-    #[tokio::test]
-    async fn ids_are_never_reused_after_retention_and_a_watermark_ahead_is_reset() {
-        let store = SqliteStore::open_memory().await.unwrap();
-        store_events(&store, &[("a", 100_000), ("b", 100_000), ("old", 1_000)]).await;
-        assert!(store.advance_published("", 0, 3).await.unwrap());
-        // Retention removes the highest id (an old event stored late), then the whole table:
-        // the next event still gets a new id, above the watermark.
-        store.purge_before(50_000).await.unwrap();
-        store_events(&store, &[("new", 200_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!((u.watermark, u.reset_from), (3, None));
-        assert_eq!(u.events.iter().map(|e| (e.id, e.time_ms)).collect::<Vec<_>>(), vec![(4, 200_000)]);
-        store.purge_before(i64::MAX).await.unwrap();
-        store_events(&store, &[("after-empty", 300_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![5], "the emptied table's next id is new too");
-        // A watermark above every id ever handed out (a replaced database) is moved down to
-        // the newest id, and says so.
-        assert!(store.advance_published("", 3, 1_000).await.unwrap());
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!((u.watermark, u.reset_from, u.events.len()), (5, Some(1_000), 0));
-        store_events(&store, &[("next", 400_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![6]);
-    }
-
-    #[tokio::test]
-    async fn a_destination_reads_only_its_origins_events_and_moves_past_the_others() {
-        let store = SqliteStore::open_memory().await.unwrap();
-        for (account, keys) in [("prod", ["p1", "p2"]), ("dev", ["d1", "d2"]), ("prod", ["p3", "p4"])] {
-            let events = keys.iter().map(|k| event(k, 5_000)).collect();
-            let origin = crate::model::Origin { account: account.into(), region: "eu-west-1".into() };
-            store.commit(&Batch { events, origin, ..Batch::default() }).await.unwrap();
-        }
-        let prod = Destination { name: "prod/eu-west-1", origin: Some(("prod", "eu-west-1")) };
-        let u = store.unpublished_events(prod, 100).await.unwrap();
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2, 5, 6]);
-        assert!(u.events.iter().all(|e| e.account == "prod" && e.region == "eu-west-1"));
-        assert_eq!(u.scanned_to, 6);
-        let dev = Destination { name: "dev/eu-west-1", origin: Some(("dev", "eu-west-1")) };
-        let u = store.unpublished_events(dev, 1).await.unwrap();
-        assert_eq!((u.events.len(), u.scanned_to), (1, 3), "a full read scanned only up to its last event");
-        let u = store.unpublished_events(dev, 100).await.unwrap();
-        assert_eq!(u.scanned_to, 6, "past prod's later events, which are not dev's to send");
-        assert!(store.advance_published("dev/eu-west-1", 0, 6).await.unwrap());
-        assert!(store.unpublished_events(dev, 100).await.unwrap().events.is_empty());
-        assert_eq!(store.unpublished_events(ALL, 100).await.unwrap().events.len(), 6, "each destination keeps its own watermark");
     }
 }

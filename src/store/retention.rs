@@ -206,15 +206,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn purge_removes_only_old_events() {
-        let store = SqliteStore::open_memory().await.unwrap();
-        let events = (0..12_000).map(event).collect();
-        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-        assert_eq!(store.purge_before(11_000).await.unwrap(), 11_000);
-        assert_eq!(store.count_events(None).await.unwrap(), 1_000);
-    }
-
     /// What events share goes with the last event that refers to it: invocations and
     /// attribute sets of purged events, and blocks with no event left; a block the cutoff
     /// cuts through keeps the span of what it still holds.

@@ -444,24 +444,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn same_batch_twice_stores_once_and_checkpoint_moves_with_it() {
-        let store = SqliteStore::open_memory().await.unwrap();
-        let batch = Batch {
-            events: vec![event("a", Source::Logs), event("b", Source::Report)],
-            checkpoints: vec![Checkpoint { source: "logs".into(), key: "/aws/lambda/x".into(), position_ms: 5, state: None }],
-            ..Batch::default()
-        };
-        let first = store.commit(&batch).await.unwrap();
-        assert_eq!(first.inserted_total(), 2);
-        assert_eq!(first.duplicates, 0);
-        let second = store.commit(&batch).await.unwrap();
-        assert_eq!(second.inserted_total(), 0);
-        assert_eq!(second.duplicates, 2);
-        assert_eq!(store.count_events(None).await.unwrap(), 2);
-        assert_eq!(store.checkpoint("logs", "/aws/lambda/x").await.unwrap().unwrap().position_ms, 5);
-    }
-
-    #[tokio::test]
     async fn annotation_fills_trace_id_and_marks_timeouts() {
         let store = SqliteStore::open_memory().await.unwrap();
         let mut report = event("r", Source::Report);
