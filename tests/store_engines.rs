@@ -1,7 +1,7 @@
 //! The store's behaviour, written once and run on both engines: each test gets a fresh
 //! SQLite file, then a fresh database on a throwaway PostgreSQL cluster, through the same
 //! `Store` API the daemon, reports and API use. Idempotency and checkpoints, annotations,
-//! the evaluator's reads and alert state, CloudWatch watermarks, rollups and retention.
+//! the evaluator's reads and alert state, reports, CloudWatch watermarks, rollups and retention.
 //! (What is particular to one engine — SQLite's compact rows and query plans, PostgreSQL's
 //! fences and request limits — is tested next to it: `src/store/` and `tests/shared_store.rs`.)
 
@@ -214,6 +214,44 @@ fn a_slow_operation_fires_after_for_survives_a_restart_and_resolves() {
         let history = store.alert_transitions(0, 10).await.unwrap();
         assert_eq!(history.iter().rev().map(|t| t.transition.as_str()).collect::<Vec<_>>(), ["pending", "firing", "resolved"]);
         assert!(store.alert_phases().await.unwrap().0.is_empty(), "nothing active is left stored");
+    });
+}
+
+// ---- Reports --------------------------------------------------------------------------------
+
+/// `report top` and `report compare` read the same answers from either engine: Dev's
+/// Bedrock call three times slower than PROD's, every count exact.
+#[test]
+fn reports_rank_and_compare_from_either_engine() {
+    use latency_sentinel::report::compare::{CompareQuery, Side, report as compare};
+    use latency_sentinel::report::top::{Filter, top};
+    on_both_engines(|store| async move {
+        let t0 = 1_795_000_000_000;
+        let mut events = Vec::new();
+        for i in 0..200 {
+            let t = t0 + i * 1_000;
+            let jitter = (i % 10) as f64 / 10.0;
+            events.push(timing(&format!("p{i}"), t, "PROD", "Bedrock.InvokeModel", Source::Xray, 2.0 + jitter));
+            events.push(timing(&format!("d{i}"), t, "Dev", "Bedrock.InvokeModel", Source::Xray, 6.0 + jitter));
+            events.push(timing(&format!("s{i}"), t, "Dev", "SecretsManager.GetSecretValue", Source::Xray, 0.05));
+        }
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        let range = Filter { from_ms: t0, to_ms: t0 + 200_000, ..Filter::default() };
+        let rows = top(&store, &range).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].env.as_str(), rows[0].operation.as_str(), rows[0].count), ("Dev", "Bedrock.InvokeModel", 200));
+        assert!((rows[0].p95 - 6.9).abs() < 0.1, "{:?}", rows[0]);
+        assert_eq!(rows.iter().map(|r| r.count).sum::<usize>(), 600);
+        let dev_only = top(&store, &Filter { env: Some("Dev".into()), ..range.clone() }).await.unwrap();
+        assert_eq!(dev_only.len(), 2);
+
+        let side = |env: &str| Side { env: Some(env.into()), from_ms: t0, to_ms: t0 + 200_000 };
+        let q = CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None };
+        let r = compare(&store, &q).await.unwrap();
+        let bedrock = r.rows.iter().find(|r| r.operation == "Bedrock.InvokeModel").unwrap();
+        assert_eq!((bedrock.baseline.count, bedrock.candidate.count), (200, 200));
+        assert!(bedrock.significant, "{bedrock:?}");
+        assert!(bedrock.change_pct.p95.unwrap() > 100.0, "{bedrock:?}");
     });
 }
 
