@@ -13,6 +13,10 @@
 //!
 //! Only the streams a page holds have their state loaded, so a poll's cost does not grow
 //! with the number of streams a group ever had (retention drops idle ones).
+//!
+//! In a fleet sharing PostgreSQL every node discovers the groups and offers them as units;
+//! it polls only the groups whose leases it holds, each page committed under the group's
+//! fence, and polls a group it takes over at once, from the checkpoint its last holder left.
 
 pub mod process;
 pub mod schedule;
