@@ -25,7 +25,7 @@ use latency_sentinel::store::traces::{TraceRecord, TraceState, TraceUpdate};
 use latency_sentinel::store::events::{EventSelection, ScanColumns};
 use latency_sentinel::store::raw::{self, Bind};
 use latency_sentinel::store::traces::AttributionRow;
-use latency_sentinel::store::{Batch, OpenMode, Store};
+use latency_sentinel::store::{Batch, OpenMode, SqliteStore, Store};
 use std::path::Path;
 use std::time::Instant;
 
@@ -86,7 +86,7 @@ fn main() {
         println!("{:<36} {:>10.1} {:>12.1}   (free pages {:.1} MB, WAL {:.1} MB)", "all", used as f64 / 1e6, per_event, size.free as f64 / 1e6, size.wal as f64 / 1e6);
         println!("storage: bytes_per_event={per_event:.0} events={events} database_mb={:.1}", used as f64 / 1e6);
 
-        let before = Store::open_as_written(&old).await.unwrap();
+        let before = SqliteStore::open_as_written(&old).await.unwrap();
         let mut old_events = 0i64;
         raw::scan(&before, "SELECT COUNT(*) FROM events", &[], |r| old_events = r.i64(0)).await.unwrap();
         assert_eq!(old_events as u64, events, "the same events in both schemas");
@@ -165,7 +165,7 @@ async fn median_ms<F: std::future::Future<Output = u64>>(mut f: impl FnMut() -> 
 
 /// Rows `sql` reads with `binds` on one connection, each decoded as the evaluator decodes
 /// it (numbers read, the four names copied).
-async fn read(store: &Store, sql: &str, binds: &[Bind<'_>]) -> u64 {
+async fn read(store: &SqliteStore, sql: &str, binds: &[Bind<'_>]) -> u64 {
     let mut sum = 0.0;
     let mut owned = 0usize;
     let n = raw::scan(store, sql, binds, |r| {
@@ -178,7 +178,7 @@ async fn read(store: &Store, sql: &str, binds: &[Bind<'_>]) -> u64 {
     n
 }
 
-async fn timings(before: &Store, today: &Store) {
+async fn timings(before: &SqliteStore, today: &Store) {
     let (mut lo, mut hi, mut top) = (0, 0, 0);
     raw::scan(before, "SELECT MIN(time_ms), MAX(time_ms) + 1, MAX(id) FROM events", &[], |r| (lo, hi, top) = (r.i64(0), r.i64(1), r.i64(2))).await.unwrap();
     let recent = hi - 5 * 60_000;

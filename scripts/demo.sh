@@ -4,6 +4,9 @@
 # Bedrock call slowed to ~9 s for the last few minutes) + the daemon watching it. Ends with
 # the alert, the bottleneck and the Dev/PROD comparison on screen. Ctrl-C stops everything
 # it started.
+#
+# SENTINEL_DEMO_POSTGRES=1 runs it on a shared PostgreSQL history instead of the SQLite file:
+# a throwaway cluster, and two daemons splitting the work by leases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,9 +19,11 @@ BIN="$ROOT/target/debug/latency-sentinel"
 
 WORK=$(mktemp -d -t latency-sentinel-demo.XXXXXX)
 PIDS=()
+PGDIR=""
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$PGDIR" ]; then bash "$ROOT/scripts/test-env.sh" postgres-stop "$PGDIR"; rm -rf "$PGDIR"; fi
   echo "==> Stopped everything the demo started. (Its files are in $WORK)"
 }
 trap cleanup EXIT INT TERM
@@ -45,11 +50,28 @@ sed -e "s|http://127.0.0.1:5000|$MOTO|" \
     -e "s|^path = \".*\"|path = \"$WORK/sentinel.db\"|" \
     -e "s|^listen = \".*\"|listen = \"127.0.0.1:$PORT\"|" \
     config/demo.toml > "$WORK/config.toml"
+
+if [ "${SENTINEL_DEMO_POSTGRES:-}" = 1 ]; then
+  # Beside $WORK, not in it: the cluster may run as nobody, who cannot enter $WORK.
+  PGDIR=$(mktemp -d -t latency-sentinel-pg.XXXXXX)
+  echo "==> Starting a throwaway PostgreSQL cluster in $PGDIR"
+  PG_URL=$(bash scripts/test-env.sh postgres "$PGDIR" | sed -n 's/^PG_URL=//p')
+  sed -i -e "s|^\[storage\]|[storage]\nurl = \"$PG_URL\"|" "$WORK/config.toml"
+  printf '\n[cluster]\nnode_id = "demo-a"\nlease_ttl = "10s"\n' >>"$WORK/config.toml"
+  PORT_B=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed -e "s|^listen = \".*\"|listen = \"127.0.0.1:$PORT_B\"|" -e 's|^node_id = "demo-a"|node_id = "demo-b"|' \
+    "$WORK/config.toml" >"$WORK/config-b.toml"
+fi
 "$BIN" check-config --config "$WORK/config.toml"
 
 echo "==> Starting latency-sentinel"
 "$BIN" run --config "$WORK/config.toml" 2>"$WORK/daemon.log" &
 PIDS+=($!)
+if [ -n "$PGDIR" ]; then
+  echo "==> Starting a second latency-sentinel on the same PostgreSQL history"
+  "$BIN" run --config "$WORK/config-b.toml" 2>"$WORK/daemon-b.log" &
+  PIDS+=($!)
+fi
 API="http://127.0.0.1:$PORT/api/v1"
 echo "==> Waiting for the daemon to read the logs and traces and judge the budgets"
 firing=""
@@ -70,16 +92,31 @@ echo "==> Alerts"
 if [ -n "$firing" ]; then echo "$firing"; else echo "    (no alert fired; see $WORK/daemon.log)"; fi
 echo
 echo "==> latency-sentinel report bottleneck --since 1h"
-"$BIN" report bottleneck --db "$WORK/sentinel.db" --since 1h || true
+"$BIN" report bottleneck --config "$WORK/config.toml" --since 1h || true
 echo
 echo "==> latency-sentinel report compare --baseline PROD --candidate Dev --since 1h"
-"$BIN" report compare --db "$WORK/sentinel.db" --baseline PROD --candidate Dev --since 1h || true
+"$BIN" report compare --config "$WORK/config.toml" --baseline PROD --candidate Dev --since 1h || true
+if [ -n "$PGDIR" ]; then
+  echo
+  echo "==> The fleet (GET /readyz, .cluster)"
+  curl -s "http://127.0.0.1:$PORT/readyz" | "$PY" -c '
+import sys, json
+c = json.load(sys.stdin).get("cluster", {})
+for n in c.get("nodes", []):
+    print("    node %-8s live=%s leases=%d" % (n["node"], n["live"], n["leases"]))
+print("    evaluator held by %s" % c.get("evaluator"))
+' || true
+fi
 echo
 echo "==> The daemon is running:"
 echo "    metrics  http://127.0.0.1:$PORT/metrics"
 echo "    ready    http://127.0.0.1:$PORT/readyz"
 echo "    API      $API/operations?since=1h   $API/alerts   $API/budgets"
 echo "    log      $WORK/daemon.log"
+if [ -n "$PGDIR" ]; then
+  echo "    second   http://127.0.0.1:$PORT_B/readyz   (log $WORK/daemon-b.log)"
+  echo "    history  $PG_URL"
+fi
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "==> Ctrl-C to stop."
   wait

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Test environment for latency-sentinel: the Python side (moto, the AWS emulator,
-# with scripts/moto_server.py's adapter), Prometheus/Alertmanager and systemd-analyze.
+# with scripts/moto_server.py's adapter), Prometheus/Alertmanager, systemd-analyze and
+# PostgreSQL's server binaries (each test run starts its own throwaway cluster).
 #
 #   scripts/test-env.sh install        create the venv and install what is missing (idempotent;
 #                                      a second run with everything present is fast and offline)
@@ -9,6 +10,10 @@
 #                                      background; prints MOTO_PORT=, MOTO_PID=, MOTO_ENDPOINT=
 #                                      (ARGS go to moto_server.py, e.g. --verbose)
 #   scripts/test-env.sh check          run scripts/check_moto_adapter.py (the adapter's self-test)
+#   scripts/test-env.sh pg-bindir      print the directory of PostgreSQL's initdb, pg_ctl, postgres
+#   scripts/test-env.sh postgres DIR   start a throwaway PostgreSQL cluster in DIR (new, empty) on a
+#                                      free loopback port (as nobody when root); prints PG_URL=
+#   scripts/test-env.sh postgres-stop DIR   stop that cluster
 #
 # Environment:
 #   SENTINEL_CACHE   cache dir (default ~/.cache/latency-sentinel); the venv is $SENTINEL_CACHE/venv
@@ -30,7 +35,7 @@ log() { printf 'test-env: %s\n' "$*" >&2; }
 die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 
@@ -111,10 +116,55 @@ install_tools() {
   log "tools present: $(for e in "${APT_TOOLS[@]}"; do printf '%s ' "${e#*:}"; done)"
 }
 
+# PostgreSQL's server binaries live in /usr/lib/postgresql/<major>/bin on Debian, off the PATH.
+pg_bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { printf '%s\n' "$d"; return 0; }
+  done
+  return 1
+}
+
+install_postgres() {
+  pg_bindir >/dev/null || apt_install postgresql
+  pg_bindir >/dev/null || die "initdb still missing after apt-get install postgresql"
+  log "postgresql binaries: $(pg_bindir)"
+}
+
 cmd_install() {
   install_python
   install_tools
+  install_postgres
   log "done"
+}
+
+cmd_pg_bindir() {
+  pg_bindir || die "PostgreSQL's server binaries are not installed: run '$0 install' first"
+}
+
+# PostgreSQL refuses to run as root: then the cluster's directory belongs to nobody and its
+# commands run through runuser (DIR's parents must be traversable, as /tmp's are).
+pg_as() {
+  if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+}
+
+cmd_postgres() {
+  local dir="${1:?usage: test-env.sh postgres DIR}" bindir port
+  bindir="$(cmd_pg_bindir)"
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown -R nobody "$dir"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  (cd "$dir" && pg_as "$bindir/initdb" -D "$dir/data" -U sentinel -A trust -E UTF8 --no-sync --no-instructions) >"$dir/initdb.log" 2>&1 \
+    || die "initdb failed (log: $dir/initdb.log)"
+  (cd "$dir" && pg_as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port -k $dir -c listen_addresses=127.0.0.1" -w -t 60 start) >/dev/null \
+    || die "PostgreSQL did not start (log: $dir/server.log)"
+  (cd "$dir" && pg_as "$bindir/createdb" -h 127.0.0.1 -p "$port" -U sentinel sentinel) || die "createdb failed"
+  printf 'PG_URL=postgres://sentinel@127.0.0.1:%s/sentinel\n' "$port"
+}
+
+cmd_postgres_stop() {
+  local dir="${1:?usage: test-env.sh postgres-stop DIR}"
+  (cd "$dir" && pg_as "$(cmd_pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w stop) >/dev/null 2>&1 || true
 }
 
 cmd_python() {
@@ -161,6 +211,9 @@ case "$sub" in
   python) cmd_python "$@" ;;
   moto) cmd_moto "$@" ;;
   check) cmd_check "$@" ;;
+  pg-bindir) cmd_pg_bindir "$@" ;;
+  postgres) cmd_postgres "$@" ;;
+  postgres-stop) cmd_postgres_stop "$@" ;;
   -h|--help|help) usage 0 ;;
   *) log "unknown subcommand: $sub"; usage ;;
 esac

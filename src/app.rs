@@ -1,6 +1,7 @@
-//! Builds the running daemon from a validated config: opens the store, creates the AWS
-//! clients, spawns every task under one shutdown token, serves HTTP, and on shutdown waits
-//! (bounded) for tasks to flush before closing the database.
+//! Builds the running daemon from a validated config: opens the store (and, on a shared
+//! PostgreSQL, starts the lease keeper), creates the AWS clients, spawns every task under
+//! one shutdown token, serves HTTP, and on shutdown waits (bounded) for tasks to flush
+//! before giving its leases back and closing the database.
 
 use crate::config::Config;
 use crate::health::Health;
@@ -10,10 +11,11 @@ use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{OpenMode, Store};
 use crate::clock::now_ms;
+use crate::cluster::keeper::KeeperConfig;
+use crate::cluster::work::Work;
 use crate::supervise::spawn_supervised;
 use anyhow::Context;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -27,13 +29,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let config = Arc::new(config);
     let metrics = Metrics::new();
     let health = Health::default();
-    let store = Store::open(Path::new(&config.storage.path), OpenMode::Writer, config.storage.rejected_max_bytes)
+    // Never names the URL (it may hold a password).
+    let store = Store::connect(&config.storage, OpenMode::Writer)
         .await
-        .with_context(|| format!("opening the database {}", config.storage.path))?;
+        .with_context(|| if config.storage.url.is_empty() { format!("opening the database {}", config.storage.path) } else { "connecting to storage.url".to_string() })?
+        .limit_requests(config.http.request_timeout);
     let sdk = crate::aws::sdk_config(&config.aws).await;
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // The keeper stops last: a node gives its leases back once its tasks have flushed.
+    let keeper_token = CancellationToken::new();
+    let keeper_tracker = TaskTracker::new();
+    let work = match &store {
+        Store::Postgres(pg) => {
+            let cfg = KeeperConfig {
+                node_id: crate::cluster::node_id(&config.cluster.node_id),
+                ttl: config.cluster.lease_ttl,
+                sticky: vec![crate::cluster::EVALUATOR.to_string()],
+            };
+            tracing::info!(node = %cfg.node_id, lease_ttl_ms = cfg.ttl.as_millis() as u64, "Sharing the PostgreSQL history; the work is split by leases.");
+            let work = Work::start(pg.clone(), cfg, vec![crate::cluster::EVALUATOR.to_string()], &keeper_tracker, keeper_token.clone());
+            tracker.spawn(crate::cluster::status::run(work.clone(), config.cluster.lease_ttl, health.clone(), metrics.clone(), token.clone()));
+            work
+        }
+        Store::Sqlite(_) => Work::solo(),
+    };
     let first_scope = crate::scope::scopes(&config).into_iter().next().expect("a config has at least one scope");
     let services = Services {
         config: config.clone(),
@@ -44,6 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         health: health.clone(),
         tracker: tracker.clone(),
         shutdown: token.clone(),
+        work: work.clone(),
     };
 
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
@@ -54,21 +76,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 
     let evaluation = crate::evaluate::Shared::default();
     let exposition = crate::sinks::prometheus::PrometheusSink::new(config.metrics.max_series, &metrics);
-    let state = AppState::new(config.clone(), metrics.clone(), store.clone(), health.clone(), evaluation.clone(), exposition.clone());
+    let state = AppState::new(config.clone(), metrics.clone(), store.clone(), health.clone(), evaluation.clone(), exposition.clone())
+        .with_work(work.clone());
 
-    // Retention.
+    // Retention (in a fleet, by the holder of its lease).
     {
-        let (store, metrics, token, config) = (store.clone(), metrics.clone(), token.clone(), config.clone());
+        let (store, metrics, token, config, work) = (store.clone(), metrics.clone(), token.clone(), config.clone(), work.clone());
         spawn_supervised(&tracker, token.clone(), metrics.clone(), "retention", move || {
-            retention_loop(store.clone(), metrics.clone(), config.clone(), token.clone())
+            let (store, metrics, token, config, work) = (store.clone(), metrics.clone(), token.clone(), config.clone(), work.clone());
+            async move {
+                work.while_held(crate::cluster::RETENTION, &token, |stop, _| retention_loop(store.clone(), metrics.clone(), config.clone(), stop))
+                    .await
+            }
         });
     }
 
-    // Rollups: hourly (and daily) per-series summaries for long-range reports.
+    // Rollups: hourly (and daily) per-series summaries for long-range reports (in a fleet,
+    // by the holder of its lease).
     {
-        let (store, token, config, m) = (store.clone(), token.clone(), config.clone(), metrics.clone());
+        let (store, token, config, m, work) = (store.clone(), token.clone(), config.clone(), metrics.clone(), work.clone());
         spawn_supervised(&tracker, token.clone(), metrics.clone(), "rollups", move || {
-            crate::store::rollups::run_rollups(store.clone(), config.clone(), m.clone(), token.clone())
+            let (store, token, config, m, work) = (store.clone(), token.clone(), config.clone(), m.clone(), work.clone());
+            async move {
+                work.while_held(crate::cluster::ROLLUPS, &token, |stop, _| {
+                    crate::store::rollups::run_rollups(store.clone(), config.clone(), m.clone(), stop)
+                })
+                .await
+            }
         });
     }
 
@@ -78,6 +112,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         let sink = crate::sinks::alerts::spawn(config.clone(), metrics.clone(), &tracker, token.clone());
         let exposition: Arc<dyn crate::evaluate::Publish> = Arc::new(exposition.clone());
         let (store, config, metrics, evaluation, token) = (store.clone(), config.clone(), metrics.clone(), evaluation.clone(), token.clone());
+        let work = work.clone();
         spawn_supervised(&tracker, token.clone(), metrics.clone(), "evaluator", move || {
             let evaluator = crate::evaluate::run::Evaluator::new(
                 store.clone(),
@@ -86,7 +121,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
                 evaluation.clone(),
                 Some(sink.clone()),
                 Some(exposition.clone()),
-            );
+            )
+            .under(work.clone());
             crate::evaluate::run::run(evaluator, token.clone())
         });
     }
@@ -116,6 +152,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "Tasks did not stop in time; closing anyway.");
+    }
+    keeper_token.cancel();
+    keeper_tracker.close();
+    if tokio::time::timeout(Duration::from_secs(3), keeper_tracker.wait()).await.is_err() {
+        tracing::warn!("Could not give the leases back in time; the other nodes take them after the TTL.");
     }
     http_token.cancel();
     match tokio::time::timeout(Duration::from_secs(2), server).await {

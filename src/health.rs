@@ -42,6 +42,12 @@ impl Health {
         });
     }
 
+    /// Drops a source's entry: a node of a fleet that no longer holds the source's lease
+    /// does not answer for it (the holder does).
+    pub fn forget(&self, source: &str) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).remove(source);
+    }
+
     pub fn failure(&self, source: &str, error: String) {
         self.with(source, |h| h.last_error = Some(error));
     }

@@ -23,6 +23,7 @@
 //!   Prometheus text format.
 //! - [`supervise`]: restart-with-backoff for tasks; [`app`]: wires it all together.
 //! - [`glob`]: budget patterns. [`shard`]: which log groups an instance owns.
+//! - [`cluster`]: daemons sharing one PostgreSQL history split the work by leases.
 //! - [`ingest`]: offline ingest. [`simulate`]: the `simulate` command, writing the seed's
 //!   application into an AWS endpoint.
 
@@ -37,6 +38,7 @@ pub mod app;
 pub mod attribute;
 pub mod aws;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod critical_path;
 pub mod doctor;

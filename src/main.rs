@@ -29,6 +29,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Apply the store's migrations and exit: to the SQLite file, or with `storage.url` to
+    /// the shared PostgreSQL (under a lock: daemons starting meanwhile wait). The daemon also
+    /// applies them at start.
+    Migrate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Check a config file: exit 0, or print every error with its key and exit 2.
     CheckConfig {
         #[arg(long, short)]
@@ -197,7 +204,11 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
     let default_since = if matches!(cmd, ReportCommand::Compare { .. }) { "7d" } else { "1h" };
     let since = args.since.as_deref().or((args.from.is_none()).then_some(default_since));
     let range = parse_range(since, args.from.as_deref(), args.to.as_deref(), now)?;
-    let store = latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?;
+    // A config naming the shared PostgreSQL reads the fleet's history; else the SQLite file.
+    let store = match config.as_ref().filter(|c| args.db.is_none() && !c.storage.url.is_empty()) {
+        Some(c) => latency_sentinel::store::Store::connect(&c.storage, latency_sentinel::store::OpenMode::Reader).await?,
+        None => latency_sentinel::store::Store::open(&db, latency_sentinel::store::OpenMode::Reader, 4096).await?,
+    };
     let sel = report::data::Selection {
         from_ms: range.from_ms,
         to_ms: range.to_ms,
@@ -273,6 +284,26 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
     }
 }
 
+/// Applies the migrations of the configured store; says what it did (never the URL).
+async fn migrate(cfg: &latency_sentinel::config::Config) -> anyhow::Result<String> {
+    use latency_sentinel::store::postgres::{PgStore, PgTarget};
+    let s = &cfg.storage;
+    if s.url.is_empty() {
+        let store = latency_sentinel::store::Store::open(std::path::Path::new(&s.path), latency_sentinel::store::OpenMode::Writer, s.rejected_max_bytes).await?;
+        store.close().await;
+        return Ok(format!("{}: migrations applied", s.path));
+    }
+    let target = PgTarget {
+        url: s.url.expose(),
+        password: s.password.expose(),
+        pool_size: 2,
+        rejected_max_bytes: s.rejected_max_bytes,
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let applied = PgStore::connect(target)?.migrate().await?;
+    Ok(if applied.is_empty() { "PostgreSQL: up to date".to_string() } else { format!("PostgreSQL: applied {applied:?}") })
+}
+
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,sqlx=warn"));
@@ -311,6 +342,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     match cli.command {
+        Command::Migrate { config } => {
+            let cfg = match load_config(&config, Purpose::Offline) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = match runtime(false) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(migrate(&cfg)) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("migrate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { config } => match load_config(&config, Purpose::Daemon) {
             Ok(_) => {
                 println!("{}: OK", config.display());

@@ -38,6 +38,12 @@ pub struct Metrics {
     pub log_group_unavailable: IntGaugeVec,
     pub log_events_recovered: IntCounterVec,
     pub log_groups_watched: IntGaugeVec,
+    /// In a fleet: the units this node holds, by kind (logs, xray, evaluator, …).
+    pub cluster_leases: IntGaugeVec,
+    /// In a fleet: the nodes renewing their row, as the last lease round saw them.
+    pub cluster_nodes: IntGauge,
+    /// In a fleet: 1 for the node holding the evaluator, as this node last saw it.
+    pub cluster_evaluator: IntGaugeVec,
     pub lambda_cold_starts: IntCounterVec,
     pub lambda_timeouts: IntCounterVec,
     pub lambda_errors: IntCounterVec,
@@ -190,6 +196,19 @@ impl Metrics {
                 "sentinel_log_events_recovered_total",
                 "Timing events the reconciliation sweep stored: CloudWatch took them in later than logs.ingestion_delay.",
                 &["log_group", "account", "region"],
+            ),
+            cluster_leases: int_gauge(
+                &r,
+                "sentinel_cluster_leases",
+                "Several daemons on PostgreSQL: units of work this node holds, by kind (logs, xray, evaluator, cloudwatch, rollups, retention).",
+                &["kind"],
+            ),
+            cluster_nodes: plain_int_gauge(&r, "sentinel_cluster_nodes", "Several daemons on PostgreSQL: live nodes, as the last lease round saw them."),
+            cluster_evaluator: int_gauge(
+                &r,
+                "sentinel_cluster_evaluator",
+                "Several daemons on PostgreSQL: 1 for the node that holds the evaluator (and alert sinks), as this node last saw it.",
+                &["node"],
             ),
             log_groups_watched: int_gauge(&r, "sentinel_log_groups_watched", "Log groups being tailed.", &["shard", "account", "region"]),
             lambda_cold_starts: counter(&r, "sentinel_lambda_cold_starts_total", "Lambda cold starts seen in REPORT lines.", &["account", "region", "env", "function"]),

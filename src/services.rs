@@ -1,6 +1,7 @@
 //! What the daemon's tasks share, built once at start: the config, the AWS SDK
 //! configuration, the store, the metrics, readiness, the task tracker and the shutdown
-//! token. Sources and sinks take it; neither owns it. A source of one (account, region)
+//! token, and the work this node may do (its leases, in a fleet). Sources and sinks take it;
+//! neither owns it. A source of one (account, region)
 //! takes a copy whose SDK configuration and scope are that one's ([`Services::for_scope`]).
 
 use crate::config::Config;
@@ -27,6 +28,8 @@ pub struct Services {
     pub health: Health,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    /// What this node may do: everything (one daemon) or the units its leases hold.
+    pub work: crate::cluster::work::Work,
 }
 
 impl Services {

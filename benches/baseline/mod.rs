@@ -5,14 +5,14 @@
 
 pub mod workload;
 
-use latency_sentinel::store::{OpenMode, Store};
+use latency_sentinel::store::{OpenMode, SqliteStore};
 use std::io::Read;
 use std::time::Instant;
 
 /// A fresh database at `path` (WAL, as the daemon's) holding the one table `create` makes;
 /// write to it with `latency_sentinel::store::raw::with_conn`.
-pub async fn bare_store(path: &std::path::Path, create: &str) -> Store {
-    let store = Store::open(path, OpenMode::Writer, 4096).await.unwrap();
+pub async fn bare_store(path: &std::path::Path, create: &str) -> SqliteStore {
+    let store = SqliteStore::open(path, OpenMode::Writer, 4096).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(create)).execute(store.pool()).await.unwrap();
     store
 }

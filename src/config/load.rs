@@ -91,17 +91,20 @@ pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: P
             "alerts" => section!(alerts),
             "metrics" => section!(metrics),
             "shard" => section!(shard),
+            "cluster" => section!(cluster),
             "accounts" => config.accounts = check_tables::<AccountConfig>("accounts", value, &mut errors),
             "budgets" => config.budgets = check_tables::<BudgetConfig>("budgets", value, &mut errors),
             other => errors.push(ConfigError::new(
                 other,
-                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, budgets, accounts)",
+                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, cluster, budgets, accounts)",
             )),
         }
     }
     expand_secret(&mut config.alerts.webhook_url, "alerts.webhook_url", "SENTINEL_WEBHOOK_URL", env, &mut errors);
     expand_secret(&mut config.http.api_token, "http.api_token", "SENTINEL_API_TOKEN", env, &mut errors);
     expand_secret(&mut config.alerts.alertmanager_url, "alerts.alertmanager_url", "SENTINEL_ALERTMANAGER_URL", env, &mut errors);
+    expand_secret(&mut config.storage.url, "storage.url", "", env, &mut errors);
+    expand_secret(&mut config.storage.password, "storage.password", "SENTINEL_DB_PASSWORD", env, &mut errors);
     for (i, a) in config.accounts.iter_mut().enumerate() {
         let key = format!("accounts[{i}].external_id");
         // No fallback variable: each account's id is its own.

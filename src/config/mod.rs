@@ -46,6 +46,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub metrics: MetricsConfig,
     pub shard: ShardConfig,
+    pub cluster: ClusterConfig,
     /// Latency budgets; an event is judged by the most specific budget that matches it.
     pub budgets: Vec<BudgetConfig>,
     /// AWS accounts to watch, each in one or more regions (none: the default credentials in
@@ -131,6 +132,14 @@ pub struct StorageConfig {
     /// How often retention runs.
     #[serde(with = "duration")]
     pub retention_interval: Duration,
+    /// PostgreSQL to keep the history in, shared by every daemon given the same URL
+    /// (`postgres://sentinel@db.internal:5432/sentinel`). Empty: the SQLite file at `path`.
+    /// A secret (it may hold a password): `"${VAR}"` works.
+    pub url: Secret,
+    /// The database password when the URL has none (else `PGPASSWORD`): `"${VAR}"`.
+    pub password: Secret,
+    /// Connections to PostgreSQL this daemon keeps open at most.
+    pub pool_size: u32,
 }
 
 /// `[http]`: the Prometheus, health and API endpoint.
@@ -297,6 +306,17 @@ pub struct ShardConfig {
     pub count: u32,
 }
 
+/// `[cluster]`: several daemons sharing one PostgreSQL history split the work by leases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This daemon's name among the nodes (empty: hostname and process id).
+    pub node_id: String,
+    /// Work held by a node that stops renewing its leases is taken over after this long.
+    #[serde(with = "duration")]
+    pub lease_ttl: Duration,
+}
+
 /// `[[budgets]]`: a latency budget for the operations it matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -359,7 +379,16 @@ impl Default for StorageConfig {
             rollup_retention: Duration::from_secs(400 * 86_400),
             rejected_max_bytes: 4096,
             retention_interval: Duration::from_secs(600),
+            url: Secret::default(),
+            password: Secret::default(),
+            pool_size: 8,
         }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { node_id: String::new(), lease_ttl: Duration::from_secs(30) }
     }
 }
 

@@ -299,3 +299,29 @@ regions = ["eu-west-1"]
     assert!(shown.iter().any(|s| s.contains("[aws] region is not set")), "{shown:#?}");
     assert!(keys.contains(&"accounts[1].logs"), "no log groups for the account: {shown:#?}");
 }
+
+#[test]
+fn shared_storage_and_cluster_mistakes_are_named_and_the_url_never_shown() {
+    let text = r#"
+[storage]
+url = "mysql://root:hunter2@db/sentinel"
+pool_size = 0
+[shard]
+index = 0
+count = 2
+[cluster]
+lease_ttl = "1s"
+node_id = "has space"
+"#;
+    let errors = load_str(text, &no_env).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    for k in ["storage.url", "storage.pool_size", "shard.count", "cluster.lease_ttl", "cluster.node_id"] {
+        assert!(keys.contains(&k), "{k} in {keys:?}");
+    }
+    assert!(errors.iter().all(|e| !e.to_string().contains("hunter2")), "the URL's password is never echoed: {errors:?}");
+    let env = |k: &str| (k == "DB_URL").then(|| "postgres://sentinel:s3cret@127.0.0.1:5432/sentinel".to_string());
+    let c = load_str("[storage]\nurl = \"${DB_URL}\"\n[cluster]\nnode_id = \"a\"\n[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n", &env).unwrap();
+    assert!(c.storage.url.expose().starts_with("postgres://"));
+    assert!(!format!("{c:?}").contains("s3cret"), "a secret in Debug output");
+    assert_eq!((c.storage.pool_size, c.cluster.lease_ttl), (8, std::time::Duration::from_secs(30)));
+}

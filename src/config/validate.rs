@@ -143,6 +143,27 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     } else if c.shard.index >= c.shard.count {
         err("shard.index", format!("must be below shard.count ({})", c.shard.count));
     }
+    let url = c.storage.url.expose();
+    if !url.is_empty() {
+        // Never echo the URL: it may hold a password.
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            err("storage.url", "expected postgres://USER@HOST:PORT/DATABASE (or empty for the SQLite file at storage.path)".into());
+        }
+        if !(1..=100).contains(&c.storage.pool_size) {
+            err("storage.pool_size", format!("must be 1 to 100, got {}", c.storage.pool_size));
+        }
+        if c.shard.count > 1 {
+            err("shard.count", "[shard] splits log groups between SQLite daemons; daemons sharing storage.url split the work by leases: remove [shard]".into());
+        }
+    }
+    let ttl = c.cluster.lease_ttl;
+    if !(Duration::from_secs(5)..=Duration::from_secs(600)).contains(&ttl) {
+        err("cluster.lease_ttl", format!("must be 5s to 10m, got {}", humantime::format_duration(ttl)));
+    }
+    let id = &c.cluster.node_id;
+    if id.len() > 128 || id.chars().any(|ch| !ch.is_ascii_graphic()) {
+        err("cluster.node_id", format!("at most 128 printable characters without spaces, got {id:?}"));
+    }
     validate_budgets(c, &mut e);
     validate_accounts(c, daemon, &mut e);
     e

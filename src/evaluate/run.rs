@@ -2,7 +2,10 @@
 //! once, whatever its event time), keeps the windows, judges every (budget, env, function,
 //! operation), steps each alert through `alert::step`, persists the changes, hands
 //! transitions and the firing set to the alert sinks without waiting for them, and hands
-//! each evaluation's [`Snapshot`] to the metrics exposition ([`Publish`]).
+//! each evaluation's [`Snapshot`] to the metrics exposition ([`Publish`]). In a fleet every
+//! node evaluates (so any node's metrics show every series) but only the holder of the
+//! evaluator's lease steps, persists (under its fence) and notifies alerts; the others show
+//! the phases it stored.
 
 use super::alert::step;
 use super::budgets::match_budget;
@@ -14,6 +17,7 @@ use crate::model::alert::{AlertEvent, AlertState, Notification, Phase, Target, T
 use crate::store::alerts::AlertRow;
 use crate::store::{Store, StoreError};
 use crate::clock::now_ms;
+use crate::cluster::work::{Grant, Work};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +39,12 @@ pub struct Evaluator {
     phases: BTreeMap<String, Phase>,
     /// Durations read since the last evaluation, per series, for the next snapshot.
     observed: HashMap<SeriesKey, Vec<f64>>,
+    /// In a fleet, only the holder of the evaluator's lease judges alerts (persists and
+    /// notifies); the others follow the stored phases, so any node's metrics and API show
+    /// the fleet's alerts.
+    work: Work,
+    /// Whether the last evaluation was the leader's (its phases are then this node's own).
+    leading: bool,
 }
 
 impl Evaluator {
@@ -57,7 +67,15 @@ impl Evaluator {
             last_id: 0,
             phases: BTreeMap::new(),
             observed: HashMap::new(),
+            work: Work::solo(),
+            leading: true,
         }
+    }
+
+    /// Judges alerts only while `work` holds the evaluator's lease (see [`Evaluator::work`]).
+    pub fn under(mut self, work: Work) -> Evaluator {
+        self.work = work;
+        self
     }
 
     /// The longest window anything needs.
@@ -73,13 +91,18 @@ impl Evaluator {
 
     /// Loads alert phases and the events still inside the windows.
     pub async fn restore(&mut self, now: i64) -> Result<(), StoreError> {
+        self.restore_phases().await?;
+        self.reload_windows(now).await
+    }
+
+    async fn restore_phases(&mut self) -> Result<(), StoreError> {
         let (phases, unreadable) = self.store.alert_phases().await?;
-        if !unreadable.is_empty() {
+        if !unreadable.is_empty() && self.leading {
             self.metrics.internal_errors.with_label_values(&["alert_phase_decode"]).inc_by(unreadable.len() as u64);
             tracing::warn!(alerts = ?unreadable, "Stored alert phases that no longer decode; those alerts start afresh.");
         }
         self.phases = phases.into_iter().collect();
-        self.reload_windows(now).await
+        Ok(())
     }
 
     /// Refills the windows with the stored events inside the horizon and puts the watermark
@@ -136,6 +159,18 @@ impl Evaluator {
         let started = Instant::now();
         self.ingest_new(now).await?;
         self.windows.prune(now - self.horizon().as_millis() as i64);
+        let grant = self.work.grant(crate::cluster::EVALUATOR);
+        let leading = grant != Grant::NotHeld;
+        if !leading || !self.leading {
+            // A follower shows what the leader stored; a new leader takes over from it, so a
+            // firing alert stays firing and is not notified again.
+            self.restore_phases().await?;
+        }
+        self.leading = leading;
+        let fence = match grant {
+            Grant::Held(f) => Some(f),
+            _ => None,
+        };
         let read = started.elapsed();
 
         // Judge every operation seen, and every alert still active even if its events stopped.
@@ -170,8 +205,11 @@ impl Evaluator {
             let key = alert_key(&name, t);
             current.insert(key.clone());
             let prev = self.phases.get(&key).copied().unwrap_or(Phase::Inactive);
-            let (next, transition) =
-                step(prev, breached, now, budget.for_.as_millis() as i64, budget.keep_firing_for.as_millis() as i64);
+            let (next, transition) = if leading {
+                step(prev, breached, now, budget.for_.as_millis() as i64, budget.keep_firing_for.as_millis() as i64)
+            } else {
+                (prev, None)
+            };
             let row = AlertRow {
                 key: key.clone(),
                 budget: name.clone(),
@@ -215,7 +253,7 @@ impl Evaluator {
             });
         }
         // Alerts of budgets no longer configured: resolve them rather than keep them forever.
-        let orphans: Vec<String> = self.phases.keys().filter(|k| !current.contains(*k)).cloned().collect();
+        let orphans: Vec<String> = if leading { self.phases.keys().filter(|k| !current.contains(*k)).cloned().collect() } else { Vec::new() };
         for key in orphans {
             if let (Some(Phase::Firing { .. } | Phase::Pending { .. }), Some((budget, t))) = (self.phases.remove(&key), split_alert_key(&key)) {
                 let row = AlertRow {
@@ -239,10 +277,16 @@ impl Evaluator {
         }
 
         let refs: Vec<(i64, &AlertRow, Transition)> = transitions.iter().map(|(t, r, tr)| (*t, r, *tr)).collect();
-        if !changed.is_empty() || !refs.is_empty() {
-            self.store.save_alerts(&changed, &refs, now).await?;
+        if leading && (!changed.is_empty() || !refs.is_empty()) {
+            if let Err(e) = self.store.save_alerts(&changed, &refs, now, fence.as_ref()).await {
+                // Not saved, so not notified; the phases are read back from the store next time.
+                self.leading = false;
+                return Err(e);
+            }
         }
-        self.notify(&statuses, &transitions, now);
+        if leading {
+            self.notify(&statuses, &transitions, now);
+        }
         self.shared.set(statuses.clone());
         // The exposition is set and rendered here, once per evaluation, not per scrape.
         let rendering = Instant::now();
@@ -411,60 +455,6 @@ mod tests {
             ..BudgetConfig::default()
         });
         Arc::new(c)
-    }
-
-    #[tokio::test]
-    async fn slow_operation_fires_after_for_survives_restart_and_resolves() {
-        let store = Store::open_memory().await.unwrap();
-        let t0 = 1_000_000_000;
-        let mut events = Vec::new();
-        for i in 0..20 {
-            events.push(ev(i, "Dev", "Bedrock.InvokeModel", 9.0, t0 + i as i64 * 1000));
-            events.push(ev(i, "PROD", "Bedrock.InvokeModel", 2.0, t0 + i as i64 * 1000));
-        }
-        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-        let (tx, mut rx) = mpsc::channel(100);
-        let metrics = Metrics::new();
-        let exposition = crate::sinks::prometheus::PrometheusSink::new(100, &metrics);
-        let mut e = Evaluator::new(store.clone(), config(), metrics.clone(), Shared::default(), Some(tx), Some(Arc::new(exposition.clone())));
-        let now = t0 + 20_000;
-        let s = e.evaluate(now).await.unwrap();
-        let dev = s.iter().find(|s| s.env == "Dev").unwrap();
-        assert!(dev.breached && dev.state == AlertState::Pending, "{dev:?}");
-        assert!(!s.iter().find(|s| s.env == "PROD").unwrap().breached);
-        let s = e.evaluate(now + 20_000).await.unwrap();
-        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Firing);
-        let text = String::from_utf8(exposition.text().to_vec()).unwrap();
-        assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
-        assert!(!text.contains("alertstate=\"firing\",env=\"PROD\""));
-
-        // A restart: the firing alert is remembered, not re-fired.
-        let (tx2, mut rx2) = mpsc::channel(100);
-        let mut again = Evaluator::new(store.clone(), config(), Metrics::new(), Shared::default(), Some(tx2), None);
-        again.restore(now + 25_000).await.unwrap();
-        again.evaluate(now + 25_000).await.unwrap();
-        let mut transitions = Vec::new();
-        while let Ok(n) = rx2.try_recv() {
-            if let Notification::Transition(t) = n {
-                transitions.push(t.state.name());
-            }
-        }
-        assert!(transitions.is_empty(), "{transitions:?}");
-
-        // Slow events leave the window; after keep_firing_for it resolves.
-        again.evaluate(now + 70_000).await.unwrap();
-        let s = again.evaluate(now + 81_000).await.unwrap();
-        assert_eq!(s.iter().find(|s| s.env == "Dev").unwrap().state, AlertState::Inactive);
-        let history = store.alert_transitions(0, 10).await.unwrap();
-        let names: Vec<&str> = history.iter().rev().map(|t| t.transition.as_str()).collect();
-        assert_eq!(names, vec!["pending", "firing", "resolved"]);
-        let mut first = Vec::new();
-        while let Ok(n) = rx.try_recv() {
-            if let Notification::Transition(t) = n {
-                first.push(t.state.name());
-            }
-        }
-        assert_eq!(first, vec!["pending", "firing"]);
     }
 
     /// Retention empties the table while the evaluator runs (a Dev account quiet for longer

@@ -44,6 +44,8 @@ pub struct AppState {
     pub exposition: crate::sinks::prometheus::PrometheusSink,
     /// Permits for `/api/*` requests in flight (`http.max_concurrent_requests`).
     pub(crate) api_permits: Arc<Semaphore>,
+    /// This node's leases, in a fleet (for `/readyz`).
+    pub work: crate::cluster::work::Work,
 }
 
 impl AppState {
@@ -56,7 +58,13 @@ impl AppState {
         exposition: crate::sinks::prometheus::PrometheusSink,
     ) -> AppState {
         let api_permits = Arc::new(Semaphore::new(config.http.max_concurrent_requests.max(1)));
-        AppState { config, metrics, store, health, evaluation, exposition, api_permits }
+        AppState { config, metrics, store, health, evaluation, exposition, api_permits, work: Default::default() }
+    }
+
+    /// The state of a node of a fleet: `/readyz` shows its leases and the fleet.
+    pub fn with_work(mut self, work: crate::cluster::work::Work) -> AppState {
+        self.work = work;
+        self
     }
 }
 

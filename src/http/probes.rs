@@ -60,5 +60,37 @@ pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> impl I
         report.insert(name.clone(), entry);
     }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "ready": ready, "store": store_ok, "sources": report })))
+    let mut body = serde_json::json!({ "ready": ready, "store": store_ok, "sources": report });
+    if let Some(node) = state.work.node() {
+        body["cluster"] = cluster_view(&state, node, store_ok, detailed).await;
+    }
+    (status, Json(body))
+}
+
+/// A node of a fleet: its name and leases (by kind; each unit for authorised callers),
+/// the fleet's nodes and who holds the evaluator, as the database says now.
+async fn cluster_view(state: &AppState, node: &str, store_ok: bool, detailed: bool) -> serde_json::Value {
+    let held = state.work.held();
+    let mut view = serde_json::json!({
+        "node": node,
+        "leases": crate::cluster::status::by_kind(&held),
+    });
+    if detailed {
+        view["units"] = serde_json::json!(held);
+    }
+    let crate::store::Store::Postgres(pg) = &state.store else { return view };
+    if !store_ok {
+        return view;
+    }
+    let limit = state.config.http.request_timeout;
+    if let Ok(Ok(nodes)) = tokio::time::timeout(limit, pg.nodes()).await {
+        view["nodes"] = nodes
+            .into_iter()
+            .map(|n| serde_json::json!({ "node": n.node_id, "live": n.live, "leases": n.leases }))
+            .collect::<serde_json::Value>();
+    }
+    if let Ok(Ok(holder)) = tokio::time::timeout(limit, pg.holder(crate::cluster::EVALUATOR)).await {
+        view["evaluator"] = serde_json::json!(holder);
+    }
+    view
 }

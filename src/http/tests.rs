@@ -106,7 +106,7 @@ async fn a_request_past_its_timeout_is_answered_and_its_scan_stops() {
             }
         }
         let ended = Ended(seen);
-        let r = crate::store::raw::endless_read(&store).await;
+        let r = crate::store::raw::endless_read(store.sqlite().expect("a SQLite store")).await;
         ended.0.lock().unwrap().0 = Some(matches!(r, Err(StoreError::Interrupted)));
         Ok(r?)
     })
@@ -153,7 +153,7 @@ async fn a_client_that_disconnects_stops_its_scan() {
                         }
                         let _ended = Ended(seen);
                         begun.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let r = crate::store::raw::endless_read(&store).await;
+                        let r = crate::store::raw::endless_read(store.sqlite().expect("a SQLite store")).await;
                         Ok(Json(r.map_err(AppError::from)?))
                     })
                     .await

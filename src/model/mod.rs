@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod counts;
+pub mod lease;
 
 use serde::{Deserialize, Serialize};
 

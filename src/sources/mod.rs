@@ -49,9 +49,28 @@ pub async fn spawn_all(base: &Services) {
             // Polls can take a while under X-Ray's low rate limits: allow three intervals plus a minute.
             let stale = 3 * cfg.xray.poll_interval.as_millis() as i64 + 60_000;
             let name = ctx.source_name(xray::SOURCE);
-            ctx.health.register(&name, stale);
             let (c, a) = (ctx.clone(), attributor.clone());
-            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task_name(name), move || xray::run(c.clone(), a.clone()));
+            spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task_name(name.clone()), move || {
+                let (c, a, name) = (c.clone(), a.clone(), name.clone());
+                // In a fleet, one node polls a scope's X-Ray: the holder of its lease.
+                async move {
+                    let unit = crate::cluster::work::xray_unit(&c.scope.label());
+                    c.work
+                        .while_held(&unit, &c.shutdown, |stop, _| {
+                            c.health.register(&name, stale);
+                            let (held, a, health, name) = (Services { shutdown: stop, ..c.clone() }, a.clone(), c.health.clone(), name.clone());
+                            let fleet = c.work.node().is_some();
+                            async move {
+                                let r = xray::run(held, a).await;
+                                if fleet {
+                                    health.forget(&name);
+                                }
+                                r
+                            }
+                        })
+                        .await
+                }
+            });
         }
     }
 }

@@ -273,7 +273,8 @@ impl Poller {
             let window_checkpoint =
                 Checkpoint { source: SOURCE.into(), key: checkpoint_key.clone(), position_ms: to, state: None };
             if wanted.is_empty() {
-                store.commit_traces(&Batch::default(), &[], &[], Some(&window_checkpoint)).await?;
+                let fenced = Batch { fence: self.fence()?, ..Batch::default() };
+                store.commit_traces(&fenced, &[], &[], Some(&window_checkpoint)).await?;
             }
             let chunks: Vec<&[Wanted]> = wanted.chunks(IDS_PER_CALL).collect();
             for (i, chunk) in chunks.iter().enumerate() {
@@ -379,6 +380,11 @@ impl Poller {
         Ok(out)
     }
 
+    /// The lease this scope's X-Ray writes are made under (None: one daemon).
+    fn fence(&self) -> Result<Option<crate::model::lease::Fence>, crate::store::StoreError> {
+        self.ctx.work.fence(&crate::cluster::work::xray_unit(&self.ctx.scope.label()))
+    }
+
     /// Fetches up to 5 traces and commits what they gave, with `checkpoint` last. Returns
     /// the newest event time stored.
     async fn fetch_and_commit(
@@ -392,6 +398,7 @@ impl Poller {
         let docs = self.batch_get(&ids).await?;
         let mut step = self.step(chunk, &docs, history, now_ms());
         ctx.scope_batch(&mut step.batch);
+        step.batch.fence = self.fence()?;
         let outcome = ctx.store.commit_traces(&step.batch, &step.attributions, &step.updates, checkpoint).await?;
 
         let m = &ctx.metrics;

@@ -6,9 +6,10 @@
 //! interrupts them like any scan.
 
 use super::event_keys::{trace_id_bytes, trace_id_text_sql};
+use super::portable::Value;
 use super::raw::{Bind, scan};
 use super::varint::decode_varints;
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 
 /// Which attributions a read covers: one workflow's (or all) traces starting in
 /// `[from_ms, to_ms)`, optionally only those with an event in `env`, and of one account and
@@ -23,25 +24,35 @@ pub struct TraceRange<'a> {
 }
 
 impl TraceRange<'_> {
-    /// The conditions on `trace_attribution t` and its `path_shapes p` (placeholders
-    /// numbered from `?{first}`), and their binds.
-    fn clause(&self, first: usize) -> (String, Vec<Bind<'_>>) {
-        let (a, b, c) = (first, first + 1, first + 2);
-        let mut sql = format!("t.start_ms >= ?{a} AND t.start_ms < ?{b}");
-        let mut binds = vec![Bind::Int(self.from_ms), Bind::Int(self.to_ms)];
+    /// The conditions on `trace_attribution t` and its `path_shapes p` (plain `?`
+    /// placeholders), and their values. `envs` is how the engine lists a JSON array's
+    /// elements as rows `v(value)` (SQLite's `json_each`, PostgreSQL's
+    /// `jsonb_array_elements`).
+    pub(crate) fn conditions(&self, envs: &str) -> (String, Vec<Value<'_>>) {
+        let mut sql = "t.start_ms >= ? AND t.start_ms < ?".to_string();
+        let mut values = vec![Value::Int(self.from_ms), Value::Int(self.to_ms)];
         if let Some(env) = self.env {
-            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(p.envs) WHERE value ->> 1 = ?{c})"));
-            binds.push(Bind::Text(env));
+            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM {envs} WHERE v.value ->> 1 = ?)"));
+            values.push(Value::Text(env));
         }
         for (column, value) in [("account", self.account), ("region", self.region)] {
             if let Some(v) = value {
-                binds.push(Bind::Text(v));
-                sql.push_str(&format!(" AND p.{column} = ?{}", first + binds.len() - 1));
+                values.push(Value::Text(v));
+                sql.push_str(&format!(" AND p.{column} = ?"));
             }
         }
-        (sql, binds)
+        (sql, values)
+    }
+
+    /// SQLite's: the conditions and their binds.
+    fn clause(&self) -> (String, Vec<Bind<'_>>) {
+        let (sql, values) = self.conditions(SQLITE_ENVS);
+        (sql, super::events::binds(&values))
     }
 }
+
+/// How SQLite lists a path's envs as rows `v(value)`.
+const SQLITE_ENVS: &str = "json_each(p.envs) AS v";
 
 /// A stored critical path: apart (its shape, shared by the traces that took it, and each
 /// node's self time in µs: `crate::critical_path::decode_path`), or whole as an earlier
@@ -71,17 +82,23 @@ pub struct SlowTrace {
     pub path: StoredPath,
 }
 
-const FROM: &str = "trace_attribution t JOIN path_shapes p ON p.id = t.path";
+pub(crate) const FROM: &str = "trace_attribution t JOIN path_shapes p ON p.id = t.path";
 
-impl Store {
+/// The (function, env, events) of `n` traces (plain `?` for their ids), from their paths'
+/// envs listed by `envs` (either engine).
+pub(crate) fn trace_envs_sql(envs: &str, n: usize) -> String {
+    format!(
+        "SELECT v.value ->> 0, v.value ->> 1, CAST(SUM(CAST(v.value ->> 2 AS BIGINT)) AS BIGINT) FROM {FROM}, {envs} WHERE t.trace_id IN ({}) GROUP BY 1, 2",
+        vec!["?"; n].join(", ")
+    )
+}
+
+impl SqliteStore {
     /// The workflows (trace roots) with the most traces in the range, most first, at most `limit`.
     pub async fn attribution_roots(&self, r: TraceRange<'_>, limit: i64) -> Result<Vec<String>, StoreError> {
-        let (clause, mut binds) = r.clause(1);
+        let (clause, mut binds) = r.clause();
         binds.push(Bind::Int(limit));
-        let sql = format!(
-            "SELECT p.root_name FROM {FROM} WHERE {clause} GROUP BY p.root_name ORDER BY COUNT(*) DESC, p.root_name LIMIT ?{}",
-            binds.len()
-        );
+        let sql = format!("SELECT p.root_name FROM {FROM} WHERE {clause} GROUP BY p.root_name ORDER BY COUNT(*) DESC, p.root_name LIMIT ?");
         let mut out = Vec::new();
         scan(self, &sql, &binds, |row| out.push(row.text(0).into_owned())).await?;
         Ok(out)
@@ -89,25 +106,24 @@ impl Store {
 
     /// How many traces of `root` the range holds.
     pub async fn attribution_count(&self, root: &str, r: TraceRange<'_>) -> Result<i64, StoreError> {
-        let (clause, rest) = r.clause(2);
+        let (clause, rest) = r.clause();
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
         let mut n = 0;
-        scan(self, &format!("SELECT COUNT(*) FROM {FROM} WHERE p.root_name = ?1 AND {clause}"), &binds, |row| n = row.i64(0)).await?;
+        scan(self, &format!("SELECT COUNT(*) FROM {FROM} WHERE p.root_name = ? AND {clause}"), &binds, |row| n = row.i64(0)).await?;
         Ok(n)
     }
 
     /// The `limit` slowest traces of `root` in the range, slowest first.
     pub async fn slowest_attributions(&self, root: &str, r: TraceRange<'_>, limit: i64) -> Result<Vec<SlowTrace>, StoreError> {
-        let (clause, rest) = r.clause(2);
+        let (clause, rest) = r.clause();
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
         binds.push(Bind::Int(limit));
         let trace_id = trace_id_text_sql("t.trace_id");
         let sql = format!(
-            "SELECT {trace_id}, t.total_s, p.shape, t.self_us, t.shares FROM {FROM} WHERE p.root_name = ?1 AND {clause} \
-             ORDER BY t.total_s DESC, {trace_id} LIMIT ?{}",
-            binds.len()
+            "SELECT {trace_id}, t.total_s, p.shape, t.self_us, t.shares FROM {FROM} WHERE p.root_name = ? AND {clause} \
+             ORDER BY t.total_s DESC, {trace_id} LIMIT ?"
         );
         let mut out = Vec::new();
         scan(self, &sql, &binds, |row| {
@@ -124,11 +140,11 @@ impl Store {
 
     /// The total duration of `root`'s trace at 0-based position `offset` in ascending order.
     pub async fn attribution_total_at(&self, root: &str, r: TraceRange<'_>, offset: i64) -> Result<Option<f64>, StoreError> {
-        let (clause, rest) = r.clause(2);
+        let (clause, rest) = r.clause();
         let mut binds = vec![Bind::Text(root)];
         binds.extend(rest);
         binds.push(Bind::Int(offset));
-        let sql = format!("SELECT t.total_s FROM {FROM} WHERE p.root_name = ?1 AND {clause} ORDER BY t.total_s LIMIT 1 OFFSET ?{}", binds.len());
+        let sql = format!("SELECT t.total_s FROM {FROM} WHERE p.root_name = ? AND {clause} ORDER BY t.total_s LIMIT 1 OFFSET ?");
         let mut out = None;
         scan(self, &sql, &binds, |row| out = Some(row.f64(0))).await?;
         Ok(out)
@@ -153,11 +169,7 @@ impl Store {
     pub async fn trace_function_envs(&self, trace_ids: &[&str]) -> Result<Vec<(String, String, i64)>, StoreError> {
         let mut out = Vec::new();
         for chunk in trace_ids.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
-            let sql = format!(
-                "SELECT value ->> 0, value ->> 1, SUM(value ->> 2) FROM {FROM}, json_each(p.envs) WHERE t.trace_id IN ({}) GROUP BY 1, 2",
-                marks.join(", ")
-            );
+            let sql = trace_envs_sql(SQLITE_ENVS, chunk.len());
             let bytes: Vec<Option<[u8; 16]>> = chunk.iter().map(|id| trace_id_bytes(id)).collect();
             let binds: Vec<Bind<'_>> = chunk.iter().zip(&bytes).map(|(id, b)| b.as_ref().map_or(Bind::Text(id), |b| Bind::Blob(b))).collect();
             scan(self, &sql, &binds, |row| out.push((row.text(0).into_owned(), row.text(1).into_owned(), row.i64(2)))).await?;
@@ -202,7 +214,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&path, OpenMode::Writer, 4096).await.unwrap();
         let mut envs = store.trace_function_envs(&["t1", "t2", "t3"]).await.unwrap();
         envs.sort();
         assert_eq!(envs, [("f".into(), "Dev".into(), 2), ("g".into(), "PROD".into(), 1), ("h".into(), "Dev".into(), 1)]);

@@ -8,7 +8,7 @@ use super::event_keys::{event_key, key_of_stored, request_id_text_sql};
 use super::pack::{self, PackedEvent, Packer};
 use super::raw::{self, Bind, RawConn};
 use super::write::series_ids;
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 
 /// The timeout flag as reports read it from the old rows.
 const TIMEOUT_SQL: &str =
@@ -31,13 +31,13 @@ struct OldRow {
 }
 
 /// Converts every row still in `events_v1`; returns how many it moved.
-pub async fn convert_old_events(store: &Store) -> Result<u64, StoreError> {
+pub async fn convert_old_events(store: &SqliteStore) -> Result<u64, StoreError> {
     convert_in_batches(store, BATCH, None).await
 }
 
 /// As [`convert_old_events`], `batch` rows per transaction, stopping after `max_batches`
 /// transactions when given (how the tests interrupt it).
-pub(super) async fn convert_in_batches(store: &Store, batch: i64, max_batches: Option<usize>) -> Result<u64, StoreError> {
+pub(super) async fn convert_in_batches(store: &SqliteStore, batch: i64, max_batches: Option<usize>) -> Result<u64, StoreError> {
     let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'events_v1'").fetch_one(store.pool()).await?;
     if pending == 0 {
         return Ok(0);
@@ -121,7 +121,7 @@ mod tests {
     /// Rows as the release before the compact rows stored them, in the table the migration
     /// renamed: text and 16-byte keys, Lambda request ids as bytes and others as text, trace
     /// ids as text, a timeout in the attributes.
-    async fn old_rows(store: &Store) {
+    async fn old_rows(store: &SqliteStore) {
         let mut key16 = [0u8; 16];
         key16[..8].copy_from_slice(&1_000i64.to_be_bytes());
         key16[8..].copy_from_slice(&crate::hash::fnv1a("g|s|1").to_be_bytes());
@@ -160,7 +160,7 @@ mod tests {
     /// of them is a duplicate.
     #[tokio::test]
     async fn the_conversion_resumes_and_keeps_every_fact() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         old_rows(&store).await;
         assert_eq!(convert_in_batches(&store, 2, Some(1)).await.unwrap(), 2);
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events_v1").fetch_one(store.pool()).await.unwrap();

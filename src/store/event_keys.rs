@@ -74,7 +74,7 @@ pub fn trace_id_text_sql(col: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
 
     #[test]
     fn lambda_request_ids_take_sixteen_bytes_and_others_stay_text() {
@@ -100,7 +100,7 @@ mod tests {
     /// The SQL text forms give back exactly the ids the Rust forms stored.
     #[tokio::test]
     async fn the_sql_text_forms_read_back_the_stored_ids() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let cases: [(&str, fn(&str) -> Option<[u8; 16]>, String); 2] =
             [("1c8df7d3-a1b2-46da-9778-518e6eca8125", request_id_bytes, request_id_text_sql("?1")), ("1-5f8a1b2c-0123456789abcdef01234567", trace_id_bytes, trace_id_text_sql("?1"))];
         for (id, bytes, sql) in cases {

@@ -7,7 +7,8 @@
 use super::raw::{self, Bind, scan};
 use super::event_keys::{request_id_text_sql, trace_id_text_sql};
 use super::pack::{self, DURATION_SQL, read_duration, time_range_sql};
-use super::{Store, StoreError};
+use super::portable::Value;
+use super::{SqliteStore, StoreError};
 use std::sync::Arc;
 
 /// Which raw events a report reads: `[from_ms, to_ms)`, optionally of one env and function,
@@ -25,36 +26,59 @@ pub struct EventSelection<'a> {
 }
 
 impl EventSelection<'_> {
-    /// The conditions on the series (placeholders from `?{first}`), and their binds: on the
-    /// series number, so a scan compares one integer per row.
-    fn filters(&self, first: usize) -> (String, Vec<Bind<'_>>) {
+    /// The conditions on the series (plain `?` placeholders, numbered after any earlier
+    /// ones), and their values: on the series number, so a scan compares one integer per
+    /// row. The same on both engines.
+    pub(crate) fn filters(&self) -> (String, Vec<Value<'_>>) {
         let mut sql = String::new();
-        let mut binds = Vec::new();
-        if let Some(env) = self.env {
-            binds.push(Bind::Text(env));
-            sql.push_str(&format!(" AND env = ?{}", binds.len() + first - 1));
-        }
-        if let Some(function) = self.function {
-            binds.push(Bind::Text(function));
-            sql.push_str(&format!(" AND function = ?{}", binds.len() + first - 1));
-        }
-        for (column, value) in [("account", self.account), ("region", self.region)] {
+        let mut values = Vec::new();
+        for (column, value) in [("env", self.env), ("function", self.function), ("account", self.account), ("region", self.region)] {
             if let Some(v) = value {
-                binds.push(Bind::Text(v));
-                sql.push_str(&format!(" AND {column} = ?{}", binds.len() + first - 1));
+                values.push(Value::Text(v));
+                sql.push_str(&format!(" AND {column} = ?"));
             }
         }
         if !self.operations.is_empty() {
-            let first = binds.len() + first;
-            let marks: Vec<String> = (first..first + self.operations.len()).map(|i| format!("?{i}")).collect();
-            sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
-            binds.extend(self.operations.iter().map(|o| Bind::Text(o)));
+            sql.push_str(&format!(" AND operation IN ({})", vec!["?"; self.operations.len()].join(", ")));
+            values.extend(self.operations.iter().map(|o| Value::Text(o)));
         }
         if sql.is_empty() {
-            return (sql, binds);
+            return (sql, values);
         }
-        (format!(" AND e.series IN (SELECT id FROM series WHERE 1{sql})"), binds)
+        (format!(" AND e.series IN (SELECT id FROM series WHERE 1 = 1{sql})"), values)
     }
+}
+
+/// The conditions of an [`EventFilter`] beyond its time range, on `series s` (plain `?`
+/// placeholders), and their values: the same on both engines.
+pub(crate) fn event_filter_sql<'f>(f: &EventFilter<'f>) -> (String, Vec<Value<'f>>) {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    if !f.operations.is_empty() {
+        sql.push_str(&format!(" AND s.operation IN ({})", vec!["?"; f.operations.len()].join(", ")));
+        values.extend(f.operations.iter().map(|o| Value::Text(o)));
+    }
+    for (column, value) in [("env", f.env), ("function", f.function), ("account", f.account), ("region", f.region)] {
+        if let Some(v) = value {
+            values.push(Value::Text(v));
+            sql.push_str(&format!(" AND s.{column} = ?"));
+        }
+    }
+    (sql, values)
+}
+
+/// Values as the raw SQLite path binds them.
+pub(super) fn binds<'a>(values: &[Value<'a>]) -> Vec<Bind<'a>> {
+    values
+        .iter()
+        .map(|v| match *v {
+            Value::Int(i) => Bind::Int(i),
+            Value::Float(f) => Bind::Real(f),
+            Value::Text(t) => Bind::Text(t),
+            Value::Blob(b) => Bind::Blob(b),
+            _ => Bind::Null,
+        })
+        .collect()
 }
 
 /// The series dictionary, indexed by number: (env, function, operation, source, account,
@@ -196,7 +220,7 @@ pub struct EventFilter<'a> {
     pub operations: &'a [&'a str],
 }
 
-impl Store {
+impl SqliteStore {
     /// Reads `sel`'s events in equal time slices at once, each on its own connection and
     /// thread (SQLite decodes one row at a time per connection, and decoding is most of a
     /// large report's time): each slice folds its rows into its own `init()` with `each`.
@@ -216,8 +240,10 @@ impl Store {
         }
         // Blocks wholly inside the range are read as id ranges without a time check per row;
         // the blocks that straddle an end of the range (or of a slice) with one.
-        let (inner_filter, inner_binds) = sel.filters(3);
-        let (edge_filter, edge_binds) = sel.filters(5);
+        // Plain `?` after `?1`..`?4` take the next numbers.
+        let (filter, values) = sel.filters();
+        let (inner_filter, inner_binds) = (filter.clone(), binds(&values));
+        let (edge_filter, edge_binds) = (filter, binds(&values));
         let inner_sql = format!("SELECT {list} FROM event_rows e WHERE e.id BETWEEN ?1 AND ?2{inner_filter}");
         let edge_sql = format!("SELECT {list} FROM event_rows e WHERE e.id BETWEEN ?1 AND ?2 AND +e.time_ms >= ?3 AND +e.time_ms < ?4{edge_filter}");
         let names = self.series_names().await?;
@@ -329,22 +355,9 @@ impl Store {
             request_id_text_sql("i.request_id"),
             trace_id_text_sql("i.trace_id")
         );
-        if !f.operations.is_empty() {
-            let first = binds.len() + 1;
-            let marks: Vec<String> = (first..first + f.operations.len()).map(|i| format!("?{i}")).collect();
-            sql.push_str(&format!(" AND s.operation IN ({})", marks.join(", ")));
-            binds.extend(f.operations.iter().map(|o| Bind::Text(o)));
-        }
-        if let Some(env) = f.env {
-            binds.push(Bind::Text(env));
-            sql.push_str(&format!(" AND s.env = ?{}", binds.len()));
-        }
-        for (column, value) in [("function", f.function), ("account", f.account), ("region", f.region)] {
-            if let Some(v) = value {
-                binds.push(Bind::Text(v));
-                sql.push_str(&format!(" AND s.{column} = ?{}", binds.len()));
-            }
-        }
+        let (filter, values) = event_filter_sql(&f);
+        sql.push_str(&filter);
+        binds.extend(self::binds(&values));
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
         sql.push_str(&format!(" ORDER BY {DURATION_SQL} DESC, e.time_ms LIMIT ?{}", binds.len()));
         let opt = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
@@ -372,7 +385,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{OpenMode, Store};
+    use crate::store::{OpenMode, SqliteStore};
     use super::{EventSelection, ScanColumns};
     use sqlx::ConnectOptions;
 
@@ -398,7 +411,7 @@ mod tests {
             // The publisher had passed ids that retention later freed.
             sqlx::query("UPDATE cloudwatch_published SET last_event_id = 40").execute(&mut conn).await.unwrap();
         }
-        let store = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&path, OpenMode::Writer, 4096).await.unwrap();
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM event_rows ORDER BY id").fetch_all(store.pool()).await.unwrap();
         assert_eq!(ids, [3, 9], "moved into the compact rows when the store opened, ids kept");
         let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v1'").fetch_one(store.pool()).await.unwrap();
@@ -433,7 +446,7 @@ mod tests {
     /// neither a whole-table scan nor a lookup per event through the key index.
     #[tokio::test]
     async fn a_raw_range_is_read_by_blocks_of_row_ids() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let (tables, range) = crate::store::pack::time_range_sql("e", 1, 2);
         let sql = format!(
             "EXPLAIN QUERY PLAN SELECT e.series, e.duration, e.flags FROM {tables} WHERE {range} AND e.series IN (SELECT id FROM series WHERE 1 AND env = 'Dev')"
@@ -472,8 +485,8 @@ mod tests {
                     .unwrap();
             }
         }
-        let migrated = Store::open(&path, OpenMode::Writer, 4096).await.unwrap();
-        let native = Store::open_memory().await.unwrap();
+        let migrated = SqliteStore::open(&path, OpenMode::Writer, 4096).await.unwrap();
+        let native = SqliteStore::open_memory().await.unwrap();
         let source = |s: &str| crate::model::Source::ALL.into_iter().find(|x| x.as_str() == s).unwrap();
         let events: Vec<crate::model::TimingEvent> = rows
             .iter()
@@ -498,7 +511,7 @@ mod tests {
         let ops = ["Bedrock.InvokeModel".to_string()];
         for (env, function, operations) in [(None, None, &[][..]), (Some("Dev"), None, &[][..]), (None, Some("LexFulfillmentHandler"), &ops[..]), (Some("PROD"), Some("GenerateDynamicScenarioHandler"), &[][..])] {
             let sel = EventSelection { from_ms: 0, to_ms: 10_000, env, function, account: None, region: None, operations };
-            let read = |store: Store| {
+            let read = |store: SqliteStore| {
                 let sel = sel;
                 async move {
                     let parts = store
@@ -522,7 +535,7 @@ mod tests {
 #[cfg(test)]
 mod dictionary_tests {
     use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Store};
+    use crate::store::{Batch, SqliteStore};
 
     fn event(key: &str, operation: &str) -> TimingEvent {
         TimingEvent {
@@ -546,7 +559,7 @@ mod dictionary_tests {
     /// series' events are named, and the earlier ones still are.
     #[tokio::test]
     async fn series_added_after_a_read_are_named() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         store.commit(&Batch { events: vec![event("a", "First")], ..Batch::default() }).await.unwrap();
         let first: Vec<String> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.operation).collect();
         assert_eq!(first, ["First"]);

@@ -3,7 +3,7 @@
 //! went away, stops scanning at once instead of holding a connection and a core until its
 //! statement ends.
 //!
-//! A request gets a [`Store`](super::Store) view through [`Store::for_request`](super::Store::for_request):
+//! A request gets a [`SqliteStore`](super::SqliteStore) view through [`SqliteStore::for_request`](super::SqliteStore::for_request):
 //! its reads run on the read-only connections and carry an [`Interrupt`]; the
 //! [`CancelOnDrop`] it also gets cancels them when the request's future is dropped.
 

@@ -4,18 +4,21 @@
 //! Retention lives in `retention.rs`; reads for reports and evaluation in their own modules.
 //!
 //! Two pools: the daemon's own connections (ingestion, evaluation, rollups, retention) and
-//! read-only ones for requests. A request works on [`Store::for_request`]'s view, which
+//! read-only ones for requests. A request works on [`SqliteStore::for_request`]'s view, which
 //! reads only through the latter and is interrupted at its deadline ([`interrupt`]), so no
 //! burst of API calls can take the connections the writer and the evaluator need.
 
-mod aliases;
+pub(crate) mod aliases;
 pub mod alerts;
+mod engine;
 pub mod attribution;
 mod convert;
 pub mod event_keys;
 pub mod events;
 pub mod interrupt;
 pub mod pack;
+pub mod portable;
+pub mod postgres;
 pub mod published;
 pub mod raw;
 pub mod retention;
@@ -27,6 +30,7 @@ mod write;
 
 pub use write::{Annotation, Batch, BatchOutcome, NewReport, StreamStateRow};
 pub use published::Destination;
+pub use engine::Store;
 
 use crate::model::Checkpoint;
 use sqlx::Connection;
@@ -67,6 +71,12 @@ pub enum StoreError {
     Sql(sqlx::Error),
     #[error("the read was stopped: the request ran out of time or its client went away")]
     Interrupted,
+    /// A batch written under a lease its node no longer holds: nothing was written.
+    #[error("the lease on {0} was lost; nothing was written (another node holds it now)")]
+    LostLease(String),
+    /// Never echoes the URL: it may hold a password.
+    #[error("storage.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)")]
+    BadUrl,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -91,8 +101,24 @@ impl StoreError {
             StoreError::DiskFull(_) => "disk_full",
             StoreError::Sql(_) => "sql",
             StoreError::Interrupted => "interrupted",
+            StoreError::BadUrl => "bad_url",
+            StoreError::LostLease(_) => "lost_lease",
         }
     }
+}
+
+/// A source's position under `key` (either engine).
+pub(crate) async fn checkpoint_in(conn: &mut portable::Conn<'_>, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
+    let stmt = portable::Stmt::new("SELECT position_ms, state FROM checkpoints WHERE source = ? AND key = ?", [portable::Value::Text(source), portable::Value::Text(key)]);
+    let rows: Vec<(i64, Option<String>)> = conn.fetch_all(&stmt).await?;
+    Ok(rows.into_iter().next().map(|(position_ms, state)| Checkpoint { source: source.to_string(), key: key.to_string(), position_ms, state }))
+}
+
+/// Every checkpoint of a source, by key (either engine).
+pub(crate) async fn checkpoints_in(conn: &mut portable::Conn<'_>, source: &str) -> Result<Vec<Checkpoint>, StoreError> {
+    let stmt = portable::Stmt::new("SELECT key, position_ms, state FROM checkpoints WHERE source = ? ORDER BY key", [portable::Value::Text(source)]);
+    let rows: Vec<(String, i64, Option<String>)> = conn.fetch_all(&stmt).await?;
+    Ok(rows.into_iter().map(|(key, position_ms, state)| Checkpoint { source: source.to_string(), key, position_ms, state }).collect())
 }
 
 /// How the store is opened.
@@ -106,9 +132,9 @@ pub enum OpenMode {
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     /// The connections this view reads and writes through: the daemon's own, or on a
-    /// request's view ([`Store::for_request`]) the read-only ones.
+    /// request's view ([`SqliteStore::for_request`]) the read-only ones.
     pool: SqlitePool,
     /// Read-only connections for requests (the same pool as `pool` where there is only one:
     /// in memory, or a report opening the file read-only).
@@ -118,17 +144,17 @@ pub struct Store {
     /// Held for the store's life: the OS releases it if the process dies, even by SIGKILL.
     _lock: Option<Arc<File>>,
     rejected_max_bytes: usize,
-    /// Set while a background WAL checkpoint runs (see [`Store::checkpoint_in_background`]).
+    /// Set while a background WAL checkpoint runs (see [`SqliteStore::checkpoint_in_background`]).
     checkpointing: Arc<AtomicBool>,
     /// The database file (none in memory): its WAL is measured beside it.
     path: Option<PathBuf>,
-    /// The series dictionary as last read (see `Store::series_names`).
+    /// The series dictionary as last read (see `SqliteStore::series_names`).
     series: Arc<std::sync::Mutex<Option<Arc<events::SeriesNames>>>>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
-    pub async fn open(path: &Path, mode: OpenMode, rejected_max_bytes: usize) -> Result<Store, StoreError> {
+    pub async fn open(path: &Path, mode: OpenMode, rejected_max_bytes: usize) -> Result<SqliteStore, StoreError> {
         // A report must not leave an empty database behind a mistyped path.
         if mode == OpenMode::Reader && !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
@@ -182,7 +208,7 @@ impl Store {
                 .await?,
             OpenMode::Reader => pool.clone(),
         };
-        let store = Store {
+        let store = SqliteStore {
             pool,
             readers,
             interrupt: None,
@@ -202,18 +228,18 @@ impl Store {
 
     /// A database file as it is, read-only, neither migrated nor converted: for benchmarks
     /// that compare the schema of an earlier release with today's on the same events.
-    pub async fn open_as_written(path: &Path) -> Result<Store, StoreError> {
+    pub async fn open_as_written(path: &Path) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path).read_only(true);
         let pool = SqlitePoolOptions::new().max_connections(OWN_CONNECTIONS).connect_with(options).await?;
-        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None, series: Arc::default() })
+        Ok(SqliteStore { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None, series: Arc::default() })
     }
 
     /// An in-memory store for tests and benchmarks (one connection, so one database).
-    pub async fn open_memory() -> Result<Store, StoreError> {
+    pub async fn open_memory() -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None, series: Arc::default() })
+        Ok(SqliteStore { readers: pool.clone(), pool, interrupt: None, _lock: None, rejected_max_bytes: 4096, checkpointing: Arc::default(), path: None, series: Arc::default() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -223,9 +249,9 @@ impl Store {
     /// A view for one request: it reads through the read-only connections and its reads
     /// stop at `deadline`, or as soon as the returned guard is dropped (the request's future
     /// went away). Writes through this view fail (the connections are `query_only`).
-    pub fn for_request(&self, deadline: std::time::Instant) -> (Store, interrupt::CancelOnDrop) {
+    pub fn for_request(&self, deadline: std::time::Instant) -> (SqliteStore, interrupt::CancelOnDrop) {
         let (interrupt, guard) = interrupt::Interrupt::new(deadline);
-        let view = Store { pool: self.readers.clone(), interrupt: Some(interrupt), ..self.clone() };
+        let view = SqliteStore { pool: self.readers.clone(), interrupt: Some(interrupt), ..self.clone() };
         (view, guard)
     }
 
@@ -240,33 +266,16 @@ impl Store {
         Ok(())
     }
 
-    /// The committed position of one source key.
+    /// A source's position under `key`, if it has one.
     pub async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT position_ms, state FROM checkpoints WHERE source = ? AND key = ?")
-                .bind(source)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(position_ms, state)| Checkpoint {
-            source: source.to_string(),
-            key: key.to_string(),
-            position_ms,
-            state,
-        }))
+        let mut conn = self.pool.acquire().await?;
+        checkpoint_in(&mut portable::Conn::Sqlite(&mut conn), source, key).await
     }
 
     /// Every checkpoint of a source (for `/readyz` and resuming).
     pub async fn checkpoints(&self, source: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows: Vec<(String, i64, Option<String>)> =
-            sqlx::query_as("SELECT key, position_ms, state FROM checkpoints WHERE source = ? ORDER BY key")
-                .bind(source)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, position_ms, state)| Checkpoint { source: source.to_string(), key, position_ms, state })
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        checkpoints_in(&mut portable::Conn::Sqlite(&mut conn), source).await
     }
 
     /// The saved states of these streams of one log group (those that have one), by name.

@@ -294,7 +294,7 @@ mod tests {
     /// lines print take the integer form.
     #[tokio::test]
     async fn durations_read_back_exactly_in_either_form() {
-        let store = crate::store::Store::open_memory().await.unwrap();
+        let store = crate::store::SqliteStore::open_memory().await.unwrap();
         let mut values = vec![3.125, 0.031, 9123.45 / 1000.0, 412.5 / 1000.0, 0.0, 900.0, 1795804066.376 - 1795804066.125, 1.0 / 3.0, 1e-7];
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..2_000 {

@@ -4,7 +4,8 @@
 //! the watermark), read together with the destination's events after it in one snapshot and
 //! moved forward with a compare-and-set.
 
-use super::{Store, StoreError};
+use super::portable::{Conn, Stmt, Value};
+use super::{SqliteStore, StoreError};
 use crate::clock::now_ms;
 
 /// A stored event the publisher has not sent yet: only what a CloudWatch datum needs.
@@ -47,176 +48,103 @@ pub struct Unpublished {
     pub reset_from: Option<i64>,
 }
 
-impl Store {
-    /// The destination's watermark and up to `limit` of its events above it in id order,
-    /// from one snapshot. A destination not seen before starts at 0.
-    pub async fn unpublished_events(&self, dest: Destination<'_>, limit: i64) -> Result<Unpublished, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO cloudwatch_destinations (destination, last_event_id, updated_ms) VALUES (?, 0, ?)")
-            .bind(dest.name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        let mut watermark: i64 = sqlx::query_scalar("SELECT last_event_id FROM cloudwatch_destinations WHERE destination = ?")
-            .bind(dest.name)
-            .fetch_one(&mut *tx)
-            .await?;
-        let high_water: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'), 0)")
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut reset_from = None;
-        if watermark > high_water {
-            sqlx::query("UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ?")
-                .bind(high_water)
-                .bind(now_ms())
-                .bind(dest.name)
-                .execute(&mut *tx)
-                .await?;
-            reset_from = Some(watermark);
-            watermark = high_water;
-        }
-        let only_origin = if dest.origin.is_some() { " AND s.account = ? AND s.region = ?" } else { "" };
-        let sql = format!(
-            "SELECT e.id, e.time_ms, s.env, s.function, s.operation, {}, s.account, s.region FROM event_rows e JOIN series s ON s.id = e.series \
-             WHERE e.id > ?{only_origin} ORDER BY e.id LIMIT ?",
-            super::pack::DURATION_SQL
-        );
-        let mut query = sqlx::query_as::<_, (i64, i64, String, String, String, f64, String, String)>(sqlx::AssertSqlSafe(sql)).bind(watermark);
-        if let Some((account, region)) = dest.origin {
-            query = query.bind(account).bind(region);
-        }
-        let rows = query.bind(limit).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        // Without a filter every event is this destination's: its position is its last event.
-        let full = dest.origin.is_none() || usize::try_from(limit).is_ok_and(|l| rows.len() >= l);
-        let scanned_to = match rows.last() {
-            Some(last) if full => last.0,
-            None if dest.origin.is_none() => watermark,
-            _ => high_water.max(watermark),
-        };
-        let events = rows
-            .into_iter()
-            .map(|(id, time_ms, env, function, operation, duration_s, account, region)| PendingEvent {
-                id,
-                time_ms,
-                env,
-                function,
-                operation,
-                duration_s,
-                account,
-                region,
-            })
-            .collect();
-        Ok(Unpublished { watermark, events, scanned_to, reset_from })
-    }
+/// What differs between the engines in reading the published watermark's events.
+pub(crate) struct EventsSql {
+    /// The highest event id ever handed out.
+    pub high_water: &'static str,
+    /// `FROM` the events joined with `series s`, as `e`, with a duration column.
+    pub from: &'static str,
+    pub duration: &'static str,
+}
 
-    /// Moves the destination's watermark from `from` to `to`. Returns false, changing
-    /// nothing, when it is no longer `from` (it was reset meanwhile): the caller re-reads.
-    pub async fn advance_published(&self, destination: &str, from: i64, to: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ? AND last_event_id = ?")
-            .bind(to)
-            .bind(now_ms())
-            .bind(destination)
-            .bind(from)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
+/// The SQLite store's: the compact rows.
+const SQLITE: EventsSql = EventsSql {
+    high_water: "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'), 0)",
+    from: "event_rows e JOIN series s ON s.id = e.series",
+    duration: super::pack::DURATION_SQL,
+};
+
+/// Where to go on from, once the destination's events up to `last_read` were read
+/// (pure). Without a filter every event is the destination's: its position is its last
+/// event read. With one, a read that was not cut by `limit` saw every event up to
+/// `high_water`, and the watermark may pass the other destinations' events up to there.
+pub(crate) fn scanned_to(filtered: bool, read: usize, limit: i64, last_read: Option<i64>, watermark: i64, high_water: i64) -> i64 {
+    let full = !filtered || usize::try_from(limit).is_ok_and(|l| read >= l);
+    match last_read {
+        Some(last) if full => last,
+        None if !filtered => watermark,
+        _ => high_water.max(watermark),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::model::{Source, TimingEvent};
-    use crate::store::{Batch, Destination, Store};
+/// A destination not seen before starts at 0.
+const NEW_DESTINATION: &str =
+    "INSERT INTO cloudwatch_destinations (destination, last_event_id, updated_ms) VALUES (?, 0, ?) ON CONFLICT (destination) DO NOTHING";
 
-    const ALL: Destination<'static> = Destination { name: "", origin: None };
+/// The destination's watermark and up to `limit` of its events above it in id order (in
+/// the caller's transaction, on either engine). A destination not seen before starts at 0.
+pub(crate) async fn unpublished_in(conn: &mut Conn<'_>, sql: &EventsSql, dest: Destination<'_>, limit: i64) -> Result<Unpublished, StoreError> {
+    let name = Value::Text(dest.name);
+    conn.execute(&Stmt::new(NEW_DESTINATION, [name, Value::Int(now_ms())])).await?;
+    let rows: Vec<(i64,)> = conn.fetch_all(&Stmt::new("SELECT last_event_id FROM cloudwatch_destinations WHERE destination = ?", [name])).await?;
+    let mut watermark = rows.first().map_or(0, |r| r.0);
+    let high: Vec<(i64,)> = conn.fetch_all(&Stmt::new(sql.high_water, [])).await?;
+    let high_water = high.first().map_or(0, |r| r.0);
+    let mut reset_from = None;
+    if watermark > high_water {
+        conn.execute(&Stmt::new(
+            "UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ?",
+            [Value::Int(high_water), Value::Int(now_ms()), name],
+        ))
+        .await?;
+        reset_from = Some(watermark);
+        watermark = high_water;
+    }
+    let only_origin = if dest.origin.is_some() { " AND s.account = ? AND s.region = ?" } else { "" };
+    let text = format!(
+        "SELECT e.id, e.time_ms, s.env, s.function, s.operation, {}, s.account, s.region FROM {} WHERE e.id > ?{only_origin} ORDER BY e.id LIMIT ?",
+        sql.duration, sql.from
+    );
+    let mut values = vec![Value::Int(watermark)];
+    if let Some((account, region)) = dest.origin {
+        values.extend([Value::Text(account), Value::Text(region)]);
+    }
+    values.push(Value::Int(limit));
+    let rows: Vec<(i64, i64, String, String, String, f64, String, String)> = conn.fetch_all(&Stmt::new(text, values)).await?;
+    let scanned_to = scanned_to(dest.origin.is_some(), rows.len(), limit, rows.last().map(|r| r.0), watermark, high_water);
+    let events = rows
+        .into_iter()
+        .map(|(id, time_ms, env, function, operation, duration_s, account, region)| PendingEvent { id, time_ms, env, function, operation, duration_s, account, region })
+        .collect();
+    Ok(Unpublished { watermark, events, scanned_to, reset_from })
+}
 
-    fn event(key: &str, time_ms: i64) -> TimingEvent {
-        TimingEvent {
-            time_ms,
-            env: "PROD".into(),
-            function: "f".into(),
-            operation: "op".into(),
-            source: Source::Logs,
-            duration_s: 0.25,
-            request_id: None,
-            trace_id: None,
-            function_version: None,
-            cold_start: false,
-            error: false,
-            idem_key: key.into(),
-            attributes: vec![],
-        }
+/// Moves the destination's watermark from `from` to `to`; false, changing nothing, when it
+/// is no longer `from` (either engine).
+pub(crate) async fn advance_published_in(conn: &mut Conn<'_>, destination: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+    // A destination not seen before is at 0 (as a read would have made it).
+    conn.execute(&Stmt::new(NEW_DESTINATION, [Value::Text(destination), Value::Int(now_ms())])).await?;
+    let n = conn
+        .execute(&Stmt::new(
+            "UPDATE cloudwatch_destinations SET last_event_id = ?, updated_ms = ? WHERE destination = ? AND last_event_id = ?",
+            [Value::Int(to), Value::Int(now_ms()), Value::Text(destination), Value::Int(from)],
+        ))
+        .await?;
+    Ok(n == 1)
+}
+
+impl SqliteStore {
+    /// The watermark and up to `limit` events above it in id order, from one snapshot.
+    pub async fn unpublished_events(&self, dest: Destination<'_>, limit: i64) -> Result<Unpublished, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let out = unpublished_in(&mut Conn::Sqlite(&mut tx), &SQLITE, dest, limit).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
-    async fn store_events(store: &Store, keys: &[(&str, i64)]) {
-        let events = keys.iter().map(|(k, t)| event(k, *t)).collect();
-        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn watermark_reads_only_newer_ids_and_moves_by_compare_and_set() {
-        let store = Store::open_memory().await.unwrap();
-        store_events(&store, &[("a", 5_000), ("b", 6_000), ("c", 7_000)]).await;
-        let u = store.unpublished_events(ALL, 2).await.unwrap();
-        assert_eq!(u.watermark, 0);
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(store.advance_published("", 0, 2).await.unwrap());
-        assert!(!store.advance_published("", 0, 3).await.unwrap(), "a stale `from` changes nothing");
-        // A late event with an older time gets a newer id: still published.
-        store_events(&store, &[("late", 1_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!(u.watermark, 2);
-        assert_eq!(u.events.iter().map(|e| (e.id, e.time_ms)).collect::<Vec<_>>(), vec![(3, 7_000), (4, 1_000)]);
-    }
-
-    #[tokio::test]
-    async fn ids_are_never_reused_after_retention_and_a_watermark_ahead_is_reset() {
-        let store = Store::open_memory().await.unwrap();
-        store_events(&store, &[("a", 100_000), ("b", 100_000), ("old", 1_000)]).await;
-        assert!(store.advance_published("", 0, 3).await.unwrap());
-        // Retention removes the highest id (an old event stored late), then the whole table:
-        // the next event still gets a new id, above the watermark.
-        store.purge_before(50_000).await.unwrap();
-        store_events(&store, &[("new", 200_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!((u.watermark, u.reset_from), (3, None));
-        assert_eq!(u.events.iter().map(|e| (e.id, e.time_ms)).collect::<Vec<_>>(), vec![(4, 200_000)]);
-        store.purge_before(i64::MAX).await.unwrap();
-        store_events(&store, &[("after-empty", 300_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![5], "the emptied table's next id is new too");
-        // A watermark above every id ever handed out (a replaced database) is moved down to
-        // the newest id, and says so.
-        assert!(store.advance_published("", 3, 1_000).await.unwrap());
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!((u.watermark, u.reset_from, u.events.len()), (5, Some(1_000), 0));
-        store_events(&store, &[("next", 400_000)]).await;
-        let u = store.unpublished_events(ALL, 100).await.unwrap();
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![6]);
-    }
-
-    #[tokio::test]
-    async fn a_destination_reads_only_its_origins_events_and_moves_past_the_others() {
-        let store = Store::open_memory().await.unwrap();
-        for (account, keys) in [("prod", ["p1", "p2"]), ("dev", ["d1", "d2"]), ("prod", ["p3", "p4"])] {
-            let events = keys.iter().map(|k| event(k, 5_000)).collect();
-            let origin = crate::model::Origin { account: account.into(), region: "eu-west-1".into() };
-            store.commit(&Batch { events, origin, ..Batch::default() }).await.unwrap();
-        }
-        let prod = Destination { name: "prod/eu-west-1", origin: Some(("prod", "eu-west-1")) };
-        let u = store.unpublished_events(prod, 100).await.unwrap();
-        assert_eq!(u.events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2, 5, 6]);
-        assert!(u.events.iter().all(|e| e.account == "prod" && e.region == "eu-west-1"));
-        assert_eq!(u.scanned_to, 6);
-        let dev = Destination { name: "dev/eu-west-1", origin: Some(("dev", "eu-west-1")) };
-        let u = store.unpublished_events(dev, 1).await.unwrap();
-        assert_eq!((u.events.len(), u.scanned_to), (1, 3), "a full read scanned only up to its last event");
-        let u = store.unpublished_events(dev, 100).await.unwrap();
-        assert_eq!(u.scanned_to, 6, "past prod's later events, which are not dev's to send");
-        assert!(store.advance_published("dev/eu-west-1", 0, 6).await.unwrap());
-        assert!(store.unpublished_events(dev, 100).await.unwrap().events.is_empty());
-        assert_eq!(store.unpublished_events(ALL, 100).await.unwrap().events.len(), 6, "each destination keeps its own watermark");
+    /// Moves the destination's watermark from `from` to `to` (compare-and-set).
+    pub async fn advance_published(&self, destination: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        advance_published_in(&mut Conn::Sqlite(&mut conn), destination, from, to).await
     }
 }

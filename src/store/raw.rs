@@ -13,12 +13,12 @@
 //! error is rolled back, and a connection SQLite would not roll back is closed rather than
 //! returned to the pool. The blocking part runs under `block_in_place` on a multi-threaded
 //! runtime; parallel scans run on scoped threads, one connection each. On a request's view
-//! of the store ([`Store::for_request`]) every statement is watched by its
+//! of the store ([`SqliteStore::for_request`]) every statement is watched by its
 //! [`Interrupt`](super::interrupt::Interrupt): past the deadline, or once the request is
 //! gone, SQLite stops stepping and the read fails with [`StoreError::Interrupted`].
 
 use super::interrupt::{CHECK_EVERY_STEPS, Interrupt, progress_handler};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use sqlx::SqliteConnection;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::marker::PhantomData;
@@ -284,7 +284,7 @@ fn deprioritize_this_thread() {
 /// Runs a store view's blocking work: a request's on a thread of its own at a lower
 /// priority (so a burst of reports never competes evenly with ingestion and `/healthz`),
 /// the daemon's own in place.
-fn blocking_for<T: Send>(store: &Store, f: impl FnOnce() -> T + Send) -> T {
+fn blocking_for<T: Send>(store: &SqliteStore, f: impl FnOnce() -> T + Send) -> T {
     if store.interrupt().is_none() {
         return blocking(f);
     }
@@ -343,7 +343,7 @@ impl Drop for Watch {
 }
 
 /// Runs `f` on `raw`, watched by the store view's interrupt if it has one.
-fn watched<T>(store: &Store, raw: &mut RawConn, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn watched<T>(store: &SqliteStore, raw: &mut RawConn, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
     match store.interrupt() {
         None => f(raw),
         Some(i) if i.fired() => Err(StoreError::Interrupted),
@@ -357,7 +357,7 @@ fn watched<T>(store: &Store, raw: &mut RawConn, f: impl FnOnce(&mut RawConn) -> 
 /// Runs `f` on one pooled connection's raw handle. A transaction `f` leaves open (one
 /// SQLite would not roll back, or a panic) is caught by the pool's release check
 /// ([`transaction_left_open`]), which closes the connection.
-pub async fn with_conn<T: Send>(store: &Store, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+pub async fn with_conn<T: Send>(store: &SqliteStore, f: impl FnOnce(&mut RawConn) -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
     let mut conn = store.pool().acquire().await?;
     let (_handle, mut raw) = lock(&mut conn).await?;
     blocking_for(store, || watched(store, &mut raw, f))
@@ -365,7 +365,7 @@ pub async fn with_conn<T: Send>(store: &Store, f: impl FnOnce(&mut RawConn) -> R
 
 /// Runs `sql` with `binds` on a pooled connection and calls `f` on every row; returns the
 /// number of rows.
-pub async fn scan(store: &Store, sql: &str, binds: &[Bind<'_>], f: impl FnMut(&Row<'_>) + Send) -> Result<u64, StoreError> {
+pub async fn scan(store: &SqliteStore, sql: &str, binds: &[Bind<'_>], f: impl FnMut(&Row<'_>) + Send) -> Result<u64, StoreError> {
     with_conn(store, |c| c.query(sql, binds, f)).await
 }
 
@@ -375,7 +375,7 @@ pub async fn scan(store: &Store, sql: &str, binds: &[Bind<'_>], f: impl FnMut(&R
 /// concurrent callers never hold some connections while waiting for more. Returns the
 /// number of parts actually run through `f` (`f(i, …)` for `i < n`), and their results.
 pub async fn parallel<T: Send>(
-    store: &Store,
+    store: &SqliteStore,
     parts: usize,
     f: impl Fn(usize, usize, &mut RawConn) -> Result<T, StoreError> + Sync,
 ) -> Result<Vec<T>, StoreError> {
@@ -425,7 +425,7 @@ pub async fn parallel<T: Send>(
 /// A read that would step for ever (a recursive count to 10^15), for tests of what stops
 /// reads: it ends only when interrupted.
 #[cfg(test)]
-pub(crate) async fn endless_read(store: &Store) -> Result<u64, StoreError> {
+pub(crate) async fn endless_read(store: &SqliteStore) -> Result<u64, StoreError> {
     scan(store, ENDLESS, &[], |_| {}).await
 }
 
@@ -438,7 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_rows_binds_and_reports_errors() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut got = Vec::new();
         let n = with_conn(&store, |c| {
             c.query("SELECT ?1 + 1, ?2 || 'x', ?3 * 2, ?4", &[Bind::Int(41), Bind::Text("é"), Bind::Real(1.5), Bind::Null], |r| {
@@ -457,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_transaction_leaves_nothing_and_no_open_transaction() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let e = with_conn(&store, |c| {
             c.transaction(|c| {
                 let mut stmt = c.prepare("INSERT INTO checkpoints (source, key, position_ms, updated_ms) VALUES (?1, ?2, 1, 1)")?;
@@ -478,7 +478,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_inside_a_raw_transaction_does_not_leak_it_into_the_pool() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
         let s = store.clone();
         let r = tokio::spawn(async move {
             with_conn(&s, |c| -> Result<(), StoreError> {
@@ -500,7 +500,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_request_view_stops_reading_at_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("i.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("i.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
         let started = std::time::Instant::now();
         let (view, _guard) = store.for_request(started + std::time::Duration::from_millis(300));
         let e = scan(&view, ENDLESS, &[], |_| {}).await.unwrap_err();
@@ -530,7 +530,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropping_the_guard_stops_a_running_read() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("i.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("i.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
         let (view, guard) = store.for_request(std::time::Instant::now() + std::time::Duration::from_secs(600));
         let read = tokio::spawn(async move { scan(&view, ENDLESS, &[], |_| {}).await });
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -544,7 +544,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parallel_parts_on_a_multi_threaded_runtime() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), crate::store::OpenMode::Writer, 4096).await.unwrap();
         let sums = parallel(&store, 2, |i, _, c| {
             let mut sum = 0;
             c.query(

@@ -17,7 +17,8 @@
 //! (`storage.retention`, pending traces until their re-fetches run out) are purged by their
 //! own tasks.
 
-use super::{Store, StoreError};
+use super::portable::{Conn, Stmt, Value};
+use super::{SqliteStore, StoreError};
 
 /// Rows deleted per statement.
 const DELETE_BATCH: i64 = 5_000;
@@ -67,7 +68,54 @@ impl Purged {
     }
 }
 
-impl Store {
+/// How an engine names a row for a batched delete (SQLite's `rowid`, PostgreSQL's `ctid`).
+pub(crate) struct RowIds(pub &'static str);
+
+pub(crate) const SQLITE_ROWS: RowIds = RowIds("rowid");
+
+/// Deletes the rows of `table` matching `cond` (its `?` all bound to `cutoff`) batch after
+/// batch, each its own statement; returns how many went. Yields between batches. Either
+/// engine.
+pub(crate) async fn delete_batches_in(conn: &mut Conn<'_>, rows: &RowIds, table: &str, cond: &str, cutoff: i64) -> Result<u64, StoreError> {
+    let id = rows.0;
+    let sql = format!("DELETE FROM {table} WHERE {id} IN (SELECT {id} FROM {table} WHERE {cond} LIMIT ?)");
+    let mut values = vec![Value::Int(cutoff); cond.matches('?').count()];
+    values.push(Value::Int(DELETE_BATCH));
+    let stmt = Stmt::new(sql, values);
+    let mut total = 0;
+    loop {
+        let n = conn.execute(&stmt).await?;
+        total += n;
+        if n < DELETE_BATCH as u64 {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Deletes all but the newest `keep` rows of `table` (by its integer primary key `id`).
+async fn keep_newest_in(conn: &mut Conn<'_>, rows: &RowIds, table: &'static str, keep: i64) -> Result<u64, StoreError> {
+    let oldest: Vec<(i64,)> = conn.fetch_all(&Stmt::new(format!("SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?"), [Value::Int(keep - 1)])).await?;
+    let Some(&(oldest_kept,)) = oldest.first() else {
+        return Ok(0);
+    };
+    delete_batches_in(conn, rows, table, "id < ?", oldest_kept).await
+}
+
+/// One retention pass over every table this module bounds but the events (which the engine
+/// purges its own way, `events` rows counted by the caller). Either engine.
+pub(crate) async fn purge_rest_in(conn: &mut Conn<'_>, rows: &RowIds, plan: &RetentionPlan, p: &mut Purged) -> Result<(), StoreError> {
+    p.rejected = delete_batches_in(conn, rows, "rejected", "time_ms < ? OR seen_ms < ?", plan.events_before_ms).await?;
+    p.rejected += keep_newest_in(conn, rows, "rejected", plan.rejected_max_rows).await?;
+    p.transitions = delete_batches_in(conn, rows, "alert_transitions", "time_ms < ?", plan.transitions_before_ms).await?;
+    p.transitions += keep_newest_in(conn, rows, "alert_transitions", plan.transitions_max_rows).await?;
+    p.aliases = delete_batches_in(conn, rows, "alias_history", "last_seen_ms < ?", plan.events_before_ms).await?;
+    p.streams = delete_batches_in(conn, rows, "stream_state", "updated_ms < ?", plan.streams_idle_before_ms).await?;
+    p.checkpoints = delete_batches_in(conn, rows, "checkpoints", "updated_ms < ?", plan.events_before_ms).await?;
+    Ok(())
+}
+
+impl SqliteStore {
     /// Deletes `sql`'s rows (a `DELETE … WHERE rowid IN (SELECT … LIMIT ?2)` bound with
     /// `cutoff` as `?1`) batch after batch; returns how many went. Yields between batches.
     async fn delete_batches(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
@@ -120,58 +168,17 @@ impl Store {
     /// many rows went.
     pub async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let events = self.purge_events(cutoff_ms).await?;
-        let rejected = self
-            .delete_batches("DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE time_ms < ?1 OR seen_ms < ?1 LIMIT ?2)", cutoff_ms)
-            .await?;
+        let mut conn = self.pool.acquire().await?;
+        let rejected = delete_batches_in(&mut Conn::Sqlite(&mut conn), &SQLITE_ROWS, "rejected", "time_ms < ? OR seen_ms < ?", cutoff_ms).await?;
         Ok(events + rejected)
     }
 
     /// One retention pass over every table this module bounds.
     pub async fn purge(&self, plan: &RetentionPlan) -> Result<Purged, StoreError> {
-        let mut p = Purged::default();
-        p.events = self.purge_events(plan.events_before_ms).await?;
-        p.rejected = self
-            .delete_batches(
-                "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE time_ms < ?1 OR seen_ms < ?1 LIMIT ?2)",
-                plan.events_before_ms,
-            )
-            .await?;
-        p.rejected += self.keep_newest("rejected", plan.rejected_max_rows).await?;
-        p.transitions = self
-            .delete_batches(
-                "DELETE FROM alert_transitions WHERE id IN (SELECT id FROM alert_transitions WHERE time_ms < ?1 LIMIT ?2)",
-                plan.transitions_before_ms,
-            )
-            .await?;
-        p.transitions += self.keep_newest("alert_transitions", plan.transitions_max_rows).await?;
-        p.aliases = self
-            .delete_batches(
-                "DELETE FROM alias_history WHERE rowid IN (SELECT rowid FROM alias_history WHERE last_seen_ms < ?1 LIMIT ?2)",
-                plan.events_before_ms,
-            )
-            .await?;
-        p.streams = self
-            .delete_batches(
-                "DELETE FROM stream_state WHERE rowid IN (SELECT rowid FROM stream_state WHERE updated_ms < ?1 LIMIT ?2)",
-                plan.streams_idle_before_ms,
-            )
-            .await?;
-        p.checkpoints = self
-            .delete_batches(
-                "DELETE FROM checkpoints WHERE rowid IN (SELECT rowid FROM checkpoints WHERE updated_ms < ?1 LIMIT ?2)",
-                plan.events_before_ms,
-            )
-            .await?;
+        let mut p = Purged { events: self.purge_events(plan.events_before_ms).await?, ..Purged::default() };
+        let mut conn = self.pool.acquire().await?;
+        purge_rest_in(&mut Conn::Sqlite(&mut conn), &SQLITE_ROWS, plan, &mut p).await?;
         Ok(p)
-    }
-
-    /// Deletes all but the newest `keep` rows of `table` (by its integer primary key `id`).
-    async fn keep_newest(&self, table: &'static str, keep: i64) -> Result<u64, StoreError> {
-        let sql = format!("SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?");
-        let Some(oldest_kept): Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(keep - 1).fetch_optional(&self.pool).await? else {
-            return Ok(0);
-        };
-        self.delete_batches(&format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE id < ?1 LIMIT ?2)"), oldest_kept).await
     }
 }
 
@@ -199,21 +206,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn purge_removes_only_old_events() {
-        let store = Store::open_memory().await.unwrap();
-        let events = (0..12_000).map(event).collect();
-        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-        assert_eq!(store.purge_before(11_000).await.unwrap(), 11_000);
-        assert_eq!(store.count_events(None).await.unwrap(), 1_000);
-    }
-
     /// What events share goes with the last event that refers to it: invocations and
     /// attribute sets of purged events, and blocks with no event left; a block the cutoff
     /// cuts through keeps the span of what it still holds.
     #[tokio::test]
     async fn purged_events_take_their_invocations_attribute_sets_and_blocks() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let events: Vec<TimingEvent> = (0..3_000)
             .map(|i| TimingEvent {
                 request_id: Some(format!("req-{}", i / 3)),
@@ -254,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_table_is_held_to_its_bound() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let now = crate::clock::now_ms();
         // Rejected inputs: one with an absurd future time (it still goes by arrival), and
         // more than the row cap.

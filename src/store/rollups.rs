@@ -10,7 +10,8 @@
 //! replaces its rows in one transaction, so it is idempotent and a crash only means the
 //! hour is rolled again.
 
-use super::{Store, StoreError};
+use super::portable::{Conn, Stmt, Value};
+use super::{SqliteStore, Store, StoreError};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::model::counts::Counts;
@@ -149,47 +150,12 @@ pub struct StepSummary {
     pub watermark_reset: bool,
 }
 
-impl Store {
+impl SqliteStore {
     /// Replaces the rows of one period with `rows` and records the period as rolled, in one
     /// transaction.
     pub async fn replace_rollups(&self, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?").bind(res.seconds()).bind(start_ms).execute(&mut *tx).await?;
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO rollups (res_s, start_ms, account, region, env, function, operation, source, count, sum, min, max, \
-                 errors, cold_starts, timeouts, sketch) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(res.seconds())
-                    .push_bind(start_ms)
-                    .push_bind(&r.account)
-                    .push_bind(&r.region)
-                    .push_bind(&r.env)
-                    .push_bind(&r.function)
-                    .push_bind(&r.operation)
-                    .push_bind(&r.source)
-                    .push_bind(r.counts.count as i64)
-                    .push_bind(r.counts.sum)
-                    .push_bind(r.counts.min())
-                    .push_bind(r.counts.max())
-                    .push_bind(r.counts.errors as i64)
-                    .push_bind(r.counts.cold_starts as i64)
-                    .push_bind(r.counts.timeouts as i64)
-                    .push_bind(r.sketch.encode());
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "INSERT INTO rollup_periods (res_s, start_ms, series, computed_ms) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (res_s, start_ms) DO UPDATE SET series = excluded.series, computed_ms = excluded.computed_ms",
-        )
-        .bind(res.seconds())
-        .bind(start_ms)
-        .bind(rows.len() as i64)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        replace_rollups_in(&mut Conn::Sqlite(&mut tx), res, start_ms, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -212,16 +178,7 @@ impl Store {
         })
         .await?;
         // One row per named series (two ids never name the same series).
-        let mut rows: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
-        for row in by_series.into_values() {
-            match rows.get_mut(&row.key()) {
-                Some(r) => r.merge(&row),
-                None => {
-                    rows.insert(row.key(), row);
-                }
-            }
-        }
-        let rows: Vec<RollupRow> = rows.into_values().collect();
+        let rows = merge_rows(by_series.into_values());
         self.replace_rollups(Resolution::Hour, hour_ms, &rows).await?;
         Ok(rows.len())
     }
@@ -229,28 +186,15 @@ impl Store {
     /// Merges the 24 hours of the day starting at `day_ms` into a day row. Returns false
     /// (and writes nothing) unless all 24 hours are rolled.
     pub async fn roll_day(&self, day_ms: i64) -> Result<bool, StoreError> {
-        let hours: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollup_periods WHERE res_s = ? AND start_ms >= ? AND start_ms < ?")
-            .bind(Resolution::Hour.seconds())
-            .bind(day_ms)
-            .bind(day_ms + DAY_MS)
-            .fetch_one(&self.pool)
-            .await?;
-        if hours < 24 {
+        if !day_rolled_hours_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), day_ms).await? {
             return Ok(false);
         }
-        let mut merged: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
-        let bad = self
-            .scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, &RollupFilter::default(), |_, row| match merged.get_mut(&row.key()) {
-                Some(m) => m.merge(&row),
-                None => {
-                    merged.insert(row.key(), row);
-                }
-            })
-            .await?;
+        let mut hours = Vec::new();
+        let bad = self.scan_rollups(Resolution::Hour, day_ms, day_ms + DAY_MS, &RollupFilter::default(), |_, row| hours.push(row)).await?;
         if bad > 0 {
             tracing::warn!(day_ms, malformed = bad, "Skipped malformed rollup sketches while merging a day.");
         }
-        let rows: Vec<RollupRow> = merged.into_values().collect();
+        let rows = merge_rows(hours);
         self.replace_rollups(Resolution::Day, day_ms, &rows).await?;
         Ok(true)
     }
@@ -267,55 +211,18 @@ impl Store {
         mut f: impl FnMut(i64, RollupRow) + Send,
     ) -> Result<u64, StoreError> {
         let mut malformed = 0;
-        let mut binds = vec![Bind::Int(res.seconds()), Bind::Int(from_ms), Bind::Int(to_ms)];
-        let mut filter_sql = String::new();
-        if let Some(env) = filter.env {
-            binds.push(Bind::Text(env));
-            filter_sql.push_str(&format!(" AND env = ?{}", binds.len()));
-        }
-        if let Some(function) = filter.function {
-            binds.push(Bind::Text(function));
-            filter_sql.push_str(&format!(" AND function = ?{}", binds.len()));
-        }
-        for (column, value) in [("account", filter.account), ("region", filter.region)] {
-            if let Some(v) = value {
-                binds.push(Bind::Text(v));
-                filter_sql.push_str(&format!(" AND {column} = ?{}", binds.len()));
+        let (sql, values) = scan_rollups_stmt(res, from_ms, to_ms, filter);
+        let binds: Vec<Bind<'_>> = values.iter().map(|v| match *v {
+            Value::Int(i) => Bind::Int(i),
+            Value::Text(t) => Bind::Text(t),
+            _ => Bind::Null,
+        }).collect();
+        scan(self, &sql, &binds, |r| {
+            let names = [13, 14, 0, 1, 2, 3].map(|i| r.text(i).into_owned());
+            match stored_row(names, [r.i64(4), r.i64(8), r.i64(9), r.i64(10), 0], r.f64(5), r.f64(6), r.f64(7), r.bytes(11)) {
+                Some(row) => f(r.i64(12), row),
+                None => malformed += 1,
             }
-        }
-        if !filter.operations.is_empty() {
-            let first = binds.len() + 1;
-            let marks: Vec<String> = (first..first + filter.operations.len()).map(|i| format!("?{i}")).collect();
-            filter_sql.push_str(&format!(" AND operation IN ({})", marks.join(", ")));
-            binds.extend(filter.operations.iter().map(|o| Bind::Text(o)));
-        }
-        let sql = format!(
-            "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms, account, region \
-             FROM rollups WHERE res_s = ?1 AND start_ms >= ?2 AND start_ms < ?3{filter_sql}"
-        );
-        scan(self, &sql, &binds, |r| match Sketch::decode(r.bytes(11)) {
-            Ok(sketch) => f(
-                r.i64(12),
-                RollupRow {
-                    account: r.text(13).into_owned(),
-                    region: r.text(14).into_owned(),
-                    env: r.text(0).into_owned(),
-                    function: r.text(1).into_owned(),
-                    operation: r.text(2).into_owned(),
-                    source: r.text(3).into_owned(),
-                    counts: Counts {
-                        count: r.i64(4).max(0) as u64,
-                        sum: r.f64(5),
-                        min: r.f64(6),
-                        max: r.f64(7),
-                        errors: r.i64(8).max(0) as u64,
-                        cold_starts: r.i64(9).max(0) as u64,
-                        timeouts: r.i64(10).max(0) as u64,
-                    },
-                    sketch,
-                },
-            ),
-            Err(_) => malformed += 1,
         })
         .await?;
         Ok(malformed)
@@ -323,13 +230,7 @@ impl Store {
 
     /// The rolled periods starting in `[from_ms, to_ms)`.
     pub async fn rollup_periods(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(Resolution, i64)>, StoreError> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT res_s, start_ms FROM rollup_periods WHERE start_ms >= ? AND start_ms < ? ORDER BY res_s, start_ms")
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().filter_map(|(res, start)| Some((Resolution::from_seconds(res)?, start))).collect())
+        rollup_periods_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), from_ms, to_ms).await
     }
 
     /// Whether raw events still hold every event the rollup of `hour_ms` counted (false
@@ -384,25 +285,143 @@ impl Store {
         Ok(total)
     }
 
-    pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT closed_until_ms, watermark_id FROM rollup_state WHERE id = 1").fetch_optional(&self.pool).await?;
-        Ok(row.map(|(closed_until_ms, watermark_id)| RollupState { closed_until_ms, watermark_id }))
+    /// The hours in `[from_ms, to_ms)` that events stored after id `after_id` fall in (late
+    /// events: their hours are rolled again).
+    pub async fn late_hours(&self, after_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM event_rows WHERE id > ? AND +time_ms >= ? AND +time_ms < ?")
+            .bind(after_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO rollup_state (id, closed_until_ms, watermark_id, updated_ms) VALUES (1, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET closed_until_ms = excluded.closed_until_ms, \
-             watermark_id = excluded.watermark_id, updated_ms = excluded.updated_ms",
-        )
-        .bind(s.closed_until_ms)
-        .bind(s.watermark_id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    pub async fn rollup_state(&self) -> Result<Option<RollupState>, StoreError> {
+        rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?)).await
     }
+
+    pub async fn save_rollup_state(&self, s: RollupState) -> Result<(), StoreError> {
+        save_rollup_state_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), s).await
+    }
+}
+
+/// The query of [`SqliteStore::scan_rollups`] with plain `?` placeholders, and its values (only
+/// integers and text): the same on both engines.
+pub(crate) fn scan_rollups_stmt<'f>(res: Resolution, from_ms: i64, to_ms: i64, filter: &RollupFilter<'f>) -> (String, Vec<Value<'f>>) {
+    let mut values = vec![Value::Int(res.seconds()), Value::Int(from_ms), Value::Int(to_ms)];
+    let mut filter_sql = String::new();
+    for (column, value) in [("env", filter.env), ("function", filter.function), ("account", filter.account), ("region", filter.region)] {
+        if let Some(v) = value {
+            values.push(Value::Text(v));
+            filter_sql.push_str(&format!(" AND {column} = ?"));
+        }
+    }
+    if !filter.operations.is_empty() {
+        filter_sql.push_str(&format!(" AND operation IN ({})", vec!["?"; filter.operations.len()].join(", ")));
+        values.extend(filter.operations.iter().map(|o| Value::Text(o)));
+    }
+    let sql = format!(
+        "SELECT env, function, operation, source, count, sum, min, max, errors, cold_starts, timeouts, sketch, start_ms, account, region \
+         FROM rollups WHERE res_s = ? AND start_ms >= ? AND start_ms < ?{filter_sql}"
+    );
+    (sql, values)
+}
+
+/// One row per series of `rows` (the same series met again is merged) (pure).
+pub(crate) fn merge_rows(rows: impl IntoIterator<Item = RollupRow>) -> Vec<RollupRow> {
+    let mut merged: BTreeMap<RollupKey, RollupRow> = BTreeMap::new();
+    for row in rows {
+        match merged.get_mut(&row.key()) {
+            Some(m) => m.merge(&row),
+            None => {
+                merged.insert(row.key(), row);
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// A rollup row from its stored columns; None when its sketch does not decode (pure).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stored_row(names: [String; 6], counts: [i64; 5], sum: f64, min: f64, max: f64, sketch: &[u8]) -> Option<RollupRow> {
+    let [account, region, env, function, operation, source] = names;
+    let [count, errors, cold_starts, timeouts, _] = counts.map(|n| n.max(0) as u64);
+    Some(RollupRow {
+        account,
+        region,
+        env,
+        function,
+        operation,
+        source,
+        counts: Counts { count, sum, min, max, errors, cold_starts, timeouts },
+        sketch: Sketch::decode(sketch).ok()?,
+    })
+}
+
+/// Replaces the rows of one period and records the period as rolled (in the caller's
+/// transaction, on either engine).
+pub(crate) async fn replace_rollups_in(conn: &mut Conn<'_>, res: Resolution, start_ms: i64, rows: &[RollupRow]) -> Result<(), StoreError> {
+    conn.execute(&Stmt::new("DELETE FROM rollups WHERE res_s = ? AND start_ms = ?", [Value::Int(res.seconds()), Value::Int(start_ms)])).await?;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let sketches: Vec<Vec<u8>> = chunk.iter().map(|r| r.sketch.encode()).collect();
+        let mut values = Vec::with_capacity(chunk.len() * 16);
+        for (r, sketch) in chunk.iter().zip(&sketches) {
+            let n = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+            values.extend([Value::Int(res.seconds()), Value::Int(start_ms)]);
+            values.extend([&r.account, &r.region, &r.env, &r.function, &r.operation, &r.source].map(|t| Value::Text(t)));
+            values.extend([n(r.counts.count), Value::Float(r.counts.sum), Value::Float(r.counts.min()), Value::Float(r.counts.max())]);
+            values.extend([n(r.counts.errors), n(r.counts.cold_starts), n(r.counts.timeouts), Value::Blob(sketch)]);
+        }
+        let row = format!("({})", vec!["?"; 16].join(", "));
+        let sql = format!(
+            "INSERT INTO rollups (res_s, start_ms, account, region, env, function, operation, source, count, sum, min, max, \
+             errors, cold_starts, timeouts, sketch) VALUES {}",
+            vec![row; chunk.len()].join(", ")
+        );
+        conn.execute(&Stmt::new(sql, values)).await?;
+    }
+    let series = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    conn.execute(&Stmt::new(
+        "INSERT INTO rollup_periods (res_s, start_ms, series, computed_ms) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (res_s, start_ms) DO UPDATE SET series = excluded.series, computed_ms = excluded.computed_ms",
+        [Value::Int(res.seconds()), Value::Int(start_ms), Value::Int(series), Value::Int(now_ms())],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Whether all 24 hours of the day starting at `day_ms` are rolled (either engine).
+pub(crate) async fn day_rolled_hours_in(conn: &mut Conn<'_>, day_ms: i64) -> Result<bool, StoreError> {
+    let stmt = Stmt::new(
+        "SELECT COUNT(*) FROM rollup_periods WHERE res_s = ? AND start_ms >= ? AND start_ms < ?",
+        [Value::Int(Resolution::Hour.seconds()), Value::Int(day_ms), Value::Int(day_ms + DAY_MS)],
+    );
+    let n: Vec<(i64,)> = conn.fetch_all(&stmt).await?;
+    Ok(n.first().is_some_and(|n| n.0 >= 24))
+}
+
+/// The rolled periods starting in `[from_ms, to_ms)` (either engine).
+pub(crate) async fn rollup_periods_in(conn: &mut Conn<'_>, from_ms: i64, to_ms: i64) -> Result<Vec<(Resolution, i64)>, StoreError> {
+    let stmt = Stmt::new("SELECT res_s, start_ms FROM rollup_periods WHERE start_ms >= ? AND start_ms < ? ORDER BY res_s, start_ms", [Value::Int(from_ms), Value::Int(to_ms)]);
+    let rows: Vec<(i64, i64)> = conn.fetch_all(&stmt).await?;
+    Ok(rows.into_iter().filter_map(|(res, start)| Some((Resolution::from_seconds(res)?, start))).collect())
+}
+
+/// Where the rollup task is, and saving it (either engine).
+pub(crate) async fn rollup_state_in(conn: &mut Conn<'_>) -> Result<Option<RollupState>, StoreError> {
+    let rows: Vec<(i64, i64)> = conn.fetch_all(&Stmt::new("SELECT closed_until_ms, watermark_id FROM rollup_state WHERE id = 1", [])).await?;
+    Ok(rows.first().map(|&(closed_until_ms, watermark_id)| RollupState { closed_until_ms, watermark_id }))
+}
+
+pub(crate) async fn save_rollup_state_in(conn: &mut Conn<'_>, s: RollupState) -> Result<(), StoreError> {
+    conn.execute(&Stmt::new(
+        "INSERT INTO rollup_state (id, closed_until_ms, watermark_id, updated_ms) VALUES (1, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET closed_until_ms = excluded.closed_until_ms, \
+         watermark_id = excluded.watermark_id, updated_ms = excluded.updated_ms",
+        [Value::Int(s.closed_until_ms), Value::Int(s.watermark_id), Value::Int(now_ms())],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// One pass of the rollup task at wall time `now`: rolls the hours that closed since the
@@ -436,14 +455,7 @@ pub async fn rollup_step(
             } else {
                 s.watermark_id
             };
-            let late: Vec<i64> = sqlx::query_scalar(
-                "SELECT DISTINCT (time_ms / 3600000) * 3600000 FROM event_rows WHERE id > ? AND +time_ms >= ? AND +time_ms < ?",
-            )
-            .bind(watermark)
-            .bind(raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)))
-            .bind(s.closed_until_ms.min(closed))
-            .fetch_all(store.pool())
-            .await?;
+            let late = store.late_hours(watermark, raw_complete_from.max(ceil_to(rollup_cutoff, HOUR_MS)), s.closed_until_ms.min(closed)).await?;
             (s.closed_until_ms, late.into_iter().collect())
         }
         None => (store.oldest_event_ms().await?.map_or(closed, |t| floor_to(t, HOUR_MS)), BTreeSet::new()),
@@ -500,130 +512,4 @@ pub async fn run_rollups(store: Store, config: Arc<Config>, metrics: crate::metr
             _ = tokio::time::sleep(ROLLUP_INTERVAL) => {}
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Source, TimingEvent};
-    use crate::store::Batch;
-
-    fn event(key: &str, time_ms: i64, env: &str, op: &str, duration_s: f64) -> TimingEvent {
-        TimingEvent {
-            time_ms,
-            env: env.into(),
-            function: "GenerateDynamicScenarioHandler".into(),
-            operation: op.into(),
-            source: Source::Report,
-            duration_s,
-            request_id: None,
-            trace_id: None,
-            function_version: None,
-            cold_start: key.ends_with('c'),
-            error: false,
-            idem_key: key.into(),
-            attributes: if key.ends_with('t') { vec![("status".into(), "timeout".into())] } else { vec![] },
-        }
-    }
-
-    const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
-
-    async fn day_rows(store: &Store, day_ms: i64) -> Vec<RollupRow> {
-        let mut rows = Vec::new();
-        let bad = store.scan_rollups(Resolution::Day, day_ms, day_ms + 1, &RollupFilter::default(), |_, r| rows.push(r)).await.unwrap();
-        assert_eq!(bad, 0);
-        rows
-    }
-
-    #[tokio::test]
-    async fn hours_roll_as_they_close_late_events_roll_again_and_days_merge() {
-        let store = Store::open_memory().await.unwrap();
-        let token = CancellationToken::new();
-        let day = Duration::from_secs(86_400);
-        // 26 hours of events: one per 10 minutes, Lambda.Duration 1..=156 s.
-        let events: Vec<TimingEvent> = (0..156)
-            .map(|i| {
-                let suffix = match i % 12 {
-                    0 => "c",
-                    1 => "t",
-                    _ => "",
-                };
-                event(&format!("e{i}{suffix}"), T0 + i * 600_000, "PROD", "Lambda.Duration", (i + 1) as f64)
-            })
-            .collect();
-        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
-        // 25h30m after T0 hours 0..=24 are closed.
-        let now = T0 + 25 * HOUR_MS + 1_800_000;
-
-        let s = rollup_step(&store, now, 30 * day, 400 * day, &token).await.unwrap();
-        assert_eq!((s.new_hours, s.late_hours, s.days), (25, 0, 1));
-        let periods = store.rollup_periods(T0, T0 + 2 * DAY_MS).await.unwrap();
-        assert_eq!(periods.iter().filter(|p| p.0 == Resolution::Hour).count(), 25);
-        assert_eq!(periods.iter().filter(|p| p.0 == Resolution::Day).collect::<Vec<_>>(), [&(Resolution::Day, T0)]);
-        let rows = day_rows(&store, T0).await;
-        assert_eq!(rows.len(), 1);
-        let r = &rows[0];
-        assert_eq!((r.counts.count, r.counts.min, r.counts.max, r.counts.sum), (144, 1.0, 144.0, (1..=144).sum::<i64>() as f64));
-        assert_eq!((r.counts.cold_starts, r.counts.timeouts), (12, 12));
-        let p95 = r.sketch.quantile(0.95).unwrap();
-        assert!((p95 - 137.0).abs() <= 1.37, "{p95}");
-
-        // Nothing new: a second pass does nothing.
-        let s = rollup_step(&store, now + 1_000, 30 * day, 400 * day, &token).await.unwrap();
-        assert_eq!(s, StepSummary::default());
-
-        // A late event for hour 3 arrives: hour 3 and its day are rolled again.
-        store
-            .commit(&Batch { events: vec![event("late", T0 + 3 * HOUR_MS + 5, "PROD", "Lambda.Duration", 1000.0)], ..Batch::default() })
-            .await
-            .unwrap();
-        let s = rollup_step(&store, now + 120_000, 30 * day, 400 * day, &token).await.unwrap();
-        assert_eq!((s.new_hours, s.late_hours, s.days), (0, 1, 1), "{s:?}");
-        let rows = day_rows(&store, T0).await;
-        assert_eq!((rows[0].counts.count, rows[0].counts.max), (145, 1000.0));
-
-        // A day later with a one-day rollup retention: the next 24 hours are rolled, day 2
-        // merged, and whole periods that ended a day ago are gone.
-        let later = T0 + 2 * DAY_MS + HOUR_MS;
-        let s = rollup_step(&store, later, 30 * day, day, &token).await.unwrap();
-        assert_eq!((s.new_hours, s.days), (24, 1), "{s:?}");
-        assert!(s.purged > 0);
-        let left = store.rollup_periods(0, i64::MAX).await.unwrap();
-        assert!(left.iter().all(|(res, start)| start + res.ms() > later - DAY_MS), "{left:?}");
-        assert_eq!(day_rows(&store, T0 + DAY_MS).await[0].counts.count, 12);
-    }
-
-    #[tokio::test]
-    async fn an_empty_store_starts_at_the_current_hour() {
-        let store = Store::open_memory().await.unwrap();
-        let token = CancellationToken::new();
-        let s = rollup_step(&store, T0 + 1_000, Duration::from_secs(3600), Duration::from_secs(86_400), &token).await.unwrap();
-        assert_eq!(s, StepSummary::default());
-        assert_eq!(store.rollup_state().await.unwrap().unwrap().closed_until_ms, T0);
-        let s = rollup_step(&store, T0 + HOUR_MS + 1_000, Duration::from_secs(3600), Duration::from_secs(86_400), &token).await.unwrap();
-        assert_eq!(s.new_hours, 1);
-        assert_eq!(store.rollup_periods(T0, T0 + 1).await.unwrap(), [(Resolution::Hour, T0)]);
-    }
-
-    #[tokio::test]
-    async fn a_watermark_ahead_of_the_database_is_reset_and_late_hours_still_roll() {
-        let store = Store::open_memory().await.unwrap();
-        let token = CancellationToken::new();
-        let day = Duration::from_secs(86_400);
-        let now = T0 + 3 * HOUR_MS + 1_000;
-        store.commit(&Batch { events: vec![event("a", T0 + 5, "PROD", "Lambda.Duration", 1.0)], ..Batch::default() }).await.unwrap();
-        rollup_step(&store, now, 30 * day, 400 * day, &token).await.unwrap();
-        // The database is swapped for one whose ids are behind the saved watermark.
-        store.save_rollup_state(RollupState { closed_until_ms: T0 + 3 * HOUR_MS, watermark_id: 1_000 }).await.unwrap();
-        store.commit(&Batch { events: vec![event("b", T0 + HOUR_MS + 5, "PROD", "Lambda.Duration", 7.0)], ..Batch::default() }).await.unwrap();
-        let s = rollup_step(&store, now + 1_000, 30 * day, 400 * day, &token).await.unwrap();
-        assert!(s.watermark_reset, "{s:?}");
-        assert!(s.late_hours >= 1, "the hour of the event stored after the swap is rolled: {s:?}");
-        let mut rows = Vec::new();
-        store.scan_rollups(Resolution::Hour, T0 + HOUR_MS, T0 + 2 * HOUR_MS, &RollupFilter::default(), |_, r| rows.push(r)).await.unwrap();
-        assert_eq!(rows.iter().map(|r| r.counts.count).sum::<u64>(), 1);
-        assert_eq!(store.rollup_state().await.unwrap().unwrap().watermark_id, 2);
-        assert!(!rollup_step(&store, now + 2_000, 30 * day, 400 * day, &token).await.unwrap().watermark_reset);
-    }
-
 }

@@ -2,7 +2,7 @@
 //! write-ahead log, and, for measurements, each table and index (SQLite's `dbstat`, which
 //! reads every page, so it is for benches and one-off reports, never a periodic metric).
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 
 /// The store's files, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct StorageSize {
     pub wal: u64,
 }
 
-impl Store {
+impl SqliteStore {
     /// The database's and its WAL's sizes (cheap: three pragmas and a file's metadata).
     pub async fn storage_size(&self) -> Result<StorageSize, StoreError> {
         let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.pool).await?;
@@ -45,12 +45,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{OpenMode, Store};
+    use crate::store::{OpenMode, SqliteStore};
 
     #[tokio::test]
     async fn sizes_are_the_files_and_objects_add_up_to_the_pages_in_use() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), OpenMode::Writer, 4096).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), OpenMode::Writer, 4096).await.unwrap();
         let size = store.storage_size().await.unwrap();
         assert!(size.database > 0 && size.database % 4096 == 0, "{size:?}");
         let wal = std::fs::metadata(dir.path().join("s.db-wal")).map_or(0, |m| m.len());

@@ -2,14 +2,15 @@
 //! are done, and each complete trace's critical-path attribution.
 //!
 //! A poll step commits in two transactions: first the events and rejected documents
-//! (`Store::commit`, idempotent by key), then the attributions (an idempotent upsert), the
+//! (`SqliteStore::commit`, idempotent by key), then the attributions (an idempotent upsert), the
 //! trace states and the checkpoint together. A crash between the two leaves the checkpoint
 //! and the trace states where they were, so the next poll fetches the same traces again and
 //! re-inserting their events is a no-op: nothing is lost and nothing is stored twice.
 
 use super::event_keys::trace_id_bytes;
+use super::portable::{Conn, Stmt, Value};
 use super::varint::encode_varints;
-use super::{Batch, BatchOutcome, Store, StoreError};
+use super::{Batch, BatchOutcome, SqliteStore, StoreError};
 use crate::clock::now_ms;
 use crate::model::Checkpoint;
 use std::collections::HashMap;
@@ -83,26 +84,114 @@ pub struct AttributionRow {
 const UPSERT_ATTRIBUTION: &str = "INSERT INTO trace_attribution (trace_id, path, start_ms, total_s, self_us, shares) \
      VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (trace_id) DO UPDATE SET path = excluded.path, start_ms = excluded.start_ms, \
      total_s = excluded.total_s, self_us = excluded.self_us, shares = NULL";
+const INSERT_SHAPE: &str = "INSERT INTO path_shapes (root_name, shape, envs, account, region) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
+const SHAPE_ID: &str = "SELECT id FROM path_shapes WHERE root_name = ? AND shape = ? AND envs = ? AND account = ? AND region = ?";
+/// A finished trace never goes back to pending (a stale fetch racing a newer one).
+const UPSERT_TRACE: &str = "INSERT INTO xray_traces (trace_id, state, refetches, partial, first_seen_ms, updated_ms) \
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET state = excluded.state, \
+     refetches = excluded.refetches, partial = excluded.partial, updated_ms = excluded.updated_ms \
+     WHERE xray_traces.state = 'pending' OR excluded.state <> 'pending'";
+/// Positions never move backwards (written without either engine's own `max`).
+const UPSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (source, key, position_ms, state, updated_ms) VALUES (?, ?, ?, ?, ?) \
+     ON CONFLICT (source, key) DO UPDATE SET position_ms = CASE WHEN excluded.position_ms > checkpoints.position_ms \
+     THEN excluded.position_ms ELSE checkpoints.position_ms END, state = excluded.state, updated_ms = excluded.updated_ms";
 
-impl Store {
+/// How an engine keeps trace ids in `trace_attribution`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TraceIds {
+    /// X-Ray's form as its 16 bytes (else the text).
+    Compact,
+    Text,
+}
+
+/// The second half of an X-Ray poll step, in the caller's transaction on either engine:
+/// critical paths (their shapes once each), trace states and the checkpoint.
+pub(crate) async fn attributions_and_states_in(
+    conn: &mut Conn<'_>,
+    ids: TraceIds,
+    origin: &crate::model::Origin,
+    attributions: &[AttributionRow],
+    updates: &[TraceUpdate],
+    checkpoint: Option<&Checkpoint>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (account, region) = (Value::Text(&origin.account), Value::Text(&origin.region));
+    for a in attributions {
+        let shape = [Value::Text(&a.root_name), Value::Text(&a.shape_json), Value::Text(&a.envs_json), account, region];
+        conn.execute(&Stmt::new(INSERT_SHAPE, shape)).await?;
+        let path: Vec<(i64,)> = conn.fetch_all(&Stmt::new(SHAPE_ID, shape)).await?;
+        let path = path.first().map_or(0, |p| p.0);
+        let bytes = if ids == TraceIds::Compact { trace_id_bytes(&a.trace_id) } else { None };
+        let id = bytes.as_ref().map_or(Value::Text(&a.trace_id), |b| Value::Blob(b));
+        let self_us = encode_varints(&a.self_us);
+        conn.execute(&Stmt::new(UPSERT_ATTRIBUTION, [id, Value::Int(path), Value::Int(a.start_ms), Value::Float(a.total_s), Value::Blob(&self_us)])).await?;
+    }
+    for u in updates {
+        let refetches = i64::from(u.record.refetches);
+        conn.execute(&Stmt::new(
+            UPSERT_TRACE,
+            [Value::Text(&u.trace_id), Value::Text(u.record.state.as_str()), Value::Int(refetches), Value::Bool(u.record.partial), Value::Int(now), Value::Int(now)],
+        ))
+        .await?;
+    }
+    if let Some(c) = checkpoint {
+        let values = [Value::Text(&c.source), Value::Text(&c.key), Value::Int(c.position_ms), Value::OptText(c.state.as_deref()), Value::Int(now)];
+        conn.execute(&Stmt::new(UPSERT_CHECKPOINT, values)).await?;
+    }
+    Ok(())
+}
+
+/// The stored state of each of `ids` the store knows (either engine).
+pub(crate) async fn trace_records_in(conn: &mut Conn<'_>, ids: &[String]) -> Result<HashMap<String, TraceRecord>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("SELECT trace_id, state, refetches, partial FROM xray_traces WHERE trace_id IN ({marks})");
+        let rows: Vec<(String, String, i64, bool)> = conn.fetch_all(&Stmt::new(sql, chunk.iter().map(|id| Value::Text(id)))).await?;
+        out.extend(rows.into_iter().filter_map(|(id, state, refetches, partial)| {
+            Some((id, TraceRecord { state: TraceState::parse(&state)?, refetches: u32::try_from(refetches.max(0)).unwrap_or(u32::MAX), partial }))
+        }));
+    }
+    Ok(out)
+}
+
+/// The pending traces whose stored ids start with `prefix`, oldest first (either engine).
+pub(crate) async fn pending_traces_in(conn: &mut Conn<'_>, prefix: &str) -> Result<Vec<(String, TraceRecord)>, StoreError> {
+    let rows: Vec<(String, i64, bool)> = conn
+        .fetch_all(&Stmt::new(
+            "SELECT trace_id, refetches, partial FROM xray_traces WHERE state = 'pending' AND substr(trace_id, 1, length(?)) = ? \
+             ORDER BY first_seen_ms, trace_id",
+            [Value::Text(prefix), Value::Text(prefix)],
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, refetches, partial)| (id, TraceRecord { state: TraceState::Pending, refetches: u32::try_from(refetches.max(0)).unwrap_or(u32::MAX), partial }))
+        .collect())
+}
+
+/// Pending traces (for the pending gauge), and the purge of old trace rows (either engine).
+pub(crate) async fn count_pending_in(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
+    let n: Vec<(i64,)> = conn.fetch_all(&Stmt::new("SELECT COUNT(*) FROM xray_traces WHERE state = 'pending'", [])).await?;
+    Ok(n.first().map_or(0, |n| n.0))
+}
+
+/// Deletes attributions of traces that started before `cutoff_ms` (and the shapes no trace
+/// uses any more) and finished trace states last written before it; pending ones stay
+/// (their re-fetches are bounded). Either engine.
+pub(crate) async fn purge_traces_in(conn: &mut Conn<'_>, cutoff_ms: i64) -> Result<u64, StoreError> {
+    let a = conn.execute(&Stmt::new("DELETE FROM trace_attribution WHERE start_ms < ?", [Value::Int(cutoff_ms)])).await?;
+    if a > 0 {
+        conn.execute(&Stmt::new("DELETE FROM path_shapes WHERE id NOT IN (SELECT path FROM trace_attribution)", [])).await?;
+    }
+    let t = conn.execute(&Stmt::new("DELETE FROM xray_traces WHERE state <> 'pending' AND updated_ms < ?", [Value::Int(cutoff_ms)])).await?;
+    Ok(a + t)
+}
+
+impl SqliteStore {
     /// The stored state of each of `ids` the store knows.
     pub async fn trace_records(&self, ids: &[String]) -> Result<HashMap<String, TraceRecord>, StoreError> {
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT trace_id, state, refetches, partial FROM xray_traces WHERE trace_id IN (",
-            );
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
-            }
-            q.push(")");
-            let rows: Vec<(String, String, i64, bool)> = q.build_query_as().fetch_all(&self.pool).await?;
-            out.extend(rows.into_iter().filter_map(|(id, state, refetches, partial)| {
-                Some((id, TraceRecord { state: TraceState::parse(&state)?, refetches: refetches.max(0) as u32, partial }))
-            }));
-        }
-        Ok(out)
+        trace_records_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), ids).await
     }
 
     /// Every pending trace, oldest first.
@@ -113,19 +202,7 @@ impl Store {
     /// The pending traces whose stored ids start with `prefix` (one scope's: see
     /// `crate::scope::Scope::key`).
     pub async fn pending_traces_under(&self, prefix: &str) -> Result<Vec<(String, TraceRecord)>, StoreError> {
-        let rows: Vec<(String, i64, bool)> = sqlx::query_as(
-            "SELECT trace_id, refetches, partial FROM xray_traces WHERE state = 'pending' AND substr(trace_id, 1, length(?1)) = ?1 \
-             ORDER BY first_seen_ms, trace_id",
-        )
-        .bind(prefix)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, refetches, partial)| {
-                (id, TraceRecord { state: TraceState::Pending, refetches: refetches.max(0) as u32, partial })
-            })
-            .collect())
+        pending_traces_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), prefix).await
     }
 
     /// Commits one X-Ray poll step: the batch's events and rejections first (idempotent),
@@ -144,75 +221,20 @@ impl Store {
         if attributions.is_empty() && updates.is_empty() && checkpoint.is_none() {
             return Ok(outcome);
         }
-        let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        for a in attributions {
-            let origin = &batch.origin;
-            sqlx::query("INSERT OR IGNORE INTO path_shapes (root_name, shape, envs, account, region) VALUES (?, ?, ?, ?, ?)")
-                .bind(&a.root_name)
-                .bind(&a.shape_json)
-                .bind(&a.envs_json)
-                .bind(&origin.account)
-                .bind(&origin.region)
-                .execute(&mut *tx)
-                .await?;
-            let path: i64 =
-                sqlx::query_scalar("SELECT id FROM path_shapes WHERE root_name = ? AND shape = ? AND envs = ? AND account = ? AND region = ?")
-                    .bind(&a.root_name)
-                    .bind(&a.shape_json)
-                    .bind(&a.envs_json)
-                    .bind(&origin.account)
-                    .bind(&origin.region)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let q = sqlx::query(UPSERT_ATTRIBUTION);
-            let q = match trace_id_bytes(&a.trace_id) {
-                Some(b) => q.bind(b.to_vec()),
-                None => q.bind(a.trace_id.clone()),
-            };
-            q.bind(path).bind(a.start_ms).bind(a.total_s).bind(encode_varints(&a.self_us)).execute(&mut *tx).await?;
-        }
-        for u in updates {
-            // A finished trace never goes back to pending (a stale fetch racing a newer one).
-            sqlx::query(
-                "INSERT INTO xray_traces (trace_id, state, refetches, partial, first_seen_ms, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET state = excluded.state, \
-                 refetches = excluded.refetches, partial = excluded.partial, updated_ms = excluded.updated_ms \
-                 WHERE xray_traces.state = 'pending' OR excluded.state <> 'pending'",
-            )
-            .bind(&u.trace_id)
-            .bind(u.record.state.as_str())
-            .bind(u.record.refetches as i64)
-            .bind(u.record.partial)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(c) = checkpoint {
-            super::write::upsert_checkpoint(&mut tx, c, now).await?;
-        }
+        attributions_and_states_in(&mut Conn::Sqlite(&mut tx), TraceIds::Compact, &batch.origin, attributions, updates, checkpoint, now_ms()).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
     /// Number of pending traces (for the pending gauge).
     pub async fn count_pending_traces(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM xray_traces WHERE state = 'pending'").fetch_one(&self.pool).await?)
+        count_pending_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?)).await
     }
 
-    /// Deletes attributions of traces that started before `cutoff_ms` and finished trace
-    /// states last written before it; pending ones stay (their re-fetches are bounded).
+    /// Deletes old attributions and finished trace states (see [`purge_traces_in`]).
     pub async fn purge_traces_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let a = sqlx::query("DELETE FROM trace_attribution WHERE start_ms < ?").bind(cutoff_ms).execute(&self.pool).await?;
-        if a.rows_affected() > 0 {
-            sqlx::query("DELETE FROM path_shapes WHERE id NOT IN (SELECT path FROM trace_attribution)").execute(&self.pool).await?;
-        }
-        let t = sqlx::query("DELETE FROM xray_traces WHERE state <> 'pending' AND updated_ms < ?")
-            .bind(cutoff_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(a.rows_affected() + t.rows_affected())
+        purge_traces_in(&mut Conn::Sqlite(&mut *self.pool.acquire().await?), cutoff_ms).await
     }
 }
 
@@ -249,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_committed_twice_stores_once_and_states_move_forward_only() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let batch = Batch {
             events: vec![event("t|a"), event("t|b")],
             rejections: vec![Rejection {
@@ -298,7 +320,7 @@ mod tests {
 
     #[tokio::test]
     async fn purge_keeps_pending_traces() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let updates = vec![
             TraceUpdate { trace_id: "done".into(), record: record(TraceState::Incomplete, 5) },
             TraceUpdate { trace_id: "wait".into(), record: record(TraceState::Pending, 0) },

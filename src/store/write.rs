@@ -5,7 +5,7 @@
 use super::event_keys::{event_key, request_id_bytes, trace_id_bytes};
 use super::pack::{self, PackedEvent, Packer};
 use super::raw::{self, Bind, RawConn};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::clock::now_ms;
 use crate::model::{Checkpoint, Origin, Rejection, Source, TimingEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -36,7 +36,7 @@ pub struct Annotation {
 }
 
 /// The operation of a REPORT's duration: the event a timeout is marked on.
-const LAMBDA_DURATION: &str = "Lambda.Duration";
+pub(super) const LAMBDA_DURATION: &str = "Lambda.Duration";
 
 impl Annotation {
     /// Whether it tells anything (most REPORTs only confirm what their lines said).
@@ -90,6 +90,9 @@ pub struct Batch {
     pub rejections: Vec<Rejection>,
     pub stream_states: Vec<StreamStateRow>,
     pub checkpoints: Vec<Checkpoint>,
+    /// The lease the batch is written under (a fleet on PostgreSQL): the commit is refused
+    /// with `StoreError::LostLease` when the node no longer holds it. None: one daemon.
+    pub fence: Option<crate::model::lease::Fence>,
 }
 
 impl Batch {
@@ -167,7 +170,7 @@ pub(super) fn series_ids<'b>(
 }
 
 /// The stored flags of an event.
-fn flags(e: &TimingEvent) -> i64 {
+pub(super) fn flags(e: &TimingEvent) -> i64 {
     // As reports always counted timeouts: on the REPORT's duration only.
     let timeout = e.operation == LAMBDA_DURATION
         && e.attributes.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case("status")).is_some_and(|(_, v)| v.eq_ignore_ascii_case("timeout"));
@@ -201,7 +204,7 @@ const UPSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (source, key, position_
      ON CONFLICT (source, key) DO UPDATE SET position_ms = MAX(checkpoints.position_ms, excluded.position_ms), \
      state = excluded.state, updated_ms = excluded.updated_ms";
 
-impl Store {
+impl SqliteStore {
     /// Commits a batch atomically. The rows go through SQLite's C API with statements
     /// prepared once per batch ([`super::raw`]): through sqlx each statement and row would
     /// cost a thread hand-off, which at ingest rates costs more than SQLite does.
@@ -365,15 +368,9 @@ fn annotate(
     Ok(())
 }
 
-/// Writes a checkpoint inside the caller's sqlx transaction (the X-Ray poller's path).
-pub(super) async fn upsert_checkpoint(conn: &mut sqlx::SqliteConnection, c: &Checkpoint, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(UPSERT_CHECKPOINT).bind(&c.source).bind(&c.key).bind(c.position_ms).bind(&c.state).bind(now).execute(conn).await?;
-    Ok(())
-}
-
 /// The attributes as a JSON object with sorted keys (the last value of a repeated key wins),
 /// as `serde_json` would write it; by hand, because it runs for every event stored.
-fn attributes_json(attrs: &[(String, String)]) -> Option<String> {
+pub(super) fn attributes_json(attrs: &[(String, String)]) -> Option<String> {
     if attrs.is_empty() {
         return None;
     }
@@ -447,26 +444,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn same_batch_twice_stores_once_and_checkpoint_moves_with_it() {
-        let store = Store::open_memory().await.unwrap();
-        let batch = Batch {
-            events: vec![event("a", Source::Logs), event("b", Source::Report)],
-            checkpoints: vec![Checkpoint { source: "logs".into(), key: "/aws/lambda/x".into(), position_ms: 5, state: None }],
-            ..Batch::default()
-        };
-        let first = store.commit(&batch).await.unwrap();
-        assert_eq!(first.inserted_total(), 2);
-        assert_eq!(first.duplicates, 0);
-        let second = store.commit(&batch).await.unwrap();
-        assert_eq!(second.inserted_total(), 0);
-        assert_eq!(second.duplicates, 2);
-        assert_eq!(store.count_events(None).await.unwrap(), 2);
-        assert_eq!(store.checkpoint("logs", "/aws/lambda/x").await.unwrap().unwrap().position_ms, 5);
-    }
-
-    #[tokio::test]
     async fn annotation_fills_trace_id_and_marks_timeouts() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut report = event("r", Source::Report);
         report.operation = "Lambda.Duration".into();
         store.commit(&Batch { events: vec![event("a", Source::Logs), report], ..Batch::default() }).await.unwrap();
@@ -499,7 +478,7 @@ mod tests {
     /// batch, and read back as text; another request id stays text.
     #[tokio::test]
     async fn lambda_request_ids_are_stored_compactly_and_still_annotated() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let rid = "1c8df7d3-a1b2-46da-9778-518e6eca8125";
         let mut report = event("r", Source::Report);
         report.operation = "Lambda.Duration".into();
@@ -535,7 +514,7 @@ mod tests {
         }
     }
 
-    async fn facts(store: &Store) -> Vec<(i64, Option<String>, bool, bool, Option<String>)> {
+    async fn facts(store: &SqliteStore) -> Vec<(i64, Option<String>, bool, bool, Option<String>)> {
         sqlx::query_as("SELECT time_ms, trace_id, error, cold_start, attributes FROM events ORDER BY time_ms, id").fetch_all(store.pool()).await.unwrap()
     }
 
@@ -543,7 +522,7 @@ mod tests {
     /// rows: the annotation reaches only its invocation's span, through the index.
     #[tokio::test]
     async fn an_annotation_reaches_only_its_invocation() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut events = Vec::new();
         for (i, t) in [(0, 1_000), (1, 3_600_000), (2, 3_601_000)] {
             let mut e = event(&format!("k{i}"), Source::Logs);
@@ -562,7 +541,7 @@ mod tests {
         assert!(set.contains("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "an annotation reads its invocation's id range only: {set}");
     }
 
-    async fn explain(store: &Store, sql: &str) -> String {
+    async fn explain(store: &SqliteStore, sql: &str) -> String {
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).fetch_all(store.pool()).await.unwrap();
         plan.into_iter().map(|p| p.3).collect::<Vec<_>>().join("; ")
@@ -572,7 +551,7 @@ mod tests {
     /// writes them only for events it already held (an overlap re-read skipped their insert).
     #[tokio::test]
     async fn in_batch_annotations_reach_rows_stored_before() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let mut report = event("r", Source::Report);
         report.operation = LAMBDA_DURATION.into();
         let earlier = vec![event("a", Source::Logs), report.clone()];
@@ -590,7 +569,7 @@ mod tests {
         assert!(facts(&store).await.iter().all(|r| r.1.is_some() && r.2 && r.3));
 
         // All new: the facts travelled with the rows, and the REPORT's timeout is in its row.
-        let fresh = Store::open_memory().await.unwrap();
+        let fresh = SqliteStore::open_memory().await.unwrap();
         let mut events = vec![event("a", Source::Logs), report];
         ann.apply(&mut events);
         let outcome = fresh.commit(&Batch { events, annotations: vec![ann], ..Batch::default() }).await.unwrap();
@@ -619,7 +598,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejected_raw_text_is_capped_and_not_duplicated() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let r = Rejection {
             time_ms: 1,
             source: "logs".into(),
@@ -638,14 +617,14 @@ mod tests {
 #[cfg(test)]
 mod origin_tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
     use crate::store::events::{EventSelection, ScanColumns};
 
     /// The same function and operation in two accounts (or regions) are two series, each
     /// read back with its origin; a batch without one is the default account's.
     #[tokio::test]
     async fn the_same_names_in_two_origins_are_two_series() {
-        let store = Store::open_memory().await.unwrap();
+        let store = SqliteStore::open_memory().await.unwrap();
         let event = |key: &str| TimingEvent {
             time_ms: 1_000,
             env: "PROD".into(),

@@ -3,6 +3,7 @@
 //! sleeps. AWS clients get static credentials and never reach anything but loopback.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

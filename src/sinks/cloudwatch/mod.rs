@@ -103,8 +103,15 @@ pub fn spawn(ctx: &Services, statuses: watch::Receiver<Arc<Vec<BudgetStatus>>>) 
     for target in destinations(&ctx.config) {
         let task = if target.name.is_empty() { "cloudwatch" } else { task_name(format!("cloudwatch:{}", target.name)) };
         let (c, statuses) = (ctx.clone(), statuses.clone());
+        // In a fleet, one node publishes to a destination: the holder of its lease.
         spawn_supervised(&ctx.tracker, ctx.shutdown.clone(), ctx.metrics.clone(), task, move || {
-            run(c.clone(), target.clone(), statuses.clone())
+            let (c, target, statuses) = (c.clone(), target.clone(), statuses.clone());
+            async move {
+                let unit = crate::cluster::work::cloudwatch_unit(&target.name);
+                c.work
+                    .while_held(&unit, &c.shutdown, |stop, _| run(Services { shutdown: stop, ..c.clone() }, target.clone(), statuses.clone()))
+                    .await
+            }
         });
     }
 }

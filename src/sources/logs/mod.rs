@@ -13,6 +13,10 @@
 //!
 //! Only the streams a page holds have their state loaded, so a poll's cost does not grow
 //! with the number of streams a group ever had (retention drops idle ones).
+//!
+//! In a fleet sharing PostgreSQL every node discovers the groups and offers them as units;
+//! it polls only the groups whose leases it holds, each page committed under the group's
+//! fence, and polls a group it takes over at once, from the checkpoint its last holder left.
 
 pub mod process;
 pub mod schedule;
@@ -22,6 +26,7 @@ use crate::services::Services;
 use crate::attribute::Attributor;
 use crate::aws::{AwsError, RateLimiter, call};
 use crate::model::Checkpoint;
+use crate::cluster::work::logs_unit;
 use crate::store::{Store, StoreError};
 use crate::clock::now_ms;
 use process::{PageEvent, StreamMemory, process_page, stream_rows};
@@ -93,6 +98,9 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
     // Which group and job each task works on, to find them again when the task panics.
     let mut tasks: HashMap<tokio::task::Id, (String, Job)> = HashMap::new();
     let mut running: BTreeSet<String> = BTreeSet::new();
+    // In a fleet, the groups whose leases this node holds (one daemon: every group).
+    let mut mine: BTreeSet<String> = BTreeSet::new();
+    let mut leases = ctx.work.subscribe();
 
     loop {
         if ctx.shutdown.is_cancelled() {
@@ -103,8 +111,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
             match discover(&shared).await {
                 Ok(found) => {
                     merge_groups(&mut groups, found, &ctx.scope.log_groups, &ctx);
-                    let [account, region] = ctx.origin_labels();
-                    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string(), account, region]).set(groups.len() as i64);
+                    ctx.work.offer(&ctx.source_name(SOURCE), groups.keys().map(|g| logs_unit(&ctx.scope.key(g))));
                     ctx.health.success(&ctx.source_name(SOURCE), now_ms());
                 }
                 Err(e) if e.code == "cancelled" => break,
@@ -134,10 +141,12 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
             next_alias_refresh = now + ctx.config.environments.alias_refresh_interval;
         }
 
+        take_leased(&ctx, &mut groups, &mut mine, now);
+
         // Start every due group, up to the concurrency limit, most overdue first.
         let mut due: Vec<(&String, Instant)> = groups
             .iter()
-            .filter(|(g, s)| s.next_due <= now && !running.contains(*g))
+            .filter(|(g, s)| s.next_due <= now && !running.contains(*g) && mine.contains(*g))
             .map(|(g, s)| (g, s.next_due))
             .collect();
         due.sort_by_key(|(_, t)| *t);
@@ -163,7 +172,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
         if !polls_due && !cfg.reconcile_window.is_zero() {
             let sweeps: Vec<&String> = groups
                 .iter()
-                .filter(|(g, s)| s.next_reconcile <= now && s.unavailable.is_none() && !running.contains(*g))
+                .filter(|(g, s)| s.next_reconcile <= now && s.unavailable.is_none() && !running.contains(*g) && mine.contains(*g))
                 .map(|(g, _)| g)
                 .collect();
             for group in sweeps.into_iter().take(cfg.max_concurrency.saturating_sub(running.len()).min(1)) {
@@ -173,7 +182,7 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
 
         let wake = groups
             .iter()
-            .filter(|(g, _)| !running.contains(*g))
+            .filter(|(g, _)| !running.contains(*g) && mine.contains(*g))
             .flat_map(|(_, s)| [s.next_due, if cfg.reconcile_window.is_zero() { s.next_due } else { s.next_reconcile }])
             .chain([next_discovery])
             .min()
@@ -194,12 +203,40 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(wake) => {}
+            _ = leases.changed() => {}
         }
     }
     // Polls in flight see the cancelled token at their next AWS call and return; what they
     // committed is consistent (each page is one transaction).
     while in_flight.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Brings `mine` up to date with the groups this node may tail: every group for one daemon,
+/// the leased ones in a fleet. A group just taken over is polled now, from the checkpoint
+/// its last holder committed; a group given up is no longer this node's to report on.
+fn take_leased(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, mine: &mut BTreeSet<String>, now: Instant) {
+    let name = ctx.source_name(SOURCE);
+    mine.retain(|g| {
+        let keep = groups.contains_key(g) && ctx.work.holds(&logs_unit(&ctx.scope.key(g)));
+        if !keep && groups.contains_key(g) {
+            tracing::info!(log_group = %g, "Log group's lease gone; another node tails it.");
+            ctx.health.forget_key(&name, g);
+            ctx.health.set_detail(&name, g, None);
+        }
+        keep
+    });
+    for (g, s) in groups.iter_mut() {
+        if !mine.contains(g) && ctx.work.holds(&logs_unit(&ctx.scope.key(g))) {
+            if ctx.work.node().is_some() {
+                tracing::info!(log_group = %g, "Log group's lease taken; tailing it from its checkpoint.");
+                s.next_due = now;
+            }
+            mine.insert(g.clone());
+        }
+    }
+    let [account, region] = ctx.origin_labels();
+    ctx.metrics.log_groups_watched.with_label_values(&[&ctx.config.shard.index.to_string(), account, region]).set(mine.len() as i64);
 }
 
 /// A group task's outcome: (group, job, result). A task that panicked (a bug, or input
@@ -273,6 +310,8 @@ fn finish_poll(ctx: &Services, groups: &mut BTreeMap<String, GroupSchedule>, gro
             r
         }
         Err(PollError::Aws(e)) if e.code == "cancelled" => return,
+        // Another node took the group over; what this poll committed before stays.
+        Err(PollError::Store(StoreError::LostLease(_))) => return,
         Err(PollError::Panicked) => PollResult::Failed,
         Err(PollError::Aws(e)) if e.is_not_found() || e.is_access_denied() => {
             let why = if e.is_not_found() { "deleted or not found" } else { "access denied" };
@@ -402,6 +441,7 @@ async fn poll_group(shared: &Shared, group: &str) -> Result<PollResult, PollErro
             // read again from the old position, with the old memories.
             batch.stream_states = stream_rows(&stored_as, &streams, &touched);
         }
+        batch.fence = ctx.work.fence(&logs_unit(&stored_as))?;
         let outcome = store.commit(&batch).await?;
         record_page_metrics(ctx, group, &outcome, &stats);
         stored += outcome.inserted_total();
@@ -494,6 +534,7 @@ async fn reconcile_group(shared: &Shared, group: &str) -> Result<PollResult, Pol
             // The sweep reads the past: the streams' saved state stays what the polls made it.
             let (mut batch, stats) = process_page(group, page, &mut streams, &shared.attributor, &history, now_ms());
             ctx.scope_batch(&mut batch);
+            batch.fence = ctx.work.fence(&logs_unit(&stored_as))?;
             let outcome = store.commit(&batch).await?;
             record_page_metrics(ctx, group, &outcome, &stats);
             recovered += outcome.inserted_total();
