@@ -3,7 +3,7 @@
 //! optional bearer token. This module owns what every route shares (the state, the error,
 //! the bounded runner); [`router::app`] builds the router (tests call it without a socket);
 //! [`probes`] holds the health and metrics routes, [`api`] and [`reports`] the API's,
-//! [`guards`] the token and the concurrency limit.
+//! [`guards`] the token and the concurrency limit, [`console`] the built-in pages.
 //!
 //! No request can take the daemon down with it: `/api/*` runs at most
 //! `http.max_concurrent_requests` at once and sheds the rest (503 + `Retry-After`); each
@@ -12,6 +12,7 @@
 //! goes away. `/healthz`, `/readyz` and `/metrics` never wait behind API work.
 
 pub mod api;
+pub mod console;
 pub mod guards;
 pub mod probes;
 pub mod reports;
