@@ -33,15 +33,15 @@ struct Visit {
     dom: String,
     /// Console messages (the page's, and errors the browser reports there).
     console: Vec<String>,
-    /// Every URL the browser requested.
-    urls: BTreeSet<String>,
+    /// Every request the page made (the navigation to it included), one entry per request.
+    urls: Vec<String>,
     /// Requests that failed (network errors) or were answered ≥ 400.
     failures: Vec<String>,
 }
 
 /// Headless chromium with nothing of its own on the network (no updates, sync, metrics,
 /// sign-in), every host but 127.0.0.1 unresolvable, and its network log kept.
-fn browser(dir: &Path, size: (u32, u32)) -> Command {
+fn browser(dir: &Path, size: (u32, u32), virtual_ms: u32) -> Command {
     let profile = tempfile::tempdir_in(dir).unwrap().keep();
     let mut cmd = Command::new(chromium());
     cmd.args([
@@ -65,8 +65,8 @@ fn browser(dir: &Path, size: (u32, u32)) -> Command {
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--enable-logging=stderr",
         "--v=0",
-        "--virtual-time-budget=8000",
     ])
+    .arg(format!("--virtual-time-budget={virtual_ms}"))
     .arg(format!("--user-data-dir={}", profile.display()))
     .arg(format!("--window-size={},{}", size.0, size.1));
     cmd
@@ -77,7 +77,7 @@ fn browser(dir: &Path, size: (u32, u32)) -> Command {
 /// with the ones that failed (a network error, or an answer ≥ 400). The browser's own
 /// background requests (no initiator) are not the page's: the resolver rules keep them on
 /// this machine anyway.
-fn read_net_log(path: &Path, origin: &str, page: &str) -> (BTreeSet<String>, Vec<String>) {
+fn read_net_log(path: &Path, origin: &str, page: &str) -> (Vec<String>, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     // Chromium may leave the log's closing brackets off when it exits: close them.
     let log: serde_json::Value = serde_json::from_str(&text)
@@ -109,12 +109,14 @@ fn read_net_log(path: &Path, origin: &str, page: &str) -> (BTreeSet<String>, Vec
             }
         }
     }
-    (by_source.into_values().collect(), failures)
+    let requests: Vec<String> = by_source.into_values().collect();
+    (requests, failures)
 }
 
-fn visit(dir: &Path, origin: &str, url: &str) -> Visit {
+/// Loads `url` and lets `virtual_ms` of the page's time pass (timers run, animation does not).
+fn visit(dir: &Path, origin: &str, url: &str, virtual_ms: u32) -> Visit {
     let net = tempfile::NamedTempFile::new_in(dir).unwrap().into_temp_path().keep().unwrap();
-    let out = browser(dir, (1280, 800)).arg(format!("--log-net-log={}", net.display())).arg("--dump-dom").arg(url).output().expect("run chromium");
+    let out = browser(dir, (1280, 800), virtual_ms).arg(format!("--log-net-log={}", net.display())).arg("--dump-dom").arg(url).output().expect("run chromium");
     assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let console = stderr.lines().filter(|l| l.contains(":CONSOLE")).map(str::to_string).collect();
@@ -124,7 +126,7 @@ fn visit(dir: &Path, origin: &str, url: &str) -> Visit {
 
 /// Captures `url` at `size` into `png`; returns how many distinct colours it has.
 fn capture(dir: &Path, url: &str, size: (u32, u32), png: &Path) -> usize {
-    let out = browser(dir, size).arg(format!("--screenshot={}", png.display())).arg(url).output().expect("run chromium");
+    let out = browser(dir, size, 8000).arg(format!("--screenshot={}", png.display())).arg(url).output().expect("run chromium");
     assert!(out.status.success() && png.exists(), "no screenshot of {url}: {}", String::from_utf8_lossy(&out.stderr));
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
@@ -183,12 +185,16 @@ fn every_page_loads_clean_in_chromium_and_shows_the_slowdown() {
     std::fs::create_dir_all(&shots).unwrap();
     for (name, path) in &pages {
         let url = format!("{origin}{path}");
-        let v = visit(dir.path(), &origin, &url);
+        // The board is watched for longer than its 15 s refresh.
+        let v = visit(dir.path(), &origin, &url, if *name == "board" { 20_000 } else { 8000 });
         assert!(v.console.is_empty(), "{name}: console messages:\n{}", v.console.join("\n"));
         assert!(v.failures.is_empty(), "{name}: failed requests: {:?}", v.failures);
         let foreign: Vec<&String> = v.urls.iter().filter(|u| !u.starts_with(&format!("{origin}/")) && !u.starts_with("data:")).collect();
         assert!(foreign.is_empty(), "{name}: requests beyond the daemon: {foreign:?}");
         assert!(v.urls.iter().any(|u| u.contains("/ui/assets/console.js")), "{name}: the page's script was loaded: {:?}", v.urls);
+        if *name != "board" {
+            assert_eq!(v.urls.iter().filter(|u| **u == url).count(), 1, "{name}: loaded once within 8 s (no refresh yet)");
+        }
         match *name {
             "board" => {
                 let row = |env: &str| {
@@ -199,6 +205,8 @@ fn every_page_loads_clean_in_chromium_and_shows_the_slowdown() {
                 assert_eq!(row("Dev"), "firing");
                 assert_eq!(row("PROD"), "ok");
                 assert!(v.dom.contains("Active alerts") && v.dom.contains("FIRING"), "the firing alert on top");
+                let loads = v.urls.iter().filter(|u| **u == url).count();
+                assert!(loads >= 2, "the board refreshed itself in place (its URL fetched {loads} time(s))");
             }
             "operation" => {
                 assert!(v.dom.contains("data-drawn=\"true\""), "uPlot drew the charts");

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 const WINDOW_MS: i64 = 3_600_000;
 /// The sparklines' span and step.
 const SPARK_MS: i64 = 6 * 3_600_000;
-const SPARK_STEP_MS: i64 = 15 * 60_000;
+const SPARK_STEP_MS: i64 = 5 * 60_000;
 
 /// One series of the board (every source of it merged).
 #[derive(Debug, Clone, PartialEq)]
@@ -281,7 +281,7 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
         }
         div.scroll {
             table.board {
-                caption { "p95 over the last hour against each budget; sparkline: p95 per 15 minutes over 6 hours" }
+                caption { "p95 over the last hour against each budget; sparkline: p95 per 5 minutes over 6 hours" }
                 thead {
                     tr {
                         (th("Status", Sort::Status))
