@@ -49,7 +49,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(pages)
         .route("/ui/login", get(auth::login_form).post(auth::login))
         .route("/ui/assets/{file}", get(assets::serve))
-        .layer(middleware::from_fn(headers))
+        .route_layer(middleware::from_fn(headers))
 }
 
 /// Security headers on every console response.
