@@ -109,6 +109,7 @@ print("    evaluator held by %s" % c.get("evaluator"))
 fi
 echo
 echo "==> The daemon is running:"
+echo "    console  http://127.0.0.1:$PORT/"
 echo "    metrics  http://127.0.0.1:$PORT/metrics"
 echo "    ready    http://127.0.0.1:$PORT/readyz"
 echo "    API      $API/operations?since=1h   $API/alerts   $API/budgets"

@@ -28,8 +28,9 @@ MOTO_SPEC='moto[server]>=5.1,<6'
 PY_PACKAGES=("$MOTO_SPEC" boto3 cbor2 aws-xray-sdk)
 # Debian packages and a command each must provide: promtool and amtool check the deploy/
 # files, prometheus and alertmanager run in the alerting and dashboard tests, and
-# systemd-analyze verifies the unit. A missing one fails its test; none is skipped.
-APT_TOOLS=(prometheus:promtool prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-alertmanager:amtool systemd:systemd-analyze)
+# systemd-analyze verifies the unit, chromium loads the console's pages. A missing one fails
+# its test; none is skipped.
+APT_TOOLS=(prometheus:promtool prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-alertmanager:amtool systemd:systemd-analyze chromium:chromium)
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
 die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }

@@ -138,6 +138,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let server = {
         let http_token = http_token.clone();
         tokio::spawn(async move {
+            // Answers are small and written at once: send them without waiting for the
+            // peer's ACK of the last segment (Nagle), which only adds latency to probes.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(async move { http_token.cancelled().await })
                 .await

@@ -55,6 +55,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod model;
 pub mod parse;
+pub mod priority;
 pub mod quantile;
 pub mod report;
 pub mod scope;

@@ -3,7 +3,7 @@
 //! optional bearer token. This module owns what every route shares (the state, the error,
 //! the bounded runner); [`router::app`] builds the router (tests call it without a socket);
 //! [`probes`] holds the health and metrics routes, [`api`] and [`reports`] the API's,
-//! [`guards`] the token and the concurrency limit.
+//! [`guards`] the token and the concurrency limit, [`console`] the built-in pages.
 //!
 //! No request can take the daemon down with it: `/api/*` runs at most
 //! `http.max_concurrent_requests` at once and sheds the rest (503 + `Retry-After`); each
@@ -12,6 +12,7 @@
 //! goes away. `/healthz`, `/readyz` and `/metrics` never wait behind API work.
 
 pub mod api;
+pub mod console;
 pub mod guards;
 pub mod probes;
 pub mod reports;
@@ -114,11 +115,12 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Runs a request's work within `http.request_timeout`, on a task of its own, against a
-/// view of the store that reads through the read-only connections. The connection's task
-/// stays free meanwhile, so it notices a client that goes away; when the request ends early
-/// (its deadline, a disconnect: this future is dropped) the work's SQLite statements are
-/// interrupted and the task is aborted, so nothing keeps running for nobody.
+/// Runs a request's work within `http.request_timeout`, on a thread of its own at a lower
+/// priority, against a view of the store that reads through the read-only connections. The
+/// connection's task stays free meanwhile, so it notices a client that goes away; when the
+/// request ends early (its deadline, a disconnect: this future is dropped) the work's
+/// SQLite statements are interrupted and the work stops at its next await, so nothing
+/// keeps running for nobody.
 pub async fn run_bounded<T, Fut>(state: &AppState, work: impl FnOnce(Store) -> Fut) -> Result<T, AppError>
 where
     T: Send + 'static,
@@ -126,12 +128,34 @@ where
 {
     let timeout = state.config.http.request_timeout;
     let (store, cancel) = state.store.for_request(Instant::now() + timeout);
-    let task = tokio::spawn(work(store));
-    let _abort = AbortOnDrop(task.abort_handle());
-    let result = match tokio::time::timeout(timeout, task).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(join)) if join.is_panic() => Err(AppError::Internal(anyhow::anyhow!("request handler panicked: {join}"))),
-        Ok(Err(join)) => Err(AppError::Internal(anyhow::anyhow!("request handler stopped: {join}"))),
+    // On a thread of its own at a lower priority, driving the work there: a report's
+    // arithmetic (sorting, resampling) then never holds one of the runtime's workers, which
+    // `/healthz`, the sources and the evaluator need. It stops at its next await when the
+    // request goes away (the guard) and its reads stop at the deadline (`cancel`).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_on_drop = stop.clone().drop_guard();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let fut = work(store);
+    let runtime = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new().name("request".into()).spawn(move || {
+        crate::priority::deprioritize_this_thread();
+        let r = runtime.block_on(async move {
+            tokio::select! {
+                r = fut => Some(r),
+                _ = stop.cancelled() => None,
+            }
+        });
+        let _ = tx.send(r);
+    });
+    if let Err(e) = spawned {
+        state.metrics.api_requests.with_label_values(&["error"]).inc();
+        return Err(AppError::Internal(anyhow::anyhow!("could not start the request's thread: {e}")));
+    }
+    let result = match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => Err(AppError::Unavailable("the request was stopped".into())),
+        // The thread ended without an answer: the work panicked (its message is on stderr).
+        Ok(Err(_)) => Err(AppError::Internal(anyhow::anyhow!("request handler panicked"))),
         Err(_) => Err(AppError::Unavailable(format!(
             "the request took longer than http.request_timeout ({}); narrow its range or filters",
             humantime::format_duration(timeout)
@@ -150,11 +174,5 @@ where
     result
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 

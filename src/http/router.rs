@@ -1,5 +1,6 @@
-//! The router: every route, the token and concurrency guards on `/api/*` (and on
-//! `/metrics` when `http.protect_metrics`), the body limit and an outer timeout.
+//! The router: every route (the console at `/` and `/ui/*`), the token and concurrency
+//! guards on `/api/*` (and on `/metrics` when `http.protect_metrics`), the body limit and
+//! an outer timeout.
 
 use super::AppState;
 use super::guards::{limit_concurrency, require_token};
@@ -27,6 +28,7 @@ pub fn app(state: AppState) -> Router {
         metrics
     };
     Router::new()
+        .merge(super::console::routes(state.clone()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(metrics)

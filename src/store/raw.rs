@@ -266,21 +266,6 @@ impl Drop for Stmt<'_> {
     }
 }
 
-/// Nice value of the threads a request's reads run on: under contention the scheduler gives
-/// the daemon's own threads (HTTP, ingestion, evaluation) about ten times their share.
-const REQUEST_NICE: i32 = 10;
-
-/// Lowers the calling thread's scheduling priority (Linux: `setpriority` on a thread id
-/// affects that thread only). Best effort: a failure leaves the thread as it was.
-fn deprioritize_this_thread() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, REQUEST_NICE);
-    }
-}
-
 /// Runs a store view's blocking work: a request's on a thread of its own at a lower
 /// priority (so a burst of reports never competes evenly with ingestion and `/healthz`),
 /// the daemon's own in place.
@@ -291,7 +276,7 @@ fn blocking_for<T: Send>(store: &SqliteStore, f: impl FnOnce() -> T + Send) -> T
     blocking(|| {
         std::thread::scope(|s| {
             s.spawn(|| {
-                deprioritize_this_thread();
+                crate::priority::deprioritize_this_thread();
                 f()
             })
             .join()
@@ -406,7 +391,7 @@ pub async fn parallel<T: Send>(
                 .map(|(i, (_, raw))| {
                     s.spawn(move || {
                         if request {
-                            deprioritize_this_thread();
+                            crate::priority::deprioritize_this_thread();
                         }
                         watched(store, raw, |raw| f(i, n, raw))
                     })

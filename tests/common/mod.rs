@@ -273,6 +273,11 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
 }
 
 pub fn http_request(method: &str, url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    http_exchange(method, url, body, headers).map(|(status, _, body)| (status, body))
+}
+
+/// One request → (status, response head, body).
+pub fn http_exchange(method: &str, url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
@@ -292,7 +297,7 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>, headers: &[(&st
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    Some((status, body))
+    Some((status, head.to_string(), body))
 }
 
 fn dechunk(mut s: &str) -> String {
