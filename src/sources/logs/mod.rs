@@ -201,6 +201,11 @@ pub async fn run(ctx: Services, attributor: Attributor) -> anyhow::Result<()> {
                     Job::Poll => finish_poll(&ctx, &mut groups, &group, result),
                     Job::Reconcile => finish_reconcile(&ctx, &mut groups, &group, result),
                 }
+                if !mine.contains(&group) {
+                    // Its lease went while it ran (the database was away, say): how it
+                    // failed is not this node's to report; the group's new holder answers.
+                    ctx.health.forget_key(&ctx.source_name(SOURCE), &group);
+                }
             }
             _ = tokio::time::sleep_until(wake) => {}
             _ = leases.changed() => {}
