@@ -63,6 +63,7 @@ pub mod services;
 pub mod shard;
 pub mod simulate;
 pub mod sketch;
+pub mod stats;
 pub mod sinks;
 pub mod sources;
 pub mod store;

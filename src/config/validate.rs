@@ -164,6 +164,25 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     if id.len() > 128 || id.chars().any(|ch| !ch.is_ascii_graphic()) {
         err("cluster.node_id", format!("at most 128 printable characters without spaces, got {id:?}"));
     }
+    let a = &c.anomaly;
+    if !["hour_of_week", "none"].contains(&a.seasonality.as_str()) {
+        err("anomaly.seasonality", format!("expected \"hour_of_week\" or \"none\", got {:?}", a.seasonality));
+    }
+    if !(a.min_ratio.is_finite() && a.min_ratio > 1.0 && a.min_ratio <= 100.0) {
+        err("anomaly.min_ratio", format!("must be above 1 and at most 100, got {}", a.min_ratio));
+    }
+    if !(a.max_p_value > 0.0 && a.max_p_value < 1.0) {
+        err("anomaly.max_p_value", format!("must be between 0 and 1, got {}", a.max_p_value));
+    }
+    if !(1..=1_000_000).contains(&a.min_samples) {
+        err("anomaly.min_samples", format!("must be 1 to 1000000, got {}", a.min_samples));
+    }
+    if !(Duration::from_secs(60)..=Duration::from_secs(86_400)).contains(&a.window) {
+        err("anomaly.window", format!("must be 1m to 24h, got {}", humantime::format_duration(a.window)));
+    }
+    if a.baseline < a.window * 4 || a.baseline > Duration::from_secs(90 * 86_400) {
+        err("anomaly.baseline", format!("must be at least 4 windows and at most 90d, got {}", humantime::format_duration(a.baseline)));
+    }
     validate_budgets(c, &mut e);
     validate_accounts(c, daemon, &mut e);
     e

@@ -2,6 +2,7 @@
 //! state machine. Pure decisions; the evaluator task is a thin shell around them.
 
 pub mod alert;
+pub mod anomaly;
 pub mod budgets;
 pub mod window;
 

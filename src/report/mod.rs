@@ -15,7 +15,7 @@ pub mod data;
 pub mod functions;
 pub mod history;
 pub mod opstats;
-pub mod significance;
+pub use crate::stats::significance;
 pub mod table;
 pub mod top;
 

@@ -12,7 +12,7 @@
 //!
 //! Pure functions; no I/O.
 
-use super::data::Dist;
+use super::Dist;
 
 /// Resamples of the bootstrap.
 pub const RESAMPLES: usize = 2000;
