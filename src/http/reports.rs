@@ -35,11 +35,11 @@ impl From<ReportError> for AppError {
     }
 }
 
-/// Query parameters, checked against the names a handler knows.
-struct Params(HashMap<String, String>);
+/// Query parameters, checked against the names a handler knows (the API's and the console's).
+pub(super) struct Params(HashMap<String, String>);
 
 impl Params {
-    fn new(q: HashMap<String, String>, known: &[&str]) -> Result<Params, AppError> {
+    pub(super) fn new(q: HashMap<String, String>, known: &[&str]) -> Result<Params, AppError> {
         if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(AppError::BadRequest(format!("unknown parameter {k:?} (known: {})", known.join(", "))));
         }
@@ -51,7 +51,8 @@ impl Params {
         self.get(k).filter(|v| !v.is_empty()).map(str::to_string)
     }
 
-    fn get(&self, k: &str) -> Option<&str> {
+    /// A parameter given non-empty.
+    pub(super) fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 

@@ -2,6 +2,7 @@
 //! resolved, cleared) newest first, with the value and budget at that moment.
 
 use super::super::{AppError, AppState, run_bounded};
+use super::super::reports::Params;
 use super::layout::{self, operation_url, secs, utc};
 use super::respond;
 use crate::clock::now_ms;
@@ -19,10 +20,8 @@ pub async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String,
 }
 
 async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, AppError> {
-    if let Some(k) = q.keys().find(|k| k.as_str() != "since") {
-        return Err(AppError::BadRequest(format!("unknown parameter {k:?} (known: since)")));
-    }
-    let since = q.get("since").map(String::as_str).filter(|s| !s.is_empty()).unwrap_or("7d");
+    let p = Params::new(q, &["since"])?;
+    let since = p.get("since").unwrap_or("7d");
     let span = parse_duration("since", since)?;
     let reach = state.config.storage.rollup_retention;
     if span > reach {

@@ -5,6 +5,7 @@
 //! column asked for, all in the URL.
 
 use super::super::{AppError, AppState, run_bounded};
+use super::super::reports::Params;
 use super::layout::{self, ago, enc, operation_url, secs};
 use super::{health, respond, svg};
 use crate::clock::now_ms;
@@ -191,12 +192,9 @@ pub async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String,
 }
 
 async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, AppError> {
-    if let Some(k) = q.keys().find(|k| !["env", "function", "sort"].contains(&k.as_str())) {
-        return Err(AppError::BadRequest(format!("unknown parameter {k:?} (known: env, function, sort)")));
-    }
-    let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let by = Sort::parse(param("sort"))?;
-    let (env, function) = (param("env").map(str::to_string), param("function").map(str::to_string));
+    let p = Params::new(q, &["env", "function", "sort"])?;
+    let by = Sort::parse(p.get("sort"))?;
+    let (env, function) = (p.get("env").map(str::to_string), p.get("function").map(str::to_string));
     let now = now_ms();
     let (window, spark, phases) = {
         let (env, function) = (env.clone(), function.clone());

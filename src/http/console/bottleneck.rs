@@ -4,6 +4,7 @@
 //! drawn from its own spans.
 
 use super::super::{AppError, AppState, run_bounded};
+use super::super::reports::Params;
 use super::layout::{self, secs};
 use super::{respond, svg};
 use crate::clock::now_ms;
@@ -52,10 +53,8 @@ pub async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String,
 }
 
 async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, AppError> {
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(AppError::BadRequest(format!("unknown parameter {k:?} (known: {})", KNOWN.join(", "))));
-    }
-    let p = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let params = Params::new(q, KNOWN)?;
+    let p = |k: &str| params.get(k);
     let since = p("since").unwrap_or("1h");
     let range = parse_range(Some(since), None, None, now_ms())?;
     if range.span_ms() > crate::report::duration_ms(state.config.storage.retention) {

@@ -3,6 +3,7 @@
 //! operation's p95 change (regressions first).
 
 use super::super::{AppError, AppState, run_bounded};
+use super::super::reports::Params;
 use super::layout::{self, operation_url, secs};
 use super::respond;
 use crate::clock::now_ms;
@@ -49,10 +50,8 @@ pub async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String,
 }
 
 async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, AppError> {
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(AppError::BadRequest(format!("unknown parameter {k:?} (known: {})", KNOWN.join(", "))));
-    }
-    let p = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let params = Params::new(q, KNOWN)?;
+    let p = |k: &str| params.get(k);
     let (baseline, candidate) = (p("baseline").unwrap_or("PROD"), p("candidate").unwrap_or("Dev"));
     let since = p("since").unwrap_or("24h");
     let now = now_ms();

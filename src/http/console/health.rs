@@ -26,13 +26,10 @@ pub struct Summary {
 /// One sample of a metric family: its labels and value.
 type Sample = (BTreeMap<String, String>, f64);
 
-/// The samples of the daemon's metric `name` (counters and gauges).
-fn samples(state: &AppState, name: &str) -> Vec<Sample> {
-    state
-        .metrics
-        .registry
-        .gather()
-        .into_iter()
+/// The samples of metric `name` (counters and gauges) among the daemon's gathered families.
+fn samples(families: &[prometheus::proto::MetricFamily], name: &str) -> Vec<Sample> {
+    families
+        .iter()
         .filter(|f| f.name() == name)
         .flat_map(|f| {
             let counter = f.get_field_type() == prometheus::proto::MetricType::COUNTER;
@@ -49,9 +46,13 @@ fn samples(state: &AppState, name: &str) -> Vec<Sample> {
 }
 
 pub fn summary(state: &AppState, now: i64) -> Summary {
+    summary_of(state, &state.metrics.registry.gather(), now)
+}
+
+fn summary_of(state: &AppState, families: &[prometheus::proto::MetricFamily], now: i64) -> Summary {
     let sources = state.health.snapshot();
-    let lag = samples(state, "sentinel_poll_lag_seconds");
-    let calls = samples(state, "sentinel_aws_requests_total");
+    let lag = samples(families, "sentinel_poll_lag_seconds");
+    let calls = samples(families, "sentinel_aws_requests_total");
     Summary {
         sources: sources.len(),
         ready: sources.values().filter(|h| is_ready(h, now)).count(),
@@ -75,19 +76,20 @@ pub async fn page(State(state): State<AppState>) -> Response {
 }
 
 fn render(state: &AppState, now: i64) -> Markup {
+    let families = state.metrics.registry.gather();
     let sources = state.health.snapshot();
-    let lag = samples(state, "sentinel_poll_lag_seconds");
+    let lag = samples(&families, "sentinel_poll_lag_seconds");
     let mut calls: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for (labels, v) in samples(state, "sentinel_aws_requests_total") {
+    for (labels, v) in samples(&families, "sentinel_aws_requests_total") {
         let api = labels.get("api").cloned().unwrap_or_default();
         let outcome = labels.get("outcome").cloned().unwrap_or_default();
         *calls.entry(api).or_default().entry(outcome).or_default() += v;
     }
-    let rejected = samples(state, "sentinel_inputs_rejected_total");
+    let rejected = samples(&families, "sentinel_inputs_rejected_total");
     let held = state.work.held();
     html! {
         h1 { "Collector health" }
-        p { (line(&summary(state, now))) }
+        p { (line(&summary_of(state, &families, now))) }
         section aria-labelledby="sources" {
             h2 #sources { "Sources" }
             div.scroll { table {

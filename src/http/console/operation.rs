@@ -5,6 +5,7 @@
 //! the reports' do.
 
 use super::super::{AppError, AppState, run_bounded};
+use super::super::reports::Params;
 use super::compare::json_block;
 use super::layout::{self, secs, utc};
 use super::respond;
@@ -122,10 +123,8 @@ pub async fn page(State(state): State<AppState>, Path((function, operation)): Pa
 }
 
 async fn render(state: &AppState, function: String, operation: String, q: HashMap<String, String>) -> Result<Markup, AppError> {
-    if let Some(k) = q.keys().find(|k| k.as_str() != "range") {
-        return Err(AppError::BadRequest(format!("unknown parameter {k:?} (known: range)")));
-    }
-    let range_name = q.get("range").map(String::as_str).filter(|v| !v.is_empty()).unwrap_or("6h");
+    let p = Params::new(q, &["range"])?;
+    let range_name = p.get("range").unwrap_or("6h");
     let &(_, span, step) = RANGES
         .iter()
         .find(|(n, _, _)| *n == range_name)
