@@ -36,6 +36,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
 pub mod attribute;
+pub mod cause;
 pub mod aws;
 pub mod clock;
 pub mod cluster;

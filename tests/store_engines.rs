@@ -246,7 +246,7 @@ fn reports_rank_and_compare_from_either_engine() {
         assert_eq!(dev_only.len(), 2);
 
         let side = |env: &str| Side { env: Some(env.into()), from_ms: t0, to_ms: t0 + 200_000 };
-        let q = CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None };
+        let q = CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None, group: true, operations: vec![] };
         let r = compare(&store, &q).await.unwrap();
         let bedrock = r.rows.iter().find(|r| r.operation == "Bedrock.InvokeModel").unwrap();
         assert_eq!((bedrock.baseline.count, bedrock.candidate.count), (200, 200));

@@ -53,6 +53,20 @@ pub struct Config {
     /// AWS accounts to watch, each in one or more regions (none: the default credentials in
     /// `[aws] region`, as one account named "default").
     pub accounts: Vec<AccountConfig>,
+    /// Operations that measure the same thing under other names (one alert, one compare
+    /// row per cause).
+    pub operations: Vec<OperationConfig>,
+}
+
+/// `[[operations]]`: an operation and the other names that measure the same thing (an X-Ray
+/// subsegment and the TIMING line around the same call, say).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationConfig {
+    /// The name alerts and reports use for the cause (`Bedrock.InvokeModel`).
+    pub name: String,
+    /// Other operations measuring the same thing (`["BedrockCallDuration"]`).
+    pub also: Vec<String>,
 }
 
 /// `[[accounts]]`: one AWS account the daemon watches, through a role it assumes.

@@ -185,7 +185,30 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     }
     validate_budgets(c, &mut e);
     validate_accounts(c, daemon, &mut e);
+    validate_operations(c, &mut e);
     e
+}
+
+/// `[[operations]]`: names present, and each operation in at most one group (a name linked
+/// to two causes would make "which cause" ambiguous).
+fn validate_operations(c: &Config, e: &mut Vec<ConfigError>) {
+    let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, o) in c.operations.iter().enumerate() {
+        let ok = |n: &str| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control);
+        if !ok(&o.name) {
+            e.push(ConfigError::new(format!("operations[{i}].name"), format!("expected an operation name (1 to 256 characters), got {:?}", o.name)));
+        }
+        if o.also.is_empty() {
+            e.push(ConfigError::new(format!("operations[{i}].also"), "name at least one other operation measuring the same thing"));
+        }
+        for (j, n) in std::iter::once(&o.name).chain(&o.also).enumerate() {
+            if j > 0 && !ok(n) {
+                e.push(ConfigError::new(format!("operations[{i}].also"), format!("expected operation names (1 to 256 characters), got {n:?}")));
+            } else if let Some(first) = owner.insert(n.as_str(), i) {
+                e.push(ConfigError::new(format!("operations[{i}]"), format!("{n:?} is already linked by operations[{first}]")));
+            }
+        }
+    }
 }
 
 /// `[[accounts]]`: names usable as labels and unique, roles that are IAM role ARNs, regions

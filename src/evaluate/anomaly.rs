@@ -7,8 +7,25 @@
 //! (a nightly slowdown is then compared with past nights), else the trailing `baseline`
 //! before the window.
 
+use crate::model::alert::Target;
 use crate::stats::Dist;
 use crate::stats::significance::mann_whitney;
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+
+/// Where the evaluator reads baselines from. The evaluator sits below the reports, which
+/// know how to read a range from raw events and hourly rollups; the daemon hands it an
+/// implementation written there (`report::baselines`), as it hands it the exposition.
+pub trait Baselines: Send + Sync {
+    /// The values of `ranges` per (account, region, env, function, operation), every source
+    /// merged, cold-start operations left out; `only` narrows it to one (function,
+    /// operation).
+    fn load<'a>(
+        &'a self,
+        ranges: &'a [(i64, i64)],
+        only: Option<(&'a str, &'a str)>,
+    ) -> futures::future::BoxFuture<'a, Result<HashMap<Target, Dist>, StoreError>>;
+}
 
 /// How the baseline's time ranges are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +135,55 @@ pub fn judge(recent: &Dist, baseline: &Dist, rule: &Rule) -> Judgement {
         j.verdict = Verdict::Regression;
     }
     j
+}
+
+/// The learned baselines in force at `loaded_ms`: per target its values, and the ranges
+/// they came from.
+#[derive(Debug, Default)]
+pub struct BaselineSet {
+    pub dists: HashMap<Target, Dist>,
+    /// The ranges of every target without a reset.
+    ranges: Vec<(i64, i64)>,
+    /// (function, operation) → its ranges after a reset.
+    reset: HashMap<(String, String), Vec<(i64, i64)>>,
+    pub loaded_ms: Option<i64>,
+}
+
+impl BaselineSet {
+    pub fn ranges_of(&self, function: &str, operation: &str) -> &[(i64, i64)] {
+        self.reset.get(&(function.to_string(), operation.to_string())).map_or(&self.ranges, Vec::as_slice)
+    }
+
+    pub fn span_of(&self, function: &str, operation: &str) -> Option<(i64, i64)> {
+        let r = self.ranges_of(function, operation);
+        Some((r.iter().map(|x| x.0).min()?, r.iter().map(|x| x.1).max()?))
+    }
+
+    /// Whether the ranges are the same hours of past weeks (the trailing span ends at the
+    /// recent window's start, less than a week before).
+    pub fn seasonal_of(&self, function: &str, operation: &str) -> bool {
+        let r = self.ranges_of(function, operation);
+        r.first().zip(self.loaded_ms).is_some_and(|((_, to), now)| now - to >= WEEK_MS)
+    }
+}
+
+/// Reads every target's baseline: the ranges `rule` gives from the oldest stored event, and
+/// for an operation whose baseline was reset, the ranges from the reset on.
+pub async fn load_baselines(store: &Store, source: &dyn Baselines, rule: &Rule, now: i64) -> Result<BaselineSet, StoreError> {
+    let oldest = store.oldest_event_ms().await?;
+    let ranges = baseline_ranges(now, rule, oldest);
+    let mut dists = source.load(&ranges, None).await?;
+    let mut reset = HashMap::new();
+    for r in store.baseline_resets().await? {
+        let from = oldest.map_or(r.reset_ms, |o| o.max(r.reset_ms));
+        let own = baseline_ranges(now, rule, Some(from));
+        dists.retain(|t, _| !(t.function == r.function && t.operation == r.operation));
+        if !own.is_empty() {
+            dists.extend(source.load(&own, Some((&r.function, &r.operation))).await?);
+        }
+        reset.insert((r.function, r.operation), own);
+    }
+    Ok(BaselineSet { dists, ranges, reset, loaded_ms: Some(now) })
 }
 
 #[cfg(test)]

@@ -138,6 +138,17 @@ impl Windows {
         self.series.is_empty()
     }
 
+    /// The values of the (env, function, operation) in the window, across all its sources.
+    pub fn merged_values(&self, t: &crate::model::alert::Target, now_ms: i64, window_ms: i64) -> Vec<f64> {
+        let mut values = Vec::new();
+        for (k, s) in &self.series {
+            if k.env == t.env && k.function == t.function && k.operation == t.operation && k.account == t.account && k.region == t.region {
+                values.extend(s.window(now_ms, window_ms).0);
+            }
+        }
+        values
+    }
+
     /// Stats of the (env, function, operation) across all its sources.
     pub fn merged(&self, t: &crate::model::alert::Target, now_ms: i64, window_ms: i64) -> WindowStats {
         let mut values = Vec::new();

@@ -5,7 +5,7 @@
 pub mod significance;
 
 /// A distribution as weighted atoms, ascending.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Dist {
     pub atoms: Vec<(f64, u64)>,
     pub n: u64,

@@ -60,7 +60,8 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
     if range.span_ms() > reach {
         return Err(AppError::BadRequest("since: reaches back further than the history kept (storage.rollup_retention)".into()));
     }
-    let query = compare::build_query(Some(baseline), Some(candidate), None, None, None, range, p("function"), now)?;
+    let mut query = compare::build_query(Some(baseline), Some(candidate), None, None, None, range, p("function"), now)?;
+    query.operations = state.config.operations.clone();
     let report = run_bounded(state, move |store| async move { Ok(compare::report(&store, &query).await?) }).await?;
     let mut rows = report.rows.clone();
     rows.sort_by_key(|r| match r.verdict {
