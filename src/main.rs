@@ -270,8 +270,15 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
                 region: sel.region.clone(),
             };
             let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
-            let r = report::top::report(&store, &filter, budgets).await?;
-            render(format, &r, |r| report::top::table(&r.operations) + approx_note(r.approximate), |r| report::top::csv(&r.operations))
+            let mut r = report::top::report(&store, &filter, budgets).await?;
+            let operations = config.as_ref().map_or(&[][..], |c| &c.operations[..]);
+            r.links = report::anomalies::learned_links(&store, operations, range.from_ms, range.to_ms).await?.all().to_vec();
+            render(
+                format,
+                &r,
+                |r| report::top::table(&r.operations) + approx_note(r.approximate) + &report::top::links_text(&r.links),
+                |r| report::top::csv(&r.operations),
+            )
         }
         ReportCommand::Anomalies(_) => {
             let filter = report::top::Filter { from_ms: range.from_ms, to_ms: range.to_ms, ..Default::default() };

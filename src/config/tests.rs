@@ -343,3 +343,20 @@ fn anomaly_settings_are_checked_all_at_once() {
     assert_eq!((rule.window_ms, rule.min_samples), (900_000, 30));
     assert_eq!(rule.seasonality, crate::evaluate::anomaly::Seasonality::HourOfWeek);
 }
+
+#[test]
+fn operation_links_are_checked_all_at_once() {
+    let no_env = |_: &str| None;
+    let text = "[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n\
+                [[operations]]\nname = \"Bedrock.InvokeModel\"\nalso = [\"BedrockCallDuration\"]\n\
+                [[operations]]\nname = \"\"\nalso = []\n\
+                [[operations]]\nname = \"X\"\nalso = [\"BedrockCallDuration\"]\n\
+                [[budgets]]\nname = \"LatencyRegression\"\noperation = \"*\"\np95 = \"1s\"\n";
+    let errors = load_str(text, &no_env).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    for k in ["operations[1].name", "operations[1].also", "operations[2]", "budgets[0].name"] {
+        assert!(keys.contains(&k), "{k} in {keys:?}");
+    }
+    let c = load_str("[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n[[operations]]\nname = \"A\"\nalso = [\"B\", \"C\"]\n", &no_env).unwrap();
+    assert_eq!(c.operations[0].also, ["B", "C"]);
+}

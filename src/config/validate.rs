@@ -285,6 +285,9 @@ fn is_region(s: &str) -> bool {
 fn validate_budgets(c: &Config, e: &mut Vec<ConfigError>) {
     for (i, b) in c.budgets.iter().enumerate() {
         let key = |k: &str| format!("budgets[{i}].{k}");
+        if b.name == crate::model::alert::REGRESSION_ALERT_NAME {
+            e.push(ConfigError::new(key("name"), "LatencyRegression names the learned-baseline alerts ([anomaly]); choose another name"));
+        }
         let set = [b.p50, b.p90, b.p95, b.p99].iter().filter(|d| d.is_some()).count();
         if set != 1 {
             e.push(ConfigError::new(key("p95"), format!("set exactly one of p50, p90, p95, p99 (found {set})")));
