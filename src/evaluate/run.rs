@@ -195,6 +195,11 @@ impl Evaluator {
             // firing alert stays firing and is not notified again.
             self.restore_phases().await?;
         }
+        if !leading {
+            // What receivers were told is the leader's to know; on taking over, what was
+            // active counts as told.
+            self.told = None;
+        }
         self.leading = leading;
         let fence = match grant {
             Grant::Held(f) => Some(f),

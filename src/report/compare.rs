@@ -428,6 +428,50 @@ mod tests {
         a
     }
 
+    fn judged(function: &str, operation: &str, verdict: Verdict, change: f64) -> CompareRow {
+        let mut r = compare_row(function, operation, Agg::default(), Agg::default());
+        r.verdict = verdict;
+        r.change_pct.p95 = Some(change);
+        r
+    }
+
+    /// Dev's Bedrock call slowed: the seven regression rows of one cause become one row, the
+    /// other name folded under it and the five whole-invocation rows explained by it; another
+    /// function's rows are untouched, and a function-level regression with no cause stays.
+    #[test]
+    fn rows_fold_into_one_per_cause() {
+        let gdsh = "GenerateDynamicScenarioHandler";
+        let mut rows = vec![judged(gdsh, "BedrockCallDuration", Verdict::Regression, 210.0), judged(gdsh, "Bedrock.InvokeModel", Verdict::Regression, 200.0)];
+        for op in crate::cause::FUNCTION_LEVEL {
+            rows.push(judged(gdsh, op, Verdict::Regression, 150.0));
+        }
+        rows.push(judged(gdsh, "Overhead", Verdict::NoChange, 1.0));
+        rows.push(judged("UpdateLeadHandler", "Lambda.Duration", Verdict::Regression, 40.0));
+        let links = crate::cause::Links::configured(&[crate::config::OperationConfig {
+            name: "Bedrock.InvokeModel".into(),
+            also: vec!["BedrockCallDuration".into()],
+        }]);
+        let out = by_cause(rows, &links);
+        let names: Vec<(&str, &str)> = out.iter().map(|r| (r.function.as_str(), r.operation.as_str())).collect();
+        assert_eq!(names, [(gdsh, "Bedrock.InvokeModel"), (gdsh, "Overhead"), ("UpdateLeadHandler", "Lambda.Duration")]);
+        let bedrock = &out[0];
+        assert_eq!(bedrock.linked.iter().map(|r| r.operation.as_str()).collect::<Vec<_>>(), ["BedrockCallDuration"]);
+        assert_eq!(bedrock.explains.len(), 5);
+        assert!(bedrock.explains.iter().all(|r| r.explained_by.as_deref() == Some("Bedrock.InvokeModel")));
+        assert!(out[2].explained_by.is_none(), "nothing explains it: it stays a row of its own");
+        let report = CompareReport {
+            baseline: SideInfo { env: Some("PROD".into()), from_ms: 0, to_ms: 1, approximate: false },
+            candidate: SideInfo { env: Some("Dev".into()), from_ms: 0, to_ms: 1, approximate: false },
+            alpha: ALPHA,
+            min_samples: MIN_SAMPLES,
+            min_change_pct: MIN_CHANGE_PCT,
+            rows: out,
+        };
+        let text = table(&report);
+        assert!(text.contains("  = BedrockCall") && text.contains("  > Lambda.Dur") && text.contains("explained"), "{text}");
+        assert_eq!(csv(&report).lines().count(), 1 + 9, "the CSV stays flat: every row, folded or not");
+    }
+
     #[test]
     fn verdicts() {
         let mut rng = SplitMix64(11);
