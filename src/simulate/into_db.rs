@@ -32,10 +32,11 @@ pub async fn write_into_db(path: &Path, settings: Settings) -> anyhow::Result<Su
     result
 }
 
+/// Records the aliases, then commits what a blocking thread generates and parses, one batch
+/// in flight: parsing and SQLite overlap, as in `ingest`.
 async fn write_history(store: &Store, settings: Settings) -> anyhow::Result<Summary> {
     let t0 = now_ms();
     let deployment = fake_deployment(&settings.envs);
-    let mut summary = Summary { region: deployment.region.clone(), account: deployment.account.clone(), seed: settings.seed, ..Default::default() };
     // The aliases, seen routing before the history starts: every event is attributed.
     let seen_ms = t0 - settings.duration.as_millis() as i64 - 3_600_000;
     for f in &ATLAS {
@@ -43,23 +44,40 @@ async fn write_history(store: &Store, settings: Settings) -> anyhow::Result<Summ
             settings.envs.iter().map(|e| (e.clone(), deployment.versions[&(f.name.to_string(), e.clone())].clone(), 1.0)).collect();
         store.record_aliases(f.name, &routes, seen_ms).await?;
     }
+    let attributor = Attributor::new(&crate::config::EnvironmentsConfig::default());
+    attributor.set_history(store.alias_history().await?);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let producer = tokio::task::spawn_blocking(move || parse_history(settings, deployment, &attributor, t0, &tx));
+    let mut committed = Ok(());
+    while let Some(batch) = rx.recv().await {
+        if let Err(e) = store.commit(&batch).await {
+            committed = Err(e);
+            break;
+        }
+    }
+    // A failed commit: the producer sees the channel closed and stops.
+    drop(rx);
+    let summary = producer.await?;
+    committed?;
+    tracing::info!(executions = summary.executions.values().sum::<u64>(), log_events = summary.log_events, "Wrote the simulated history into the store.");
+    Ok(summary)
+}
+
+/// Generates the history ending at `t0` (what has finished by then), renders its log lines
+/// and parses them a time slice at a time, handing batches of about [`COMMIT_EVENTS`]
+/// events to `tx`.
+fn parse_history(settings: Settings, deployment: Deployment, attributor: &Attributor, t0: i64, tx: &tokio::sync::mpsc::Sender<Batch>) -> Summary {
+    let mut summary = Summary { region: deployment.region.clone(), account: deployment.account.clone(), seed: settings.seed, ..Default::default() };
     for ((f, e), v) in &deployment.versions {
         summary.versions.entry(f.clone()).or_default().insert(e.clone(), v.clone());
     }
-    let attributor = Attributor::new(&crate::config::EnvironmentsConfig::default());
-    attributor.set_history(store.alias_history().await?);
     let history = attributor.history();
-
-    let clk = std::time::Instant::now(); let (mut tr, mut tp, mut tc) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut generator = Generator::new(settings.clone(), deployment, t0);
-    let mut done = generator.until(t0);
+    let mut done = Generator::new(settings.clone(), deployment, t0).until(t0);
     done.retain(|e| e.end_us / 1000 <= t0);
     // Per log group: its streams' memories (invocations span pages) and the next event id.
     let mut groups: HashMap<String, (HashMap<String, StreamMemory>, u64)> = HashMap::new();
     let mut pending = Batch::default();
-    eprintln!("gen {:?}", clk.elapsed());
     for slice in history_slices(&done, settings.duration) {
- let a = std::time::Instant::now();
         let mut pages: BTreeMap<String, Vec<PageEvent>> = BTreeMap::new();
         for exec in slice {
             summary.count(exec);
@@ -74,26 +92,22 @@ async fn write_history(store: &Store, settings: Settings) -> anyhow::Result<Summ
                 pages.entry(l.group).or_default().push(PageEvent { stream: l.stream, time_ms: l.time_ms, event_id, message: l.message });
             }
         }
-        tr += a.elapsed(); let a = std::time::Instant::now();
         for (group, events) in pages {
             let (streams, _) = groups.entry(group.clone()).or_default();
-            let (batch, _) = process_page(&group, events, streams, &attributor, &history, t0);
+            let (batch, _) = process_page(&group, events, streams, attributor, &history, t0);
             pending.events.extend(batch.events);
             pending.annotations.extend(batch.annotations);
             pending.rejections.extend(batch.rejections);
         }
-        tp += a.elapsed(); let a = std::time::Instant::now();
-        if pending.events.len() >= COMMIT_EVENTS {
-            store.commit(&std::mem::take(&mut pending)).await?;
+        if pending.events.len() >= COMMIT_EVENTS && tx.blocking_send(std::mem::take(&mut pending)).is_err() {
+            return summary;
         }
- tc += a.elapsed();
     }
     if !pending.is_empty() {
-        store.commit(&pending).await?;
+        let _ = tx.blocking_send(pending);
     }
-    eprintln!("render {tr:?} process {tp:?} commit {tc:?} total {:?}", clk.elapsed());
-    tracing::info!(executions = done.len(), log_events = summary.log_events, "Wrote the simulated history into the store.");
-    Ok(summary)
+    summary.traces = 0; // no X-Ray
+    summary
 }
 
 #[cfg(test)]
