@@ -229,3 +229,32 @@ async fn one_cause_is_one_alert_with_every_names_evidence() {
     let invocation = run.status("Lambda.Duration");
     assert_eq!(invocation.explained_by.as_deref(), Some("Bedrock.InvokeModel"), "{invocation:?}");
 }
+
+/// The TIMING line's regression fires before X-Ray's side of the call is seen; when the
+/// link is learned later, the alert receivers know keeps its name: still one firing, never
+/// resolved and re-fired under the other name.
+#[tokio::test]
+async fn a_link_learned_after_firing_keeps_the_alert_receivers_know() {
+    let start = T0 + 8 * DAY;
+    let (slow_from, xray_from) = (start, start + 20 * MIN);
+    let mut events = Vec::new();
+    let mut rng = SplitMix64(6);
+    let (mut t, mut i) = (T0, 0u64);
+    while t < start + HOUR {
+        let call = ((if t >= slow_from { 2.4 } else { 1.0 }) * (0.3 * rng.normal()).exp() * 1000.0).round() / 1000.0;
+        events.push(event("BedrockCallDuration", Source::Logs, t + 1, call + 0.001, i));
+        if t >= xray_from {
+            events.push(event("Bedrock.InvokeModel", Source::Xray, t, call, i));
+        }
+        t += 20_000;
+        i += 1;
+    }
+    let (_dir, store) = store_with(events).await;
+    let mut run = evaluator(&store, config("hour_of_week"), start).await;
+    let told = run.sweep(start, start + HOUR).await;
+    let firing: Vec<_> = told.iter().filter(|x| x.1 == Transition::Firing).collect();
+    assert_eq!(firing.len(), 1, "{told:?}");
+    assert!(firing[0].0 < xray_from && firing[0].2 == "BedrockCallDuration", "{told:?}");
+    assert!(!told.iter().any(|x| x.1 == Transition::Resolved), "{told:?}");
+    assert_eq!(run.status("BedrockCallDuration").cause, "Bedrock.InvokeModel", "the link was learned meanwhile");
+}

@@ -60,7 +60,7 @@ pub struct Evaluator {
     links_ms: Option<i64>,
     /// What the receivers were last told per cause (None until the first notification:
     /// then what was active before counts as told).
-    told: Option<HashMap<(&'static str, Target), AlertState>>,
+    told: Option<HashMap<(&'static str, Target), (AlertState, AlertEvent)>>,
 }
 
 impl Evaluator {
@@ -466,7 +466,7 @@ impl Evaluator {
     }
 
     /// Relearns which operations time the same call from the last hour's invocations, every
-    /// 10 minutes.
+    /// minute.
     async fn refresh_links(&mut self, now: i64) {
         if self.links_ms.is_some_and(|t| now - t < LINKS_EVERY_MS && now >= t) {
             return;
@@ -509,13 +509,33 @@ impl Evaluator {
         let Some(sink) = self.sink.clone() else { return };
         let mut told = self.told.take().unwrap_or_else(|| {
             // After a start or a take-over: receivers know what was active before.
-            groups.iter().filter(|g| g.prev != AlertState::Inactive).map(|g| ((g.alertname, g.target.clone()), g.prev)).collect()
+            groups
+                .iter()
+                .filter(|g| g.prev != AlertState::Inactive)
+                .map(|g| {
+                    let state = if g.prev == AlertState::Firing { Transition::Firing } else { Transition::Pending };
+                    ((g.alertname, g.target.clone()), (g.prev, self.group_event(j, g, &g.target.operation, state, Vec::new(), now)))
+                })
+                .collect()
         });
         let mut out = Vec::new();
         let mut firing = Vec::new();
+        let mut answered = std::collections::HashSet::new();
         for g in groups {
-            let gk = (g.alertname, g.target.clone());
-            let was = told.get(&gk).copied().unwrap_or(AlertState::Inactive);
+            // A cause told as firing under another of its names (a link learned since) keeps
+            // that name: receivers see one alert from start to end.
+            let own = (g.alertname, g.target.clone());
+            let key = if told.contains_key(&own) {
+                own
+            } else {
+                g.members
+                    .iter()
+                    .map(|&i| (g.alertname, j.alerts[i].member.target.clone()))
+                    .find(|k| told.get(k).is_some_and(|(s, _)| *s == AlertState::Firing))
+                    .unwrap_or(own)
+            };
+            answered.insert(key.clone());
+            let was = told.get(&key).map_or(AlertState::Inactive, |(s, _)| *s);
             let silent = g.explained_by.is_some() && was != AlertState::Firing;
             let now_state = if silent { AlertState::Inactive } else { g.next };
             let explains: Vec<String> = groups
@@ -524,7 +544,7 @@ impl Evaluator {
                 .filter(|o| o.next != AlertState::Inactive)
                 .map(|o| o.target.operation.clone())
                 .collect();
-            let event = |state: Transition| self.group_event(j, g, state, explains.clone(), now);
+            let event = |state: Transition| self.group_event(j, g, &key.1.operation, state, explains.clone(), now);
             match change(was, now_state) {
                 Some(Change::Pending) => out.push(event(Transition::Pending)),
                 Some(Change::Firing) => out.push(event(Transition::Firing)),
@@ -536,9 +556,20 @@ impl Evaluator {
                 firing.push(event(Transition::Firing));
             }
             if now_state == AlertState::Inactive {
-                told.remove(&gk);
+                told.remove(&key);
             } else {
-                told.insert(gk, now_state);
+                let last = event(if now_state == AlertState::Firing { Transition::Firing } else { Transition::Pending });
+                told.insert(key, (now_state, last));
+            }
+        }
+        // Causes told before that no group answers for any more (their alerts went, or a
+        // pending one was folded into another cause): resolved, or cleared.
+        let gone: Vec<_> = told.keys().filter(|k| !answered.contains(*k)).cloned().collect();
+        for key in gone {
+            if let Some((state, mut e)) = told.remove(&key) {
+                e.state = if state == AlertState::Firing { Transition::Resolved } else { Transition::Cleared };
+                e.ends_at_ms = Some(now);
+                out.push(e);
             }
         }
         self.told = Some(told);
@@ -554,7 +585,7 @@ impl Evaluator {
 
     /// A group's notification: its lead's numbers under the cause's name, every member's
     /// evidence when there is more than one, and what it explains.
-    fn group_event(&self, j: &Judged, g: &Group, state: Transition, explains: Vec<String>, now: i64) -> AlertEvent {
+    fn group_event(&self, j: &Judged, g: &Group, name: &str, state: Transition, explains: Vec<String>, now: i64) -> AlertEvent {
         let lead = &j.alerts[g.members[0]];
         let row = &lead.row;
         let phase_of = |a: &JudgedAlert| if a.row.phase == Phase::Inactive { a.prev } else { a.row.phase };
@@ -585,7 +616,7 @@ impl Evaluator {
             region: row.region.clone(),
             env: row.env.clone(),
             function: row.function.clone(),
-            operation: g.target.operation.clone(),
+            operation: name.to_string(),
             quantile: row.quantile,
             severity: row.severity.clone(),
             state,
@@ -606,8 +637,9 @@ fn same_place(a: &Target, b: &Target) -> bool {
     a.account == b.account && a.region == b.region && a.env == b.env && a.function == b.function
 }
 
-/// How often links are relearned, and from how many invocation events at most.
-const LINKS_EVERY_MS: i64 = 10 * 60_000;
+/// How often links are relearned (a new operation's link is known within this), and from
+/// how many invocation events of the last hour at most.
+const LINKS_EVERY_MS: i64 = 60_000;
 const LINK_SAMPLES: usize = 20_000;
 
 fn sample_of(e: EventRow) -> Sample {

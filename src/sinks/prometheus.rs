@@ -182,19 +182,19 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], anomal
         let labels = label_text(&["account", "alertname", "alertstate", "env", "function", "operation", "region", "severity"], values);
         summary(&mut out, ALERTS.0, &labels, quantiles, 1, None);
     }
-    // Baselines: a gauge per series with one, at p95.
-    let mut baselines: BTreeMap<[&str; 5], f64> = BTreeMap::new();
+    // Baselines: a summary per series with one, at p95 (like the budgets beside them).
+    let mut baselines: BTreeMap<[&str; 5], BTreeMap<u64, f64>> = BTreeMap::new();
     for a in anomalies {
         if let Some(v) = a.baseline_p95_s {
-            baselines.insert([&a.account, &a.env, &a.function, &a.operation, &a.region], v);
+            baselines.entry([&a.account, &a.env, &a.function, &a.operation, &a.region]).or_default().insert(quantile_key(0.95), v);
         }
     }
     if !baselines.is_empty() {
-        family_head(&mut out, BASELINE.0, BASELINE.1, "gauge");
+        family_head(&mut out, BASELINE.0, BASELINE.1, "summary");
     }
-    for (values, v) in &baselines {
+    for (values, quantiles) in &baselines {
         let labels = label_text(&["account", "env", "function", "operation", "region"], values);
-        line(&mut out, BASELINE.0, "", &labels, Some(("quantile", 0.95)), *v);
+        summary(&mut out, BASELINE.0, &labels, quantiles, 1, None);
     }
     if !budgets.is_empty() {
         family_head(&mut out, BUDGET.0, BUDGET.1, "summary");
@@ -447,7 +447,7 @@ mod tests {
         });
         let text = String::from_utf8(sink.text().to_vec()).unwrap();
         assert!(text.contains("quantile=\"0.95\"} 9.25"), "{text}");
-        assert!(text.contains("# TYPE sentinel_baseline_seconds gauge\nsentinel_baseline_seconds{account=\"default\",env=\"Dev\",function=\"f\",operation=\"BedrockCallDuration\",region=\"\",quantile=\"0.95\"} 2.5\n"), "{text}");
+        assert!(text.contains("# TYPE sentinel_baseline_seconds summary\nsentinel_baseline_seconds{account=\"default\",env=\"Dev\",function=\"f\",operation=\"BedrockCallDuration\",region=\"\",quantile=\"0.95\"} 2.5\n"), "{text}");
         assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyRegression\",alertstate=\"firing\",env=\"Dev\",function=\"f\",operation=\"BedrockCallDuration\""), "{text}");
         assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(text.contains("severity=\"page\""), "{text}");
