@@ -272,7 +272,7 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
             let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
             let mut r = report::top::report(&store, &filter, budgets).await?;
             let operations = config.as_ref().map_or(&[][..], |c| &c.operations[..]);
-            r.links = report::anomalies::learned_links(&store, operations, range.from_ms, range.to_ms).await?.all().to_vec();
+            r.links = latency_sentinel::evaluate::links::read(&store, operations, range.from_ms, range.to_ms).await?.all().to_vec();
             render(
                 format,
                 &r,

@@ -1,10 +1,12 @@
-//! Evaluation: rolling windows and quantiles per series, budget matching, and the alert
-//! state machine. Pure decisions; the evaluator task is a thin shell around them.
+//! Evaluation: rolling windows and quantiles per series, budget matching, judgement against
+//! learned baselines, grouping alerts by cause, and the alert state machine. Pure decisions;
+//! the evaluator task is a thin shell around them.
 
 pub mod alert;
 pub mod anomaly;
 pub mod budgets;
 pub mod group;
+pub mod links;
 pub mod window;
 
 pub mod run;

@@ -1,7 +1,9 @@
 //! The evaluator task: reads newly stored events (by row id, so every stored event is seen
 //! once, whatever its event time), keeps the windows, judges every (budget, env, function,
-//! operation), steps each alert through `alert::step`, persists the changes, hands
-//! transitions and the firing set to the alert sinks without waiting for them, and hands
+//! operation) and, with `[anomaly]`, every operation against its learned baseline (read
+//! through [`Baselines`] every few minutes), steps each alert through `alert::step`,
+//! persists the changes, tells the alert sinks one alert per cause (`group`: linked
+//! operations folded, function-level ones explained) without waiting for them, and hands
 //! each evaluation's [`Snapshot`] to the metrics exposition ([`Publish`]). In a fleet every
 //! node evaluates (so any node's metrics show every series) but only the holder of the
 //! evaluator's lease steps, persists (under its fence) and notifies alerts; the others show
@@ -13,9 +15,8 @@ use super::budgets::match_budget;
 use super::group::{Change, Group, Member, change, group};
 use super::window::{SeriesKey, Windows};
 use super::{AnomalyStatus, BudgetStatus, Publish, Shared, Snapshot, WindowSummary};
-use crate::cause::{Links, Sample, is_cold_start, learn};
+use crate::cause::{Links, is_cold_start};
 use crate::stats::Dist;
-use crate::store::events::{EventFilter, EventRow};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::alert::{ALERT_NAME, AlertEvent, AlertState, Evidence, Notification, Phase, REGRESSION_ALERT_NAME, Regression, Target, Transition, alert_key, split_alert_key};
@@ -472,12 +473,8 @@ impl Evaluator {
             return;
         }
         self.links_ms = Some(now);
-        let filter = EventFilter { from_ms: now - 3_600_000, to_ms: now.saturating_add(1), env: None, function: None, account: None, region: None, operations: &[] };
-        match self.store.newest_invocation_events(filter, LINK_SAMPLES).await {
-            Ok(rows) => {
-                let samples: Vec<Sample> = rows.into_iter().map(sample_of).collect();
-                self.links = Links::configured(&self.config.operations).with_learned(learn(&samples));
-            }
+        match super::links::read(&self.store, &self.config.operations, now - 3_600_000, now.saturating_add(1)).await {
+            Ok(links) => self.links = links,
             Err(e) => tracing::warn!(error = %e, "Reading invocations to learn linked operations failed; keeping the links known."),
         }
     }
@@ -637,20 +634,8 @@ fn same_place(a: &Target, b: &Target) -> bool {
     a.account == b.account && a.region == b.region && a.env == b.env && a.function == b.function
 }
 
-/// How often links are relearned (a new operation's link is known within this), and from
-/// how many invocation events of the last hour at most.
+/// How often links are relearned (a new operation's link is known within this).
 const LINKS_EVERY_MS: i64 = 60_000;
-const LINK_SAMPLES: usize = 20_000;
-
-fn sample_of(e: EventRow) -> Sample {
-    Sample {
-        function: e.function,
-        invocation: e.request_id.or(e.trace_id).unwrap_or_default(),
-        operation: e.operation,
-        xray: e.source == "xray",
-        duration_s: e.duration_s,
-    }
-}
 
 /// An alert's timing: `for`, `keep_firing_for`, and the window it judges.
 #[derive(Debug, Clone, Copy)]

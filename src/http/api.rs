@@ -63,7 +63,7 @@ async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQue
     let (from_ms, to_ms) = (filter.from_ms, filter.to_ms);
     let (report, links) = run_bounded(&state, move |store| async move {
         let report = top::report(&store, &filter, &config.budgets).await?;
-        let links = crate::report::anomalies::learned_links(&store, &config.operations, from_ms, to_ms).await?;
+        let links = crate::evaluate::links::read(&store, &config.operations, from_ms, to_ms).await?;
         Ok((report, links))
     })
     .await?;

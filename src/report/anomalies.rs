@@ -1,19 +1,16 @@
 //! Learned baselines read from the store, and `report anomalies`: every operation's recent
 //! window judged against its own past exactly as the daemon judges it (`evaluate::anomaly`),
 //! regressions first. [`StoreBaselines`] is the reader the daemon hands its evaluator (the
-//! evaluator sits below the reports and cannot read rollups itself); [`learned_links`] reads
-//! which operations time the same call, for `report top`, `report compare` and the API.
+//! evaluator sits below the reports and cannot read rollups itself).
 
 use super::data::{Agg, Selection, load};
 use super::table::{Table, WIDTH};
 use super::top::Filter;
 use super::{csv_line, secs};
-use crate::cause::{Links, Sample, is_cold_start, learn};
-use crate::config::OperationConfig;
+use crate::cause::is_cold_start;
 use crate::evaluate::anomaly::{Baselines, Rule, Verdict, judge, load_baselines};
 use crate::model::alert::Target;
 use crate::stats::Dist;
-use crate::store::events::EventFilter;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -59,24 +56,6 @@ async fn read(store: &Store, ranges: &[(i64, i64)], function: Option<&str>, oper
         }
     }
     Ok(out)
-}
-
-/// The links in force over `[from_ms, to_ms)`: `[[operations]]` and those learned from the
-/// range's newest invocations (at most 20,000 events).
-pub async fn learned_links(store: &Store, operations: &[OperationConfig], from_ms: i64, to_ms: i64) -> Result<Links, StoreError> {
-    let filter = EventFilter { from_ms, to_ms, env: None, function: None, account: None, region: None, operations: &[] };
-    let rows = store.newest_invocation_events(filter, 20_000).await?;
-    let samples: Vec<Sample> = rows
-        .into_iter()
-        .map(|e| Sample {
-            function: e.function,
-            invocation: e.request_id.or(e.trace_id).unwrap_or_default(),
-            operation: e.operation,
-            xray: e.source == "xray",
-            duration_s: e.duration_s,
-        })
-        .collect();
-    Ok(Links::configured(operations).with_learned(learn(&samples)))
 }
 
 /// One operation judged against its learned baseline.

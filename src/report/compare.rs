@@ -246,7 +246,7 @@ pub async fn report(store: &Store, q: &CompareQuery) -> Result<CompareReport, St
         })
         .collect();
     if q.group {
-        let links = super::anomalies::learned_links(store, &q.operations, q.candidate.from_ms, q.candidate.to_ms).await?;
+        let links = crate::evaluate::links::read(store, &q.operations, q.candidate.from_ms, q.candidate.to_ms).await?;
         rows = by_cause(rows, &links);
     }
     rows.sort_by(|a, b| {
