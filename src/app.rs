@@ -122,7 +122,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
                 Some(sink.clone()),
                 Some(exposition.clone()),
             )
-            .under(work.clone());
+            .under(work.clone())
+            .with_baselines(Arc::new(crate::report::anomalies::StoreBaselines { store: store.clone() }));
             crate::evaluate::run::run(evaluator, token.clone())
         });
     }

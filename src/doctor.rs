@@ -337,6 +337,9 @@ async fn receivers(config: &Config, options: Options) -> Vec<Check> {
             samples: 0,
             starts_at_ms: now,
             ends_at_ms: Some(now),
+            regression: None,
+            evidence: Vec::new(),
+            explains: Vec::new(),
         };
         let base = &config.alerts.external_url;
         let (target, body) = if alertmanager {

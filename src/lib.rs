@@ -36,6 +36,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
 pub mod attribute;
+pub mod cause;
 pub mod aws;
 pub mod clock;
 pub mod cluster;
@@ -63,6 +64,7 @@ pub mod services;
 pub mod shard;
 pub mod simulate;
 pub mod sketch;
+pub mod stats;
 pub mod sinks;
 pub mod sources;
 pub mod store;

@@ -80,6 +80,11 @@ enum Command {
     /// Write the seed's Atlas Engine application (functions, PROD/Dev aliases, logs, X-Ray
     /// traces) into an AWS endpoint: moto's server, or a real account only when told so.
     Simulate(latency_sentinel::simulate::Args),
+    /// Learned baselines (`[anomaly]`).
+    Baseline {
+        #[command(subcommand)]
+        baseline: BaselineCommand,
+    },
     /// Feed log files through the parser into the store: the JSON `aws logs filter-log-events`
     /// prints, or text files with one log event per line. Re-ingesting a file adds nothing.
     Ingest {
@@ -91,6 +96,24 @@ enum Command {
         /// Files to read.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Acknowledge a change that is for good (a deploy that made an operation slower on
+    /// purpose): from now on the operation is judged only against events after this moment,
+    /// in every env, so it settles after `anomaly.window` × 4 of new history rather than
+    /// after `anomaly.baseline`. A running daemon picks it up within 5 minutes.
+    Reset {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The function (its name, as in reports).
+        #[arg(long)]
+        function: String,
+        /// The operation (Bedrock.InvokeModel, BedrockCallDuration, ...).
+        #[arg(long)]
+        operation: String,
     },
 }
 
@@ -161,6 +184,10 @@ enum ReportCommand {
         #[arg(long, default_value_t = 95.0)]
         percentile: f64,
     },
+    /// Every operation's recent window (`anomaly.window` before --to, default now) judged
+    /// against its learned baseline as the daemon judges it, regressions first. The rule
+    /// is the config's `[anomaly]` (its defaults without --config).
+    Anomalies(ReportArgs),
     /// Candidate against baseline per (function, operation): two envs over one range, or two
     /// ranges (--baseline-range 14d..7d --candidate-range 7d..), regressions first.
     Compare {
@@ -178,6 +205,9 @@ enum ReportCommand {
         /// Candidate range FROM..TO.
         #[arg(long, requires = "baseline_range")]
         candidate_range: Option<String>,
+        /// Every (function, operation) as its own row, rather than one row per cause.
+        #[arg(long)]
+        no_group: bool,
     },
 }
 
@@ -185,6 +215,7 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
     use latency_sentinel::report::{self, Format, compare, parse_range};
     let args = match &cmd {
         ReportCommand::Top(a)
+        | ReportCommand::Anomalies(a)
         | ReportCommand::Functions { args: a, .. }
         | ReportCommand::Stats { args: a, .. }
         | ReportCommand::Bottleneck { args: a, .. }
@@ -239,8 +270,23 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
                 region: sel.region.clone(),
             };
             let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
-            let r = report::top::report(&store, &filter, budgets).await?;
-            render(format, &r, |r| report::top::table(&r.operations) + approx_note(r.approximate), |r| report::top::csv(&r.operations))
+            let mut r = report::top::report(&store, &filter, budgets).await?;
+            let operations = config.as_ref().map_or(&[][..], |c| &c.operations[..]);
+            r.links = latency_sentinel::evaluate::links::read(&store, operations, range.from_ms, range.to_ms).await?.all().to_vec();
+            render(
+                format,
+                &r,
+                |r| report::top::table(&r.operations) + approx_note(r.approximate) + &report::top::links_text(&r.links),
+                |r| report::top::csv(&r.operations),
+            )
+        }
+        ReportCommand::Anomalies(_) => {
+            let filter = report::top::Filter { from_ms: range.from_ms, to_ms: range.to_ms, ..Default::default() };
+            let filter = report::top::Filter { env: sel.env.clone(), function: sel.function.clone(), account: sel.account.clone(), region: sel.region.clone(), ..filter };
+            let a = config.as_ref().map(|c| c.anomaly.clone()).unwrap_or_default();
+            let rule = latency_sentinel::evaluate::anomaly::Rule::from_config(&a);
+            let r = report::anomalies::report(&store, &rule, &filter, range.to_ms).await?;
+            render(format, &r, report::anomalies::table, report::anomalies::csv)
         }
         ReportCommand::Functions { slowest, .. } => {
             let r = report::functions::report(&store, &sel, (*slowest).min(1_000)).await?;
@@ -266,7 +312,7 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
             let r = report::bottleneck::report(&store, &q).await?;
             render(format, &r, report::bottleneck::text, report::bottleneck::csv)
         }
-        ReportCommand::Compare { baseline, candidate, baseline_range, candidate_range, .. } => {
+        ReportCommand::Compare { baseline, candidate, baseline_range, candidate_range, no_group, .. } => {
             let mut q = compare::build_query(
                 baseline.as_deref(),
                 candidate.as_deref(),
@@ -278,6 +324,8 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
                 now,
             )?;
             (q.account, q.region) = (args.account.clone(), args.region.clone());
+            q.group = !no_group;
+            q.operations = config.as_ref().map(|c| c.operations.clone()).unwrap_or_default();
             let r = compare::report(&store, &q).await?;
             render(format, &r, compare::table, compare::csv)
         }
@@ -434,6 +482,37 @@ fn main() -> ExitCode {
             }
         }
         Command::Simulate(args) => latency_sentinel::simulate::main(args),
+        Command::Baseline { baseline: BaselineCommand::Reset { config, function, operation } } => {
+            let config = match load_config(&config, Purpose::Offline) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if function.is_empty() || operation.is_empty() || function.len() > 256 || operation.len() > 256 {
+                eprintln!("error: --function and --operation: 1 to 256 characters each");
+                return ExitCode::from(2);
+            }
+            let rt = match runtime(false) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let now = latency_sentinel::clock::now_ms();
+            let result = rt.block_on(async {
+                let store = latency_sentinel::store::Store::connect(&config.storage, latency_sentinel::store::OpenMode::Writer).await?;
+                store.reset_baseline(&function, &operation, now).await?;
+                store.close().await;
+                anyhow::Ok(())
+            });
+            match result {
+                Ok(()) => {
+                    println!("{function} {operation}: judged against events after {} from now on", humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(now as u64)));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Ingest { config, log_group, paths } => {
             let config = match load_config(&config, Purpose::Offline) {
                 Ok(c) => c,

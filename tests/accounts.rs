@@ -432,7 +432,7 @@ fn simulated_prod_and_dev_accounts_compare_with_exactly_the_injected_regression(
     assert!(c.keys().all(|k| k.starts_with("prod|us-east-1|PROD|") || k.starts_with("dev|us-east-1|Dev|")), "each account's env only: {c:?}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_latency-sentinel"))
-        .args(["report", "compare", "--baseline", "PROD", "--candidate", "Dev", "--since", "1h", "--format", "json", "--db"])
+        .args(["report", "compare", "--baseline", "PROD", "--candidate", "Dev", "--since", "1h", "--format", "json", "--no-group", "--db"])
         .arg(&db)
         .output()
         .unwrap();

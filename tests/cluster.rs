@@ -170,6 +170,6 @@ fn the_migrate_command_applies_once_and_never_prints_the_url() {
         assert!(!text.contains(&url) && !text.contains("not-needed-with-trust"), "{text}");
         text
     };
-    assert!(run().contains("PostgreSQL: applied [20261127000001, 20261127000002, 20261127000003, 20261127000004, 20261127000005, 20261127000006, 20261127000007]"));
+    assert!(run().contains("PostgreSQL: applied [20261127000001, 20261127000002, 20261127000003, 20261127000004, 20261127000005, 20261127000006, 20261127000007, 20261128000008]"));
     assert!(run().contains("PostgreSQL: up to date"));
 }

@@ -171,7 +171,7 @@ async fn fixture() -> Fixture {
 fn compare_query(f: &Fixture, since: Duration) -> compare::CompareQuery {
     let side =
         |env: &str| compare::Side { env: Some(env.into()), from_ms: f.end_ms + 1_000 - since.as_millis() as i64, to_ms: f.end_ms + 1_000 };
-    compare::CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None }
+    compare::CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None, group: true, operations: vec![] }
 }
 
 fn assert_only_gdsh_bedrock_regressed(r: &compare::CompareReport) {

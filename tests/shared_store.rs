@@ -284,7 +284,7 @@ fn both_engines_answer_the_same() {
         assert_eq!(s.purge_rollups_before(i64::MAX / 2).await.unwrap(), p.purge_rollups_before(i64::MAX / 2).await.unwrap());
 
         // Report reads: a range folded per series, and the slowest invocations.
-        use latency_sentinel::store::events::{EventFilter, EventSelection, ScanColumns};
+        use latency_sentinel::store::events::{EventFilter, EventOrder, EventSelection, ScanColumns};
         let ops = vec!["BedrockCallDuration".to_string()];
         let sel = EventSelection { from_ms: 1_795_000_050_000, to_ms: 1_795_000_400_000, env: Some("Dev"), function: None, account: Some("prod"), region: None, operations: &ops };
         let fold = |m: &mut std::collections::BTreeMap<String, (u64, i64)>, e: &latency_sentinel::store::events::ScannedEvent<'_>| {
@@ -310,8 +310,10 @@ fn both_engines_answer_the_same() {
         assert_eq!(a.values().map(|v| v.0).sum::<u64>(), 350, "{a:?}");
         assert_eq!(a, b);
         let filter = EventFilter { from_ms: 0, to_ms: i64::MAX, env: Some("Dev"), account: Some("prod"), operations: &["BedrockCallDuration"], ..EventFilter::default() };
-        let (x, y) = (s.slowest_events(filter, 5).await.unwrap(), p.slowest_events(filter, 5).await.unwrap());
+        let (x, y) = (s.slowest_events(filter, 5).await.unwrap(), p.list_events(filter, EventOrder::Slowest, 5).await.unwrap());
         assert_eq!(x.len(), 5);
+        assert_eq!(x, y);
+        let (x, y) = (s.newest_invocation_events(filter, 5).await.unwrap(), p.list_events(filter, EventOrder::NewestOfInvocations, 5).await.unwrap());
         assert_eq!(x, y);
 
         // Bottleneck reads over critical paths of two workflows, with an env filter.

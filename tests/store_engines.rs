@@ -246,7 +246,7 @@ fn reports_rank_and_compare_from_either_engine() {
         assert_eq!(dev_only.len(), 2);
 
         let side = |env: &str| Side { env: Some(env.into()), from_ms: t0, to_ms: t0 + 200_000 };
-        let q = CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None };
+        let q = CompareQuery { baseline: side("PROD"), candidate: side("Dev"), function: None, account: None, region: None, group: true, operations: vec![] };
         let r = compare(&store, &q).await.unwrap();
         let bedrock = r.rows.iter().find(|r| r.operation == "Bedrock.InvokeModel").unwrap();
         assert_eq!((bedrock.baseline.count, bedrock.candidate.count), (200, 200));
@@ -476,5 +476,45 @@ fn a_watermark_ahead_of_the_database_is_reset_and_late_hours_still_roll() {
         assert_eq!(rows.iter().map(|r| r.counts.count).sum::<u64>(), 1);
         assert_eq!(store.rollup_state().await.unwrap().unwrap().watermark_id, 2);
         assert!(!rollup_step(&store, now + 2_000, 30 * day, 400 * day, &token).await.unwrap().watermark_reset);
+    });
+}
+
+// ---- Learned baselines: resets, and the invocations links are learned from ------------------
+
+/// A reset is kept per (function, operation) and a later one replaces it; the newest events
+/// of known invocations come newest first, each with its source and request id, and events
+/// without an invocation are left out.
+#[test]
+fn baseline_resets_and_invocation_events() {
+    on_both_engines(|store| async move {
+        assert!(store.baseline_resets().await.unwrap().is_empty());
+        store.reset_baseline("GDSH", "Bedrock.InvokeModel", 1_000).await.unwrap();
+        store.reset_baseline("GDSH", "Bedrock.InvokeModel", 2_000).await.unwrap();
+        store.reset_baseline("ULH", "Salesforce.UpdateLead", 500).await.unwrap();
+        let resets: Vec<(String, String, i64)> = store.baseline_resets().await.unwrap().into_iter().map(|r| (r.function, r.operation, r.reset_ms)).collect();
+        assert_eq!(resets, [("GDSH".into(), "Bedrock.InvokeModel".into(), 2_000), ("ULH".into(), "Salesforce.UpdateLead".into(), 500)]);
+
+        let mut events = Vec::new();
+        for i in 0..5i64 {
+            let mut x = timing(&format!("x{i}"), 10_000 + i * 1_000, "Dev", "Bedrock.InvokeModel", Source::Xray, 2.0);
+            x.request_id = Some(format!("req-{i}"));
+            let mut l = timing(&format!("l{i}"), 10_000 + i * 1_000 + 1, "Dev", "BedrockCallDuration", Source::Logs, 2.0);
+            l.request_id = Some(format!("req-{i}"));
+            events.extend([x, l]);
+        }
+        events.push(timing("alone", 20_000, "Dev", "Overhead", Source::Xray, 0.1));
+        store.commit(&Batch { events, ..Batch::default() }).await.unwrap();
+        let filter = latency_sentinel::store::events::EventFilter { from_ms: 0, to_ms: 100_000, env: None, function: None, account: None, region: None, operations: &[] };
+        let rows = store.newest_invocation_events(filter, 4).await.unwrap();
+        let got: Vec<(i64, &str, &str, Option<&str>)> = rows.iter().map(|r| (r.time_ms, r.operation.as_str(), r.source.as_str(), r.request_id.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                (14_001, "BedrockCallDuration", "logs", Some("req-4")),
+                (14_000, "Bedrock.InvokeModel", "xray", Some("req-4")),
+                (13_001, "BedrockCallDuration", "logs", Some("req-3")),
+                (13_000, "Bedrock.InvokeModel", "xray", Some("req-3")),
+            ]
+        );
     });
 }

@@ -92,11 +92,13 @@ pub fn load_str_for(text: &str, env: &dyn Fn(&str) -> Option<String>, purpose: P
             "metrics" => section!(metrics),
             "shard" => section!(shard),
             "cluster" => section!(cluster),
+            "anomaly" => section!(anomaly),
             "accounts" => config.accounts = check_tables::<AccountConfig>("accounts", value, &mut errors),
             "budgets" => config.budgets = check_tables::<BudgetConfig>("budgets", value, &mut errors),
+            "operations" => config.operations = check_tables::<super::OperationConfig>("operations", value, &mut errors),
             other => errors.push(ConfigError::new(
                 other,
-                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, cluster, budgets, accounts)",
+                "unknown section (expected one of aws, storage, http, logs, xray, cloudwatch, environments, alerts, metrics, shard, cluster, anomaly, budgets, accounts, operations)",
             )),
         }
     }

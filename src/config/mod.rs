@@ -47,11 +47,26 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub shard: ShardConfig,
     pub cluster: ClusterConfig,
+    pub anomaly: AnomalyConfig,
     /// Latency budgets; an event is judged by the most specific budget that matches it.
     pub budgets: Vec<BudgetConfig>,
     /// AWS accounts to watch, each in one or more regions (none: the default credentials in
     /// `[aws] region`, as one account named "default").
     pub accounts: Vec<AccountConfig>,
+    /// Operations that measure the same thing under other names (one alert, one compare
+    /// row per cause).
+    pub operations: Vec<OperationConfig>,
+}
+
+/// `[[operations]]`: an operation and the other names that measure the same thing (an X-Ray
+/// subsegment and the TIMING line around the same call, say).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationConfig {
+    /// The name alerts and reports use for the cause (`Bedrock.InvokeModel`).
+    pub name: String,
+    /// Other operations measuring the same thing (`["BedrockCallDuration"]`).
+    pub also: Vec<String>,
 }
 
 /// `[[accounts]]`: one AWS account the daemon watches, through a role it assumes.
@@ -315,6 +330,51 @@ pub struct ClusterConfig {
     /// Work held by a node that stops renewing its leases is taken over after this long.
     #[serde(with = "duration")]
     pub lease_ttl: Duration,
+}
+
+/// `[anomaly]`: alerts on a regression against an operation's own past (no budget needed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// Judge every operation against its own history.
+    pub enabled: bool,
+    /// The recent window judged.
+    #[serde(with = "duration")]
+    pub window: Duration,
+    /// The history it is judged against.
+    #[serde(with = "duration")]
+    pub baseline: Duration,
+    /// `hour_of_week`: the same hours of past weeks when that much history exists, else the
+    /// trailing baseline; `none`: always the trailing baseline.
+    pub seasonality: String,
+    /// The recent p95 must be at least this many times the baseline's p95 …
+    pub min_ratio: f64,
+    /// … with at least this many events on both sides …
+    pub min_samples: u64,
+    /// … and significantly larger (one-sided Mann–Whitney p-value at most this).
+    pub max_p_value: f64,
+    /// How long a regression lasts before it fires.
+    #[serde(rename = "for", with = "duration")]
+    pub for_: Duration,
+    /// How long a fired regression keeps firing after it recovers.
+    #[serde(with = "duration")]
+    pub keep_firing_for: Duration,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        AnomalyConfig {
+            enabled: false,
+            window: Duration::from_secs(15 * 60),
+            baseline: Duration::from_secs(7 * 86_400),
+            seasonality: "hour_of_week".into(),
+            min_ratio: 1.5,
+            min_samples: 30,
+            max_p_value: 0.01,
+            for_: Duration::from_secs(5 * 60),
+            keep_firing_for: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 /// `[[budgets]]`: a latency budget for the operations it matches.

@@ -325,3 +325,38 @@ node_id = "has space"
     assert!(!format!("{c:?}").contains("s3cret"), "a secret in Debug output");
     assert_eq!((c.storage.pool_size, c.cluster.lease_ttl), (8, std::time::Duration::from_secs(30)));
 }
+
+#[test]
+fn anomaly_settings_are_checked_all_at_once() {
+    let no_env = |_: &str| None;
+    let text = "[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n[anomaly]\nenabled = true\nseasonality = \"daily\"\nmin_ratio = 0.9\n\
+                max_p_value = 1.5\nmin_samples = 0\nwindow = \"10s\"\nbaseline = \"20s\"\n";
+    let errors = load_str(text, &no_env).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    for k in ["anomaly.seasonality", "anomaly.min_ratio", "anomaly.max_p_value", "anomaly.min_samples", "anomaly.window", "anomaly.baseline"] {
+        assert!(keys.contains(&k), "{k} in {keys:?}");
+    }
+    let c = load_str("[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n[anomaly]\nenabled = true\nfor = \"1m\"\n", &no_env).unwrap();
+    assert!(c.anomaly.enabled);
+    assert_eq!(c.anomaly.for_, std::time::Duration::from_secs(60));
+    let rule = crate::evaluate::anomaly::Rule::from_config(&c.anomaly);
+    assert_eq!((rule.window_ms, rule.min_samples), (900_000, 30));
+    assert_eq!(rule.seasonality, crate::evaluate::anomaly::Seasonality::HourOfWeek);
+}
+
+#[test]
+fn operation_links_are_checked_all_at_once() {
+    let no_env = |_: &str| None;
+    let text = "[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n\
+                [[operations]]\nname = \"Bedrock.InvokeModel\"\nalso = [\"BedrockCallDuration\"]\n\
+                [[operations]]\nname = \"\"\nalso = []\n\
+                [[operations]]\nname = \"X\"\nalso = [\"BedrockCallDuration\"]\n\
+                [[budgets]]\nname = \"LatencyRegression\"\noperation = \"*\"\np95 = \"1s\"\n";
+    let errors = load_str(text, &no_env).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    for k in ["operations[1].name", "operations[1].also", "operations[2]", "budgets[0].name"] {
+        assert!(keys.contains(&k), "{k} in {keys:?}");
+    }
+    let c = load_str("[logs]\nlog_group_prefixes = [\"/aws/lambda/\"]\n[[operations]]\nname = \"A\"\nalso = [\"B\", \"C\"]\n", &no_env).unwrap();
+    assert_eq!(c.operations[0].also, ["B", "C"]);
+}

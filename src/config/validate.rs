@@ -164,9 +164,51 @@ pub fn validate(c: &Config, purpose: Purpose) -> Vec<ConfigError> {
     if id.len() > 128 || id.chars().any(|ch| !ch.is_ascii_graphic()) {
         err("cluster.node_id", format!("at most 128 printable characters without spaces, got {id:?}"));
     }
+    let a = &c.anomaly;
+    if !["hour_of_week", "none"].contains(&a.seasonality.as_str()) {
+        err("anomaly.seasonality", format!("expected \"hour_of_week\" or \"none\", got {:?}", a.seasonality));
+    }
+    if !(a.min_ratio.is_finite() && a.min_ratio > 1.0 && a.min_ratio <= 100.0) {
+        err("anomaly.min_ratio", format!("must be above 1 and at most 100, got {}", a.min_ratio));
+    }
+    if !(a.max_p_value > 0.0 && a.max_p_value < 1.0) {
+        err("anomaly.max_p_value", format!("must be between 0 and 1, got {}", a.max_p_value));
+    }
+    if !(1..=1_000_000).contains(&a.min_samples) {
+        err("anomaly.min_samples", format!("must be 1 to 1000000, got {}", a.min_samples));
+    }
+    if !(Duration::from_secs(60)..=Duration::from_secs(86_400)).contains(&a.window) {
+        err("anomaly.window", format!("must be 1m to 24h, got {}", humantime::format_duration(a.window)));
+    }
+    if a.baseline < a.window * 4 || a.baseline > Duration::from_secs(90 * 86_400) {
+        err("anomaly.baseline", format!("must be at least 4 windows and at most 90d, got {}", humantime::format_duration(a.baseline)));
+    }
     validate_budgets(c, &mut e);
     validate_accounts(c, daemon, &mut e);
+    validate_operations(c, &mut e);
     e
+}
+
+/// `[[operations]]`: names present, and each operation in at most one group (a name linked
+/// to two causes would make "which cause" ambiguous).
+fn validate_operations(c: &Config, e: &mut Vec<ConfigError>) {
+    let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, o) in c.operations.iter().enumerate() {
+        let ok = |n: &str| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control);
+        if !ok(&o.name) {
+            e.push(ConfigError::new(format!("operations[{i}].name"), format!("expected an operation name (1 to 256 characters), got {:?}", o.name)));
+        }
+        if o.also.is_empty() {
+            e.push(ConfigError::new(format!("operations[{i}].also"), "name at least one other operation measuring the same thing"));
+        }
+        for (j, n) in std::iter::once(&o.name).chain(&o.also).enumerate() {
+            if j > 0 && !ok(n) {
+                e.push(ConfigError::new(format!("operations[{i}].also"), format!("expected operation names (1 to 256 characters), got {n:?}")));
+            } else if let Some(first) = owner.insert(n.as_str(), i) {
+                e.push(ConfigError::new(format!("operations[{i}]"), format!("{n:?} is already linked by operations[{first}]")));
+            }
+        }
+    }
 }
 
 /// `[[accounts]]`: names usable as labels and unique, roles that are IAM role ARNs, regions
@@ -243,6 +285,9 @@ fn is_region(s: &str) -> bool {
 fn validate_budgets(c: &Config, e: &mut Vec<ConfigError>) {
     for (i, b) in c.budgets.iter().enumerate() {
         let key = |k: &str| format!("budgets[{i}].{k}");
+        if b.name == crate::model::alert::REGRESSION_ALERT_NAME {
+            e.push(ConfigError::new(key("name"), "LatencyRegression names the learned-baseline alerts ([anomaly]); choose another name"));
+        }
         let set = [b.p50, b.p90, b.p95, b.p99].iter().filter(|d| d.is_some()).count();
         if set != 1 {
             e.push(ConfigError::new(key("p95"), format!("set exactly one of p50, p90, p95, p99 (found {set})")));

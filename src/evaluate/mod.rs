@@ -1,8 +1,12 @@
-//! Evaluation: rolling windows and quantiles per series, budget matching, and the alert
-//! state machine. Pure decisions; the evaluator task is a thin shell around them.
+//! Evaluation: rolling windows and quantiles per series, budget matching, judgement against
+//! learned baselines, grouping alerts by cause, and the alert state machine. Pure decisions;
+//! the evaluator task is a thin shell around them.
 
 pub mod alert;
+pub mod anomaly;
 pub mod budgets;
+pub mod group;
+pub mod links;
 pub mod window;
 
 pub mod run;
@@ -14,15 +18,26 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct Shared {
     tx: Arc<watch::Sender<Arc<Vec<BudgetStatus>>>>,
+    anomalies: Arc<watch::Sender<Arc<Vec<AnomalyStatus>>>>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
-        Shared { tx: Arc::new(watch::channel(Arc::new(Vec::new())).0) }
+        Shared { tx: Arc::new(watch::channel(Arc::new(Vec::new())).0), anomalies: Arc::new(watch::channel(Arc::new(Vec::new())).0) }
     }
 }
 
 impl Shared {
+    pub fn set_anomalies(&self, anomalies: Arc<Vec<AnomalyStatus>>) {
+        self.anomalies.send_replace(anomalies);
+    }
+
+    /// Every series' judgement against its learned baseline at the last evaluation (empty
+    /// when `[anomaly]` is off).
+    pub fn anomalies(&self) -> Arc<Vec<AnomalyStatus>> {
+        self.anomalies.borrow().clone()
+    }
+
     pub fn set(&self, statuses: Vec<BudgetStatus>) {
         self.tx.send_replace(Arc::new(statuses));
     }
@@ -68,6 +83,41 @@ pub struct BudgetStatus {
     pub severity: String,
 }
 
+/// One series judged against its own past (`[anomaly]`), at the last evaluation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AnomalyStatus {
+    /// The account's name (`default` without `[[accounts]]`).
+    pub account: String,
+    /// The region (empty without `[[accounts]]`).
+    pub region: String,
+    pub env: String,
+    pub function: String,
+    pub operation: String,
+    /// p95 of the recent window (None: no event in it).
+    pub recent_p95_s: Option<f64>,
+    /// p95 of the baseline (None: no baseline yet).
+    pub baseline_p95_s: Option<f64>,
+    pub ratio: Option<f64>,
+    /// One-sided Mann–Whitney p (1 when not tested: cold, or under the ratio).
+    pub p_value: f64,
+    pub recent_samples: u64,
+    pub baseline_samples: u64,
+    /// The baseline's span (epoch ms), when it has one.
+    pub baseline_from_ms: Option<i64>,
+    pub baseline_to_ms: Option<i64>,
+    /// `hour_of_week` (the same hours of past weeks) or `trailing`.
+    pub baseline_kind: &'static str,
+    /// `cold` (too few events on a side), `normal` or `regression`.
+    pub verdict: &'static str,
+    /// Inactive, pending or firing.
+    pub state: crate::model::alert::AlertState,
+    /// The cause it belongs to (itself unless linked).
+    pub cause: String,
+    /// The operation whose alert explains this function-level one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<String>,
+}
+
 /// What one evaluation hands the metrics exposition (the Prometheus sink).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -77,6 +127,8 @@ pub struct Snapshot {
     pub windows: Vec<(window::SeriesKey, Option<WindowSummary>)>,
     /// The judged budgets.
     pub statuses: Arc<Vec<BudgetStatus>>,
+    /// Every series judged against its learned baseline.
+    pub anomalies: Arc<Vec<AnomalyStatus>>,
 }
 
 /// One series' window over `metrics.quantile_window`.

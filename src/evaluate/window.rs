@@ -138,16 +138,36 @@ impl Windows {
         self.series.is_empty()
     }
 
+    /// The series of one target (its sources): adjacent in the map, whose keys start with
+    /// the target's fields, so a range finds them without a pass over every series.
+    fn of_target<'a>(&'a self, t: &'a crate::model::alert::Target) -> impl Iterator<Item = &'a Series> + 'a {
+        let from = SeriesKey {
+            account: t.account.clone(),
+            region: t.region.clone(),
+            env: t.env.clone(),
+            function: t.function.clone(),
+            operation: t.operation.clone(),
+            source: String::new(),
+        };
+        self.series
+            .range(from..)
+            .take_while(move |(k, _)| k.account == t.account && k.region == t.region && k.env == t.env && k.function == t.function && k.operation == t.operation)
+            .map(|(_, s)| s)
+    }
+
+    /// The values of the (env, function, operation) in the window, across all its sources.
+    pub fn merged_values(&self, t: &crate::model::alert::Target, now_ms: i64, window_ms: i64) -> Vec<f64> {
+        self.of_target(t).flat_map(|s| s.window(now_ms, window_ms).0).collect()
+    }
+
     /// Stats of the (env, function, operation) across all its sources.
     pub fn merged(&self, t: &crate::model::alert::Target, now_ms: i64, window_ms: i64) -> WindowStats {
         let mut values = Vec::new();
         let mut errors = 0;
-        for (k, s) in &self.series {
-            if k.env == t.env && k.function == t.function && k.operation == t.operation && k.account == t.account && k.region == t.region {
-                let (v, e) = s.window(now_ms, window_ms);
-                values.extend(v);
-                errors += e;
-            }
+        for s in self.of_target(t) {
+            let (v, e) = s.window(now_ms, window_ms);
+            values.extend(v);
+            errors += e;
         }
         stats(values, errors)
     }
@@ -183,6 +203,23 @@ mod tests {
         assert_eq!(w.len(), 50);
         w.prune(100_000);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_target_merges_its_sources_and_only_them() {
+        let mut w = Windows::default();
+        let k = |env: &str, op: &str, source: &str| SeriesKey { env: env.into(), operation: op.into(), source: source.into(), ..key() };
+        w.insert(k("Dev", "op", "xray"), 1, 1.0, false);
+        w.insert(k("Dev", "op", "logs"), 2, 2.0, true);
+        w.insert(k("Dev", "op2", "xray"), 3, 30.0, false);
+        w.insert(k("Dev", "o", "xray"), 3, 40.0, false);
+        w.insert(k("PROD", "op", "xray"), 3, 50.0, false);
+        let t = crate::model::alert::Target::unscoped("Dev", "f", "op");
+        let s = w.merged(&t, 10, 100);
+        assert_eq!((s.count, s.max, s.error_rate), (2, 2.0, 0.5));
+        let mut v = w.merged_values(&t, 10, 100);
+        v.sort_by(f64::total_cmp);
+        assert_eq!(v, [1.0, 2.0]);
     }
 
     proptest! {

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/operations", get(operations))
         .route("/alerts", get(alerts))
         .route("/budgets", get(budgets))
+        .route("/anomalies", get(anomalies))
 }
 
 /// Parses a `since`-style duration parameter, bounded by `MAX_SINCE`.
@@ -59,7 +60,13 @@ async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQue
         region: q.region.filter(|r| !r.is_empty()),
     };
     let config = state.config.clone();
-    let report = run_bounded(&state, move |store| async move { Ok(top::report(&store, &filter, &config.budgets).await?) }).await?;
+    let (from_ms, to_ms) = (filter.from_ms, filter.to_ms);
+    let (report, links) = run_bounded(&state, move |store| async move {
+        let report = top::report(&store, &filter, &config.budgets).await?;
+        let links = crate::evaluate::links::read(&store, &config.operations, from_ms, to_ms).await?;
+        Ok((report, links))
+    })
+    .await?;
     let out: Vec<serde_json::Value> = report
         .operations
         .into_iter()
@@ -82,6 +89,48 @@ async fn operations(State(state): State<AppState>, Query(q): Query<OperationsQue
         "since": humantime::format_duration(since).to_string(),
         "approximate": report.approximate,
         "operations": out,
+        // Operations that time the same call: configured, and learned from the range's
+        // invocations (confirm a learned one with `[[operations]] also`).
+        "links": links.all(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomaliesQuery {
+    env: Option<String>,
+    function: Option<String>,
+    /// `regression`, `normal` or `cold`.
+    verdict: Option<String>,
+}
+
+/// Every series judged against its learned baseline at the last evaluation (`[anomaly]`),
+/// regressions first.
+async fn anomalies(State(state): State<AppState>, Query(q): Query<AnomaliesQuery>) -> Result<Json<serde_json::Value>, AppError> {
+    if let Some(v) = q.verdict.as_deref().filter(|v| !["regression", "normal", "cold"].contains(v)) {
+        return Err(AppError::BadRequest(format!("verdict: expected regression, normal or cold, got {v:?}")));
+    }
+    let keep = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w.is_empty() || w == have);
+    let mut rows: Vec<_> = state
+        .evaluation
+        .anomalies()
+        .iter()
+        .filter(|a| keep(&q.env, &a.env) && keep(&q.function, &a.function) && keep(&q.verdict, a.verdict))
+        .cloned()
+        .collect();
+    let rank = |v: &str| match v {
+        "regression" => 0,
+        "normal" => 1,
+        _ => 2,
+    };
+    rows.sort_by(|a, b| rank(a.verdict).cmp(&rank(b.verdict)).then(b.ratio.unwrap_or(0.0).total_cmp(&a.ratio.unwrap_or(0.0))));
+    let a = &state.config.anomaly;
+    Ok(Json(json!({
+        "enabled": a.enabled,
+        "window": humantime::format_duration(a.window).to_string(),
+        "baseline": humantime::format_duration(a.baseline).to_string(),
+        "seasonality": a.seasonality,
+        "anomalies": rows,
     })))
 }
 
@@ -97,7 +146,8 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>) -> 
     let from = now_ms() - duration_ms(since);
     let transitions = run_bounded(&state, move |store| async move { Ok(store.alert_transitions(from, 1000).await?) }).await?;
     let active: Vec<_> = state.evaluation.statuses().iter().filter(|s| s.state != AlertState::Inactive).cloned().collect();
-    Ok(Json(json!({ "active": active, "transitions": transitions })))
+    let regressions: Vec<_> = state.evaluation.anomalies().iter().filter(|a| a.state != AlertState::Inactive).cloned().collect();
+    Ok(Json(json!({ "active": active, "regressions": regressions, "transitions": transitions })))
 }
 
 /// Every configured budget, what it currently matches, and each match's status.

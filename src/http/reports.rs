@@ -87,7 +87,7 @@ async fn compare_handler(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<compare::CompareReport>, AppError> {
-    let p = Params::new(q, &["baseline", "candidate", "since", "from", "to", "env", "function", "account", "region", "baseline_range", "candidate_range"])?;
+    let p = Params::new(q, &["baseline", "candidate", "since", "from", "to", "env", "function", "account", "region", "baseline_range", "candidate_range", "group"])?;
     let now = now_ms();
     let range = p.range(&state, "7d", now)?;
     let mut query = compare::build_query(
@@ -101,6 +101,12 @@ async fn compare_handler(
         now,
     )?;
     (query.account, query.region) = (p.owned("account"), p.owned("region"));
+    query.group = match p.get("group") {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(AppError::BadRequest(format!("group: expected true or false, got {other:?}"))),
+    };
+    query.operations = state.config.operations.clone();
     for (side, what) in [(&query.baseline, "baseline_range"), (&query.candidate, "candidate_range")] {
         check_reach(&state, TimeRange { from_ms: side.from_ms, to_ms: side.to_ms }, now, what)?;
     }

@@ -194,10 +194,49 @@ async fn an_instant_out_of_range_is_a_400_not_a_hang() {
         "/api/v1/compare?baseline=PROD&candidate=Dev&baseline_range=9223372036854775806..9223372036854775807&candidate_range=1h..",
         "/api/v1/bottleneck?from=1970-01-01T00:00:00Z",
         "/api/v1/operations/f/o/history?since=99999999999999999d",
+        "/api/v1/anomalies?verdict=slow",
+        "/api/v1/anomalies?windw=15m",
+        "/api/v1/compare?baseline=PROD&candidate=Dev&group=maybe",
     ] {
         let (status, body) = tokio::time::timeout(Duration::from_secs(2), get(app(s.clone()), uri, None)).await.expect(uri);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
     }
+}
+
+/// The evaluator's latest judgements against learned baselines, filtered, regressions first.
+#[tokio::test]
+async fn anomalies_are_the_evaluators_latest_judgements() {
+    let s = state("").await;
+    let row = |op: &str, verdict: &'static str, ratio: f64| crate::evaluate::AnomalyStatus {
+        account: "default".into(),
+        region: String::new(),
+        env: "Dev".into(),
+        function: "GDSH".into(),
+        operation: op.into(),
+        recent_p95_s: Some(ratio),
+        baseline_p95_s: Some(1.0),
+        ratio: Some(ratio),
+        p_value: 0.5,
+        recent_samples: 40,
+        baseline_samples: 400,
+        baseline_from_ms: Some(0),
+        baseline_to_ms: Some(1),
+        baseline_kind: "trailing",
+        verdict,
+        state: crate::model::alert::AlertState::Inactive,
+        cause: op.into(),
+        explained_by: None,
+    };
+    s.evaluation.set_anomalies(std::sync::Arc::new(vec![row("A", "normal", 1.1), row("B", "regression", 2.0), row("C", "regression", 3.0)]));
+    let (status, body) = get(app(s.clone()), "/api/v1/anomalies?env=Dev", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ops: Vec<&str> = v["anomalies"].as_array().unwrap().iter().map(|a| a["operation"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["C", "B", "A"]);
+    let (_, body) = get(app(s.clone()), "/api/v1/anomalies?verdict=regression&function=GDSH", None).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["anomalies"].as_array().unwrap().len(), 2);
+    let (_, body) = get(app(s), "/api/v1/anomalies?env=PROD", None).await;
+    assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["anomalies"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]

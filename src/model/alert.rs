@@ -8,6 +8,10 @@ use std::time::Duration;
 /// `alertname` of every budget alert.
 pub const ALERT_NAME: &str = "LatencyBudgetExceeded";
 
+/// `alertname` of a regression against an operation's own past (learned baseline); also
+/// the `budget` column of its stored alert rows (no budget may take this name).
+pub const REGRESSION_ALERT_NAME: &str = "LatencyRegression";
+
 /// The quantiles budgets and the exposition name, with their label values.
 pub const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")];
 
@@ -176,6 +180,44 @@ pub struct AlertEvent {
     pub samples: u64,
     pub starts_at_ms: i64,
     pub ends_at_ms: Option<i64>,
+    /// What judged it: a budget, or the learned baseline.
+    pub regression: Option<Regression>,
+    /// Every alert folded into this one (linked operations measuring the same thing), with
+    /// its own numbers; empty when it stands alone.
+    pub evidence: Vec<Evidence>,
+    /// Function-level operations of the same function whose alerts this one explains (they
+    /// are not notified on their own).
+    pub explains: Vec<String>,
+}
+
+impl AlertEvent {
+    /// `LatencyBudgetExceeded` or `LatencyRegression`.
+    pub fn alertname(&self) -> &'static str {
+        if self.regression.is_some() { REGRESSION_ALERT_NAME } else { ALERT_NAME }
+    }
+}
+
+/// A regression's numbers against the learned baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regression {
+    pub baseline_p95_s: f64,
+    pub ratio: f64,
+    pub p_value: f64,
+    pub baseline_samples: u64,
+    /// The baseline's span: the earliest start and latest end of its ranges.
+    pub baseline_from_ms: i64,
+    pub baseline_to_ms: i64,
+    /// Whether the baseline is the same hours of past weeks (else the trailing span).
+    pub seasonal: bool,
+}
+
+/// One linked operation's side of a grouped alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub operation: String,
+    pub state: AlertState,
+    pub value_s: Option<f64>,
+    pub samples: u64,
 }
 
 #[cfg(test)]

@@ -46,6 +46,11 @@ pub struct CompareQuery {
     /// Only this account and region, on both sides (PROD against Dev in one region, say).
     pub account: Option<String>,
     pub region: Option<String>,
+    /// One row per cause (linked operations folded under it, function-level rows under
+    /// what explains them); false: every (function, operation) flat.
+    pub group: bool,
+    /// `[[operations]]` links (learned ones are read from the candidate's range).
+    pub operations: Vec<crate::config::OperationConfig>,
 }
 
 /// One side's numbers for a row.
@@ -88,6 +93,15 @@ pub struct CompareRow {
     pub bootstrap_p95: Option<Bootstrap>,
     pub significant: bool,
     pub verdict: Verdict,
+    /// Rows of operations that time the same call, folded under this one (grouped view).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<CompareRow>,
+    /// Function-level rows (`Lambda.Duration` and kin) this row's regression explains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explains: Vec<CompareRow>,
+    /// On a folded function-level row: the operation whose regression explains it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<String>,
 }
 
 /// A side as reported.
@@ -145,6 +159,8 @@ pub fn build_query(
         function: function.map(str::to_string),
         account: None,
         region: None,
+        group: true,
+        operations: Vec::new(),
     })
 }
 
@@ -194,6 +210,9 @@ pub fn compare_row(function: &str, operation: &str, mut b: Agg, mut c: Agg) -> C
         bootstrap_p95: None,
         significant: false,
         verdict: Verdict::InsufficientData,
+        linked: Vec::new(),
+        explains: Vec::new(),
+        explained_by: None,
     };
     if bs.count < MIN_SAMPLES || cs.count < MIN_SAMPLES {
         return row;
@@ -226,12 +245,10 @@ pub async fn report(store: &Store, q: &CompareQuery) -> Result<CompareReport, St
             compare_row(&k.0, &k.1, b, c)
         })
         .collect();
-    let rank = |v: Verdict| match v {
-        Verdict::Regression => 0,
-        Verdict::Improvement => 1,
-        Verdict::NoChange => 2,
-        Verdict::InsufficientData => 3,
-    };
+    if q.group {
+        let links = crate::evaluate::links::read(store, &q.operations, q.candidate.from_ms, q.candidate.to_ms).await?;
+        rows = by_cause(rows, &links);
+    }
     rows.sort_by(|a, b| {
         let (ca, cb) = (a.change_pct.p95.unwrap_or(0.0), b.change_pct.p95.unwrap_or(0.0));
         rank(a.verdict)
@@ -255,6 +272,55 @@ pub async fn report(store: &Store, q: &CompareQuery) -> Result<CompareReport, St
     })
 }
 
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Regression => 0,
+        Verdict::Improvement => 1,
+        Verdict::NoChange => 2,
+        Verdict::InsufficientData => 3,
+    }
+}
+
+/// One row per cause: rows of linked operations fold under the cause's row (the most
+/// telling verdict leads, the cause's own name first among equals), and a function-level
+/// regression folds under the largest regression of another operation of its function,
+/// which explains it.
+pub fn by_cause(rows: Vec<CompareRow>, links: &crate::cause::Links) -> Vec<CompareRow> {
+    let mut groups: BTreeMap<(String, String), Vec<CompareRow>> = BTreeMap::new();
+    for r in rows {
+        let cause = links.canonical(&r.function, &r.operation).to_string();
+        groups.entry((r.function.clone(), cause)).or_default().push(r);
+    }
+    let mut out: Vec<CompareRow> = Vec::new();
+    for ((_, cause), mut members) in groups {
+        members.sort_by_key(|r| (rank(r.verdict), r.operation != cause));
+        let mut lead = members.remove(0);
+        lead.linked = members;
+        out.push(lead);
+    }
+    // The explaining regression per function: the largest p95 change that is not itself
+    // function-level.
+    let mut explainer: BTreeMap<String, (String, f64)> = BTreeMap::new();
+    for r in out.iter().filter(|r| r.verdict == Verdict::Regression && !crate::cause::is_function_level(&r.operation)) {
+        let change = r.change_pct.p95.unwrap_or(0.0);
+        let e = explainer.entry(r.function.clone()).or_insert((r.operation.clone(), change));
+        if change > e.1 {
+            *e = (r.operation.clone(), change);
+        }
+    }
+    let (explained, mut kept): (Vec<CompareRow>, Vec<CompareRow>) = out.into_iter().partition(|r| {
+        r.verdict == Verdict::Regression && crate::cause::is_function_level(&r.operation) && explainer.contains_key(&r.function)
+    });
+    for mut r in explained {
+        let (op, _) = explainer[&r.function].clone();
+        r.explained_by = Some(op.clone());
+        if let Some(host) = kept.iter_mut().find(|k| k.function == r.function && k.operation == op) {
+            host.explains.push(r);
+        }
+    }
+    kept
+}
+
 fn describe(s: &SideInfo) -> String {
     format!("{} {} .. {}", s.env.as_deref().unwrap_or("all envs"), timestamp(s.from_ms), timestamp(s.to_ms))
 }
@@ -275,19 +341,31 @@ pub fn table(r: &CompareReport) -> String {
     }
     let mut t = Table::new().text("FUNCTION", 12).text("OPERATION", 12).num("N BASE/CAND");
     t = t.num("P95 BASE").num("P95 CAND").num("CHANGE").num("P-VALUE").text("VERDICT", 10);
-    for row in &r.rows {
-        t.row(vec![
+    let line = |row: &CompareRow, operation: String, verdict: String| {
+        vec![
             row.function.clone(),
-            row.operation.clone(),
+            operation,
             format!("{}/{}", row.baseline.count, row.candidate.count),
             secs(row.baseline.p95),
             secs(row.candidate.p95),
             row.change_pct.p95.map_or("-".into(), |p| format!("{p:+.0}%")),
             row.mann_whitney.map_or("-".into(), |m| if m.p_value < 0.001 { "<0.001".into() } else { format!("{:.3}", m.p_value) }),
-            verdict_text(row).into(),
-        ]);
+            verdict,
+        ]
+    };
+    for row in &r.rows {
+        t.row(line(row, row.operation.clone(), verdict_text(row).into()));
+        for l in &row.linked {
+            t.row(line(l, format!("  = {}", l.operation), format!("{} (same call)", verdict_text(l))));
+        }
+        for e in &row.explains {
+            t.row(line(e, format!("  > {}", e.operation), "explained".into()));
+        }
     }
     out.push_str(&t.render(WIDTH));
+    if r.rows.iter().any(|x| !x.linked.is_empty() || !x.explains.is_empty()) {
+        out.push_str("= another name for the same call; > a whole-invocation row this cause explains (--no-group: every row flat)\n");
+    }
     out
 }
 
@@ -312,7 +390,8 @@ pub fn csv(r: &CompareReport) -> String {
         "significant",
         "verdict",
     ]);
-    for x in &r.rows {
+    let flat: Vec<&CompareRow> = r.rows.iter().flat_map(|x| std::iter::once(x).chain(&x.linked).chain(&x.explains)).collect();
+    for x in flat {
         let verdict = serde_json::to_value(x.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         s.push_str(&csv_line(&[
             x.function.clone(),
@@ -347,6 +426,50 @@ mod tests {
         let mut a = Agg::default();
         values.into_iter().for_each(|v| a.push(v, false, false, false));
         a
+    }
+
+    fn judged(function: &str, operation: &str, verdict: Verdict, change: f64) -> CompareRow {
+        let mut r = compare_row(function, operation, Agg::default(), Agg::default());
+        r.verdict = verdict;
+        r.change_pct.p95 = Some(change);
+        r
+    }
+
+    /// Dev's Bedrock call slowed: the seven regression rows of one cause become one row, the
+    /// other name folded under it and the five whole-invocation rows explained by it; another
+    /// function's rows are untouched, and a function-level regression with no cause stays.
+    #[test]
+    fn rows_fold_into_one_per_cause() {
+        let gdsh = "GenerateDynamicScenarioHandler";
+        let mut rows = vec![judged(gdsh, "BedrockCallDuration", Verdict::Regression, 210.0), judged(gdsh, "Bedrock.InvokeModel", Verdict::Regression, 200.0)];
+        for op in crate::cause::FUNCTION_LEVEL {
+            rows.push(judged(gdsh, op, Verdict::Regression, 150.0));
+        }
+        rows.push(judged(gdsh, "Overhead", Verdict::NoChange, 1.0));
+        rows.push(judged("UpdateLeadHandler", "Lambda.Duration", Verdict::Regression, 40.0));
+        let links = crate::cause::Links::configured(&[crate::config::OperationConfig {
+            name: "Bedrock.InvokeModel".into(),
+            also: vec!["BedrockCallDuration".into()],
+        }]);
+        let out = by_cause(rows, &links);
+        let names: Vec<(&str, &str)> = out.iter().map(|r| (r.function.as_str(), r.operation.as_str())).collect();
+        assert_eq!(names, [(gdsh, "Bedrock.InvokeModel"), (gdsh, "Overhead"), ("UpdateLeadHandler", "Lambda.Duration")]);
+        let bedrock = &out[0];
+        assert_eq!(bedrock.linked.iter().map(|r| r.operation.as_str()).collect::<Vec<_>>(), ["BedrockCallDuration"]);
+        assert_eq!(bedrock.explains.len(), 5);
+        assert!(bedrock.explains.iter().all(|r| r.explained_by.as_deref() == Some("Bedrock.InvokeModel")));
+        assert!(out[2].explained_by.is_none(), "nothing explains it: it stays a row of its own");
+        let report = CompareReport {
+            baseline: SideInfo { env: Some("PROD".into()), from_ms: 0, to_ms: 1, approximate: false },
+            candidate: SideInfo { env: Some("Dev".into()), from_ms: 0, to_ms: 1, approximate: false },
+            alpha: ALPHA,
+            min_samples: MIN_SAMPLES,
+            min_change_pct: MIN_CHANGE_PCT,
+            rows: out,
+        };
+        let text = table(&report);
+        assert!(text.contains("  = BedrockCall") && text.contains("  > Lambda.Dur") && text.contains("explained"), "{text}");
+        assert_eq!(csv(&report).lines().count(), 1 + 9, "the CSV stays flat: every row, folded or not");
     }
 
     #[test]

@@ -145,33 +145,7 @@ impl Agg {
     }
 }
 
-/// A distribution as weighted atoms, ascending.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dist {
-    pub atoms: Vec<(f64, u64)>,
-    pub n: u64,
-    pub approximate: bool,
-}
-
-impl Dist {
-    /// The value of 1-based rank `rank` (clamped to 1..=n); 0 when empty.
-    pub fn at_rank(&self, rank: u64) -> f64 {
-        let rank = rank.clamp(1, self.n.max(1));
-        let mut seen = 0;
-        for (v, c) in &self.atoms {
-            seen += c;
-            if seen >= rank {
-                return *v;
-            }
-        }
-        self.atoms.last().map_or(0.0, |a| a.0)
-    }
-
-    /// Nearest-rank quantile.
-    pub fn quantile(&self, q: f64) -> f64 {
-        self.at_rank(crate::quantile::rank(q, self.n))
-    }
-}
+pub use crate::stats::Dist;
 
 /// What a selection read.
 #[derive(Debug, Default)]

@@ -3,19 +3,22 @@
 //! (long ranges, or hours raw retention no longer holds; the rule is in [`data`]).
 //!
 //! - [`top`]: the slowest operations, with their budgets.
+//! - [`anomalies`]: every operation against its learned baseline (and the reader the
+//!   evaluator gets its baselines through).
 //! - [`functions`]: whole invocations per function, cold starts, timeouts.
 //! - [`opstats`]: one operation by function and env (the seed's third query).
 //! - [`bottleneck`]: where the slowest traces' time went, drawn as a tree.
 //! - [`compare`]: two envs or two time ranges, per (function, operation), with significance.
 //! - [`history`]: one operation's percentiles over time (the API's plotting series).
 
+pub mod anomalies;
 pub mod bottleneck;
 pub mod compare;
 pub mod data;
 pub mod functions;
 pub mod history;
 pub mod opstats;
-pub mod significance;
+pub use crate::stats::significance;
 pub mod table;
 pub mod top;
 

@@ -68,6 +68,29 @@ pub struct TopReport {
     /// Some percentiles come from rollups (within 1 %) rather than every event.
     pub approximate: bool,
     pub operations: Vec<TopRow>,
+    /// Operations that time the same call (configured, and learned from the range's
+    /// invocations: confirm a learned one with `[[operations]] also`). Filled by callers
+    /// that ask for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::cause::Link>,
+}
+
+/// The links as lines under the table.
+pub fn links_text(links: &[crate::cause::Link]) -> String {
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nOperations timing the same call (one alert and one compare row per cause):\n");
+    for l in links {
+        let place = l.function.as_deref().map(|f| format!(" in {f}")).unwrap_or_default();
+        let how = if l.origin == "learned" {
+            format!("learned: {} shared invocations, {:.0} % near-equal; confirm with [[operations]] also", l.invocations, l.agreement * 100.0)
+        } else {
+            "configured".into()
+        };
+        out.push_str(&format!("  {} = {}{place} ({how})\n", l.also, l.name));
+    }
+    out
 }
 
 /// Rows sorted by p95, slowest first (no budgets).
@@ -145,7 +168,7 @@ pub async fn report(store: &Store, f: &Filter, budgets: &[BudgetConfig]) -> Resu
             .then_with(|| a.source.cmp(&b.source))
             .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
     });
-    Ok(TopReport { from_ms: f.from_ms, to_ms: f.to_ms, approximate, operations: out })
+    Ok(TopReport { from_ms: f.from_ms, to_ms: f.to_ms, approximate, operations: out, links: Vec::new() })
 }
 
 /// Renders rows as a table that fits 100 columns (budget columns when any row has one).

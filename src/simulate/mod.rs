@@ -21,7 +21,8 @@
 //! a run is asked to do, [`generate`] the executions, [`render`] their log lines and trace
 //! documents; unit-tested without I/O); this module is the command, and [`run`] the thin
 //! shell that creates the functions, versions and aliases ([`provision`]) and writes logs
-//! and traces ([`write`]) with the AWS SDK.
+//! and traces ([`write`]) with the AWS SDK; `--into-db` writes the history into a store
+//! instead, through the tailer's parser ([`into_db`]).
 
 use crate::clock::now_ms;
 use crate::hash::fnv1a as fnv;
@@ -39,6 +40,7 @@ use serde_json::{Value, json};
 mod app;
 mod provision;
 mod generate;
+mod into_db;
 mod options;
 mod render;
 mod write;
@@ -48,6 +50,7 @@ mod tests;
 pub use app::*;
 pub use provision::*;
 pub use generate::*;
+pub use into_db::write_into_db;
 pub use options::*;
 pub use render::*;
 use write::*;
@@ -110,6 +113,9 @@ pub struct Args {
     /// roles and Lambda functions and writes logs and traces there).
     #[arg(long = "i-know-this-is-a-real-account")]
     pub real_account: bool,
+    /// Write the history straight into this database file (the daemon's storage.path) instead of an AWS endpoint: the log lines the functions would print, read by the same parser as the tailer (no X-Ray). Quick: days of history in seconds. No AWS call is made.
+    #[arg(long)]
+    pub into_db: Option<PathBuf>,
 }
 
 const SIMULATE_HELP: &str = "LATENCY is a distribution, `lognormal(2.5s, 0.2)` (median, sigma), `normal(2.5s, 300ms)`,
@@ -261,7 +267,8 @@ impl Summary {
     }
 }
 
-/// Runs the command: exit code 0 done, 1 AWS failure, 2 bad options or refused endpoint.
+/// Runs the command: exit code 0 done, 1 AWS (or store) failure, 2 bad options or refused
+/// endpoint.
 pub fn main(args: Args) -> std::process::ExitCode {
     use std::process::ExitCode;
     let settings = match args.settings() {
@@ -274,6 +281,29 @@ pub fn main(args: Args) -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.into_db {
+        if args.follow || !args.account_roles.is_empty() {
+            eprintln!("simulate: --into-db writes history only: not with --follow or --account-role");
+            return ExitCode::from(2);
+        }
+        return match rt.block_on(write_into_db(path, settings)) {
+            Ok(summary) => {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("simulate: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut aws = crate::config::AwsConfig::default();
     if let Some(path) = &args.config {
         match crate::config::load_file_for(path, crate::config::Purpose::Offline) {
@@ -293,13 +323,6 @@ pub fn main(args: Args) -> std::process::ExitCode {
     if let Some(r) = &args.region {
         aws.region = r.clone();
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     // Where the SDK itself would send each call (flags, config, every standard variable and
     // profile setting, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS included).
     let endpoints = rt.block_on(async { crate::endpoints::resolved(&crate::aws::sdk_config(&aws).await).await });

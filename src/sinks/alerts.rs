@@ -6,7 +6,7 @@
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::alert::{ALERT_NAME, AlertEvent, Notification, Transition, quantile_label};
+use crate::model::alert::{AlertEvent, Notification, Transition, quantile_label};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -35,14 +35,17 @@ impl AlertEvent {
     /// identity it had before accounts existed.
     pub fn labels(&self) -> Value {
         let mut labels = json!({
-            "alertname": ALERT_NAME,
+            "alertname": self.alertname(),
             "env": self.env,
             "function": self.function,
             "operation": self.operation,
             "quantile": quantile_label(self.quantile),
             "severity": self.severity,
-            "budget": self.budget,
         });
+        // A regression is judged against no budget: its identity has none.
+        if self.regression.is_none() {
+            labels["budget"] = json!(self.budget);
+        }
         if !self.of_default_origin() {
             labels["account"] = json!(self.account);
             labels["region"] = json!(self.region);
@@ -56,6 +59,17 @@ impl AlertEvent {
         } else {
             format!("{}, {} {}", self.env, self.account, self.region)
         };
+        if let Some(r) = &self.regression {
+            return format!(
+                "p95 of {} in {} ({}) is {}, {:.1}× its baseline of {:.3}s",
+                self.operation,
+                self.function,
+                place,
+                self.value_s.map(|v| format!("{v:.3}s")).unwrap_or_else(|| "unknown".into()),
+                r.ratio,
+                r.baseline_p95_s
+            );
+        }
         format!(
             "p{} of {} in {} ({}) is {} against a budget of {}",
             (self.quantile * 100.0).round(),
@@ -78,6 +92,48 @@ impl AlertEvent {
     }
 
     fn annotations(&self, base: &str) -> Value {
+        let mut a = self.judgement_annotations(base);
+        if !self.evidence.is_empty() {
+            let each: Vec<String> = self
+                .evidence
+                .iter()
+                .map(|e| format!("{} {} ({} samples{})", e.operation, e.state, e.samples, e.value_s.map(|v| format!(", {v:.3}s")).unwrap_or_default()))
+                .collect();
+            a["evidence"] = json!(each.join("; "));
+        }
+        if !self.explains.is_empty() {
+            a["explains"] = json!(self.explains.join(", "));
+        }
+        a
+    }
+
+    fn judgement_annotations(&self, base: &str) -> Value {
+        if let Some(r) = &self.regression {
+            let range = format!(
+                "{} .. {}{}",
+                rfc3339(r.baseline_from_ms),
+                rfc3339(r.baseline_to_ms),
+                if r.seasonal { " (the same hours of past weeks)" } else { "" }
+            );
+            return json!({
+                "summary": self.summary(),
+                "description": format!(
+                    "{} samples in the last {} against {} in the baseline; one-sided Mann-Whitney p = {:.2e}.",
+                    self.samples,
+                    humantime::format_duration(self.window),
+                    r.baseline_samples,
+                    r.p_value
+                ),
+                "value": self.value_s.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                "baseline": format!("{:.3}", r.baseline_p95_s),
+                "ratio": format!("{:.2}", r.ratio),
+                "p_value": format!("{:.2e}", r.p_value),
+                "samples": self.samples.to_string(),
+                "baseline_samples": r.baseline_samples.to_string(),
+                "baseline_range": range,
+                "report": self.report_url(base),
+            });
+        }
         json!({
             "summary": self.summary(),
             "description": format!(
@@ -109,6 +165,9 @@ impl AlertEvent {
             "startsAt": rfc3339(self.starts_at_ms),
             "endsAt": self.ends_at_ms.map(rfc3339),
             "reportUrl": self.report_url(base),
+            "regression": self.regression,
+            "evidence": self.evidence,
+            "explains": self.explains,
         })
     }
 
@@ -192,9 +251,9 @@ pub fn spawn(config: Arc<Config>, metrics: Metrics, tracker: &TaskTracker, shutd
 fn log_transition(e: &AlertEvent) {
     let value = e.value_s.unwrap_or(f64::NAN);
     match e.state {
-        Transition::Firing => tracing::warn!(alert = ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, quantile = e.quantile, value_s = value, budget_s = e.budget_s, samples = e.samples, "Latency budget exceeded: alert firing."),
-        Transition::Resolved => tracing::info!(alert = ALERT_NAME, env = %e.env, function = %e.function, operation = %e.operation, budget_s = e.budget_s, "Latency back within budget: alert resolved."),
-        other => tracing::info!(alert = ALERT_NAME, state = other.name(), env = %e.env, function = %e.function, operation = %e.operation, value_s = value, budget_s = e.budget_s, "Alert state changed."),
+        Transition::Firing => tracing::warn!(alert = e.alertname(), env = %e.env, function = %e.function, operation = %e.operation, quantile = e.quantile, value_s = value, budget_s = e.budget_s, samples = e.samples, "Latency budget exceeded: alert firing."),
+        Transition::Resolved => tracing::info!(alert = e.alertname(), env = %e.env, function = %e.function, operation = %e.operation, budget_s = e.budget_s, "Latency back within budget: alert resolved."),
+        other => tracing::info!(alert = e.alertname(), state = other.name(), env = %e.env, function = %e.function, operation = %e.operation, value_s = value, budget_s = e.budget_s, "Alert state changed."),
     }
 }
 
@@ -270,6 +329,9 @@ mod tests {
             samples: 42,
             starts_at_ms: 1_795_341_600_000,
             ends_at_ms: None,
+            regression: None,
+            evidence: Vec::new(),
+            explains: Vec::new(),
         }
     }
 

@@ -13,10 +13,10 @@
 //! of an evaluation's exposition time. A test holds the two outputs byte for byte equal.
 
 use crate::evaluate::window::SeriesKey;
-use crate::evaluate::{BudgetStatus, Publish, Snapshot};
+use crate::evaluate::{AnomalyStatus, BudgetStatus, Publish, Snapshot};
 use crate::exposition::{family_head, line, push_label};
 use crate::metrics::Metrics;
-use crate::model::alert::{ALERT_NAME, AlertState, QUANTILES, quantile_label};
+use crate::model::alert::{ALERT_NAME, AlertState, QUANTILES, REGRESSION_ALERT_NAME, quantile_label};
 use prometheus::IntCounter;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +37,7 @@ const LATENCY: (&str, &str) = (
 );
 const BUDGET: (&str, &str) = ("sentinel_budget_seconds", "The latency budget that applies to each operation, at its quantile.");
 const ALERTS: (&str, &str) = ("sentinel_alerts", "1 for every pending or firing alert (like Prometheus's ALERTS).");
+const BASELINE: (&str, &str) = ("sentinel_baseline_seconds", "The learned baseline each operation is judged against ([anomaly]), at its quantile.");
 
 /// The per-series table and its rendered text; cheap to clone.
 #[derive(Clone)]
@@ -132,7 +133,7 @@ impl PrometheusSink {
                 });
             }
         }
-        let text = render(&table, &snapshot.statuses, m.render_len.load(Ordering::Relaxed));
+        let text = render(&table, &snapshot.statuses, &snapshot.anomalies, m.render_len.load(Ordering::Relaxed));
         drop(table);
         m.render_len.store(text.len(), Ordering::Relaxed);
         if let Ok(mut slot) = m.text.write() {
@@ -148,7 +149,7 @@ impl Publish for PrometheusSink {
 }
 
 /// The whole per-series text: families in name order, as a registry gathers them.
-fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_hint: usize) -> String {
+fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], anomalies: &[AnomalyStatus], size_hint: usize) -> String {
     let mut out = String::with_capacity(size_hint + 4096);
 
     // Alerts and budgets: one summary per label set without the quantile (the last status
@@ -165,6 +166,14 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
                 .insert(q, 1.0);
         }
     }
+    for a in anomalies {
+        if a.state != AlertState::Inactive {
+            alerts
+                .entry([&a.account, REGRESSION_ALERT_NAME, a.state.as_str(), &a.env, &a.function, &a.operation, &a.region, "warning"])
+                .or_default()
+                .insert(quantile_key(0.95), 1.0);
+        }
+    }
     // A registry leaves out families without a series; so does this.
     if !alerts.is_empty() {
         family_head(&mut out, ALERTS.0, ALERTS.1, "summary");
@@ -172,6 +181,20 @@ fn render(table: &BTreeMap<SeriesKey, Series>, statuses: &[BudgetStatus], size_h
     for (values, quantiles) in &alerts {
         let labels = label_text(&["account", "alertname", "alertstate", "env", "function", "operation", "region", "severity"], values);
         summary(&mut out, ALERTS.0, &labels, quantiles, 1, None);
+    }
+    // Baselines: a summary per series with one, at p95 (like the budgets beside them).
+    let mut baselines: BTreeMap<[&str; 5], BTreeMap<u64, f64>> = BTreeMap::new();
+    for a in anomalies {
+        if let Some(v) = a.baseline_p95_s {
+            baselines.entry([&a.account, &a.env, &a.function, &a.operation, &a.region]).or_default().insert(quantile_key(0.95), v);
+        }
+    }
+    if !baselines.is_empty() {
+        family_head(&mut out, BASELINE.0, BASELINE.1, "summary");
+    }
+    for (values, quantiles) in &baselines {
+        let labels = label_text(&["account", "env", "function", "operation", "region"], values);
+        summary(&mut out, BASELINE.0, &labels, quantiles, 1, None);
     }
     if !budgets.is_empty() {
         family_head(&mut out, BUDGET.0, BUDGET.1, "summary");
@@ -365,14 +388,16 @@ mod tests {
                     status("PROD", "dynamodb", 0.5, AlertState::Pending),
                     status("PROD", "Bedrock.InvokeModel", 0.95, AlertState::Inactive),
                 ]),
+                anomalies: Arc::default(),
             },
             // A new series with awkward labels, one past the cap (dropped), one gone from the windows.
             Snapshot {
                 observed: vec![(odd.clone(), vec![0.1, 0.2]), (key("Z", "over"), vec![1.0]), (key("Dev", "Bedrock.InvokeModel"), vec![0.75])],
                 windows: vec![(odd.clone(), window(vec![0.1, 0.2])), (key("Dev", "Bedrock.InvokeModel"), window(vec![0.75, 9.0]))],
                 statuses: Arc::new(vec![status("Dev", "Bedrock.InvokeModel", 0.95, AlertState::Inactive)]),
+                anomalies: Arc::default(),
             },
-            Snapshot { observed: vec![], windows: vec![], statuses: Arc::default() },
+            Snapshot { observed: vec![], windows: vec![], statuses: Arc::default(), anomalies: Arc::default() },
         ];
         for (i, snapshot) in evaluations.iter().enumerate() {
             sink.publish(snapshot);
@@ -399,9 +424,31 @@ mod tests {
             observed: vec![(key("Dev", "Bedrock.InvokeModel"), vec![9.2, 9.25, 9.0])],
             windows: vec![(key("Dev", "Bedrock.InvokeModel"), window(vec![9.2, 9.25, 9.0]))],
             statuses: Arc::new(vec![status("Dev", "Bedrock.InvokeModel", 0.95, AlertState::Firing)]),
+            anomalies: Arc::new(vec![crate::evaluate::AnomalyStatus {
+                account: "default".into(),
+                region: String::new(),
+                env: "Dev".into(),
+                function: "f".into(),
+                operation: "BedrockCallDuration".into(),
+                recent_p95_s: Some(9.25),
+                baseline_p95_s: Some(2.5),
+                ratio: Some(3.7),
+                p_value: 1e-9,
+                recent_samples: 40,
+                baseline_samples: 900,
+                baseline_from_ms: Some(0),
+                baseline_to_ms: Some(1),
+                baseline_kind: "trailing",
+                verdict: "regression",
+                state: AlertState::Firing,
+                cause: "Bedrock.InvokeModel".into(),
+                explained_by: None,
+            }]),
         });
         let text = String::from_utf8(sink.text().to_vec()).unwrap();
         assert!(text.contains("quantile=\"0.95\"} 9.25"), "{text}");
+        assert!(text.contains("# TYPE sentinel_baseline_seconds summary\nsentinel_baseline_seconds{account=\"default\",env=\"Dev\",function=\"f\",operation=\"BedrockCallDuration\",region=\"\",quantile=\"0.95\"} 2.5\n"), "{text}");
+        assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyRegression\",alertstate=\"firing\",env=\"Dev\",function=\"f\",operation=\"BedrockCallDuration\""), "{text}");
         assert!(text.contains("sentinel_alerts{account=\"default\",alertname=\"LatencyBudgetExceeded\",alertstate=\"firing\",env=\"Dev\""), "{text}");
         assert!(text.contains("severity=\"page\""), "{text}");
     }

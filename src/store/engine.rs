@@ -5,7 +5,7 @@
 
 use super::alerts::{AlertRow, TransitionRow};
 use super::attribution::{SlowTrace, StoredPath, TraceRange};
-use super::events::{EventFilter, EventRow, EventSelection, ScanColumns, ScannedEvent, WindowEvent};
+use super::events::{EventFilter, EventOrder, EventRow, EventSelection, ScanColumns, ScannedEvent, WindowEvent};
 use super::postgres::PgStore;
 use super::published::{Destination, Unpublished};
 use super::retention::{Purged, RetentionPlan};
@@ -169,8 +169,13 @@ impl Store {
     ) -> Result<Vec<(T, u64)>, StoreError> {
         either!(self, s => s.scan_events(sel, columns, init, each).await)
     }
+    /// The `limit` slowest events matching `f`, slowest first (earlier first among equals).
     pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
-        either!(self, s => s.slowest_events(f, limit).await)
+        either!(self, s => s.list_events(f, EventOrder::Slowest, limit).await)
+    }
+    /// The `limit` newest events matching `f` that belong to a known invocation.
+    pub async fn newest_invocation_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        either!(self, s => s.list_events(f, EventOrder::NewestOfInvocations, limit).await)
     }
     /// Saves alert changes; on PostgreSQL under `fence` (the evaluator's lease), refused
     /// when another node evaluates now.
@@ -264,6 +269,13 @@ impl Store {
     }
     pub async fn raw_hour_complete(&self, hour_ms: i64) -> Result<bool, StoreError> {
         either!(self, s => s.raw_hour_complete(hour_ms).await)
+    }
+    /// Judges `operation` of `function` only against events after `at_ms` from now on.
+    pub async fn reset_baseline(&self, function: &str, operation: &str, at_ms: i64) -> Result<(), StoreError> {
+        either!(self, s => s.reset_baseline(function, operation, at_ms).await)
+    }
+    pub async fn baseline_resets(&self) -> Result<Vec<super::baselines::BaselineReset>, StoreError> {
+        either!(self, s => s.baseline_resets().await)
     }
     pub async fn oldest_event_ms(&self) -> Result<Option<i64>, StoreError> {
         either!(self, s => s.oldest_event_ms().await)

@@ -199,12 +199,35 @@ pub struct EventRow {
     pub env: String,
     pub function: String,
     pub operation: String,
+    /// `logs` or `xray`.
+    pub source: String,
     pub duration_s: f64,
     pub request_id: Option<String>,
     pub trace_id: Option<String>,
     pub cold_start: bool,
     pub timeout: bool,
     pub error: bool,
+}
+
+/// Which events a listing returns first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOrder {
+    /// Slowest first (earlier first among equals).
+    Slowest,
+    /// Newest first, only events of a known invocation (a request or trace id): what
+    /// learning which operations time the same call reads.
+    NewestOfInvocations,
+}
+
+impl EventOrder {
+    /// The condition and ordering it adds (`e` the events, `duration` the duration's SQL,
+    /// `invocation` a column that is NULL without an invocation).
+    pub fn sql(self, duration: &str, invocation: &str) -> String {
+        match self {
+            EventOrder::Slowest => format!(" ORDER BY {duration} DESC, e.time_ms"),
+            EventOrder::NewestOfInvocations => format!(" AND {invocation} IS NOT NULL ORDER BY e.time_ms DESC"),
+        }
+    }
 }
 
 /// Which events: `operations` in `[from_ms, to_ms)`, optionally of one env, function,
@@ -345,12 +368,12 @@ impl SqliteStore {
         Ok(sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'), 0)").fetch_one(&self.pool).await?)
     }
 
-    /// The `limit` slowest events matching `f`, slowest first (earlier first among equals).
-    pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+    /// The first `limit` events matching `f` in `order`.
+    pub async fn list_events(&self, f: EventFilter<'_>, order: EventOrder, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let mut binds: Vec<Bind<'_>> = vec![Bind::Int(f.from_ms), Bind::Int(f.to_ms)];
         let (tables, range) = time_range_sql("e", 1, 2);
         let mut sql = format!(
-            "SELECT e.time_ms, s.env, s.function, s.operation, {DURATION_SQL}, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1, s.account, s.region \
+            "SELECT e.time_ms, s.env, s.function, s.operation, {DURATION_SQL}, {}, {}, (e.flags >> 1) & 1, (e.flags >> 2) & 1, e.flags & 1, s.account, s.region, s.source \
              FROM {tables} JOIN series s ON s.id = e.series LEFT JOIN invocations i ON i.id = e.invocation WHERE {range}",
             request_id_text_sql("i.request_id"),
             trace_id_text_sql("i.trace_id")
@@ -359,7 +382,8 @@ impl SqliteStore {
         sql.push_str(&filter);
         binds.extend(self::binds(&values));
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        sql.push_str(&format!(" ORDER BY {DURATION_SQL} DESC, e.time_ms LIMIT ?{}", binds.len()));
+        sql.push_str(&order.sql(DURATION_SQL, "e.invocation"));
+        sql.push_str(&format!(" LIMIT ?{}", binds.len()));
         let opt = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
         let mut out = Vec::new();
         scan(self, &sql, &binds, |r| {
@@ -367,6 +391,7 @@ impl SqliteStore {
                 time_ms: r.i64(0),
                 account: r.text(10).into_owned(),
                 region: r.text(11).into_owned(),
+                source: r.text(12).into_owned(),
                 env: r.text(1).into_owned(),
                 function: r.text(2).into_owned(),
                 operation: r.text(3).into_owned(),

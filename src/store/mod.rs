@@ -10,6 +10,7 @@
 
 pub(crate) mod aliases;
 pub mod alerts;
+pub mod baselines;
 mod engine;
 pub mod attribution;
 mod convert;

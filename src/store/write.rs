@@ -495,7 +495,7 @@ mod tests {
         let marked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE trace_id IS NOT NULL AND cold_start").fetch_one(store.pool()).await.unwrap();
         assert_eq!(marked, 2, "both events of the invocation, not the other request's");
         let filter = crate::store::events::EventFilter { from_ms: 0, to_ms: i64::MAX, env: None, function: None, account: None, region: None, operations: &[] };
-        let mut read: Vec<Option<String>> = store.slowest_events(filter, 10).await.unwrap().into_iter().map(|e| e.request_id).collect();
+        let mut read: Vec<Option<String>> = store.list_events(filter, crate::store::events::EventOrder::Slowest, 10).await.unwrap().into_iter().map(|e| e.request_id).collect();
         read.sort();
         assert_eq!(read, [Some(rid.to_string()), Some(rid.to_string()), Some("req-1".to_string())]);
     }

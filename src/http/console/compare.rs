@@ -60,7 +60,8 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
     if range.span_ms() > reach {
         return Err(AppError::BadRequest("since: reaches back further than the history kept (storage.rollup_retention)".into()));
     }
-    let query = compare::build_query(Some(baseline), Some(candidate), None, None, None, range, p("function"), now)?;
+    let mut query = compare::build_query(Some(baseline), Some(candidate), None, None, None, range, p("function"), now)?;
+    query.operations = state.config.operations.clone();
     let report = run_bounded(state, move |store| async move { Ok(compare::report(&store, &query).await?) }).await?;
     let mut rows = report.rows.clone();
     rows.sort_by_key(|r| match r.verdict {
@@ -110,6 +111,19 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
                         td.num { (r.mann_whitney.as_ref().map(|m| format!("{:.3}", m.p_value)).unwrap_or_else(|| "–".into())) }
                         td.num {
                             @if let Some(b) = &r.bootstrap_p95 { (secs(b.diff_s)) " [" (secs(b.low_s)) ", " (secs(b.high_s)) "]" } @else { "–" }
+                        }
+                    }
+                    // The cause's other names, and the whole-invocation rows it explains.
+                    @for (f, note) in r.linked.iter().map(|f| (f, "same call")).chain(r.explains.iter().map(|f| (f, "explained"))) {
+                        tr.folded data-operation=(f.operation) data-function=(f.function) data-folded-under=(r.operation) {
+                            td { span.small { (note) } }
+                            td { "↳ " a href=(operation_url(&f.function, &f.operation)) { (f.operation) } }
+                            td.num { (f.baseline.count) " / " (f.candidate.count) }
+                            td.num { (secs(f.baseline.p95)) }
+                            td.num { (secs(f.candidate.p95)) }
+                            td.num { (pct(f.change_pct.p95)) }
+                            td.num { (f.mann_whitney.as_ref().map(|m| format!("{:.3}", m.p_value)).unwrap_or_else(|| "–".into())) }
+                            td.num { "–" }
                         }
                     }
                 }

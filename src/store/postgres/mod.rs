@@ -3,6 +3,7 @@
 //! (`migrations/postgres/`, applied under sqlx's advisory lock, so two daemons starting at
 //! once never race), and the lease table the daemons split the work with ([`leases`]).
 
+mod baselines;
 mod alerts;
 mod attribution;
 mod aliases;

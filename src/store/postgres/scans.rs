@@ -4,7 +4,7 @@
 
 use super::PgStore;
 use crate::store::StoreError;
-use crate::store::events::{EventFilter, EventRow, EventSelection, ScanColumns, ScannedEvent, event_filter_sql};
+use crate::store::events::{EventFilter, EventOrder, EventRow, EventSelection, ScanColumns, ScannedEvent, event_filter_sql};
 use crate::store::portable::{Value, bind_values, numbered};
 use futures::TryStreamExt;
 use sqlx::Row;
@@ -58,28 +58,29 @@ impl PgStore {
         Ok(vec![(acc, n)])
     }
 
-    /// The `limit` slowest events matching `f`, slowest first (earlier first among equals).
-    pub async fn slowest_events(&self, f: EventFilter<'_>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+    /// The first `limit` events matching `f` in `order`.
+    pub async fn list_events(&self, f: EventFilter<'_>, order: EventOrder, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let (filter, values) = event_filter_sql(&f);
         let sql = numbered(&format!(
-            "SELECT e.time_ms, s.env, s.function, s.operation, e.duration_s, e.request_id, e.trace_id, e.flags, s.account, s.region \
-             FROM events e JOIN series s ON s.id = e.series WHERE e.time_ms >= ? AND e.time_ms < ?{filter} \
-             ORDER BY e.duration_s DESC, e.time_ms LIMIT ?"
+            "SELECT e.time_ms, s.env, s.function, s.operation, e.duration_s, e.request_id, e.trace_id, e.flags, s.account, s.region, s.source \
+             FROM events e JOIN series s ON s.id = e.series WHERE e.time_ms >= ? AND e.time_ms < ?{filter}{} LIMIT ?",
+            order.sql("e.duration_s", "COALESCE(e.request_id, e.trace_id)")
         ))
         .into_owned();
         let limit = Value::Int(i64::try_from(limit).unwrap_or(i64::MAX));
         let all = [Value::Int(f.from_ms), Value::Int(f.to_ms)].into_iter().chain(values).chain([limit]).collect::<Vec<_>>();
-        type Slow = (i64, String, String, String, f64, Option<String>, Option<String>, i16, String, String);
+        type Slow = (i64, String, String, String, f64, Option<String>, Option<String>, i16, String, String, String);
         let rows: Vec<Slow> = bind_values!(sqlx::query_as::<_, Slow>(sqlx::AssertSqlSafe(sql)), &all).fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
-            .map(|(time_ms, env, function, operation, duration_s, request_id, trace_id, flags, account, region)| EventRow {
+            .map(|(time_ms, env, function, operation, duration_s, request_id, trace_id, flags, account, region, source)| EventRow {
                 time_ms,
                 account,
                 region,
                 env,
                 function,
                 operation,
+                source,
                 duration_s,
                 request_id,
                 trace_id,

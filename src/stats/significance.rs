@@ -12,7 +12,7 @@
 //!
 //! Pure functions; no I/O.
 
-use super::data::Dist;
+use super::Dist;
 
 /// Resamples of the bootstrap.
 pub const RESAMPLES: usize = 2000;
@@ -215,12 +215,9 @@ pub fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::data::Agg;
 
     fn dist(v: &[f64]) -> Dist {
-        let mut a = Agg::default();
-        v.iter().for_each(|x| a.push(*x, false, false, false));
-        a.dist()
+        Dist::of_values(v)
     }
 
     #[test]
