@@ -227,7 +227,12 @@ async fn anomalies_are_the_evaluators_latest_judgements() {
         cause: op.into(),
         explained_by: None,
     };
-    s.evaluation.set_anomalies(std::sync::Arc::new(vec![row("A", "normal", 1.1), row("B", "regression", 2.0), row("C", "regression", 3.0)]));
+    let firing = crate::evaluate::AnomalyStatus { state: crate::model::alert::AlertState::Firing, ..row("C", "regression", 3.0) };
+    s.evaluation.set_anomalies(std::sync::Arc::new(vec![row("A", "normal", 1.1), row("B", "regression", 2.0), firing]));
+    // The console's board lists the firing regression with its baseline.
+    let (status, board) = get(app(s.clone()), "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(board.contains("GDSH / C") && board.contains("3.0× its baseline of 1.00s"), "{board}");
     let (status, body) = get(app(s.clone()), "/api/v1/anomalies?env=Dev", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -184,7 +184,9 @@ pub fn sort(rows: &mut [Row], by: Sort) {
 struct Active {
     status: &'static str,
     since_ms: i64,
-    s: BudgetStatus,
+    target: Target,
+    /// What judged it: "p95 9.1s over 5s" or "p95 9.1s, 2.9× its baseline of 3.1s".
+    what: String,
 }
 
 pub async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -222,9 +224,41 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
                 Some(Phase::Pending { active_at }) => *active_at,
                 _ => now,
             };
-            Active { status: s.state.as_str(), since_ms, s: s.clone() }
+            let what = format!("p{:.0} {} over {}", s.quantile * 100.0, s.observed_s.map(secs).unwrap_or_else(|| "–".into()), secs(s.budget_s));
+            Active { status: s.state.as_str(), since_ms, target, what }
         })
         .collect();
+    // Regressions against learned baselines ([anomaly]) as the evaluator last judged them,
+    // one per cause (its most advanced name), those a cause explains left out.
+    let anomalies = state.evaluation.anomalies();
+    let mut causes: std::collections::BTreeMap<Target, &crate::evaluate::AnomalyStatus> = std::collections::BTreeMap::new();
+    for a in anomalies.iter().filter(|a| a.state != AlertState::Inactive && a.explained_by.is_none()) {
+        let cause = Target { account: a.account.clone(), region: a.region.clone(), env: a.env.clone(), function: a.function.clone(), operation: a.cause.clone() };
+        let e = causes.entry(cause).or_insert(a);
+        if a.state > e.state {
+            *e = a;
+        }
+    }
+    active.extend(
+        causes
+            .into_iter()
+            .filter(|(t, _)| env.as_ref().is_none_or(|e| *e == t.env) && function.as_ref().is_none_or(|f| *f == t.function))
+            .map(|(cause, a)| {
+                let target = Target { operation: a.operation.clone(), ..cause.clone() };
+                let since_ms = match phases.get(&alert_key(crate::model::alert::REGRESSION_ALERT_NAME, &target)) {
+                    Some(Phase::Firing { fired_at, .. }) => *fired_at,
+                    Some(Phase::Pending { active_at }) => *active_at,
+                    _ => now,
+                };
+                let what = format!(
+                    "p95 {}, {:.1}× its baseline of {}",
+                    a.recent_p95_s.map(secs).unwrap_or_else(|| "–".into()),
+                    a.ratio.unwrap_or(0.0),
+                    a.baseline_p95_s.map(secs).unwrap_or_else(|| "–".into())
+                );
+                Active { status: a.state.as_str(), since_ms, target: cause, what }
+            }),
+    );
     active.sort_by_key(|a| (a.status != "firing", a.since_ms));
     let collector = health::summary(state, now);
     let envs: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.env.as_str()).collect();
@@ -254,11 +288,10 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
                     @for a in &active {
                         li class=(a.status) {
                             strong { (a.status.to_uppercase()) } " "
-                            a href=(operation_url(&a.s.function, &a.s.operation)) { (a.s.function) " / " (a.s.operation) }
-                            " in " (a.s.env)
-                            @if a.s.account != crate::model::DEFAULT_ACCOUNT { " (" (a.s.account) " " (a.s.region) ")" }
-                            ": p" (format!("{:.0}", a.s.quantile * 100.0)) " " (a.s.observed_s.map(secs).unwrap_or_else(|| "–".into()))
-                            " over " (secs(a.s.budget_s)) ", since " (ago(a.since_ms, now)) " ago"
+                            a href=(operation_url(&a.target.function, &a.target.operation)) { (a.target.function) " / " (a.target.operation) }
+                            " in " (a.target.env)
+                            @if a.target.account != crate::model::DEFAULT_ACCOUNT { " (" (a.target.account) " " (a.target.region) ")" }
+                            ": " (a.what) ", since " (ago(a.since_ms, now)) " ago"
                         }
                     }
                 }
