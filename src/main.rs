@@ -281,8 +281,14 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
             )
         }
         ReportCommand::Anomalies(_) => {
-            let filter = report::top::Filter { from_ms: range.from_ms, to_ms: range.to_ms, ..Default::default() };
-            let filter = report::top::Filter { env: sel.env.clone(), function: sel.function.clone(), account: sel.account.clone(), region: sel.region.clone(), ..filter };
+            let filter = report::top::Filter {
+                from_ms: range.from_ms,
+                to_ms: range.to_ms,
+                env: sel.env.clone(),
+                function: sel.function.clone(),
+                account: sel.account.clone(),
+                region: sel.region.clone(),
+            };
             let a = config.as_ref().map(|c| c.anomaly.clone()).unwrap_or_default();
             let rule = latency_sentinel::evaluate::anomaly::Rule::from_config(&a);
             let r = report::anomalies::report(&store, &rule, &filter, range.to_ms).await?;

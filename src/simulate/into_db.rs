@@ -86,8 +86,9 @@ fn parse_history(settings: Settings, deployment: Deployment, attributor: &Attrib
                 summary.last_event_ms = Some(summary.last_event_ms.map_or(l.time_ms, |t| t.max(l.time_ms)));
                 summary.log_events += 1;
                 let (_, next_id) = groups.entry(l.group.clone()).or_default();
-                // Zero-padded: within a millisecond, ids sort in write order, as CloudWatch's do.
-                let event_id = format!("{next_id:020}");
+                // Zero-padded: within a millisecond, ids sort in write order, as CloudWatch's do;
+                // the run's start first, so a second run into the same store adds its own.
+                let event_id = format!("{t0:015}{next_id:020}");
                 *next_id += 1;
                 pages.entry(l.group).or_default().push(PageEvent { stream: l.stream, time_ms: l.time_ms, event_id, message: l.message });
             }
