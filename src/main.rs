@@ -259,16 +259,16 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
             Format::Csv => csv(value),
         })
     }
+    let filter = report::top::Filter {
+        from_ms: range.from_ms,
+        to_ms: range.to_ms,
+        env: sel.env.clone(),
+        function: sel.function.clone(),
+        account: sel.account.clone(),
+        region: sel.region.clone(),
+    };
     match &cmd {
         ReportCommand::Top(_) => {
-            let filter = report::top::Filter {
-                from_ms: range.from_ms,
-                to_ms: range.to_ms,
-                env: sel.env.clone(),
-                function: sel.function.clone(),
-                account: sel.account.clone(),
-                region: sel.region.clone(),
-            };
             let budgets = config.as_ref().map_or(&[][..], |c| &c.budgets[..]);
             let mut r = report::top::report(&store, &filter, budgets).await?;
             let operations = config.as_ref().map_or(&[][..], |c| &c.operations[..]);
@@ -281,14 +281,6 @@ async fn report(cmd: ReportCommand) -> anyhow::Result<String> {
             )
         }
         ReportCommand::Anomalies(_) => {
-            let filter = report::top::Filter {
-                from_ms: range.from_ms,
-                to_ms: range.to_ms,
-                env: sel.env.clone(),
-                function: sel.function.clone(),
-                account: sel.account.clone(),
-                region: sel.region.clone(),
-            };
             let a = config.as_ref().map(|c| c.anomaly.clone()).unwrap_or_default();
             let rule = latency_sentinel::evaluate::anomaly::Rule::from_config(&a);
             let r = report::anomalies::report(&store, &rule, &filter, range.to_ms).await?;

@@ -107,6 +107,26 @@ pub enum Verdict {
     Regression,
 }
 
+impl Verdict {
+    /// `cold`, `normal` or `regression`: how statuses, reports and the API name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Cold => "cold",
+            Verdict::Normal => "normal",
+            Verdict::Regression => "regression",
+        }
+    }
+}
+
+/// Where a verdict's name sorts in a listing: regressions first, then normal, then cold.
+pub fn verdict_rank(verdict: &str) -> u8 {
+    match verdict {
+        "regression" => 0,
+        "normal" => 1,
+        _ => 2,
+    }
+}
+
 /// Judges the recent window's values against the baseline's.
 pub fn judge(recent: &Dist, baseline: &Dist, rule: &Rule) -> Judgement {
     let (recent_p95, baseline_p95) = (recent.quantile(0.95), baseline.quantile(0.95));

@@ -12,7 +12,7 @@ pub const SAMPLES: usize = 20_000;
 
 /// The links over `[from_ms, to_ms)`.
 pub async fn read(store: &Store, operations: &[OperationConfig], from_ms: i64, to_ms: i64) -> Result<Links, StoreError> {
-    let filter = EventFilter { from_ms, to_ms, env: None, function: None, account: None, region: None, operations: &[] };
+    let filter = EventFilter { from_ms, to_ms, ..EventFilter::default() };
     let rows = store.newest_invocation_events(filter, SAMPLES).await?;
     let samples: Vec<Sample> = rows
         .into_iter()

@@ -434,11 +434,7 @@ impl Evaluator {
                 baseline_from_ms: span.map(|s| s.0),
                 baseline_to_ms: span.map(|s| s.1),
                 baseline_kind: if seasonal { "hour_of_week" } else { "trailing" },
-                verdict: match jd.verdict {
-                    Verdict::Cold => "cold",
-                    Verdict::Normal => "normal",
-                    Verdict::Regression => "regression",
-                },
+                verdict: jd.verdict.as_str(),
                 state: next.state(),
                 cause: t.operation.clone(),
                 explained_by: None,

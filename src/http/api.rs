@@ -118,12 +118,8 @@ async fn anomalies(State(state): State<AppState>, Query(q): Query<AnomaliesQuery
         .filter(|a| keep(&q.env, &a.env) && keep(&q.function, &a.function) && keep(&q.verdict, a.verdict))
         .cloned()
         .collect();
-    let rank = |v: &str| match v {
-        "regression" => 0,
-        "normal" => 1,
-        _ => 2,
-    };
-    rows.sort_by(|a, b| rank(a.verdict).cmp(&rank(b.verdict)).then(b.ratio.unwrap_or(0.0).total_cmp(&a.ratio.unwrap_or(0.0))));
+    use crate::evaluate::anomaly::verdict_rank;
+    rows.sort_by(|a, b| verdict_rank(a.verdict).cmp(&verdict_rank(b.verdict)).then(b.ratio.unwrap_or(0.0).total_cmp(&a.ratio.unwrap_or(0.0))));
     let a = &state.config.anomaly;
     Ok(Json(json!({
         "enabled": a.enabled,

@@ -8,7 +8,7 @@ use super::table::{Table, WIDTH};
 use super::top::Filter;
 use super::{csv_line, secs};
 use crate::cause::is_cold_start;
-use crate::evaluate::anomaly::{Baselines, Rule, Verdict, judge, load_baselines};
+use crate::evaluate::anomaly::{Baselines, Rule, judge, load_baselines, verdict_rank};
 use crate::model::alert::Target;
 use crate::stats::Dist;
 use crate::store::{Store, StoreError};
@@ -105,11 +105,7 @@ pub async fn report(store: &Store, rule: &Rule, f: &Filter, now: i64) -> Result<
             let j = judge(&r, base, rule);
             let span = set.span_of(&t.function, &t.operation);
             AnomalyRow {
-                verdict: match j.verdict {
-                    Verdict::Cold => "cold",
-                    Verdict::Normal => "normal",
-                    Verdict::Regression => "regression",
-                },
+                verdict: j.verdict.as_str(),
                 recent_p95_s: j.recent_p95,
                 baseline_p95_s: j.baseline_p95,
                 ratio: j.ratio,
@@ -127,12 +123,7 @@ pub async fn report(store: &Store, rule: &Rule, f: &Filter, now: i64) -> Result<
             }
         })
         .collect();
-    let rank = |v: &str| match v {
-        "regression" => 0,
-        "normal" => 1,
-        _ => 2,
-    };
-    rows.sort_by(|a, b| rank(a.verdict).cmp(&rank(b.verdict)).then(b.ratio.total_cmp(&a.ratio)).then_with(|| (&a.env, &a.function, &a.operation).cmp(&(&b.env, &b.function, &b.operation))));
+    rows.sort_by(|a, b| verdict_rank(a.verdict).cmp(&verdict_rank(b.verdict)).then(b.ratio.total_cmp(&a.ratio)).then_with(|| (&a.env, &a.function, &a.operation).cmp(&(&b.env, &b.function, &b.operation))));
     Ok(AnomalyReport { now_ms: now, window_s: rule.window_ms as f64 / 1000.0, operations: rows })
 }
 

@@ -213,17 +213,19 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
     let mut rows = rows(window, spark, &statuses, &state.config.budgets);
     sort(&mut rows, by);
     let phases: HashMap<String, Phase> = phases.into_iter().collect();
+    // Since when an alert is active, from its stored phase (now when none is stored yet).
+    let since = |key: String| match phases.get(&key) {
+        Some(Phase::Firing { fired_at, .. }) => *fired_at,
+        Some(Phase::Pending { active_at }) => *active_at,
+        _ => now,
+    };
     let mut active: Vec<Active> = statuses
         .iter()
         .filter(|s| s.state != AlertState::Inactive)
         .filter(|s| env.as_ref().is_none_or(|e| *e == s.env) && function.as_ref().is_none_or(|f| *f == s.function))
         .map(|s| {
             let target = Target { account: s.account.clone(), region: s.region.clone(), env: s.env.clone(), function: s.function.clone(), operation: s.operation.clone() };
-            let since_ms = match phases.get(&alert_key(&s.budget, &target)) {
-                Some(Phase::Firing { fired_at, .. }) => *fired_at,
-                Some(Phase::Pending { active_at }) => *active_at,
-                _ => now,
-            };
+            let since_ms = since(alert_key(&s.budget, &target));
             let what = format!("p{:.0} {} over {}", s.quantile * 100.0, s.observed_s.map(secs).unwrap_or_else(|| "–".into()), secs(s.budget_s));
             Active { status: s.state.as_str(), since_ms, target, what }
         })
@@ -245,11 +247,7 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
             .filter(|(t, _)| env.as_ref().is_none_or(|e| *e == t.env) && function.as_ref().is_none_or(|f| *f == t.function))
             .map(|(cause, a)| {
                 let target = Target { operation: a.operation.clone(), ..cause.clone() };
-                let since_ms = match phases.get(&alert_key(crate::model::alert::REGRESSION_ALERT_NAME, &target)) {
-                    Some(Phase::Firing { fired_at, .. }) => *fired_at,
-                    Some(Phase::Pending { active_at }) => *active_at,
-                    _ => now,
-                };
+                let since_ms = since(alert_key(crate::model::alert::REGRESSION_ALERT_NAME, &target));
                 let what = format!(
                     "p95 {}, {:.1}× its baseline of {}",
                     a.recent_p95_s.map(secs).unwrap_or_else(|| "–".into()),

@@ -63,13 +63,8 @@ async fn render(state: &AppState, q: HashMap<String, String>) -> Result<Markup, 
     let mut query = compare::build_query(Some(baseline), Some(candidate), None, None, None, range, p("function"), now)?;
     query.operations = state.config.operations.clone();
     let report = run_bounded(state, move |store| async move { Ok(compare::report(&store, &query).await?) }).await?;
-    let mut rows = report.rows.clone();
-    rows.sort_by_key(|r| match r.verdict {
-        Verdict::Regression => 0,
-        Verdict::Improvement => 1,
-        Verdict::NoChange => 2,
-        Verdict::InsufficientData => 3,
-    });
+    // Ordered by the report: regressions first, as the table and chart show them.
+    let rows = report.rows.clone();
     let pct = |v: Option<f64>| v.map(|v| format!("{v:+.0}%")).unwrap_or_else(|| "–".into());
     Ok(layout::page("Compare", "/ui/compare", state, html! {
         h1 { (candidate) " against " (baseline) }
